@@ -1,0 +1,78 @@
+"""Experiment configs: TOML files in ``configs/``.
+
+A config has a ``name``, a ``[setting]`` table (n_bidders, n_items, support), an optional
+``[participation]`` table (``independent = [...]`` or ``profiles``/``probabilities``; absent means
+fixed bidders), a ``[net]`` table (``kind`` and that kind's hyper-parameters) and a ``[train]`` table.
+``base = "other.toml"`` (relative to the file) inherits every table and overrides the fields given:
+one documented base config, one thin file per experiment.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zkauction.setting import AuctionSetting, ParticipationModel, SettingError
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used, naming the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    setting: AuctionSetting
+    participation: ParticipationModel
+    net: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The merged TOML dict of ``path`` and its ``base`` chain."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: 'base' chain loops back to itself")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    base = d.pop("base", None)
+    if base is not None:
+        d = _merge(read_config_dict(path.parent / base, _seen + (path,)), d)
+    return d
+
+
+def config_from_dict(d: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    if "setting" not in d:
+        raise ConfigError(f"{source}: missing [setting] table")
+    try:
+        setting = AuctionSetting.from_dict(d["setting"])
+        participation = ParticipationModel.from_dict(d.get("participation", {}), setting.n)
+    except SettingError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    name = d.get("name") or Path(source).stem
+    return ExperimentConfig(
+        name=str(name),
+        setting=setting,
+        participation=participation,
+        net=dict(d.get("net", {})),
+        train=dict(d.get("train", {})),
+        raw=d,
+    )
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    return config_from_dict(read_config_dict(path), str(path))
