@@ -1,0 +1,207 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zkauction import load_auction
+from zkauction.ama import AffineMaximizerAuction, full_menu, hard_revenue, mv_menu_ama, train_ama
+from zkauction.config import config_from_dict, load_config
+from zkauction.setting import AuctionSetting, ParticipationModel
+
+MV_REVENUE = 0.54920  # Manelli-Vincent, 1x2 U[0,1] (REFERENCE.md)
+
+
+def random_ama(n: int, m: int, menu: str = "full", menu_size: int = 0, seed: int = 0) -> AffineMaximizerAuction:
+    torch.manual_seed(seed)
+    participation = ParticipationModel.independent([0.6] * n)
+    net = AffineMaximizerAuction(
+        AuctionSetting(n, m), participation, menu=menu, menu_size=menu_size, learn_weights=True, seed=seed
+    )
+    with torch.no_grad():
+        net.boosts.normal_(0.0, 0.3)
+        net.log_weights.normal_(0.0, 0.2)
+    return net.eval()
+
+
+def random_bids(n: int, m: int, k: int, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    bids = torch.rand(k, n, m, generator=gen)
+    absent = torch.rand(k, n, generator=gen) < 0.3
+    return bids * (~absent)[:, :, None]
+
+
+@pytest.mark.parametrize("n, m, menu, size", [(1, 2, "full", 0), (2, 2, "full", 0), (3, 2, "full", 0), (3, 5, "learned", 32)])
+def test_contract_feasible_ir_absent(n, m, menu, size):
+    net = random_ama(n, m, menu, size)
+    bids = random_bids(n, m, 4000)
+    allocation, payment = net(bids)
+    assert allocation.shape == (4000, n, m) and payment.shape == (4000, n)
+    assert (allocation >= 0).all()
+    assert (allocation.sum(dim=1) <= 1 + 1e-6).all(), "an item is allocated more than once"
+    value = (allocation * bids).sum(dim=-1)
+    assert (payment >= -1e-6).all()
+    assert (payment <= value + 1e-5).all(), "individual rationality violated"
+    absent = (bids == 0).all(dim=-1)
+    assert absent.any()
+    assert (allocation[absent] == 0).all() and (payment[absent] == 0).all()
+
+
+@pytest.mark.parametrize("n, m, menu, size", [(2, 2, "full", 0), (3, 5, "learned", 32)])
+def test_exactly_one_menu_entry_is_chosen(n, m, menu, size):
+    net = random_ama(n, m, menu, size)
+    bids = random_bids(n, m, 2000)
+    score, _, present = net.scores(bids, net._eval_values)
+    chosen = net.select(score)
+    assert torch.equal(chosen.sum(dim=1), torch.ones(2000))
+    assert set(chosen.unique().tolist()) <= {0.0, 1.0}
+    # The chosen entry attains the maximum score, and the allocation is that entry (absent rows dropped).
+    k = chosen.argmax(dim=1)
+    assert torch.equal(score.gather(1, k[:, None])[:, 0], score.max(dim=1).values)
+    allocation, _ = net(bids)
+    expected = net.allocation_menu()[k] * present[:, :, None]
+    assert torch.allclose(allocation, expected, atol=1e-6)
+
+
+def test_ties_pick_the_lowest_index():
+    net = random_ama(2, 2)
+    score = torch.tensor([[0.5, 1.0, 1.0, 0.2, 1.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 9, [2.0] + [0.0] * 8])
+    chosen = net.select(score)
+    assert chosen.argmax(dim=1).tolist() == [1, 0, 0]
+    assert torch.equal(chosen.sum(dim=1), torch.ones(3))
+    # Identical bids and zero boosts make many entries tie; still exactly one entry is chosen.
+    with torch.no_grad():
+        net.boosts.zero_()
+        net.log_weights.zero_()
+    net.eval()
+    allocation, payment = net(torch.full((5, 2, 2), 0.5))
+    assert torch.equal(allocation.sum(dim=1), torch.ones(5, 2))
+
+
+def test_full_menu_lists_every_deterministic_allocation():
+    menu = full_menu(2, 2)
+    assert menu.shape == (9, 2, 2)
+    assert len({tuple(a.flatten().tolist()) for a in menu}) == 9
+    assert (menu[0] == 0).all()
+    assert ((menu.sum(dim=1) <= 1)).all()
+
+
+def test_payment_is_independent_of_own_bid_for_the_same_entry():
+    # Why regret is exactly zero in floating point: S^{-i} never involves bidder i's bid.
+    net = random_ama(2, 2)
+    bids = torch.tensor([[[0.9, 0.8], [0.3, 0.2]]])
+    alloc, pay = net(bids)
+    for scale in (1.0001, 1.01):
+        alloc2, pay2 = net(bids * torch.tensor([[[scale], [1.0]]]))
+        if torch.equal(alloc, alloc2):
+            assert pay2[0, 0] == pay[0, 0]
+
+
+def test_mv_menu_revenue_by_grid_and_monte_carlo():
+    net = mv_menu_ama()
+    # Midpoint rule on a 2000 x 2000 grid: the 1-bidder expected revenue is a plain 2-d integral.
+    N = 2000
+    x = (torch.arange(N) + 0.5) / N
+    grid = torch.stack(torch.meshgrid(x, x, indexing="ij"), dim=-1).reshape(-1, 1, 2)
+    revenue_grid, _ = hard_revenue(net, grid, chunk=500_000)
+    assert abs(revenue_grid - MV_REVENUE) < 5e-4
+    bids = AuctionSetting(1, 2).sample_values(400_000, generator=torch.Generator().manual_seed(3))
+    mean, se = hard_revenue(net, bids)
+    assert abs(mean - MV_REVENUE) < 4 * se
+
+
+def test_soft_relaxation_is_individually_rational():
+    # The entropic relaxation is itself a truthful IR mechanism, so training cannot exploit it.
+    net = random_ama(3, 5, "learned", 32).train()
+    net.temperature = 0.05
+    bids = random_bids(3, 5, 2000)
+    allocation, payment = net(bids)
+    value = (allocation * bids).sum(dim=-1)
+    assert (payment <= value + 1e-5).all()
+    assert (allocation.sum(dim=1) <= 1 + 1e-6).all()
+
+
+def test_train_save_load_roundtrip(tmp_path):
+    config = config_from_dict(
+        {
+            "name": "tiny",
+            "setting": {"n_bidders": 2, "n_items": 2},
+            "participation": {"independent": [0.5, 0.7]},
+            "net": {"kind": "ama", "menu": "full"},
+            "train": {"steps": 30, "batch_size": 256, "eval_every": 10, "eval_size": 2000},
+        }
+    )
+    net = train_ama(config, tmp_path / "ama", progress=False)
+    loaded = load_auction(tmp_path / "ama")
+    assert isinstance(loaded, AffineMaximizerAuction) and not loaded.training
+    bids = random_bids(2, 2, 500)
+    for a, b in zip(net(bids), loaded(bids)):
+        assert torch.equal(a, b)
+    assert not (tmp_path / "ama" / "train_state.pt").exists()
+    assert (tmp_path / "ama" / "metrics.json").is_file()
+
+
+def test_learned_menu_roundtrip_keeps_eval_constants(tmp_path):
+    from zkauction.checkpoint import save_checkpoint
+
+    net = random_ama(3, 4, "learned", 16)
+    with torch.no_grad():
+        net.menu_logits.normal_()
+    net.eval()
+    save_checkpoint(net, tmp_path / "m")
+    loaded = load_auction(tmp_path / "m")
+    bids = random_bids(3, 4, 300)
+    for a, b in zip(net(bids), loaded(bids)):
+        assert torch.equal(a, b)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="full menu"):
+        AffineMaximizerAuction(AuctionSetting(3, 10), menu="full")
+    with pytest.raises(ValueError, match="menu must be"):
+        AffineMaximizerAuction(AuctionSetting(2, 2), menu="weird")
+
+
+@pytest.mark.parametrize("name", ["ama_1x2_uniform", "ama_2x2_uniform", "ama_2x2_scenario1", "ama_3x10_uniform"])
+def test_shipped_configs_build(root, name):
+    from zkauction.ama import build_ama
+
+    net = build_ama(load_config(root / "configs" / f"{name}.toml"))
+    assert net.kind == "ama"
+
+
+def _export(net: AffineMaximizerAuction, path) -> None:
+    """Per-bidder inputs [1, m + 1] with the salt slot sliced off (DESIGN.md, ONNX contract)."""
+
+    class PerBidder(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *xs):
+            return self.inner(torch.stack([x[:, :-1] for x in xs], dim=1))
+
+    wrapper = PerBidder(net).eval()
+    n, m = net.setting.n, net.setting.m
+    args = tuple(torch.rand(1, m + 1) for _ in range(n))
+    torch.onnx.export(
+        wrapper, args, str(path), input_names=[f"bidder_{i}" for i in range(n)],
+        output_names=["allocation", "payment"], dynamo=False, opset_version=17,
+    )
+    wrapper.eval()
+
+
+@pytest.mark.parametrize("n, m, menu, size", [(2, 2, "full", 0), (3, 4, "learned", 16)])
+def test_onnx_export_agrees_with_torch(tmp_path, n, m, menu, size):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    net = random_ama(n, m, menu, size)
+    _export(net, tmp_path / "ama.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "ama.onnx"))
+    bids = random_bids(n, m, 300)
+    salt = torch.rand(300, n, 1)
+    for b in range(300):
+        feeds = {f"bidder_{i}": torch.cat([bids[b, i], salt[b, i]])[None].numpy() for i in range(n)}
+        allocation, payment = session.run(None, feeds)
+        a, p = net(bids[b : b + 1])
+        np.testing.assert_allclose(allocation, a.detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(payment, p.detach().numpy(), atol=1e-5)
