@@ -35,7 +35,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 _NET_KINDS: dict[str, type["AuctionNet"]] = {}
 # Modules that define auction kinds; imported on demand by :func:`net_class`.
-_NET_MODULES = ("zkauction.nets", "zkauction.ama")
+_NET_MODULES = ("zkauction.nets", "zkauction.baselines", "zkauction.ama")
 
 
 def register_net(kind: str) -> Callable[[type["AuctionNet"]], type["AuctionNet"]]:

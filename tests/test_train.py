@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from zkauction.checkpoint import load_auction, read_metrics
+from zkauction.config import ConfigError, load_config
+from zkauction.data import sample_tweaked
+from zkauction.train import PAPER_LRS, STATE_FILE, TrainConfig, loss_fn, train
+
+
+def test_loss_has_the_corrected_sign():
+    rev = torch.tensor(0.8)
+    low, high = loss_fn(rev, torch.tensor(1e-4), 1.0), loss_fn(rev, torch.tensor(1e-2), 1.0)
+    assert high > low  # more regret, more loss
+    assert loss_fn(torch.tensor(0.9), torch.tensor(1e-4), 1.0) < low  # more revenue, less loss
+    r = torch.tensor(0.01)
+    assert abs((loss_fn(rev, r, 5.0) - loss_fn(rev, r, 0.0)).item() - 0.05) < 1e-6
+
+
+def test_default_schedule_is_the_papers():
+    ph = TrainConfig(iterations=300).schedule()
+    assert [p.lr for p in ph] == list(PAPER_LRS) and [p.iterations for p in ph] == [100, 100, 100]
+    ph = TrainConfig.from_dict({"phases": [{"iterations": 5, "lr": 1e-3}, {"iterations": 2, "regret_weight": 9}]}).schedule()
+    assert ph[1].lr == 1e-3 and ph[1].regret_weight == 9 and ph[0].regret_weight == 1.0
+    with pytest.raises(ConfigError, match="unknown key"):
+        TrainConfig.from_dict({"iters": 3})
+    with pytest.raises(ConfigError, match="phase 0"):
+        TrainConfig.from_dict({"phases": [{"lr": 1e-3}]})
+
+
+@pytest.fixture
+def tiny(root):
+    return load_config(root / "configs" / "tiny.toml")
+
+
+def test_train_writes_checkpoint_and_net_honours_contract(tiny, tmp_path):
+    net = train(tiny, tmp_path / "t", progress=False, command="test")
+    for f in ("config.json", "weights.pt", "metrics.json", "train_log.jsonl", STATE_FILE):
+        assert (tmp_path / "t" / f).is_file()
+    m = read_metrics(tmp_path / "t")
+    assert m["command"] == "test" and m["iterations"] == 30 and "evaluation" in m
+    assert {x["profile"] for x in m["evaluation"]["per_profile"]} == {"11", "10", "01", "00"}
+    loaded = load_auction(tmp_path / "t")
+    data = sample_tweaked(tiny.setting, tiny.participation, 3000, seed=9)
+    with torch.no_grad():
+        a1, p1 = net(data.values)
+        a2, p2 = loaded(data.values)
+    assert torch.equal(a1, a2) and torch.equal(p1, p2)
+
+
+def test_resume_continues_exactly(tiny, tmp_path):
+    full = train(tiny, tmp_path / "full", progress=False, evaluate_at_end=False)
+    train(tiny, tmp_path / "part", progress=False, evaluate_at_end=False, stop_after=20)
+    assert not (tmp_path / "part" / "metrics.json").exists() or "evaluation" not in read_metrics(tmp_path / "part")
+    resumed = train(tiny, tmp_path / "part", progress=False, evaluate_at_end=False, resume=True)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+    lines = (tmp_path / "part" / "train_log.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # iterations 10, 20 (first call) and 30 (resumed)
+
+
+def test_resume_refuses_a_different_config(tiny, tmp_path):
+    train(tiny, tmp_path / "x", progress=False, evaluate_at_end=False, stop_after=10)
+    from zkauction.config import config_from_dict
+
+    raw = dict(tiny.raw)
+    raw["train"] = dict(raw["train"], seed=5)
+    with pytest.raises(ConfigError, match="different config"):
+        train(config_from_dict(raw), tmp_path / "x", progress=False, resume=True)

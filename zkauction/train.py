@@ -1,0 +1,310 @@
+"""Training (paper, section 5.4): maximise revenue on the tweaked dataset while an attacker keeps the
+regret honest.
+
+Loss, per minibatch: ``-(sqrt(rev) - sqrt(rgt)) + regret_weight * rgt`` with rev the mean total
+payment and rgt the mean total regret (sum over bidders) of the attacker's misreports. The paper
+prints ``- rgt``; the term is meant to favour low regret, so the sign is a typo (shared/DESIGN.md).
+
+Schedule: a list of phases, each ``{iterations, lr, regret_weight, misreport_steps}`` (fields left
+out keep the previous phase's value). The default is the paper's: the run split in three equal
+phases at lr 5e-4, 5e-5, 5e-6. A last phase with a large ``regret_weight`` and more misreport steps
+is how the shipped nets push regret down before the evaluation-grade attack sees them.
+
+The ``[train]`` table of an experiment config (all optional; defaults in :class:`TrainConfig`)::
+
+    seed = 0
+    dataset_size = 20000          # K, the tweaked dataset (section 5.1)
+    batch_size = 512
+    iterations = 3000             # used when `phases` is absent: split in thirds at 5e-4/5e-5/5e-6
+    regret_weight = 1.0
+    attacker = "gradient"         # or "network" (the paper's misreport MLP, section 5.3)
+    misreport_steps = 25          # gradient: Adam steps per iteration, warm-started per frame
+    misreport_lr = 0.05           # gradient: in units of the support width; network: Adam lr
+    misreport_depth = 7           # network attacker only
+    misreport_width = 100
+    misreport_patience = 100
+    log_every = 50
+    checkpoint_every = 500
+    threads = 1                   # torch threads (the CPU is shared)
+    phases = [ {iterations = 2000, lr = 1e-3}, {iterations = 500, lr = 1e-4, regret_weight = 50} ]
+    [train.evaluation]            # the evaluation written to metrics.json at the end
+    n_revenue = 100000
+    n_regret = 1000
+
+Outputs in ``out``: config.json and weights.pt (:mod:`zkauction.checkpoint`), train_log.jsonl (one
+line per ``log_every`` iterations), train_state.pt (optimizer, attacker and RNG state, for
+``resume=True``; not meant to be committed) and, at the end, metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zkauction.checkpoint import LOG_FILE, save_checkpoint, write_metrics
+from zkauction.config import ConfigError, ExperimentConfig
+from zkauction.data import sample_tweaked
+from zkauction.nets import AuctionNet, net_class
+from zkauction.regret import AttackConfig, GradientAttacker, MisreportNetAttacker, regret_of
+
+STATE_FILE = "train_state.pt"
+PAPER_LRS = (5e-4, 5e-5, 5e-6)
+
+
+@dataclass(frozen=True)
+class Phase:
+    iterations: int
+    lr: float
+    regret_weight: float
+    misreport_steps: int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    dataset_size: int = 20_000
+    batch_size: int = 512
+    iterations: int = 3000
+    regret_weight: float = 1.0
+    attacker: str = "gradient"
+    misreport_steps: int = 25
+    misreport_lr: float = 0.05
+    misreport_depth: int = 7
+    misreport_width: int = 100
+    misreport_patience: int = 100
+    log_every: int = 50
+    checkpoint_every: int = 500
+    threads: int = 1
+    phases: tuple[dict[str, Any], ...] = ()
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "[train]") -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
+        d = dict(d)
+        if "phases" in d:
+            if not isinstance(d["phases"], list) or not all(isinstance(p, dict) for p in d["phases"]):
+                raise ConfigError(f"{source}: 'phases' must be a list of tables")
+            d["phases"] = tuple(d["phases"])
+        cfg = cls(**d)
+        if cfg.attacker not in ("gradient", "network"):
+            raise ConfigError(f"{source}: attacker must be 'gradient' or 'network', got {cfg.attacker!r}")
+        for name in ("dataset_size", "batch_size", "iterations", "log_every", "checkpoint_every", "threads"):
+            if int(getattr(cfg, name)) < 1:
+                raise ConfigError(f"{source}: {name} must be positive, got {getattr(cfg, name)!r}")
+        cfg.schedule()  # validates phases
+        return cfg
+
+    def schedule(self) -> list[Phase]:
+        """The phases in order (the paper's three-way lr split when ``phases`` is empty)."""
+        if not self.phases:
+            k = self.iterations // 3
+            its = [k, k, self.iterations - 2 * k]
+            return [Phase(i, lr, self.regret_weight, self.misreport_steps) for i, lr in zip(its, PAPER_LRS)]
+        out, prev = [], {"lr": PAPER_LRS[0], "regret_weight": self.regret_weight, "misreport_steps": self.misreport_steps}
+        allowed = {"iterations", "lr", "regret_weight", "misreport_steps"}
+        for k, p in enumerate(self.phases):
+            bad = sorted(set(p) - allowed)
+            if bad or "iterations" not in p:
+                raise ConfigError(f"[train] phase {k}: needs 'iterations'; allowed keys {sorted(allowed)}, got extra {bad}")
+            prev = {**prev, **{key: v for key, v in p.items() if key != "iterations"}}
+            ph = Phase(int(p["iterations"]), float(prev["lr"]), float(prev["regret_weight"]), int(prev["misreport_steps"]))
+            if ph.iterations < 1 or ph.lr <= 0 or ph.regret_weight < 0 or ph.misreport_steps < 0:
+                raise ConfigError(f"[train] phase {k}: iterations and lr must be positive, weights/steps >= 0")
+            out.append(ph)
+        return out
+
+    @property
+    def total_iterations(self) -> int:
+        return sum(p.iterations for p in self.schedule())
+
+
+def loss_fn(revenue: torch.Tensor, regret: torch.Tensor, regret_weight: float) -> torch.Tensor:
+    """-(sqrt(rev) - sqrt(rgt)) + w * rgt (the paper's loss with its sign typo corrected)."""
+    return -(torch.sqrt(revenue.clamp_min(1e-12)) - torch.sqrt(regret + 1e-10)) + regret_weight * regret
+
+
+def build_net(config: ExperimentConfig) -> AuctionNet:
+    hp = dict(config.net)
+    kind = hp.pop("kind", "regret")
+    try:
+        cls = net_class(kind)
+        return cls.from_hyperparameters(config.setting, config.participation, hp)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{config.name}: [net] {e}") from None
+
+
+def train(
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    evaluate_at_end: bool = True,
+    stop_after: int | None = None,
+) -> AuctionNet:
+    """Train the net of ``config`` and write ``out`` (see the module docstring). Returns the net.
+
+    With ``resume=True`` and a train_state.pt in ``out``, continue where it stopped (same config).
+    ``stop_after`` ends this call after that many iterations (state saved, no metrics): a time-boxed
+    run that a later ``resume=True`` call finishes."""
+    out = Path(out)
+    tc = TrainConfig.from_dict(config.train)
+    schedule = tc.schedule()
+    total = sum(p.iterations for p in schedule)
+    torch.set_num_threads(int(tc.threads))
+    torch.manual_seed(tc.seed)
+    net = build_net(config)
+    data = sample_tweaked(config.setting, config.participation, tc.dataset_size, tc.seed)
+    values = data.values
+    K = len(values)
+    opt = torch.optim.Adam(net.parameters(), lr=schedule[0].lr)
+    gen = torch.Generator().manual_seed(tc.seed + 1)
+    if tc.attacker == "gradient":
+        attacker: Any = GradientAttacker(net, values, steps=tc.misreport_steps, lr=tc.misreport_lr, seed=tc.seed + 2)
+    else:
+        attacker = MisreportNetAttacker(
+            net,
+            depth=tc.misreport_depth,
+            width=tc.misreport_width,
+            lr=tc.misreport_lr,
+            steps=tc.misreport_steps,
+            patience=tc.misreport_patience,
+            seed=tc.seed + 2,
+        )
+    start, elapsed_before, perm, pos = 0, 0.0, torch.randperm(K, generator=gen), 0
+    state_file = out / STATE_FILE
+    if resume and state_file.is_file():
+        st = torch.load(state_file, map_location="cpu", weights_only=False)
+        if st.get("config") != config.raw:
+            raise ConfigError(f"{out}: cannot resume, the checkpoint was trained with a different config")
+        net.load_state_dict(st["net"])
+        opt.load_state_dict(st["optimizer"])
+        gen.set_state(st["generator"])
+        torch.set_rng_state(st["torch_rng"])
+        if tc.attacker == "gradient":
+            attacker.z = st["attacker_z"]
+        start, elapsed_before, perm, pos = st["iteration"], st["elapsed"], st["perm"], st["pos"]
+    elif not resume and (out / LOG_FILE).exists():
+        (out / LOG_FILE).unlink()  # a fresh run starts a fresh log
+    out.mkdir(parents=True, exist_ok=True)
+    experiment = dict(config.raw)
+
+    def save_state(it: int, elapsed: float) -> None:
+        save_checkpoint(net, out, experiment=experiment)
+        st = {
+            "config": config.raw,
+            "net": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "attacker_z": getattr(attacker, "z", None),
+            "iteration": it,
+            "elapsed": elapsed,
+            "perm": perm,
+            "pos": pos,
+        }
+        tmp = state_file.with_suffix(".tmp")
+        torch.save(st, tmp)
+        tmp.replace(state_file)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=start, desc=config.name, unit="it", dynamic_ncols=True)
+    t0 = time.monotonic()
+    acc = {"rev": 0.0, "rgt": 0.0, "loss": 0.0, "k": 0}
+    net.train()
+    it = start
+    end = total if stop_after is None else min(total, start + int(stop_after))
+    with open(out / LOG_FILE, "a") as log:
+        while it < end:
+            phase = _phase_at(schedule, it)
+            for group in opt.param_groups:
+                group["lr"] = phase.lr
+            if tc.attacker == "gradient":
+                attacker.steps = phase.misreport_steps
+            if pos + tc.batch_size > K:
+                perm, pos = torch.randperm(K, generator=gen), 0
+            index = perm[pos : pos + tc.batch_size]
+            pos += tc.batch_size
+            batch = values[index]
+            misreports = attacker.misreports(batch, index)
+            _, payment = net(batch)
+            revenue = payment.sum(-1).mean()
+            regret = regret_of(net, batch, misreports).sum(-1).mean()
+            loss = loss_fn(revenue, regret, phase.regret_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            it += 1
+            acc["rev"] += revenue.item()
+            acc["rgt"] += regret.item()
+            acc["loss"] += loss.item()
+            acc["k"] += 1
+            if bar is not None:
+                bar.update(1)
+                if it % 10 == 0:
+                    bar.set_postfix(rev=f"{revenue.item():.4f}", rgt=f"{regret.item():.2e}", lr=f"{phase.lr:.0e}")
+            if it % tc.log_every == 0 or it == total:
+                k = acc["k"]
+                line = {
+                    "iteration": it,
+                    "lr": phase.lr,
+                    "regret_weight": phase.regret_weight,
+                    "revenue": acc["rev"] / k,
+                    "regret": acc["rgt"] / k,
+                    "loss": acc["loss"] / k,
+                    "elapsed_s": round(elapsed_before + time.monotonic() - t0, 2),
+                }
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                acc = {"rev": 0.0, "rgt": 0.0, "loss": 0.0, "k": 0}
+            if it % tc.checkpoint_every == 0 or it == end:
+                save_state(it, elapsed_before + time.monotonic() - t0)
+    if bar is not None:
+        bar.close()
+    if it < total:
+        return net
+    train_seconds = elapsed_before + time.monotonic() - t0
+    save_checkpoint(net, out, experiment=experiment)
+    net.eval()
+    metrics: dict[str, Any] = {
+        "name": config.name,
+        "command": command if command is not None else " ".join(sys.argv),
+        "train_wall_seconds": round(train_seconds, 1),
+        "iterations": total,
+        "torch_threads": int(tc.threads),
+        "train_config": {k: v for k, v in asdict(tc).items()},
+    }
+    if evaluate_at_end:
+        from zkauction.baselines import known_optima
+        from zkauction.evaluate import evaluate
+
+        ev_cfg = dict(tc.evaluation)
+        attack = AttackConfig(**ev_cfg.pop("attack", {}))
+        t1 = time.monotonic()
+        ev = evaluate(net, attack=attack, optima=known_optima(config.setting, config.participation), **ev_cfg)
+        metrics["evaluation"] = ev.to_dict()
+        metrics["evaluation_wall_seconds"] = round(time.monotonic() - t1, 1)
+    write_metrics(out, metrics)
+    return net
+
+
+def _phase_at(schedule: list[Phase], it: int) -> Phase:
+    for p in schedule:
+        if it < p.iterations:
+            return p
+        it -= p.iterations
+    return schedule[-1]
