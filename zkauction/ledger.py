@@ -237,6 +237,7 @@ CREATE TABLE IF NOT EXISTS entries (
     signature TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_kind_round ON entries (kind, round);
+CREATE INDEX IF NOT EXISTS entries_round ON entries (round);
 -- Defence in depth: honest tools cannot rewrite history. Someone with the file can drop these, and
 -- then the hash chain is what catches them.
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
