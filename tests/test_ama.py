@@ -12,15 +12,21 @@ from zkauction.setting import AuctionSetting, ParticipationModel
 MV_REVENUE = 0.54920  # Manelli-Vincent, 1x2 U[0,1] (REFERENCE.md)
 
 
-def random_ama(n: int, m: int, menu: str = "full", menu_size: int = 0, seed: int = 0) -> AffineMaximizerAuction:
+def random_ama(
+    n: int, m: int, menu: str = "full", menu_size: int = 0, seed: int = 0, itemwise: bool = False
+) -> AffineMaximizerAuction:
     torch.manual_seed(seed)
     participation = ParticipationModel.independent([0.6] * n)
     net = AffineMaximizerAuction(
-        AuctionSetting(n, m), participation, menu=menu, menu_size=menu_size, learn_weights=True, seed=seed
+        AuctionSetting(n, m), participation, menu=menu, menu_size=menu_size, learn_weights=True, itemwise=itemwise,
+        seed=seed,
     )
     with torch.no_grad():
         net.boosts.normal_(0.0, 0.3)
         net.log_weights.normal_(0.0, 0.2)
+        if itemwise:
+            net.boosts.sub_(0.5 * m)
+            net.itemwise_boosts.add_(torch.randn_like(net.itemwise_boosts) * 0.1)
     return net.eval()
 
 
@@ -31,9 +37,13 @@ def random_bids(n: int, m: int, k: int, seed: int = 1) -> torch.Tensor:
     return bids * (~absent)[:, :, None]
 
 
-@pytest.mark.parametrize("n, m, menu, size", [(1, 2, "full", 0), (2, 2, "full", 0), (3, 2, "full", 0), (3, 5, "learned", 32)])
-def test_contract_feasible_ir_absent(n, m, menu, size):
-    net = random_ama(n, m, menu, size)
+@pytest.mark.parametrize(
+    "n, m, menu, size, itemwise",
+    [(1, 2, "full", 0, False), (2, 2, "full", 0, False), (3, 2, "full", 0, False), (3, 5, "learned", 32, False),
+     (3, 5, "learned", 32, True)],
+)
+def test_contract_feasible_ir_absent(n, m, menu, size, itemwise):
+    net = random_ama(n, m, menu, size, itemwise=itemwise)
     bids = random_bids(n, m, 4000)
     allocation, payment = net(bids)
     assert allocation.shape == (4000, n, m) and payment.shape == (4000, n)
@@ -51,16 +61,35 @@ def test_contract_feasible_ir_absent(n, m, menu, size):
 def test_exactly_one_menu_entry_is_chosen(n, m, menu, size):
     net = random_ama(n, m, menu, size)
     bids = random_bids(n, m, 2000)
-    score, _, present = net.scores(bids, net._eval_values)
+    allocation, _ = net(bids)
+    present = (bids != 0).any(dim=-1).float()
+    entries = net.allocation_menu()[None] * present[:, None, :, None]  # [B, K, n, m]
+    distance = (entries - allocation[:, None]).abs().amax(dim=(2, 3))
+    assert (distance.min(dim=1).values < 1e-6).all(), "the allocation is not one menu entry"
+    # select() returns exactly one entry per row, one that attains the maximum score.
+    score = torch.randn(2000, size or (n + 1) ** m).round(decimals=1)  # many ties
     chosen = net.select(score)
     assert torch.equal(chosen.sum(dim=1), torch.ones(2000))
     assert set(chosen.unique().tolist()) <= {0.0, 1.0}
-    # The chosen entry attains the maximum score, and the allocation is that entry (absent rows dropped).
     k = chosen.argmax(dim=1)
     assert torch.equal(score.gather(1, k[:, None])[:, 0], score.max(dim=1).values)
-    allocation, _ = net(bids)
-    expected = net.allocation_menu()[k] * present[:, :, None]
-    assert torch.allclose(allocation, expected, atol=1e-6)
+    first = (score == score.max(dim=1, keepdim=True).values).float().argmax(dim=1)
+    assert torch.equal(k, first)
+
+
+def test_itemwise_part_contains_itemwise_myerson():
+    # itemwise = true starts at beta = -reserve and learned entries that never win: item-wise Myerson.
+    setting = AuctionSetting(3, 4)
+    net = AffineMaximizerAuction(setting, menu="learned", menu_size=8, itemwise=True, menu_boost_init=-100.0).eval()
+    bids = setting.sample_values(20000, generator=torch.Generator().manual_seed(5))
+    allocation, payment = net(bids)
+    top2 = bids.topk(2, dim=1).values  # [B, 2, m]
+    sold = top2[:, 0] >= 0.5
+    expected = (sold * torch.clamp(top2[:, 1], min=0.5)).sum(dim=1)
+    assert torch.allclose(payment.sum(dim=1), expected, atol=1e-5)
+    winner = bids.argmax(dim=1)
+    assert torch.equal(allocation.argmax(dim=1)[sold], winner[sold])
+    assert (allocation.sum(dim=1)[~sold] == 0).all()
 
 
 def test_ties_pick_the_lowest_index():
@@ -110,9 +139,10 @@ def test_mv_menu_revenue_by_grid_and_monte_carlo():
     assert abs(mean - MV_REVENUE) < 4 * se
 
 
-def test_soft_relaxation_is_individually_rational():
+@pytest.mark.parametrize("itemwise", [False, True])
+def test_soft_relaxation_is_individually_rational(itemwise):
     # The entropic relaxation is itself a truthful IR mechanism, so training cannot exploit it.
-    net = random_ama(3, 5, "learned", 32).train()
+    net = random_ama(3, 5, "learned", 32, itemwise=itemwise).train()
     net.temperature = 0.05
     bids = random_bids(3, 5, 2000)
     allocation, payment = net(bids)
@@ -131,7 +161,7 @@ def test_train_save_load_roundtrip(tmp_path):
             "train": {"steps": 30, "batch_size": 256, "eval_every": 10, "eval_size": 2000},
         }
     )
-    net = train_ama(config, tmp_path / "ama", progress=False)
+    net = train_ama(config, tmp_path / "ama", progress=False, evaluate_at_end=False)
     loaded = load_auction(tmp_path / "ama")
     assert isinstance(loaded, AffineMaximizerAuction) and not loaded.training
     bids = random_bids(2, 2, 500)
@@ -191,10 +221,10 @@ def _export(net: AffineMaximizerAuction, path) -> None:
     wrapper.eval()
 
 
-@pytest.mark.parametrize("n, m, menu, size", [(2, 2, "full", 0), (3, 4, "learned", 16)])
-def test_onnx_export_agrees_with_torch(tmp_path, n, m, menu, size):
+@pytest.mark.parametrize("n, m, menu, size, itemwise", [(2, 2, "full", 0, False), (3, 4, "learned", 16, True)])
+def test_onnx_export_agrees_with_torch(tmp_path, n, m, menu, size, itemwise):
     onnxruntime = pytest.importorskip("onnxruntime")
-    net = random_ama(n, m, menu, size)
+    net = random_ama(n, m, menu, size, itemwise=itemwise)
     _export(net, tmp_path / "ama.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "ama.onnx"))
     bids = random_bids(n, m, 300)
