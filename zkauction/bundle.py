@@ -37,6 +37,7 @@ from zkauction.circuit import (
     Circuit,
     CircuitError,
     Outcome,
+    _quiet,
     decode_outputs,
     ezkl_version,
     sha256_file,
@@ -220,7 +221,8 @@ def verify_bundle(
         pf = Path(tmp) / "proof.json"
         pf.write_text(json.dumps(bundle.proof))
         try:
-            ok = ezkl.verify(str(pf), str(c.settings_path), str(c.vk_path), srs_path=str(srs))
+            with _quiet():
+                ok = ezkl.verify(str(pf), str(c.settings_path), str(c.vk_path), srs_path=str(srs))
         except BaseException as e:  # ezkl raises RuntimeError on an invalid proof; panics on garbage
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise

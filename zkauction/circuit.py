@@ -39,6 +39,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -247,7 +248,8 @@ class Circuit:
         with tempfile.TemporaryDirectory(dir=self.dir) as tmp:
             vk_tmp, pk_tmp = Path(tmp) / VK_FILE, Path(tmp) / PK_FILE
             with _step("setup (regenerating the proving key)", progress):
-                _ezkl(ezkl.setup, str(self.compiled_path), str(vk_tmp), str(pk_tmp), srs_path=str(srs))
+                with _quiet():
+                    _ezkl(ezkl.setup, str(self.compiled_path), str(vk_tmp), str(pk_tmp), srs_path=str(srs))
             if sha256_file(vk_tmp) != self.vk_sha256():
                 raise CircuitError(f"{self.dir}: regenerated verifying key differs from the manifest's (wrong SRS?)")
             pk_tmp.replace(self.pk_path)
@@ -345,6 +347,7 @@ def compile_auction(
     decomp_legs: int | None = None,
     mask_logit: float = CIRCUIT_MASK_LOGIT,
     seed: int = 0,
+    fidelity_samples: int = 64,
     keep_pk: bool = True,
     progress: bool = False,
 ) -> "Circuit":
@@ -354,7 +357,8 @@ def compile_auction(
     must be given. ``input_scale`` is pinned during calibration because commitments depend on it;
     calibration runs on ``calibration_samples`` frames of the setting's tweaked data with
     ``lookup_safety_margin`` (at least 2). ``max_logrows``, ``decomp_base``/``decomp_legs`` trade
-    lookup table size against rows. The proving key is kept in ``out_dir/pk.key`` (git-ignored) if
+    lookup table size against rows. ``fidelity_samples`` held-out profiles measure the circuit's
+    error against the PyTorch net (manifest "fidelity"). The proving key is kept in ``out_dir/pk.key`` (git-ignored) if
     ``keep_pk``.
     """
     from zkauction.checkpoint import load_auction
@@ -393,6 +397,9 @@ def compile_auction(
     run_args.output_visibility = "public"
     run_args.input_scale = input_scale
     run_args.param_scale = param_scale
+    # The salt slot holds a uniform field element, far outside any range check's table; the bids are
+    # bound by the commitments (each bidder checks its own), the outputs are public.
+    run_args.ignore_range_check_inputs_outputs = True
     if decomp_base is not None:
         run_args.decomp_base = decomp_base
     if decomp_legs is not None:
@@ -422,7 +429,8 @@ def compile_auction(
         srs = Path(srs_path).resolve()  # type: ignore[arg-type]
         srs_info = {"provenance": "file", "insecure": False, "note": "SRS file passed with --srs"}
     with timed("setup", "setup (verifying and proving keys)"):
-        _ezkl(ezkl.setup, str(out / COMPILED_FILE), str(out / VK_FILE), str(out / PK_FILE), srs_path=str(srs))
+        with _quiet():
+            _ezkl(ezkl.setup, str(out / COMPILED_FILE), str(out / VK_FILE), str(out / PK_FILE), srs_path=str(srs))
     output_scales = st.get("model_output_scales", [input_scale, input_scale])
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -449,6 +457,16 @@ def compile_auction(
         "timings_s": timings,
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if fidelity_samples > 0:
+        # The calibrated error: how far the fixed-point circuit is from the PyTorch net on fresh
+        # tweaked data (a different seed from calibration). Recorded so tests and users can bound it.
+        from zkauction.data import sample_tweaked
+
+        with timed("fidelity", f"fidelity check ({fidelity_samples} witnesses)"):
+            held_out = sample_tweaked(net.setting, net.participation, fidelity_samples, seed + 1).values
+            manifest["fidelity"] = measure_fidelity(Circuit(out, manifest), net, held_out)
+        manifest["timings_s"] = timings
+        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if not keep_pk:
         (out / PK_FILE).unlink(missing_ok=True)
     return Circuit.load(out)
@@ -456,19 +474,30 @@ def compile_auction(
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence ezkl's calibration table (it prints from Rust to fd 1)."""
+    """Silence what ezkl prints from Rust (calibration tables, "Using N columns ..."): fds 1 and 2.
+
+    Failures still surface as exceptions, which :func:`_ezkl` turns into one-line errors.
+    """
+    if os.environ.get("ZKAUCTION_EZKL_VERBOSE"):
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        saved = os.dup(1)
+        saved = [os.dup(1), os.dup(2)]
     except OSError:
         yield
         return
     with open(os.devnull, "w") as devnull:
         os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
         try:
             yield
         finally:
-            os.dup2(saved, 1)
-            os.close(saved)
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 # --- rounds: input checks, canonical outcome, prove ------------------------------------------------
@@ -537,7 +566,15 @@ def _witness(circuit: Circuit, bids: Sequence[Sequence[float]], salts: Sequence[
     data = workdir / "input.json"
     data.write_text(json.dumps(_input_json(bids, salts, circuit.input_scale)))
     wit = workdir / "witness.json"
-    w = _ezkl(ezkl.gen_witness, str(data), str(circuit.compiled_path), str(wit))
+    with _quiet():
+        w = _ezkl(ezkl.gen_witness, str(data), str(circuit.compiled_path), str(wit))
+    # gen_witness computes past the lookup tables; the proof would then fail. Say so before proving.
+    lo, hi = circuit.manifest["run_args"]["lookup_range"]
+    if not (lo <= int(w["min_lookup_inputs"]) and int(w["max_lookup_inputs"]) <= hi):
+        raise RoundInputError(
+            f"these bids drive the circuit outside its calibrated lookup range [{lo}, {hi}] "
+            f"(got [{w['min_lookup_inputs']}, {w['max_lookup_inputs']}]); recompile with a larger lookup safety margin"
+        )
     return wit, w
 
 
@@ -559,10 +596,35 @@ def canonical_outcome(circuit: Circuit, bids: Sequence[Sequence[float]], salts: 
     This is what the auctioneer publishes; a proof of the round has exactly these public outputs
     (DESIGN.md: exact equality, never a tolerance). The salts do not change the outcome.
     """
+    return evaluate_round(circuit, bids, salts)[1]
+
+
+def evaluate_round(
+    circuit: Circuit, bids: Sequence[Sequence[float]], salts: Sequence[str]
+) -> tuple[list[str], Outcome]:
+    """One witness generation: (the circuit's hashed-input instances, i.e. the commitments, outcome)."""
     b, s = check_round_input(circuit, bids, salts)
     with tempfile.TemporaryDirectory(prefix="zkauction-witness-") as tmp:
         _, w = _witness(circuit, b, s, Path(tmp))
-    return decode_outputs(circuit, w["outputs"])
+    return [str(x) for x in w["processed_inputs"]["poseidon_hash"]], decode_outputs(circuit, w["outputs"])
+
+
+def measure_fidelity(circuit: Circuit, net: Any, bids: Any) -> dict[str, float]:
+    """Max and mean |circuit - PyTorch net| over profiles ``bids`` [K, n, m] (allocation and payment)."""
+    import torch
+
+    salts = [commitments.int_to_felt(0)] * circuit.n
+    errs = []
+    for frame in bids:
+        rows = [[snap_bid(float(x), circuit.input_scale) for x in r] for r in frame.tolist()]
+        out = canonical_outcome(circuit, rows, salts)
+        with torch.no_grad():
+            a, p = net(torch.tensor([rows], dtype=torch.float32))
+        errs.append(max(
+            (torch.tensor(out.allocation) - a[0]).abs().max().item(),
+            (torch.tensor(out.payment) - p[0]).abs().max().item(),
+        ))
+    return {"max_abs_error": max(errs), "mean_abs_error": sum(errs) / len(errs), "samples": len(errs)}
 
 
 def prove_round(
@@ -591,7 +653,8 @@ def prove_round(
         outcome = decode_outputs(circuit, w["outputs"])
         proof_file = Path(tmp) / "proof.json"
         with _step("prove", progress):
-            _ezkl(ezkl.prove, str(wit), str(circuit.compiled_path), str(pk), str(proof_file), srs_path=str(srs))
+            with _quiet():
+                _ezkl(ezkl.prove, str(wit), str(circuit.compiled_path), str(pk), str(proof_file), srs_path=str(srs))
         proof = json.loads(proof_file.read_text())
     inputs, _ = proof_instances(proof, circuit.n)
     if list(inputs) != coms:

@@ -1,0 +1,118 @@
+"""zk commands: ``compile`` (trained auction -> ezkl circuit) and ``verify`` (a proof bundle).
+
+Each calls the library function a Python user would call: :func:`zkauction.circuit.compile_auction`
+and :func:`zkauction.bundle.verify_bundle` (plus, with ``--db``,
+:func:`zkauction.protocol.check_bundle_against_ledger`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compile")
+    def compile_cmd(
+        trained: Path = typer.Argument(..., help="trained auction folder, e.g. trained/2x2_scenario1"),
+        out: Path = typer.Option(..., "--out", help="circuit folder to write, e.g. circuits/2x2_scenario1"),
+        srs: Optional[Path] = typer.Option(None, "--srs", help="SRS file from a public ceremony (production)"),
+        dev_srs: bool = typer.Option(False, "--dev-srs", help="generate an INSECURE SRS locally (testing only)"),
+        input_scale: Optional[int] = typer.Option(None, "--input-scale", help="fixed-point input scale S (bids on a 2^-S grid)"),
+        max_logrows: Optional[int] = typer.Option(None, "--max-logrows", help="cap the circuit size (lookup tables split into columns)"),
+        lookup_margin: Optional[int] = typer.Option(None, "--lookup-margin", help="lookup safety margin for calibration (>= 2)"),
+        samples: Optional[int] = typer.Option(None, "--calibration-samples", help="tweaked-data frames used for calibration"),
+        keep_pk: bool = typer.Option(True, "--keep-pk/--no-keep-pk", help="keep the proving key (git-ignored) in OUT"),
+    ) -> None:
+        """Compile TRAINED into an ezkl circuit: ONNX, settings, calibration, keys and manifest.json."""
+        from zkauction.checkpoint import CheckpointError
+        from zkauction.circuit import INSECURE_SRS_NOTE, CircuitError, compile_auction
+
+        if (srs is None) == (not dev_srs):
+            _fail("give exactly one of --srs PATH (a ceremony SRS) and --dev-srs (insecure, local)")
+        kw: dict[str, object] = {}
+        for key, value in (("input_scale", input_scale), ("max_logrows", max_logrows),
+                           ("lookup_safety_margin", lookup_margin), ("calibration_samples", samples)):
+            if value is not None:
+                kw[key] = value
+        if dev_srs:
+            typer.echo(f"WARNING: {INSECURE_SRS_NOTE}", err=True)
+        typer.echo(f"compiling {trained} -> {out}")
+        try:
+            circuit = compile_auction(trained, out, srs_path=srs, dev_srs=dev_srs, progress=True, keep_pk=keep_pk, **kw)
+        except (CircuitError, CheckpointError, ValueError, FileNotFoundError) as e:
+            _fail(str(e))
+        man = circuit.manifest
+        fid = man.get("fidelity", {})
+        typer.echo(
+            f"compiled: n={circuit.n} m={circuit.m} logrows={circuit.logrows} input scale={circuit.input_scale} "
+            f"output scales={circuit.output_scales}"
+        )
+        if fid:
+            typer.echo(f"fidelity vs the PyTorch net on {fid['samples']} profiles: max |error| {fid['max_abs_error']:.2e}")
+        typer.echo(f"manifest {circuit.manifest_path} sha256 {circuit.manifest_sha256()}")
+        typer.echo(f"SRS {man['srs']['path']} ({'INSECURE dev SRS' if circuit.srs_insecure else 'from --srs'})")
+
+    @app.command("verify")
+    def verify_cmd(
+        bundle: Path = typer.Argument(..., help="proof bundle (JSON) written by `zkauction prove`"),
+        circuit: Optional[Path] = typer.Option(
+            None, "--circuit", help="circuit folder, or a folder with its manifest.json, settings.json and vk.key "
+            "(default: circuits/<the bundle's circuit name>)"),
+        srs: Optional[Path] = typer.Option(None, "--srs", help="SRS file (default: the path in the manifest)"),
+        db: Optional[Path] = typer.Option(None, "--db", help="also check the bundle against this auction ledger"),
+        round: Optional[int] = typer.Option(None, "--round", help="round the bundle must be for (with --db)"),
+        as_json: bool = typer.Option(False, "--json", help="print the verified outcome as JSON"),
+    ) -> None:
+        """Verify a proof bundle: manifest and vk hashes, the ezkl proof, commitments, outcome.
+
+        Exit 0 only if every check passes; otherwise exit 1 with the failed check and its reason.
+        """
+        from zkauction.bundle import BundleError, ProofBundle, VerificationError, verify_bundle
+
+        try:
+            b = ProofBundle.load(bundle)
+        except BundleError as e:
+            _fail(str(e))
+        if circuit is None:
+            guess = Path("circuits") / b.circuit_name if b.circuit_name else None
+            if guess is None or not (guess / "manifest.json").is_file():
+                _fail("no --circuit given and the bundle's circuit folder was not found; pass --circuit DIR")
+            circuit = guess
+        try:
+            result = verify_bundle(b, circuit, srs_path=srs)
+            if db is not None:
+                from zkauction.ledger import Ledger
+                from zkauction.protocol import check_bundle_against_ledger
+
+                if not db.is_file():
+                    raise VerificationError("ledger", f"ledger database not found: {db}")
+                ledger = Ledger.open(db)
+                try:
+                    check_bundle_against_ledger(b, ledger, round)
+                finally:
+                    close = getattr(ledger, "close", None)
+                    if close is not None:
+                        close()
+        except VerificationError as e:
+            typer.echo(f"INVALID: {e}", err=True)
+            raise typer.Exit(1)
+        if as_json:
+            typer.echo(json.dumps({"valid": True, "round": result.round_id, "commitments": list(result.commitments),
+                                   "insecure_srs": result.srs_insecure, **result.outcome.to_dict()}))
+            return
+        typer.echo(f"valid: round {result.round_id} of circuit {result.circuit_name or circuit}")
+        typer.echo(f"  allocation {[list(r) for r in result.outcome.allocation]}")
+        typer.echo(f"  payment    {list(result.outcome.payment)} (revenue {result.outcome.revenue:g})")
+        if db is not None:
+            typer.echo(f"  matches the ledger {db}")
+        if result.srs_insecure:
+            typer.echo("  WARNING: the circuit uses an INSECURE dev SRS: whoever generated it could forge proofs")
