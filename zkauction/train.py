@@ -158,6 +158,11 @@ def train(
     With ``resume=True`` and a train_state.pt in ``out``, continue where it stopped (same config).
     ``stop_after`` ends this call after that many iterations (state saved, no metrics): a time-boxed
     run that a later ``resume=True`` call finishes."""
+    if config.net.get("kind") == "ama":  # strategy-proof by construction: no attacker (zkauction/ama.py)
+        from zkauction.ama import train_ama
+
+        return train_ama(config, out, resume=resume, progress=progress, command=command,
+                         evaluate_at_end=evaluate_at_end, stop_after=stop_after)
     out = Path(out)
     tc = TrainConfig.from_dict(config.train)
     schedule = tc.schedule()
