@@ -63,15 +63,15 @@ VK_FILE = "vk.key"
 PK_FILE = "pk.key"
 ARTEFACTS = (ONNX_FILE, SETTINGS_FILE, COMPILED_FILE, VK_FILE)
 
-DEFAULT_INPUT_SCALE = 12
+DEFAULT_INPUT_SCALE = 10
 DEFAULT_CALIBRATION_SAMPLES = 200
 DEFAULT_LOOKUP_SAFETY_MARGIN = 2
 # Logit offset that removes absent bidders from the allocation softmax inside circuits. The nets use
 # 1e4, which makes ezkl's exp lookup table span 1e4 * 2^S entries (logrows 25). exp(-x) is 0 on the
-# 2^-S grid once x > (S + 1) ln 2 (about 9 at S = 12), so a small offset is exact in fixed point as
+# 2^-S grid once x > (S + 1) ln 2 (about 7.6 at S = 10), so a small offset is exact in fixed point as
 # long as an absent bidder's logit is not far above the others'; the differential test against the
 # PyTorch net checks it.
-CIRCUIT_MASK_LOGIT = 16.0
+CIRCUIT_MASK_LOGIT = 12.0
 
 INSECURE_SRS_NOTE = (
     "INSECURE dev SRS generated locally with ezkl.gen_srs: whoever generated it can forge proofs. "
@@ -295,6 +295,11 @@ def circuit_mask_logit(value: float = CIRCUIT_MASK_LOGIT) -> Iterator[None]:
         nets.MASK_LOGIT = old
 
 
+def default_decomp_legs(input_scale: int) -> int:
+    """Legs of base 2^S covering values up to 2^(2S + 10) (see compile_auction)."""
+    return max(2, math.ceil((2 * input_scale + 10) / max(1, input_scale)))
+
+
 def get_dev_srs(logrows: int, progress: bool = False) -> Path:
     """A locally generated (INSECURE) SRS for ``logrows``, cached under ``$EZKL_REPO_PATH/dev-srs``."""
     d = dev_srs_dir()
@@ -400,10 +405,12 @@ def compile_auction(
     # The salt slot holds a uniform field element, far outside any range check's table; the bids are
     # bound by the commitments (each bidder checks its own), the outputs are public.
     run_args.ignore_range_check_inputs_outputs = True
-    if decomp_base is not None:
-        run_args.decomp_base = decomp_base
-    if decomp_legs is not None:
-        run_args.decomp_legs = decomp_legs
+    # Comparisons (max, ReLU, presence) decompose values into legs of base decomp_base, range
+    # checked with a table of decomp_base rows: ezkl's default 2^14 alone forces logrows 15. A base
+    # of 2^S with enough legs for values at scale 2S (products before rescaling) plus 10 bits of
+    # magnitude keeps the table at the input scale's size.
+    run_args.decomp_base = decomp_base if decomp_base is not None else 2**input_scale
+    run_args.decomp_legs = decomp_legs if decomp_legs is not None else default_decomp_legs(input_scale)
     settings = out / SETTINGS_FILE
     cal = out / "calibration.json"
     with timed("calibrate", "gen_settings + calibrate_settings"):
