@@ -118,3 +118,39 @@ def test_plot_is_written(tmp_path):
     out = plot_profit(20, 1, 2.0, uniform_gain(2.0), tmp_path / "p.png", trials=200, points=5)
     assert out.is_file() and out.stat().st_size > 1000
     assert math.isfinite(minimal_penalty(20, 1, 2.0).minimal_penalty)
+
+
+def test_penalty_command(root):
+    from typer.testing import CliRunner
+
+    from zkauction.cli import app
+
+    res = CliRunner().invoke(app, ["penalty", str(root / "configs" / "ama_2x2_uniform.toml"), "--rounds", "50",
+                                   "--audits", "1", "--trials", "500", "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    d = json.loads(res.output)
+    assert d["argt_bound"] == 2.0
+    assert d["minimal_penalty"]["keep"]["minimal_penalty"] == 100.0
+    assert d["minimal_penalty"]["forfeit"]["minimal_penalty"] == 98.0
+    assert [s["strategy"] for s in d["simulations"]] == ["always", "rounds", "rounds", "threshold"]
+    bad = CliRunner().invoke(app, ["penalty", str(root / "configs" / "ama_2x2_uniform.toml"), "--rounds", "5", "--audits", "6"])
+    assert bad.exit_code == 2 and "audits k" in bad.output
+
+
+def test_auction_gain_subtracts_the_auctions_revenue():
+    import numpy as np
+    import torch
+
+    from zkauction.credibility import auction_gain
+    from zkauction.nets import RegretNet
+    from zkauction.setting import ParticipationModel
+
+    s = AuctionSetting(2, 2)
+    torch.manual_seed(0)
+    net = RegretNet(s, ParticipationModel.fixed(2), depth=2, width=8).eval()
+    upper = auction_gain(s, pool=2000)(np.random.default_rng(0), 10, 5)
+    lower = auction_gain(s, net=net, pool=2000)(np.random.default_rng(0), 10, 5)
+    assert upper.shape == (10, 5) and (upper <= 2.0).all() and (upper >= 0).all()
+    assert lower.mean() < upper.mean()

@@ -102,3 +102,36 @@ def _participation(circuit):
     from zkauction.setting import ParticipationModel
 
     return ParticipationModel.from_dict(circuit.manifest.get("participation", {}), circuit.n)
+
+
+@pytest.mark.slow
+def test_cli_run_audit_prove_verify(demo, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from zkauction.cli import app
+
+    out, _ = demo
+    monkeypatch.chdir(tmp_path)
+    cli = CliRunner()
+    res = cli.invoke(app, ["run", "--circuit", str(out / "circuit"), "--rounds", "5", "--db", "a.db", "--mode", "reveal",
+                           "--audits", "2", "--seed", "4"])
+    assert res.exit_code == 0, res.output
+    assert "played 5 rounds" in res.output and "INSECURE" in res.output
+    res = cli.invoke(app, ["run", "--db", "a.db"])
+    assert res.exit_code == 0 and "nothing to play" in res.output
+    res = cli.invoke(app, ["audit", "--db", "a.db"])
+    assert res.exit_code == 0, res.output
+    assert "audit passed" in res.output
+    res = cli.invoke(app, ["prove", "--db", "a.db", "--round", "2", "--out", "p.json"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["verify", "p.json", "--circuit", str(out / "circuit"), "--db", "a.db"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["verify", "p.json", "--circuit", str(out / "circuit"), "--db", "a.db", "--round", "3"])
+    assert res.exit_code == 1 and "round 2, not round 3" in res.output
+    # user errors: one line, exit 2
+    res = cli.invoke(app, ["run", "--db", "new.db", "--rounds", "3"])
+    assert res.exit_code == 2 and "give --circuit" in res.output
+    res = cli.invoke(app, ["run", "--db", "a.db", "--rounds", "7"])
+    assert res.exit_code == 2 and "announces T = 5 rounds" in res.output
+    res = cli.invoke(app, ["prove", "--db", "a.db", "--round", "9", "--out", "q.json"])
+    assert res.exit_code == 2 and "round 9" in res.output

@@ -147,9 +147,11 @@ def register(app: typer.Typer) -> None:
                 check = run.ledger.verify_chain()
         except _user_errors() as e:
             _fail(e)
-        rate = played / secs if secs > 0 and played else float("nan")
-        typer.echo(f"played {played} rounds in {secs:.1f} s ({rate:.1f} rounds/s); ledger {check.n_entries} entries, "
-                   f"head {check.head[:16]}...")
+        if played:
+            typer.echo(f"played {played} rounds in {secs:.1f} s ({played / secs:.1f} rounds/s); "
+                       f"ledger {check.n_entries} entries, head {check.head[:16]}...")
+        else:
+            typer.echo(f"nothing to play: every round is logged; ledger {check.n_entries} entries, head {check.head[:16]}...")
 
     @app.command("audit")
     def audit_cmd(
@@ -220,13 +222,25 @@ def register(app: typer.Typer) -> None:
                 cr.simulate("rounds", rounds, audits, p, gains, deviations=w, trials=trials, accounting=accounting, seed=seed),
                 cr.simulate("threshold", rounds, audits, p, gains, trials=trials, accounting=accounting, seed=seed),
             ]
+            pool = gains.values()
+            tau = p / rounds
+            hit = pool[pool >= tau]
+            closed = [
+                cr.expected_profit("always", rounds, audits, p, float(pool.mean()), accounting=accounting),
+                cr.expected_profit("rounds", rounds, audits, p, float(pool.mean()), deviations=1, accounting=accounting),
+                cr.expected_profit("rounds", rounds, audits, p, float(pool.mean()), deviations=w, accounting=accounting),
+                cr.expected_profit("threshold", rounds, audits, p, float(pool.mean()), accounting=accounting,
+                                   deviate_probability=len(hit) / len(pool),
+                                   gain_mean_when_deviating=float(hit.mean()) if len(hit) else 0.0),
+            ]
             if plot is not None:
                 cr.plot_profit(rounds, audits, a, gains, plot, accounting=accounting, trials=max(200, trials // 10), seed=seed)
         except _user_errors() + (ValueError,) as e:
             _fail(e)
         if as_json:
             typer.echo(json.dumps({"argt_bound": a, "minimal_penalty": {k: v.to_dict() for k, v in reports.items()},
-                                   "penalty": p, "simulations": [s.to_dict() for s in sims]}, indent=2))
+                                   "penalty": p, "simulations": [dict(s.to_dict(), closed_form=c) for s, c in zip(sims, closed)]},
+                                  indent=2))
             return
         typer.echo(f"aRgt* = {a:g} (sum over items of the highest value in the support)")
         typer.echo(f"section 4.1 threshold T x aRgt* = {rounds * a:g}")
@@ -236,9 +250,10 @@ def register(app: typer.Typer) -> None:
         gain_note = "the auction's revenue subtracted" if net is not None else "honest revenue taken as 0"
         typer.echo(f"simulated deviating auctioneers at penalty {p:g} ({trials} trials, accounting '{accounting}', "
                    f"per-round gain = first-price revenue on the bids, {gain_note}):")
-        for s in sims:
+        for s, c in zip(sims, closed):
             label = {"always": "always", "threshold": "threshold (A.2)"}.get(s.strategy, f"{s.mean_deviations:g} round(s)")
-            typer.echo(f"  {label:<18} expected profit {s.mean_profit:+.4f} +- {s.ci95:.4f}, caught {s.catch_rate:.3f}")
+            typer.echo(f"  {label:<18} simulated {s.mean_profit:+.4f} +- {s.ci95:.4f} (95% CI), closed form {c:+.4f}, "
+                       f"caught {s.catch_rate:.3f}")
         if plot is not None:
             typer.echo(f"plot -> {plot}")
 

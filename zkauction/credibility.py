@@ -140,13 +140,13 @@ def uniform_gain(high: float) -> GainSampler:
     return lambda rng, trials, rounds: rng.uniform(0.0, float(high), size=(trials, rounds))
 
 
-def auction_gain(setting: AuctionSetting, participation=None, net=None) -> GainSampler:
+def auction_gain(setting: AuctionSetting, participation=None, net=None, *, pool: int = 200_000, seed: int = 0) -> GainSampler:
     """Gains of a deviating auctioneer on bids drawn from the setting (tweaked: absent bidders bid 0).
 
     The most a feasible, individually rational deviation can collect in a round is the first-price
     revenue sum_j max_i bid_ij; the gain is that minus the announced auction's revenue on the same
     bids (``net``, an :class:`~zkauction.nets.AuctionNet`; without one the honest revenue is taken as
-    0, an upper bound).
+    0, an upper bound). Gains are computed once on ``pool`` profiles and resampled from there.
     """
     import torch
 
@@ -154,17 +154,23 @@ def auction_gain(setting: AuctionSetting, participation=None, net=None) -> GainS
     from zkauction.setting import ParticipationModel
 
     part = participation or (net.participation if net is not None else ParticipationModel.fixed(setting.n))
+    cache: list[np.ndarray] = []
+
+    def values() -> np.ndarray:
+        if not cache:
+            bids = sample_tweaked(setting, part, pool, seed).values
+            best = bids.max(dim=1).values.sum(dim=-1)
+            if net is not None:
+                with torch.no_grad():
+                    pay = torch.cat([net(bids[i : i + 50_000])[1].sum(dim=-1) for i in range(0, pool, 50_000)])
+                best = best - pay
+            cache.append(best.clamp_min(0.0).double().numpy())
+        return cache[0]
 
     def sample(rng: np.random.Generator, trials: int, rounds: int) -> np.ndarray:
-        seed = int(rng.integers(2**62))
-        bids = sample_tweaked(setting, part, trials * rounds, seed).values
-        best = bids.max(dim=1).values.sum(dim=-1)
-        if net is not None:
-            with torch.no_grad():
-                _, payment = net(bids)
-            best = best - payment.sum(dim=-1)
-        return best.clamp_min(0.0).double().numpy().reshape(trials, rounds)
+        return rng.choice(values(), size=(trials, rounds), replace=True)
 
+    sample.values = values  # type: ignore[attr-defined]  (the pool, for closed forms)
     return sample
 
 
