@@ -72,6 +72,9 @@ DEFAULT_LOOKUP_SAFETY_MARGIN = 2
 # long as an absent bidder's logit is not far above the others'; the differential test against the
 # PyTorch net checks it.
 CIRCUIT_MASK_LOGIT = 12.0
+MIN_LOGROWS = 11
+LOGROWS_HEADROOM = 64  # rows reserved for blinding and padding on top of the layout
+MAX_TABLE_COLUMNS = 4  # more columns per lookup table stop paying off (measured, see benchmarks/)
 
 INSECURE_SRS_NOTE = (
     "INSECURE dev SRS generated locally with ezkl.gen_srs: whoever generated it can forge proofs. "
@@ -295,6 +298,13 @@ def circuit_mask_logit(value: float = CIRCUIT_MASK_LOGIT) -> Iterator[None]:
         nets.MASK_LOGIT = old
 
 
+def fit_logrows(num_rows: int, decomp_base: int, lookup_size: int = 0) -> int:
+    """The smallest logrows holding ``num_rows`` rows and the range-check table, with room for
+    ezkl's blinding rows, and splitting each lookup table over at most MAX_TABLE_COLUMNS columns."""
+    need = max(num_rows, decomp_base, lookup_size / MAX_TABLE_COLUMNS) + LOGROWS_HEADROOM
+    return max(MIN_LOGROWS, math.ceil(math.log2(need)))
+
+
 def default_decomp_legs(input_scale: int) -> int:
     """Legs of base 2^S covering values up to 2^(2S + 10) (see compile_auction)."""
     return max(2, math.ceil((2 * input_scale + 10) / max(1, input_scale)))
@@ -353,6 +363,8 @@ def compile_auction(
     mask_logit: float = CIRCUIT_MASK_LOGIT,
     seed: int = 0,
     fidelity_samples: int = 64,
+    shrink_logrows: bool = True,
+    logrows_override: int | None = None,
     keep_pk: bool = True,
     progress: bool = False,
 ) -> "Circuit":
@@ -362,7 +374,9 @@ def compile_auction(
     must be given. ``input_scale`` is pinned during calibration because commitments depend on it;
     calibration runs on ``calibration_samples`` frames of the setting's tweaked data with
     ``lookup_safety_margin`` (at least 2). ``max_logrows``, ``decomp_base``/``decomp_legs`` trade
-    lookup table size against rows. ``fidelity_samples`` held-out profiles measure the circuit's
+    lookup table size against rows; with ``shrink_logrows`` (the default) logrows is lowered after
+    calibration to the smallest that holds the layout, lookup tables then span several columns.
+    ``fidelity_samples`` held-out profiles measure the circuit's
     error against the PyTorch net (manifest "fidelity"). The proving key is kept in ``out_dir/pk.key`` (git-ignored) if
     ``keep_pk``.
     """
@@ -427,6 +441,20 @@ def compile_auction(
     if st["run_args"]["input_scale"] != input_scale:
         raise CircuitError(f"calibration changed the input scale to {st['run_args']['input_scale']}")
     logrows = int(st["run_args"]["logrows"])
+    if logrows_override is not None:
+        logrows = int(logrows_override)
+        st["run_args"]["logrows"] = logrows
+        settings.write_text(json.dumps(st))
+    elif shrink_logrows:
+        # ezkl's calibration sizes the circuit so each lookup table fits one column; splitting the
+        # tables over several columns at the smallest logrows that holds the layout proves several
+        # times faster (fewer rows to commit to and FFT over).
+        lo, hi = st["run_args"]["lookup_range"]
+        fit = fit_logrows(int(st["num_rows"]), int(st["run_args"]["decomp_base"]), int(hi) - int(lo) + 1)
+        if fit < logrows:
+            logrows = fit
+            st["run_args"]["logrows"] = logrows
+            settings.write_text(json.dumps(st))
     with timed("compile", "compile_circuit"):
         _ezkl(ezkl.compile_circuit, str(out / ONNX_FILE), str(out / COMPILED_FILE), str(settings))
     if dev_srs:
