@@ -82,3 +82,37 @@ def test_affine_maximizer_exports(tmp_path):
     np.testing.assert_allclose(alloc, ref_a[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(pay, ref_p[0].numpy(), atol=1e-5)
     assert ama is not None
+
+
+def test_cli_compile_user_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from zkauction.checkpoint import save_checkpoint
+    from zkauction.cli import app
+
+    runner = CliRunner()
+    both = runner.invoke(app, ["compile", str(tmp_path), "--out", str(tmp_path / "c"), "--dev-srs", "--srs", "x.srs"])
+    assert both.exit_code == 2 and "exactly one of --srs" in both.output
+    neither = runner.invoke(app, ["compile", str(tmp_path), "--out", str(tmp_path / "c")])
+    assert neither.exit_code == 2 and "exactly one of --srs" in neither.output
+    missing = runner.invoke(app, ["compile", str(tmp_path / "nope"), "--out", str(tmp_path / "c"), "--dev-srs"])
+    assert missing.exit_code == 2 and "config.json" in missing.output and "Traceback" not in missing.output
+    save_checkpoint(RegretNet(AuctionSetting(2, 2), depth=1, width=4), tmp_path / "t")
+    no_srs = runner.invoke(app, ["compile", str(tmp_path / "t"), "--out", str(tmp_path / "c"), "--srs", str(tmp_path / "none.srs")])
+    assert no_srs.exit_code == 2 and "SRS file not found" in no_srs.output
+    margin = runner.invoke(app, ["compile", str(tmp_path / "t"), "--out", str(tmp_path / "c"), "--dev-srs", "--lookup-margin", "1"])
+    assert margin.exit_code == 2 and "at least 2" in margin.output
+
+
+def test_cli_verify_user_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from zkauction.cli import app
+
+    runner = CliRunner()
+    (tmp_path / "b.json").write_text("{not json")
+    r = runner.invoke(app, ["verify", str(tmp_path / "b.json"), "--circuit", str(tmp_path)])
+    assert r.exit_code == 2 and "not valid JSON" in r.output
+    (tmp_path / "b.json").write_text('{"format": "zkauction-proof/1"}')
+    r = runner.invoke(app, ["verify", str(tmp_path / "b.json"), "--circuit", str(tmp_path)])
+    assert r.exit_code == 2 and "missing field" in r.output
