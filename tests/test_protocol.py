@@ -302,3 +302,35 @@ def test_killed_mid_run_the_ledger_is_consistent_and_the_run_resumes(tmp_path):
         report = run.audit()
         assert report.valid
         assert all(run.auctioneer.round_inputs(r) for r in range(1, T + 1))
+
+
+@pytest.mark.parametrize("mode", ["reveal", "ttp"])
+def test_outcome_computed_on_substituted_bids_fails_the_audit(tmp_path, mode):
+    """The auctioneer swaps a bidder's commitment for one of its own making (and can open it): the
+    openings are consistent with the outcome, but not with what the bidder logged."""
+    from zkauction.commitments import make_commitment
+
+    with make_run(tmp_path, mode, rounds=3, audits=3) as run:
+        bids = run.bids_of_round(1)
+        present = [i for i in range(2) if any(bids[i])]
+        for i in present:
+            run.bidders[i].bid(1, bids[i], 12)
+        i = present[0]
+        fake_com, fake_open = make_commitment([0.9, 0.9], 12)
+        fake_bids = [list(r) for r in bids]
+        fake_bids[i] = list(fake_open.bids)
+        salts = ["0" * 64] * 2
+        coms = [absent_commitment(2, 12)] * 2
+        parts = [0, 0]
+        for j in present:
+            o = run.bidders[j]._openings[1] if j != i else fake_open
+            fake_bids[j], salts[j], parts[j] = list(o.bids), o.salt, 1
+            coms[j] = read_state(run.ledger).commitments[1][j] if j != i else fake_com
+            run.auctioneer.store.put(1, j, o)
+        out = run.auctioneer.outcome(fake_bids, salts)
+        run.ledger.append(OUTCOME, {"participants": parts, "commitments": coms, **out.to_dict()}, run.auctioneer.key, round=1)
+        run.play()
+        report = run.audit()
+    assert report.failed == [1]
+    reason = [v.reason for v in report.verdicts if not v.valid][0]
+    assert reason == f"round 1: the outcome does not use bidder {i}'s logged commitment"

@@ -250,12 +250,15 @@ _COLUMNS = "seq, round, kind, payload, prev_hash, hash, signer, signature"
 
 
 class SQLiteStorage:
-    """SQLite in WAL mode, ``synchronous=FULL``, one transaction per append.
+    """SQLite in WAL mode, one transaction per append.
 
     A process killed at any point leaves the file with every committed append and no partial one.
+    ``durable=True`` (``synchronous=FULL``) also survives a power cut after each append returns, at
+    the cost of an fsync per entry; ``durable=False`` (``synchronous=NORMAL``) survives process
+    crashes but may lose the last appends on a power cut.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, durable: bool = True):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_file():
             raise LedgerError(f"{self.path}: not a file")
@@ -264,7 +267,7 @@ class SQLiteStorage:
         try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
             raise LedgerError(f"{self.path}: not a ledger database ({e})") from None
@@ -345,8 +348,8 @@ class Ledger:
         self.storage = storage
 
     @classmethod
-    def open(cls, path: str | Path) -> "Ledger":
-        return cls(SQLiteStorage(path))
+    def open(cls, path: str | Path, *, durable: bool = True) -> "Ledger":
+        return cls(SQLiteStorage(path, durable=durable))
 
     @classmethod
     def in_memory(cls) -> "Ledger":

@@ -233,6 +233,27 @@ class LedgerState:
             raise ProtocolError(f"round {round} has no logged outcome")
         return list(self.outcomes[round].data["commitments"])
 
+    def check_outcome_inputs(self, round: int) -> None:
+        """The outcome of ``round`` must name, for each bidder, the commitment that bidder logged
+        (unless the auctioneer logged a rejection of its opening) and the public absent commitment
+        otherwise. Raises :class:`ProtocolError` naming the round and the bidder."""
+        ann = self.announcement
+        if round not in self.outcomes:
+            raise ProtocolError(f"round {round}: no outcome was logged")
+        d = self.outcomes[round].data
+        coms, present = d.get("commitments"), d.get("participants")
+        if not isinstance(coms, list) or len(coms) != ann.n or not isinstance(present, list) or len(present) != ann.n:
+            raise ProtocolError(f"round {round}: the outcome must list {ann.n} commitments and participants")
+        logged, rejected = self.commitments.get(round, {}), self.rejections.get(round, {})
+        absent = absent_commitment(ann.m, ann.input_scale)
+        for i in range(ann.n):
+            if i in logged and i not in rejected:
+                if coms[i] != logged[i] or present[i] != 1:
+                    raise ProtocolError(f"round {round}: the outcome does not use bidder {i}'s logged commitment")
+            elif coms[i] != absent or present[i] != 0:
+                why = "its opening was rejected" if i in rejected else "it did not bid"
+                raise ProtocolError(f"round {round}: bidder {i} must be absent from the outcome ({why})")
+
 
 def read_state(ledger: Ledger) -> LedgerState:
     """Parse the ledger into a :class:`LedgerState`.
@@ -700,6 +721,10 @@ def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None =
         raise VerificationError("ledger", f"round {r}: the bundle's circuit manifest is not the announced one")
     if bundle.vk_sha256 != auction.get("vk_sha256"):
         raise VerificationError("ledger", f"round {r}: the bundle's verifying key is not the announced one")
+    try:
+        st.check_outcome_inputs(r)
+    except ProtocolError as e:
+        raise VerificationError("ledger", str(e)) from None
     logged = st.commitments_of(r)
     for i, (got, want) in enumerate(zip(bundle.commitments, logged)):
         if got.lower() != want.lower():
@@ -759,6 +784,7 @@ class Auditor:
         if round not in st.outcomes:
             return Verdict(round, mode, False, f"round {round}: no outcome was logged")
         try:
+            st.check_outcome_inputs(round)
             if mode == "zk":
                 self._check_zk(st, round)
             elif mode == "reveal":
@@ -852,6 +878,7 @@ class TrustedThirdParty:
     def audit_round(self, round: int, bids: Sequence[Sequence[float]], salts: Sequence[str]) -> Verdict:
         st = read_state(self.ledger)
         try:
+            st.check_outcome_inputs(round)
             check_round_openings(st, round, bids, salts, self.outcome)
             v = Verdict(round, "ttp", True, f"round {round}: outcome verified (ttp)")
         except ProtocolError as e:
