@@ -410,17 +410,30 @@ def audit_selection(ledger: Ledger, state: LedgerState | None = None) -> AuditSe
 class OpeningStore:
     """Openings the auctioneer received, by (round, bidder). In memory, or SQLite at ``path``."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, *, durable: bool = True):
         self._db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None, check_same_thread=False)
         if path is not None:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS openings (round INTEGER, bidder INTEGER, opening TEXT, PRIMARY KEY (round, bidder))"
         )
 
     def put(self, round: int, bidder: int, opening: Opening) -> None:
-        self._db.execute("INSERT OR REPLACE INTO openings VALUES (?, ?, ?)", (round, bidder, json.dumps(opening.to_dict())))
+        self.put_round(round, {bidder: opening})
+
+    def put_round(self, round: int, openings: dict[int, Opening]) -> None:
+        """Store a round's openings in one transaction (one fsync per round, not per bidder)."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO openings VALUES (?, ?, ?)",
+                [(round, i, json.dumps(o.to_dict())) for i, o in openings.items()],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def get(self, round: int) -> dict[int, Opening]:
         rows = self._db.execute("SELECT bidder, opening FROM openings WHERE round = ?", (round,)).fetchall()
@@ -598,6 +611,7 @@ class Auctioneer:
         salts = [ZERO_SALT] * ann.n
         coms = [absent_commitment(ann.m, ann.input_scale)] * ann.n
         present = [0] * ann.n
+        accepted: dict[int, Opening] = {}
         for i in sorted(logged):
             opening = received.get(i)
             try:
@@ -609,8 +623,11 @@ class Auctioneer:
                 if i not in rejected:
                     self.ledger.append(OPENING_REJECTED, {"bidder": i, "reason": str(e)}, self.key, round=round)
                 continue
-            self.store.put(round, i, opening)
+            accepted[i] = opening
             bids[i], salts[i], coms[i], present[i] = list(opening.bids), opening.salt, logged[i], 1
+        # Stored before the outcome is logged: an outcome whose openings are lost could not be proven.
+        if accepted:
+            self.store.put_round(round, accepted)
         out = self.outcome(bids, salts)
         payload = {"participants": present, "commitments": coms, **out.to_dict()}
         return self.ledger.append(OUTCOME, payload, self.key, round=round)
@@ -951,7 +968,9 @@ class LocalRun:
     """The auctioneer, n simulated truthful bidders, the auditor and (ttp mode) the trusted third
     party over one ledger file, with their keys and secrets in :func:`private_dir`."""
 
-    def __init__(self, db: str | Path, outcome: OutcomeFunction, *, circuit: Any = None):
+    def __init__(self, db: str | Path, outcome: OutcomeFunction, *, circuit: Any = None, durable: bool = True):
+        """``durable=False`` skips the fsync per append (SQLite synchronous=NORMAL): still safe
+        against a killed process, not against a power cut."""
         from zkauction.setting import AuctionSetting, ParticipationModel
 
         self.db = Path(db)
@@ -964,12 +983,13 @@ class LocalRun:
         self.participation = ParticipationModel.from_dict(self.config["participation"], self.setting.n)
         self.seed = int(self.config["seed"])
         self.circuit = circuit
-        self.ledger = Ledger.open(self.db)
+        self.ledger = Ledger.open(self.db, durable=durable)
         self.state = read_state(self.ledger)
         ann = self.state.announcement
         keys = {name: SigningKey.load(self.dir / f"{name}.pem") for name in self._key_names(ann.n)}
         self.outcome = outcome
-        self.auctioneer = Auctioneer(keys["auctioneer"], self.ledger, outcome, store=OpeningStore(self.dir / OPENINGS_FILE))
+        self.auctioneer = Auctioneer(keys["auctioneer"], self.ledger, outcome,
+                                     store=OpeningStore(self.dir / OPENINGS_FILE, durable=durable))
         self.bidders = [
             Bidder(i, keys[f"bidder_{i}"], self.ledger, secret=bytes.fromhex((self.dir / f"bidder_{i}.secret").read_text().strip()))
             for i in range(ann.n)
@@ -1000,6 +1020,7 @@ class LocalRun:
         seed: int = 0,
         circuit: Any = None,
         extra_config: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> "LocalRun":
         """Generate every party's key, announce the auction, commit the bidders' audit seeds.
 
@@ -1035,7 +1056,7 @@ class LocalRun:
                 auditor=keys["auditor"].public_hex,
                 third_party=keys["third_party"].public_hex if mode == "ttp" else None,
             )
-        run = cls(db, outcome, circuit=circuit)
+        run = cls(db, outcome, circuit=circuit, durable=durable)
         for b in run.bidders:
             b.commit_audit_seed()
         return run
