@@ -470,6 +470,14 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         md += table(["net", "folder", "config", "steps", "train wall s", "machine"], rows)
         md += ["", "Training and evaluation ran on the shared 2-core CPU (no GPU) while four other engineers' jobs "
                "ran: wall times are under that load and would be shorter on an idle machine.", ""]
+        probe = block.get("cost_probe")
+        if probe:
+            md += ["Measured cost per training iteration (a few iterations timed with `--cost-probe`, same shared "
+                   "machine) and the projected time for the whole recipe:", ""]
+            md += table(["config", "s / iteration", "iterations", "projected hours", "load average"],
+                        ([r["config"], fmt(r["seconds_per_iteration"], 2), r["iterations"], fmt(r["projected_hours"], 1),
+                          str([round(x, 1) for x in (r["machine"].get("load_average") or [])])] for r in probe))
+            md.append("")
         if missing:
             md += ["### Not available", ""]
             for lab, why in block["missing"].items():
@@ -535,6 +543,62 @@ def train_missing(key: str, root: Path, roles: Sequence[str]) -> None:
                   command=f"python benchmarks/paper_tables.py --train ({e.config})")
 
 
+COST_PROBES = {"2x2": [("configs/2x2_scenario1.toml", 2), ("configs/2x2_scenario1_improved.toml", 10)],
+               "3x10": [("configs/3x10_scenario1.toml", 1), ("configs/3x10_scenario1_improved.toml", 5)]}
+
+
+def cost_probe(key: str, root: Path, out: Path) -> list[dict[str, Any]]:
+    """Seconds per training iteration of the paper's recipe and of ours, from a few iterations
+    (``train(..., stop_after=k)``, set-up included): the measured basis for the projected training
+    times in the report."""
+    from zkauction.config import load_config
+    from zkauction.train import TrainConfig, train
+
+    rows = []
+    for config, k in COST_PROBES[key]:
+        cfg = load_config(root / config)
+        total = TrainConfig.from_dict(cfg.train).total_iterations
+        t0 = time.monotonic()
+        train(cfg, out / f"cost_probe_{cfg.name}", progress=False, stop_after=k, evaluate_at_end=False)
+        per = (time.monotonic() - t0) / k
+        rows.append({"config": config, "iterations_timed": k, "seconds_per_iteration": round(per, 2),
+                     "iterations": total, "projected_hours": round(per * total / 3600, 2),
+                     "machine": machine_description()})
+        print(f"cost probe {config}: {per:.1f} s/iteration -> {per * total / 3600:.1f} h for {total}", flush=True)
+    return rows
+
+
+def evaluate_entry(e: Entry, root: Path, key: str, cache_key: str, attack: AttackConfig, args: argparse.Namespace) -> dict[str, Any]:
+    net = load_entry_net(e, root)
+    t0 = time.monotonic()
+    ev = evaluate_all_profiles(net, key, n_revenue=args.n_revenue, n_regret=args.n_regret, seed=args.seed, attack=attack)
+    wall = time.monotonic() - t0
+    metrics: dict[str, Any] = {}
+    if e.path is not None and (root / e.path / "metrics.json").is_file():
+        metrics = read_metrics(root / e.path)
+    metrics = {k: metrics[k] for k in ("train_wall_seconds", "iterations", "steps", "name", "command", "torch_threads", "machine") if k in metrics}
+    print(f"{key} {e.label}: evaluated in {wall:.0f} s", flush=True)
+    return {
+        "label": e.label, "role": e.role, "scenario": e.scenario, "path": e.path, "config": e.config,
+        "cache_key": cache_key, "evaluation": ev.to_dict(), "evaluation_wall_seconds": round(wall, 1),
+        "evaluation_machine": machine_description(), "metrics": metrics,
+    }
+
+
+def store_metrics(e: Entry, root: Path, key: str, entry: dict[str, Any], command: str) -> None:
+    """Put the net's evaluation on its own participation model (and on every profile) into its
+    trained folder's metrics.json, beside what training wrote there."""
+    model = scenario_model(key, e.scenario) if e.scenario else ParticipationModel.fixed(SHAPES[key][0])
+    own = reweight(entry["evaluation"], model, optima_for(key, model))
+    folder = root / e.path  # type: ignore[operator]
+    m = read_metrics(folder) if (folder / "metrics.json").is_file() else {}
+    m["evaluation"] = own.to_dict()
+    m["evaluation_all_profiles"] = entry["evaluation"]
+    m["evaluation_command"] = command
+    m["evaluation_wall_seconds"] = entry["evaluation_wall_seconds"]
+    write_metrics(folder, m)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", default="2x2,3x10", help="comma-separated: 2x2, 3x10")
@@ -549,9 +613,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--root", type=Path, default=ROOT, help="where trained/ and configs/ are")
     ap.add_argument("--fresh", action="store_true", help="ignore cached evaluations in the JSON")
+    ap.add_argument("--cache", type=Path, action="append", default=[],
+                    help="another paper_tables.json whose evaluations may be reused (e.g. from parallel runs)")
     ap.add_argument("--only", default="", help="comma-separated labels to (re)evaluate; others come from the cache")
     ap.add_argument("--write-metrics", action="store_true",
                     help="store our nets' own-scenario evaluation in trained/<name>/metrics.json")
+    ap.add_argument("--cost-probe", action="store_true",
+                    help="time a few training iterations of the paper's recipe and ours (for the projections)")
     ap.add_argument("--note", default="", help="a line for the report (e.g. how the machine was shared)")
     args = ap.parse_args(argv)
     if args.n_revenue < 1 or args.n_regret < 1:
@@ -565,9 +633,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "paper_tables.json"
     cache: dict[str, Any] = {}
-    if json_path.is_file() and not args.fresh:
-        old = json.loads(json_path.read_text())
+    cache_cost: dict[str, Any] = {}
+    sources = ([json_path] if json_path.is_file() else []) + list(args.cache)
+    for source in sources if not args.fresh else []:
+        old = json.loads(source.read_text())
         for key, block in old.get("settings", {}).items():
+            if "cost_probe" in block:
+                cache_cost[key] = block["cost_probe"]
             for label, e in block.get("entries", {}).items():
                 if "cache_key" in e:
                     cache[e["cache_key"]] = e
@@ -584,6 +656,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             roles = (["tweaked", "untweaked"] if args.train else []) + (["paper"] if args.train_paper else [])
             train_missing(key, root, roles)
         block: dict[str, Any] = {"entries": {}, "missing": {}, "notes": []}
+        if args.cost_probe:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                block["cost_probe"] = cost_probe(key, root, Path(tmp))
+        elif key in cache_cost:
+            block["cost_probe"] = cache_cost[key]
         attack = attack_for(key, args)
         for e in entries(key):
             if not is_available(e, root):
@@ -591,6 +670,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     block["missing"][e.label] = f"{e.path} not trained (config {e.config})"
                 elif e.role == "ama":
                     block["missing"][e.label] = f"{e.path} not shipped"
+                else:
+                    block["missing"][e.label] = (f"{e.path} not trained: the paper's recipe ({e.config}) did not fit "
+                                                 "this session's CPU budget (see the cost probe above)")
                 continue
             weights = "" if e.path is None else sha256_file(root / e.path / WEIGHTS_FILE)
             ck = hashlib.sha256(json.dumps([key, e.label, weights, args.n_revenue, args.n_regret, args.seed,
@@ -598,37 +680,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ck in cache and e.label not in only:
                 block["entries"][e.label] = cache[ck]
                 print(f"{key} {e.label}: cached", flush=True)
-                continue
-            net = load_entry_net(e, root)
-            t0 = time.monotonic()
-            ev = evaluate_all_profiles(net, key, n_revenue=args.n_revenue, n_regret=args.n_regret, seed=args.seed, attack=attack)
-            wall = time.monotonic() - t0
-            metrics = {}
-            if e.path is not None:
-                try:
-                    metrics = read_metrics(root / e.path)
-                except Exception:  # a folder without metrics.json still evaluates
-                    metrics = {}
-            metrics = {k: metrics[k] for k in ("train_wall_seconds", "iterations", "steps", "name", "command", "torch_threads", "machine") if k in metrics}
-            block["entries"][e.label] = {
-                "label": e.label, "role": e.role, "scenario": e.scenario, "path": e.path, "config": e.config,
-                "cache_key": ck, "evaluation": ev.to_dict(), "evaluation_wall_seconds": round(wall, 1), "metrics": metrics,
-            }
-            print(f"{key} {e.label}: evaluated in {wall:.0f} s", flush=True)
+            else:
+                block["entries"][e.label] = evaluate_entry(e, root, key, ck, attack, args)
             if args.write_metrics and e.role in ("tweaked", "untweaked") and e.path is not None:
-                model = scenario_model(key, e.scenario) if e.scenario else ParticipationModel.fixed(SHAPES[key][0])
-                own = reweight(ev, model, optima_for(key, model))
-                m = read_metrics(root / e.path) if (root / e.path / "metrics.json").is_file() else {}
-                m["evaluation"] = own.to_dict()
-                m["evaluation_all_profiles"] = ev.to_dict()
-                m["evaluation_command"] = results["run"]["command"]
-                m["evaluation_wall_seconds"] = round(wall, 1)
-                write_metrics(root / e.path, m)
+                store_metrics(e, root, key, block["entries"][e.label], results["run"]["command"])
         if key == "3x10":
             block["notes"].append(
                 "The paper's 3x10 recipe (depth 17, width 120, a 100-step misreport MLP every iteration, 600 "
                 "iterations) and our improved 3x10 recipe were not trained: this session had no GPU machine, and "
-                "the shared 2-core CPU could not fit them (see the README section 'paper' for the measured cost).")
+                "the shared 2-core CPU could not fit them (see the cost probe above).")
         results["settings"][key] = block
         # Write after every setting, so an interrupted run keeps what it measured.
         md, derived = build_report(results)
