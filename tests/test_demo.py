@@ -10,7 +10,7 @@ import pytest
 
 from zkauction.circuit import Outcome
 from zkauction.cli_protocol import default_demo_auction, run_demo
-from zkauction.protocol import OUTCOME, LocalRun, circuit_outcome_function, read_state
+from zkauction.protocol import OUTCOME, LocalRun, circuit_outcome_function
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterable, Sequence
 from zkauction import commitments
 from zkauction.circuit import Outcome
 from zkauction.commitments import CommitmentError, Opening
-from zkauction.ledger import ChainCheck, ChainError, Entry, Ledger, LedgerError, SigningKey
+from zkauction.ledger import ChainCheck, ChainError, Entry, Ledger, SigningKey
 
 PROTOCOL_FORMAT = "zkauction-protocol/1"
 MODES = ("zk", "reveal", "ttp")
