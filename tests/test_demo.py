@@ -135,3 +135,18 @@ def test_cli_run_audit_prove_verify(demo, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "announces T = 5 rounds" in res.output
     res = cli.invoke(app, ["prove", "--db", "a.db", "--round", "9", "--out", "q.json"])
     assert res.exit_code == 2 and "round 9" in res.output
+
+
+@pytest.mark.slow
+def test_cli_demo_reuses_the_compiled_circuit(demo):
+    from typer.testing import CliRunner
+
+    from zkauction.cli import app
+
+    out, summary = demo
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--auction", summary["auction"], "--rounds", "4",
+                                   "--audits", "1", "--seed", "5"])
+    assert res.exit_code == 0, res.output
+    assert "reusing the compiled circuit" in res.output and "INSECURE" in res.output
+    assert "audited rounds" in res.output and "all valid" in res.output
+    assert json.loads((out / "summary.json").read_text())["rounds"] == 4

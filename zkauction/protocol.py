@@ -19,7 +19,9 @@ A round r: present bidders log ``bid_commitment`` entries; the auctioneer checks
 or missing opening, or bids outside the support, makes that bidder absent for the round, logged as
 ``opening_rejected``), computes the outcome with the announced auction on the snapped bids (absent
 bidders bid all zeros, salt 0, so their commitment is public) and logs ``outcome`` with the n
-commitments the outcome was computed on: exactly the public inputs of a proof of that round.
+commitments the outcome was computed on: exactly the public inputs of a proof of that round. The
+auditor checks that list against what the bidders themselves logged, so an outcome computed on
+substituted bids fails even when its openings are consistent.
 
 Audit selection (shared/DESIGN.md): every bidder logs SHA3-256(domain, bidder, seed) before round 1
 and reveals the seed after round T. Once every committed seed is revealed or declared missing, the k
