@@ -13,7 +13,7 @@ import torch
 
 from zkauction.bundle import ProofBundle, VerificationError
 from zkauction.circuit import Outcome
-from zkauction.commitments import Opening
+from zkauction.commitments import CommitmentError, Opening
 from zkauction.ledger import Ledger, SigningKey
 from zkauction.nets import RegretNet
 from zkauction.protocol import (
@@ -106,7 +106,10 @@ def test_bad_opening_is_rejected_logged_and_treated_as_absent(tmp_path):
         i = present[0]
         opening = run.bidders[i].bid(1, bids[i], 12)
         forged = Opening(tuple(min(1.0, b + 0.25) for b in opening.bids), opening.salt)
-        run.auctioneer.receive_opening(1, i, forged)
+        with pytest.raises(CommitmentError, match=f"round 1: bidder {i}'s opening is rejected: opening does not match"):
+            run.auctioneer.receive_opening(1, i, forged)
+        with pytest.raises(CommitmentError, match="earlier opening was rejected"):  # the rejection stands
+            run.auctioneer.receive_opening(1, i, opening)
         for j in present[1:]:
             run.auctioneer.receive_opening(1, j, run.bidders[j].bid(1, bids[j], 12))
         out = run.auctioneer.close_round(1)
@@ -122,9 +125,13 @@ def test_bad_opening_is_rejected_logged_and_treated_as_absent(tmp_path):
 def test_bids_outside_the_support_are_rejected(tmp_path):
     with make_run(tmp_path, rounds=2, audits=1) as run:
         opening = run.bidders[0].bid(1, [1.5, 0.5], 12)
-        run.auctioneer.receive_opening(1, 0, opening)
+        with pytest.raises(CommitmentError, match="outside the support"):
+            run.auctioneer.receive_opening(1, 0, opening)
+        with pytest.raises(CommitmentError, match="no commitment of this bidder"):
+            run.auctioneer.receive_opening(1, 1, opening)
         run.auctioneer.close_round(1)
-        assert "outside the support" in read_state(run.ledger).rejections[1][0]
+        st = read_state(run.ledger)
+        assert "outside the support" in st.rejections[1][0] and st.outcomes[1].data["participants"] == [0, 0]
 
 
 def test_audit_selection_waits_for_all_reveals_and_depends_on_each(tmp_path):
@@ -334,3 +341,15 @@ def test_outcome_computed_on_substituted_bids_fails_the_audit(tmp_path, mode):
     assert report.failed == [1]
     reason = [v.reason for v in report.verdicts if not v.valid][0]
     assert reason == f"round 1: the outcome does not use bidder {i}'s logged commitment"
+
+
+def test_a_bidder_that_commits_but_never_opens_is_absent(tmp_path):
+    with make_run(tmp_path, rounds=2, audits=2) as run:
+        run.bidders[1].bid(1, [0.5, 0.25], 12)  # committed, opening never sent
+        opening = run.bidders[0].bid(1, [0.75, 0.5], 12)
+        run.auctioneer.receive_opening(1, 0, opening)
+        out = run.auctioneer.close_round(1)
+        assert out.data["participants"] == [1, 0]
+        assert read_state(run.ledger).rejections[1] == {1: "no opening was received"}
+        run.play()
+        assert run.audit().valid

@@ -566,7 +566,30 @@ class Auctioneer:
         return self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key)
 
     def receive_opening(self, round: int, bidder: int, opening: Opening) -> None:
-        """The private channel: a bidder's opening for ``round``. Checked when the round closes."""
+        """The private channel: a bidder's opening for ``round``, checked at once against the
+        commitment that bidder logged and against the support. A bad opening raises
+        :class:`~zkauction.commitments.CommitmentError` naming the round and bidder, is logged as
+        ``opening_rejected``, and the bidder is absent from the round."""
+        ann = self.announcement()
+        logged = [
+            e for e in self.ledger.entries(kind=BID_COMMITMENT, round=round)
+            if e.data.get("bidder") == bidder and 0 <= bidder < ann.n and e.signer == ann.bidders[bidder]
+        ]
+        already = any(
+            r.data.get("bidder") == bidder and r.signer == self.key.public_hex
+            for r in self.ledger.entries(kind=OPENING_REJECTED, round=round)
+        )
+        try:
+            if not logged:
+                raise CommitmentError("no commitment of this bidder is logged for the round")
+            if already:  # final: the ledger already says this bidder is absent from the round
+                raise CommitmentError("an earlier opening was rejected; the bidder is absent from this round")
+            commitments.check_opening(logged[0].data["commitment"], opening, ann.input_scale)
+            self._check_bids(ann, bidder, opening.bids)
+        except CommitmentError as e:
+            if logged and not already:
+                self.ledger.append(OPENING_REJECTED, {"bidder": bidder, "reason": str(e)}, self.key, round=round)
+            raise CommitmentError(f"round {round}: bidder {bidder}'s opening is rejected: {e}") from None
         self._pending.setdefault(round, {})[bidder] = opening
 
     def _check_bids(self, ann: Announcement, bidder: int, bids: Sequence[float]) -> None:
@@ -588,7 +611,8 @@ class Auctioneer:
         return self._announcement
 
     def close_round(self, round: int) -> Entry:
-        """Check every opening against its logged commitment, compute the outcome, log it.
+        """Close the round: bidders who committed but sent no valid opening are logged as rejected
+        and absent; compute the outcome on the others' bids and log it.
 
         Reads only this round's entries (and the previous round's outcome), so a round costs the
         same at round 1 and round 10^5."""
@@ -615,15 +639,11 @@ class Auctioneer:
         present = [0] * ann.n
         accepted: dict[int, Opening] = {}
         for i in sorted(logged):
-            opening = received.get(i)
-            try:
-                if opening is None:
-                    raise CommitmentError("no opening was received")
-                commitments.check_opening(logged[i], opening, ann.input_scale)
-                self._check_bids(ann, i, opening.bids)
-            except CommitmentError as e:
-                if i not in rejected:
-                    self.ledger.append(OPENING_REJECTED, {"bidder": i, "reason": str(e)}, self.key, round=round)
+            if i in rejected:
+                continue
+            opening = received.get(i)  # only openings that passed receive_opening's checks
+            if opening is None:
+                self.ledger.append(OPENING_REJECTED, {"bidder": i, "reason": "no opening was received"}, self.key, round=round)
                 continue
             accepted[i] = opening
             bids[i], salts[i], coms[i], present[i] = list(opening.bids), opening.salt, logged[i], 1
@@ -935,7 +955,10 @@ def run_rounds(
             row = [float(x) for x in profile[b.index]]
             if any(x != 0 for x in row):
                 opening = b.bid(r, row, ann.input_scale)
-                auctioneer.receive_opening(r, b.index, opening)
+                try:
+                    auctioneer.receive_opening(r, b.index, opening)
+                except CommitmentError:
+                    pass  # logged as opening_rejected; the bidder is absent from this round
         auctioneer.close_round(r)
         played += 1
         if on_round is not None:
