@@ -66,3 +66,50 @@ def test_resume_refuses_a_different_config(tiny, tmp_path):
     raw["train"] = dict(raw["train"], seed=5)
     with pytest.raises(ConfigError, match="different config"):
         train(config_from_dict(raw), tmp_path / "x", progress=False, resume=True)
+
+
+def _shipped():
+    from pathlib import Path
+
+    trained = Path(__file__).resolve().parents[1] / "trained"
+    if not trained.is_dir():
+        return []
+    return sorted(p for p in trained.glob("*") if (p / "config.json").is_file() and (p / "weights.pt").is_file())
+
+
+@pytest.mark.parametrize("path", _shipped(), ids=lambda p: p.name)
+def test_shipped_nets_honour_the_contract(path):
+    # Feasibility, individual rationality and absent bidders on random tweaked bids, for every shipped net.
+    net = load_auction(path)
+    data = sample_tweaked(net.setting, net.participation, 4000, seed=11)
+    from zkauction.setting import ParticipationModel
+
+    masked = sample_tweaked(net.setting, ParticipationModel.independent([0.5] * net.setting.n), 4000, seed=12)
+    for values in (data.values, masked.values):
+        with torch.no_grad():
+            alloc, pay = net(values)
+        assert torch.all(alloc >= 0) and torch.all(alloc.sum(1) <= 1 + 1e-5)
+        assert torch.all(pay >= -1e-6) and torch.all(pay <= (alloc * values).sum(-1) + 1e-5)
+        absent = values.abs().sum(-1) == 0
+        assert torch.all(alloc[absent] == 0) and torch.all(pay[absent] == 0)
+    if path.name in ("1x2_uniform", "2x2_uniform") and (path / "metrics.json").is_file():  # learning core's
+        m = read_metrics(path)
+        assert m["command"].startswith("zkauction train") and m["train_cpu_seconds"] <= 30 * 60
+
+
+def test_teacher_warm_start_and_init(tiny, tmp_path):
+    from zkauction.config import config_from_dict
+
+    raw = dict(tiny.raw)
+    raw["train"] = dict(raw["train"], teacher="myerson", distill_iterations=20, iterations=3)
+    train(config_from_dict(raw), tmp_path / "d", progress=False, evaluate_at_end=False)
+    log = (tmp_path / "d" / "train_log.jsonl").read_text().splitlines()
+    assert "distill_iteration" in log[0] and "iteration" in log[-1]
+    raw["train"] = dict(tiny.raw["train"], init=str(tmp_path / "d"), iterations=3)
+    train(config_from_dict(raw), tmp_path / "i", progress=False, evaluate_at_end=False)
+    raw["net"] = dict(raw["net"], width=8)
+    with pytest.raises(ConfigError, match="do not fit"):
+        train(config_from_dict(raw), tmp_path / "j", progress=False, evaluate_at_end=False)
+    raw["net"], raw["train"] = tiny.raw["net"], dict(tiny.raw["train"], teacher="nope", distill_iterations=2)
+    with pytest.raises(ConfigError, match="teacher"):
+        train(config_from_dict(raw), tmp_path / "k", progress=False, evaluate_at_end=False)

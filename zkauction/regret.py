@@ -34,8 +34,8 @@ from zkauction.nets import AuctionNet, mlp, presence
 class AttackConfig:
     """Parameters of :func:`evaluation_attack` (reported beside every regret figure).
 
-    ``lr`` is in units of the support width (misreports are searched in [0, 1]-normalised
-    coordinates). ``grid`` is the number of points per item of the misreport grid (0: no grid); by
+    ``lr`` is Adam's initial step in units of the support width (misreports are searched in
+    [0, 1]-normalised coordinates); it decays along a cosine to lr/100 over the ``steps``. ``grid`` is the number of points per item of the misreport grid (0: no grid); by
     default 41 for m <= 2 and none above. ``refine`` zooms a second grid (``refine_points`` per item)
     onto +-1 cell around the best grid point, which pins down jumps of discontinuous mechanisms.
     """
@@ -209,6 +209,10 @@ def _attack_bidder(
         starts.append(((grid_b - lo) / width)[:, None, :])
     z = torch.cat(starts, dim=1).clone().requires_grad_(True)  # normalised misreports [B, S, m]
     opt = torch.optim.Adam([z], lr=attack.lr)
+    # Cosine decay to lr/100: big steps to travel, small ones to settle on the maximum.
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, attack.steps) / max(attack.steps, 1)))
+    )
     for step in range(attack.steps + 1):
         u = utility(net, values, bidder, lo + z * width)
         best_u = torch.maximum(best_u, u.detach().max(dim=1).values)
@@ -217,6 +221,7 @@ def _attack_bidder(
         opt.zero_grad()
         (-u.sum()).backward()
         opt.step()
+        sched.step()
         with torch.no_grad():
             z.clamp_(0.0, 1.0)
     return best_u

@@ -1,11 +1,16 @@
 """Training (paper, section 5.4): maximise revenue on the tweaked dataset while an attacker keeps the
 regret honest.
 
-Loss, per minibatch: ``-(sqrt(rev) - sqrt(rgt)) + regret_weight * rgt`` with rev the mean total
-payment and rgt the mean total regret (sum over bidders) of the attacker's misreports. The paper
-prints ``- rgt``; the term is meant to favour low regret, so the sign is a typo (shared/DESIGN.md).
+Loss, per minibatch: ``-(sqrt(rev) - sqrt_regret_weight * sqrt(rgt)) + regret_weight * rgt`` with
+rev the mean total payment and rgt the mean total regret (sum over bidders) of the attacker's
+misreports; both weights default to 1, which is the paper's loss with its sign corrected (the paper
+prints ``- rgt``; the term is meant to favour low regret, so the sign is a typo: shared/DESIGN.md).
+At a stationary point the net trades revenue for regret at the rate drev/drgt = sqrt(rev) *
+(sqrt_regret_weight / sqrt(rgt) + 2 regret_weight): a ``sqrt_regret_weight`` below 1 accepts more
+regret for more revenue, a large ``regret_weight`` pushes regret down.
 
-Schedule: a list of phases, each ``{iterations, lr, regret_weight, misreport_steps}`` (fields left
+Schedule: a list of phases, each ``{iterations, lr, regret_weight, sqrt_regret_weight,
+misreport_steps}`` (fields left
 out keep the previous phase's value). The default is the paper's: the run split in three equal
 phases at lr 5e-4, 5e-5, 5e-6. A last phase with a large ``regret_weight`` and more misreport steps
 is how the shipped nets push regret down before the evaluation-grade attack sees them.
@@ -17,6 +22,7 @@ The ``[train]`` table of an experiment config (all optional; defaults in :class:
     batch_size = 512
     iterations = 3000             # used when `phases` is absent: split in thirds at 5e-4/5e-5/5e-6
     regret_weight = 1.0
+    sqrt_regret_weight = 1.0
     attacker = "gradient"         # or "network" (the paper's misreport MLP, section 5.3)
     misreport_steps = 25          # gradient: Adam steps per iteration, warm-started per frame
     misreport_lr = 0.05           # gradient: in units of the support width; network: Adam lr
@@ -26,6 +32,11 @@ The ``[train]`` table of an experiment config (all optional; defaults in :class:
     log_every = 50
     checkpoint_every = 500
     threads = 1                   # torch threads (the CPU is shared)
+    init = ""                     # optional: start from this trained folder's weights (same net)
+    teacher = ""                  # optional warm start: a trained folder or a baseline name
+    distill_iterations = 0        # ... imitated (MSE on allocation and payment) before the phases
+    distill_lr = 1e-3             # decays along a cosine to 1/100 of this
+    teacher_temperature = 0.0     # > 0: an AMA teacher's entropic relaxation (smooth, still truthful)
     phases = [ {iterations = 2000, lr = 1e-3}, {iterations = 500, lr = 1e-4, regret_weight = 50} ]
     [train.evaluation]            # the evaluation written to metrics.json at the end
     n_revenue = 100000
@@ -39,6 +50,7 @@ line per ``log_every`` iterations), train_state.pt (optimizer, attacker and RNG 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -63,6 +75,7 @@ class Phase:
     lr: float
     regret_weight: float
     misreport_steps: int
+    sqrt_regret_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class TrainConfig:
     batch_size: int = 512
     iterations: int = 3000
     regret_weight: float = 1.0
+    sqrt_regret_weight: float = 1.0
     attacker: str = "gradient"
     misreport_steps: int = 25
     misreport_lr: float = 0.05
@@ -81,6 +95,11 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     threads: int = 1
+    init: str = ""
+    teacher: str = ""
+    distill_iterations: int = 0
+    distill_lr: float = 1e-3
+    teacher_temperature: float = 0.0
     phases: tuple[dict[str, Any], ...] = ()
     evaluation: dict[str, Any] = field(default_factory=dict)
 
@@ -109,16 +128,31 @@ class TrainConfig:
         if not self.phases:
             k = self.iterations // 3
             its = [k, k, self.iterations - 2 * k]
-            return [Phase(i, lr, self.regret_weight, self.misreport_steps) for i, lr in zip(its, PAPER_LRS)]
-        out, prev = [], {"lr": PAPER_LRS[0], "regret_weight": self.regret_weight, "misreport_steps": self.misreport_steps}
-        allowed = {"iterations", "lr", "regret_weight", "misreport_steps"}
+            return [
+                Phase(i, lr, self.regret_weight, self.misreport_steps, self.sqrt_regret_weight)
+                for i, lr in zip(its, PAPER_LRS)
+            ]
+        out = []
+        prev = {
+            "lr": PAPER_LRS[0],
+            "regret_weight": self.regret_weight,
+            "misreport_steps": self.misreport_steps,
+            "sqrt_regret_weight": self.sqrt_regret_weight,
+        }
+        allowed = {"iterations", "lr", "regret_weight", "misreport_steps", "sqrt_regret_weight"}
         for k, p in enumerate(self.phases):
             bad = sorted(set(p) - allowed)
             if bad or "iterations" not in p:
                 raise ConfigError(f"[train] phase {k}: needs 'iterations'; allowed keys {sorted(allowed)}, got extra {bad}")
             prev = {**prev, **{key: v for key, v in p.items() if key != "iterations"}}
-            ph = Phase(int(p["iterations"]), float(prev["lr"]), float(prev["regret_weight"]), int(prev["misreport_steps"]))
-            if ph.iterations < 1 or ph.lr <= 0 or ph.regret_weight < 0 or ph.misreport_steps < 0:
+            ph = Phase(
+                int(p["iterations"]),
+                float(prev["lr"]),
+                float(prev["regret_weight"]),
+                int(prev["misreport_steps"]),
+                float(prev["sqrt_regret_weight"]),
+            )
+            if ph.iterations < 1 or ph.lr <= 0 or ph.regret_weight < 0 or ph.misreport_steps < 0 or ph.sqrt_regret_weight < 0:
                 raise ConfigError(f"[train] phase {k}: iterations and lr must be positive, weights/steps >= 0")
             out.append(ph)
         return out
@@ -128,9 +162,12 @@ class TrainConfig:
         return sum(p.iterations for p in self.schedule())
 
 
-def loss_fn(revenue: torch.Tensor, regret: torch.Tensor, regret_weight: float) -> torch.Tensor:
-    """-(sqrt(rev) - sqrt(rgt)) + w * rgt (the paper's loss with its sign typo corrected)."""
-    return -(torch.sqrt(revenue.clamp_min(1e-12)) - torch.sqrt(regret + 1e-10)) + regret_weight * regret
+def loss_fn(
+    revenue: torch.Tensor, regret: torch.Tensor, regret_weight: float, sqrt_regret_weight: float = 1.0
+) -> torch.Tensor:
+    """-(sqrt(rev) - a sqrt(rgt)) + w rgt; a = w = 1 is the paper's loss with its sign corrected."""
+    root = torch.sqrt(revenue.clamp_min(1e-12)) - sqrt_regret_weight * torch.sqrt(regret + 1e-10)
+    return -root + regret_weight * regret
 
 
 def build_net(config: ExperimentConfig) -> AuctionNet:
@@ -173,6 +210,16 @@ def train(
     data = sample_tweaked(config.setting, config.participation, tc.dataset_size, tc.seed)
     values = data.values
     K = len(values)
+    distill_log: list[dict[str, Any]] = []
+    if tc.init:
+        from zkauction.checkpoint import load_auction
+
+        try:
+            net.load_state_dict(load_auction(tc.init).state_dict())
+        except RuntimeError as e:
+            raise ConfigError(f"[train] init {tc.init!r}: weights do not fit the [net] of this config: {e}") from None
+    if tc.teacher and tc.distill_iterations > 0 and not (resume and (out / STATE_FILE).is_file()):
+        distill_log = distill(net, _teacher(tc.teacher, config, tc.teacher_temperature), values, tc)
     opt = torch.optim.Adam(net.parameters(), lr=schedule[0].lr)
     gen = torch.Generator().manual_seed(tc.seed + 1)
     if tc.attacker == "gradient":
@@ -187,7 +234,7 @@ def train(
             patience=tc.misreport_patience,
             seed=tc.seed + 2,
         )
-    start, elapsed_before, perm, pos = 0, 0.0, torch.randperm(K, generator=gen), 0
+    start, elapsed_before, cpu_before, perm, pos = 0, 0.0, 0.0, torch.randperm(K, generator=gen), 0
     state_file = out / STATE_FILE
     if resume and state_file.is_file():
         st = torch.load(state_file, map_location="cpu", weights_only=False)
@@ -200,9 +247,13 @@ def train(
         if tc.attacker == "gradient":
             attacker.z = st["attacker_z"]
         start, elapsed_before, perm, pos = st["iteration"], st["elapsed"], st["perm"], st["pos"]
+        cpu_before = st.get("cpu", 0.0)
     elif not resume and (out / LOG_FILE).exists():
         (out / LOG_FILE).unlink()  # a fresh run starts a fresh log
     out.mkdir(parents=True, exist_ok=True)
+    if distill_log:
+        with open(out / LOG_FILE, "a") as log:
+            log.writelines(json.dumps(line) + "\n" for line in distill_log)
     experiment = dict(config.raw)
 
     def save_state(it: int, elapsed: float) -> None:
@@ -216,6 +267,7 @@ def train(
             "attacker_z": getattr(attacker, "z", None),
             "iteration": it,
             "elapsed": elapsed,
+            "cpu": cpu_before + time.process_time() - c0,
             "perm": perm,
             "pos": pos,
         }
@@ -228,7 +280,7 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=start, desc=config.name, unit="it", dynamic_ncols=True)
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     acc = {"rev": 0.0, "rgt": 0.0, "loss": 0.0, "k": 0}
     net.train()
     it = start
@@ -249,7 +301,7 @@ def train(
             _, payment = net(batch)
             revenue = payment.sum(-1).mean()
             regret = regret_of(net, batch, misreports).sum(-1).mean()
-            loss = loss_fn(revenue, regret, phase.regret_weight)
+            loss = loss_fn(revenue, regret, phase.regret_weight, phase.sqrt_regret_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -268,6 +320,7 @@ def train(
                     "iteration": it,
                     "lr": phase.lr,
                     "regret_weight": phase.regret_weight,
+                    "sqrt_regret_weight": phase.sqrt_regret_weight,
                     "revenue": acc["rev"] / k,
                     "regret": acc["rgt"] / k,
                     "loss": acc["loss"] / k,
@@ -283,12 +336,15 @@ def train(
     if it < total:
         return net
     train_seconds = elapsed_before + time.monotonic() - t0
+    cpu_seconds = cpu_before + time.process_time() - c0
     save_checkpoint(net, out, experiment=experiment)
     net.eval()
     metrics: dict[str, Any] = {
         "name": config.name,
         "command": command if command is not None else " ".join(sys.argv),
         "train_wall_seconds": round(train_seconds, 1),
+        # CPU time of this process: on a shared machine the honest measure of the work done.
+        "train_cpu_seconds": round(cpu_seconds, 1),
         "iterations": total,
         "torch_threads": int(tc.threads),
         "train_config": {k: v for k, v in asdict(tc).items()},
@@ -305,6 +361,55 @@ def train(
         metrics["evaluation_wall_seconds"] = round(time.monotonic() - t1, 1)
     write_metrics(out, metrics)
     return net
+
+
+def _teacher(spec: str, config: ExperimentConfig, temperature: float = 0.0) -> AuctionNet:
+    from zkauction.baselines import make_baseline
+    from zkauction.checkpoint import load_auction
+
+    if Path(spec).is_dir():
+        teacher = load_auction(spec)
+    else:
+        try:
+            teacher = make_baseline(spec, config.setting, config.participation)
+        except ValueError:
+            raise ConfigError(f"[train] teacher {spec!r}: neither a trained folder nor a baseline name") from None
+    if teacher.setting != config.setting:
+        raise ConfigError(f"[train] teacher {spec!r} was built for a different setting")
+    if temperature > 0:
+        # An affine maximizer's training mode is its entropic relaxation at `temperature`: a smooth
+        # mechanism that is itself truthful and IR (zkauction/ama.py), so a smooth net can fit it.
+        if not hasattr(teacher, "temperature"):
+            raise ConfigError(f"[train] teacher_temperature needs an AMA teacher, {spec!r} is {teacher.kind!r}")
+        teacher.temperature = float(temperature)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher.train()
+    return teacher.eval()
+
+
+def distill(net: AuctionNet, teacher: AuctionNet, values: torch.Tensor, tc: TrainConfig) -> list[dict[str, Any]]:
+    """Warm start: fit ``net`` to ``teacher``'s allocation and payment (mean squared error, payments
+    in units of the largest value) on the tweaked data. Returns the log lines."""
+    opt = torch.optim.Adam(net.parameters(), lr=tc.distill_lr)
+    total = tc.distill_iterations
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t / total)))
+    gen = torch.Generator().manual_seed(tc.seed + 3)
+    scale = float(net.setting.max_value)
+    log, t0 = [], time.monotonic()
+    for it in range(1, tc.distill_iterations + 1):
+        batch = values[torch.randint(0, len(values), (tc.batch_size,), generator=gen)]
+        with torch.no_grad():
+            a_t, p_t = teacher(batch)
+        a, p = net(batch)
+        loss = ((a - a_t) ** 2).mean() + (((p - p_t) / scale) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if it % tc.log_every == 0 or it == tc.distill_iterations:
+            log.append({"distill_iteration": it, "mse": loss.item(), "elapsed_s": round(time.monotonic() - t0, 2)})
+    return log
 
 
 def _phase_at(schedule: list[Phase], it: int) -> Phase:
