@@ -319,7 +319,14 @@ def get_dev_srs(logrows: int, progress: bool = False) -> Path:
         with _step(f"gen_srs (dev, INSECURE, logrows {logrows})", progress):
             tmp = d / f".kzg{logrows}.{os.getpid()}.tmp"
             _ezkl(ezkl.gen_srs, str(tmp), logrows)
-            tmp.replace(path)
+            # Publish without replacing: a concurrent compile may already have set up keys with
+            # another process's SRS at this path, and must keep finding that one.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
     return path
 
 
