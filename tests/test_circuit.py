@@ -284,3 +284,29 @@ def test_tampered_circuit_folder_is_refused(tiny, tmp_path):
     with pytest.raises(VerificationError) as e:
         verify_bundle(tiny.bundle, d)
     assert e.value.check in ("manifest", "vk")
+
+
+def test_shipped_affine_maximizer_proves_and_matches_the_net(tmp_path):
+    """Engineer B's AMA (hard argmax at eval time) goes through the same export/compile/prove path."""
+    trained = circuit_mod.Path(__file__).resolve().parents[1] / "trained" / "ama_2x2_uniform"
+    if not (trained / "weights.pt").is_file():
+        pytest.skip("trained/ama_2x2_uniform is not shipped")
+    c = compile_auction(trained, tmp_path / "ama", dev_srs=True, calibration_samples=100, fidelity_samples=16)
+    assert c.logrows <= 13
+    net = load_auction(trained)
+    data = sample_tweaked(net.setting, net.participation, 60, seed=7).values
+    salts = [new_salt(), new_salt()]
+    S, agree = c.input_scale, 0
+    bound = 2 * c.manifest["fidelity"]["max_abs_error"] + 4 * 2.0**-S
+    for frame in data:
+        bids = [list(snap_bids(row.tolist(), S)) for row in frame]
+        out = canonical_outcome(c, bids, salts)
+        with torch.no_grad():
+            a, p = net(torch.tensor([bids]))
+        if np.array_equal(np.array(out.allocation), a[0].numpy()):
+            agree += 1
+            assert np.abs(np.array(out.payment) - p[0].numpy()).max() <= bound
+    # The argmax may break a near-tie differently in fixed point; that must stay rare.
+    assert agree >= 58
+    bundle = prove_round(c, [[0.3, 0.7], [0.9, 0.1]], salts, round_id=1)
+    assert verify_bundle(bundle, c).outcome == canonical_outcome(c, [[0.3, 0.7], [0.9, 0.1]], salts)
