@@ -944,10 +944,12 @@ def run_rounds(
     ``bids_of_round(r)`` gives the [n][m] bids of round r; an all-zero row is an absent bidder.
     Returns the number of rounds played now.
     """
-    st = read_state(auctioneer.ledger)
-    ann = st.announcement
-    todo = list(rounds) if rounds is not None else list(range(st.rounds_done + 1, ann.rounds + 1))
-    todo = [r for r in todo if r not in st.outcomes]
+    ann = auctioneer.announcement()
+    if rounds is None:
+        st = read_state(auctioneer.ledger)
+        todo = [r for r in range(st.rounds_done + 1, ann.rounds + 1) if r not in st.outcomes]
+    else:  # cheap per-round queries, so playing one round at a time stays O(1) per round
+        todo = [r for r in rounds if not any(e.signer == ann.auctioneer for e in auctioneer.ledger.entries(kind=OUTCOME, round=r))]
     played = 0
     for r in todo:
         profile = bids_of_round(r)
