@@ -167,7 +167,7 @@ class AffineMaximizerAuction(AuctionNet):
         # weights folded in, 1/w), so an export sees plain numbers, not a softmax or an exp.
         K = self.menu_size
         self.register_buffer("_eval_menu", torch.zeros(K, n * m), persistent=False)
-        self.register_buffer("_eval_values", torch.zeros(n * m, n * K), persistent=False)
+        self.register_buffer("_eval_values", torch.zeros(n, m, K), persistent=False)
         self.register_buffer("_eval_weights", torch.ones(n, 1), persistent=False)
         self.register_buffer("_eval_inv_weights", torch.ones(n), persistent=False)
         self.register_buffer("_priority", torch.arange(K, 0, -1, dtype=torch.float32), persistent=False)
@@ -234,25 +234,12 @@ class AffineMaximizerAuction(AuctionNet):
         """[n] bidder weights w_i > 0."""
         return torch.exp(self.log_weights)
 
-    def value_matrix(self, menu: torch.Tensor) -> torch.Tensor:
-        """[n*m, n*K]: flattened bids times this gives w_i v_i(k) for every bidder i and entry k."""
-        n, m, K = self.setting.n, self.setting.m, self.menu_size
-        w = self.weights()
-        blocks = [
-            torch.cat(
-                [menu[:, i, :].T * w[i] if j == i else torch.zeros(m, K, dtype=menu.dtype, device=menu.device) for j in range(n)],
-                dim=1,
-            )
-            for i in range(n)
-        ]
-        return torch.cat(blocks, dim=0)
-
     @torch.no_grad()
     def refresh_menu(self) -> None:
         """Recompute the eval-mode constants from the parameters (after training or loading)."""
         menu = self.allocation_menu()
         self._eval_menu.copy_(menu.reshape(self.menu_size, -1))
-        self._eval_values.copy_(self.value_matrix(menu))
+        self._eval_values.copy_(menu.permute(1, 2, 0) * self.weights()[:, None, None])
         self._eval_weights.copy_(self.weights()[:, None])
         self._eval_inv_weights.copy_(1.0 / self.weights())
 
@@ -276,8 +263,8 @@ class AffineMaximizerAuction(AuctionNet):
             inv_w, w_col = 1.0 / w, w[:, None]
         else:
             menu, inv_w, w_col = self._eval_menu, self._eval_inv_weights, self._eval_weights
-            # One matmul with a constant: weighted value of every bidder for every entry, [B, n, K].
-            weighted = (bids.reshape(B, n * m) @ self._eval_values).reshape(B, n, K)
+            # One small matmul per bidder with a constant [m, K]: w_i v_i(k) for every entry k.
+            weighted = torch.stack([bids[:, i, :] @ self._eval_values[i] for i in range(n)], dim=1)
         # The profile's boosts, picked arithmetically: indicator of each profile, then a matmul.
         indicator = None
         for i in range(n):
