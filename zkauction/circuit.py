@@ -61,6 +61,7 @@ SETTINGS_FILE = "settings.json"
 COMPILED_FILE = "model.compiled"
 VK_FILE = "vk.key"
 PK_FILE = "pk.key"
+COMPILE_LOG_FILE = "compile_log.json"
 ARTEFACTS = (ONNX_FILE, SETTINGS_FILE, COMPILED_FILE, VK_FILE)
 
 DEFAULT_INPUT_SCALE = 10
@@ -483,7 +484,7 @@ def compile_auction(
         "setting": net.setting.to_dict(),
         "participation": net.participation.to_dict(),
         "net": {"kind": net.kind, "hyperparameters": net.hyperparameters(),
-                "weights_sha256": sha256_file(trained_dir / "weights.pt"), "trained_dir": str(trained_dir)},
+                "weights_sha256": sha256_file(trained_dir / "weights.pt")},
         "input_scale": input_scale,
         "param_scale": int(st["run_args"]["param_scale"]),
         "output_scales": {"allocation": int(output_scales[0]), "payment": int(output_scales[1])},
@@ -496,7 +497,6 @@ def compile_auction(
                         "max_logrows": max_logrows, "target": "resources"},
         "artefacts": {name: sha256_file(out / name) for name in ARTEFACTS},
         "srs": {"path": str(srs), "sha256": sha256_file(srs), "logrows": logrows, **srs_info},
-        "timings_s": timings,
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if fidelity_samples > 0:
@@ -507,8 +507,13 @@ def compile_auction(
         with timed("fidelity", f"fidelity check ({fidelity_samples} witnesses)"):
             held_out = sample_tweaked(net.setting, net.participation, fidelity_samples, seed + 1).values
             manifest["fidelity"] = measure_fidelity(Circuit(out, manifest), net, held_out)
-        manifest["timings_s"] = timings
         (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    # Timings and paths go beside the manifest, not in it: recompiling the same auction with the
+    # same SRS reproduces the manifest (and its hash) exactly.
+    (out / COMPILE_LOG_FILE).write_text(json.dumps({
+        "trained_dir": str(trained_dir), "timings_s": timings, "ezkl_version": ezkl_version(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }, indent=2, sort_keys=True) + "\n")
     if not keep_pk:
         (out / PK_FILE).unlink(missing_ok=True)
     return Circuit.load(out)
