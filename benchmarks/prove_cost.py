@@ -163,7 +163,17 @@ def _mb(b: float) -> str:
     return f"{b / 1e6:.1f} MB" if b >= 1e6 else f"{b / 1e3:.0f} KB"
 
 
+def _refresh_metrics(results: dict[str, dict[str, Any]]) -> None:
+    """Evaluation-grade metrics of trained rungs, read again (training may have finished since)."""
+    for r in results.values():
+        f = ROOT / r["source"] / "metrics.json"
+        if r["source"].startswith("trained/") and f.is_file():
+            ev = json.loads(f.read_text()).get("evaluation", {})
+            r["revenue"].update(metrics_json=ev.get("revenue"), metrics_regret=ev.get("regret"), metrics_score=ev.get("score"))
+
+
 def write_report(results: dict[str, dict[str, Any]]) -> None:
+    _refresh_metrics(results)
     order = [r for r in RUNGS if r in results] + [r for r in results if r not in RUNGS]
     lines = [
         "# Proving cost of auction circuits (ezkl 23.0.5, CPU)",
