@@ -150,3 +150,48 @@ def test_cli_demo_reuses_the_compiled_circuit(demo):
     assert "reusing the compiled circuit" in res.output and "INSECURE" in res.output
     assert "audited rounds" in res.output and "all valid" in res.output
     assert json.loads((out / "summary.json").read_text())["rounds"] == 4
+
+
+@pytest.mark.slow
+def test_cli_run_killed_mid_run_resumes(demo, tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    from zkauction.ledger import Ledger
+
+    out, _ = demo
+    T = 80
+    db = tmp_path / "k.db"
+    cmd = [sys.executable, "-m", "zkauction.cli", "run", "--circuit", str(out / "circuit"), "--rounds", str(T),
+           "--db", str(db), "--mode", "reveal", "--audits", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if db.is_file():
+                try:
+                    with sqlite3.connect(db) as c:
+                        (n,) = c.execute("SELECT COUNT(*) FROM entries WHERE kind = 'outcome'").fetchone()
+                    if n >= 8:
+                        break
+                except sqlite3.DatabaseError:
+                    pass
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.2)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with Ledger.open(db) as ledger:
+        ledger.verify_chain()
+        done = len(ledger.entries(kind="outcome"))
+    assert 8 <= done < T
+    res = subprocess.run([sys.executable, "-m", "zkauction.cli", "run", "--db", str(db)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "resuming" in res.stdout and f"played {T - done} rounds" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "zkauction.cli", "audit", "--db", str(db)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "audit passed" in res.stdout
