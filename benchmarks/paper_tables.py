@@ -407,7 +407,10 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             md += ["### Appendix A.3 bounds for our scenario nets", "",
                    "From the aggregate rev'_agg and rgt'_agg only, the paper bounds each profile's regret and revenue "
                    "(Lemma A.1: rgt_g <= rgt_agg / q_g; Lemma A.2: rev_g <= (sqrt(rev*_g) + sqrt(rgt_agg / q_g))^2; "
-                   "Theorem A.3 and Proposition A.4: lower bounds on rev_g). Measured values beside them; rev*_g as above.", ""]
+                   "Theorem A.3 and Proposition A.4: lower bounds on rev_g). Measured values beside them; rev*_g as above. "
+                   "'consistent' allows two standard errors of sampling noise: rev_g's own, and for the lower bounds "
+                   "that of rev_agg divided by q_g (10,000 profiles per profile give a revenue s.e. of about 0.003, "
+                   "which a small q_g magnifies).", ""]
             rows = []
             for s in (1, 2, 3):
                 for label, who in ((f"ours, scenario {s}", "ours"), (f"AMA, scenario {s}", "AMA")):
@@ -418,10 +421,16 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                         if pe.bounds is None or "1" not in pe.profile:
                             continue
                         b = pe.bounds
+                        # Sampling error: rev_g has standard error se_g, and the lower bounds move with
+                        # rev_agg / q_g, whose standard error is se_agg / q_g. Allow two of each.
+                        se_g = pe.revenue_stderr
+                        se_agg = math.sqrt(sum((o.probability * o.revenue_stderr) ** 2 for o in ev.per_profile))
+                        slack_up = 2 * se_g
+                        slack_low = 2 * se_g + 2 * se_agg / pe.probability
                         holds = (pe.regret <= b["lemma_a1_regret_upper"] + 1e-12
-                                 and (b["lemma_a2_revenue_upper"] is None or pe.revenue <= b["lemma_a2_revenue_upper"] + 1e-9)
-                                 and (b["theorem_a3_revenue_lower"] is None or pe.revenue >= b["theorem_a3_revenue_lower"] - 1e-9)
-                                 and (b["proposition_a4_revenue_lower"] is None or pe.revenue >= b["proposition_a4_revenue_lower"] - 1e-9))
+                                 and (b["lemma_a2_revenue_upper"] is None or pe.revenue <= b["lemma_a2_revenue_upper"] + slack_up)
+                                 and (b["theorem_a3_revenue_lower"] is None or pe.revenue >= b["theorem_a3_revenue_lower"] - slack_low)
+                                 and (b["proposition_a4_revenue_lower"] is None or pe.revenue >= b["proposition_a4_revenue_lower"] - slack_low))
                         d["bounds"].append({"scenario": s, "net": who, "profile": pe.profile, "q": pe.probability,
                                             "revenue": pe.revenue, "regret": pe.regret, **b, "consistent": holds})
                         rows.append([s, who, pe.profile, f"{pe.probability:.2f}", fmt(pe.regret, 4), fmt(b["lemma_a1_regret_upper"], 4),
@@ -429,9 +438,10 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                                      fmt(b["proposition_a4_revenue_lower"]), "yes" if holds else "NO"])
             md += table(["scenario", "net", "profile", "q", "rgt_g", "A.1: rgt_g <=", "rev_g", "A.2: rev_g <=",
                          "A.3: rev_g >=", "A.4: rev_g >=", "consistent"], rows)
-            md += ["", "The revenue bounds assume rev*_g is the true optimum; with the best known (lower-bound) "
-                   "figure for two bidders they are indicative, and a 'NO' there means our net beats that figure "
-                   "by more than its regret allows (regret measured on a finite sample) rather than a broken lemma.", ""]
+            md += ["", "The revenue bounds assume rev*_g is the true optimum. For two bidders only a lower bound on "
+                   "it is known (0.8745, the full-menu AMA), so a 'NO' there can mean that a net beats that figure "
+                   "rather than that a lemma fails. With zero regret (the AMAs) the bounds pin rev_g to rev*_g "
+                   "exactly, so they are as tight, and as sensitive to rev*_g, as they can be.", ""]
 
         # Targets.
         if key == "2x2":
@@ -522,8 +532,10 @@ def plot(results: dict[str, Any], derived: dict[str, Any], path: Path) -> None:
         ax_rgt.set_yscale("log")
     axes[0][0].set_ylabel("revenue per profile")
     axes[1][0].set_ylabel("regret per profile (log; 1e-7 = zero)")
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    fig.suptitle("Revenue and regret per participation profile: each scenario's net (regret: evaluation-grade attack)")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -543,8 +555,8 @@ def train_missing(key: str, root: Path, roles: Sequence[str]) -> None:
                   command=f"python benchmarks/paper_tables.py --train ({e.config})")
 
 
-COST_PROBES = {"2x2": [("configs/2x2_scenario1.toml", 2), ("configs/2x2_scenario1_improved.toml", 10)],
-               "3x10": [("configs/3x10_scenario1.toml", 1), ("configs/3x10_scenario1_improved.toml", 5)]}
+COST_PROBES = {"2x2": [("configs/2x2_scenario1.toml", 1), ("configs/2x2_scenario1_improved.toml", 5)],
+               "3x10": [("configs/3x10_scenario1.toml", 1), ("configs/3x10_scenario1_improved.toml", 3)]}
 
 
 def cost_probe(key: str, root: Path, out: Path) -> list[dict[str, Any]]:
@@ -615,7 +627,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="ignore cached evaluations in the JSON")
     ap.add_argument("--cache", type=Path, action="append", default=[],
                     help="another paper_tables.json whose evaluations may be reused (e.g. from parallel runs)")
-    ap.add_argument("--only", default="", help="comma-separated labels to (re)evaluate; others come from the cache")
+    ap.add_argument("--labels", default="", help="labels separated by ';': evaluate only these entries (parallel runs)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="evaluate nothing: report the cached evaluations, list the others as not evaluated")
+    ap.add_argument("--only", default="", help="labels separated by ';' to (re)evaluate; others come from the cache")
     ap.add_argument("--write-metrics", action="store_true",
                     help="store our nets' own-scenario evaluation in trained/<name>/metrics.json")
     ap.add_argument("--cost-probe", action="store_true",
@@ -643,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, e in block.get("entries", {}).items():
                 if "cache_key" in e:
                     cache[e["cache_key"]] = e
-    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    only = {x.strip() for x in args.only.split(";") if x.strip()}
     results: dict[str, Any] = {
         "run": {"n_revenue": args.n_revenue, "n_regret": args.n_regret, "seed": args.seed,
                 "attack": AttackConfig(steps=args.attack_steps, starts=args.attack_starts).to_dict(),
@@ -664,7 +679,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif key in cache_cost:
             block["cost_probe"] = cache_cost[key]
         attack = attack_for(key, args)
+        labels = {x.strip() for x in args.labels.split(";") if x.strip()}
         for e in entries(key):
+            if labels and e.label not in labels:
+                continue
             if not is_available(e, root):
                 if e.role in ("tweaked", "untweaked"):
                     block["missing"][e.label] = f"{e.path} not trained (config {e.config})"
@@ -680,6 +698,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ck in cache and e.label not in only:
                 block["entries"][e.label] = cache[ck]
                 print(f"{key} {e.label}: cached", flush=True)
+            elif args.cached_only:
+                block["missing"][e.label] = f"{e.path} not evaluated in this run (no cached evaluation)"
+                continue
             else:
                 block["entries"][e.label] = evaluate_entry(e, root, key, ck, attack, args)
             if args.write_metrics and e.role in ("tweaked", "untweaked") and e.path is not None:
