@@ -444,13 +444,12 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                    "exactly, so they are as tight, and as sensitive to rev*_g, as they can be.", ""]
 
         # Targets.
-        if key == "2x2":
-            md += ["### Targets (issue 3)", ""]
-            for s in (1, 2, 3):
-                ev = agg(f"ours, scenario {s}", s)
-                if ev is None:
-                    md.append(f"- scenario {s}: our net is missing.")
-                    continue
+        md += ["### Targets (issue 3)", ""]
+        for s in (1, 2, 3):
+            ev = agg(f"ours, scenario {s}", s)
+            if ev is None:
+                md.append(f"- scenario {s}: our regret net is missing (see 'Not available').")
+            else:
                 beat_paper = ev.score > PAPER_TWEAKED[key][s][3]
                 beat_my = ev.score > myerson_agg(s)
                 low = [r for r in d["per_profile"] if r["label"] == f"ours, scenario {s}" and r["q"] >= PROFILE_MIN_Q and not r["score_at_least_myerson"]]
@@ -460,12 +459,22 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                           f"({'met' if beat_paper else 'MISSED'}), vs item-wise Myerson {myerson_agg(s):.3f} "
                           f"({'met' if beat_my else 'MISSED'}); profiles with q >= {PROFILE_MIN_Q} below Myerson: "
                           f"{', '.join(r['profile'] for r in low) or 'none'}.")
-                ama = agg(f"AMA, scenario {s}", s)
-                if ama is not None:
-                    md.append(f"  AMA (issue 6): score {ama.score:.3f} at regret {ama.regret:.1e} "
-                              f"({'above' if ama.score > myerson_agg(s) else 'NOT above'} Myerson, "
-                              f"{'above' if ama.score > PAPER_TWEAKED[key][s][3] else 'NOT above'} the paper).")
-            md.append("")
+            ama = agg(f"AMA, scenario {s}", s)
+            if ama is not None:
+                low = [r for r in d["per_profile"] if r["label"] == f"AMA, scenario {s}" and r["q"] >= PROFILE_MIN_Q and not r["score_at_least_myerson"]]
+                md.append(f"  AMA (issue 6): score {ama.score:.3f} at regret {ama.regret:.1e} "
+                          f"({'above' if ama.score > myerson_agg(s) else 'NOT above'} Myerson {myerson_agg(s):.3f}, "
+                          f"{'above' if ama.score > PAPER_TWEAKED[key][s][3] else 'NOT above'} the paper's "
+                          f"{PAPER_TWEAKED[key][s][3]}); profiles with q >= {PROFILE_MIN_Q} below Myerson: "
+                          f"{', '.join(r['profile'] for r in low) or 'none'}.")
+        for label, who in (("ours, untweaked", "our untweaked regret net"), ("AMA, untweaked", "the untweaked AMA (issue 6)")):
+            ev = agg(label, 0)
+            if ev is not None:
+                p0 = PAPER_UNTWEAKED[key][0][3]
+                md.append(f"- untweaked: {who} scores {ev.score:.3f} at regret {ev.regret:.1e} on untweaked data "
+                          f"(paper {p0}: {'above' if ev.score > p0 else 'NOT above'}; item-wise Myerson {myerson_agg(0):.4f}: "
+                          f"{'above' if ev.score > myerson_agg(0) else 'NOT above'}).")
+        md.append("")
 
         # Training cost.
         md += ["### Training cost", ""]
