@@ -10,7 +10,8 @@ A compiled circuit is a folder ``circuits/<name>/`` holding ``model.onnx``, ``se
 ``model.compiled``, ``vk.key`` and ``manifest.json`` (sha256 of each artefact, ezkl version, n, m,
 scales, logrows, SRS provenance). The proving key ``pk.key`` is regenerated on demand and never
 committed; the SRS lives outside the folder (``--srs PATH``, or a dev SRS cached under
-``$EZKL_REPO_PATH/dev-srs/``) and is identified by its sha256.
+``$EZKL_REPO_PATH/dev-srs/``) and is identified by its sha256. An SRS for more rows than the
+circuit's logrows also works (ezkl reduces it). Compile timings go to ``compile_log.json``.
 
 Run arguments: input_visibility "hashed" (public instance i is bidder i's commitment, see
 :mod:`zkauction.commitments`), param_visibility "fixed" (the weights are baked into the verifying key,
@@ -27,7 +28,10 @@ Public API:
 - :func:`check_round_input` ``(circuit, bids, salts) -> (bids, salts)`` validated and snapped, raising
   :class:`RoundInputError` before any proving
 - :func:`canonical_outcome` ``(circuit, bids, salts) -> Outcome``: the circuit's fixed-point outputs
+- :func:`evaluate_round` ``(circuit, bids, salts) -> (instances, Outcome)``: one witness, giving the
+  hashed-input instances (the commitments) too
 - :func:`round_commitments` ``(circuit, bids, salts) -> list[str]``
+- :func:`copy_public_artefacts` ``(circuit, dest)``: what a bidder needs to verify
 - :func:`prove_round` ``(circuit, bids, salts, *, round_id=None) -> ProofBundle``
 """
 
