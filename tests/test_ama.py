@@ -234,3 +234,20 @@ def test_zero_regret_by_the_evaluation_attack(root):
     values = sample_tweaked(wild.setting, wild.participation, 40, seed=12).values
     regret = evaluation_attack(wild, values, AttackConfig(starts=32, steps=5), seed=0)
     assert regret.max().item() < 1e-6
+
+
+def test_stop_and_resume_gives_the_uninterrupted_net(tmp_path):
+    config = config_from_dict(
+        {
+            "name": "tiny",
+            "setting": {"n_bidders": 2, "n_items": 2},
+            "net": {"kind": "ama", "menu": "full"},
+            "train": {"steps": 20, "batch_size": 128, "eval_every": 5, "eval_size": 500},
+        }
+    )
+    whole = train_ama(config, tmp_path / "whole", progress=False, evaluate_at_end=False)
+    train_ama(config, tmp_path / "split", progress=False, evaluate_at_end=False, stop_after=10)
+    assert (tmp_path / "split" / "train_state.pt").is_file()
+    split = train_ama(config, tmp_path / "split", resume=True, progress=False, evaluate_at_end=False)
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, split.state_dict()[name]), name
