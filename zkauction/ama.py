@@ -16,16 +16,19 @@ Two menus:
   entries (9 for 2x2). With one bidder this is a menu of bundle prices, which contains the
   Manelli-Vincent optimum for 1x2 U[0,1].
 - ``menu = "learned"``: K lottery allocations, each item split by a softmax over bidders and
-  "nobody" (AMenuNet-style), plus the empty allocation as entry 0. For large settings (3x10).
+  "nobody" (AMenuNet-style), plus the empty allocation as entry 0. For large settings (3x10),
+  usually with ``itemwise = true``: the whole deterministic menu with item-additive boosts beside
+  it (argmax per item, so (n+1)^m entries at O(nm) cost; it contains item-wise Myerson), and the
+  learned entries started as bundles (``menu_init = "bundles"``, mixed bundling).
 
 Stationary participation (paper, section 4): one boost table per participation profile (all 2^n of
 them), picked arithmetically from the presence vector, and absent bidders' shares of the chosen
 allocation are dropped. For a fixed profile this is again an AMA (over the menu with the absent
 rows zeroed), hence DSIC, and by the paper's Lemma 4.5 so is the aggregated auction.
 
-Training uses a softmax relaxation of the argmax with an annealed temperature
+Training uses an entropic (softmax) relaxation of the argmax with an annealed temperature
 (:func:`train_ama`); ``net.eval()`` switches to the hard argmax, which is what is evaluated,
-exported and proved. The hard forward is circuit-friendly: one matmul for the per-bidder values,
+exported and proved. The hard forward is circuit-friendly: one matmul per bidder for the values,
 a max, comparisons, and a tie-break that selects exactly one menu entry (the lowest-index entry
 among those attaining the maximum) using only comparisons and multiplications, so ties on the
 fixed-point grid cannot make the circuit's output ambiguous.
@@ -46,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zkauction.checkpoint import LOG_FILE, load_auction, save_checkpoint, write_metrics
+from zkauction.checkpoint import LOG_FILE, save_checkpoint, write_metrics
 from zkauction.config import ExperimentConfig
 from zkauction.data import sample_tweaked
 from zkauction.nets import AuctionNet, presence, register_net
@@ -564,4 +567,4 @@ def mv_menu_ama() -> AffineMaximizerAuction:
     return net.eval()
 
 
-__all__ = ["AffineMaximizerAuction", "all_profiles", "full_menu", "hard_revenue", "load_auction", "mv_menu_ama", "train_ama"]
+__all__ = ["AffineMaximizerAuction", "all_profiles", "build_ama", "evaluate_ama", "full_menu", "hard_revenue", "mv_menu_ama", "train_ama"]
