@@ -594,16 +594,20 @@ def evaluate_entry(e: Entry, root: Path, key: str, cache_key: str, attack: Attac
     t0 = time.monotonic()
     ev = evaluate_all_profiles(net, key, n_revenue=args.n_revenue, n_regret=args.n_regret, seed=args.seed, attack=attack)
     wall = time.monotonic() - t0
-    metrics: dict[str, Any] = {}
-    if e.path is not None and (root / e.path / "metrics.json").is_file():
-        metrics = read_metrics(root / e.path)
-    metrics = {k: metrics[k] for k in ("train_wall_seconds", "iterations", "steps", "name", "command", "torch_threads", "machine") if k in metrics}
     print(f"{key} {e.label}: evaluated in {wall:.0f} s", flush=True)
     return {
         "label": e.label, "role": e.role, "scenario": e.scenario, "path": e.path, "config": e.config,
         "cache_key": cache_key, "evaluation": ev.to_dict(), "evaluation_wall_seconds": round(wall, 1),
-        "evaluation_machine": machine_description(), "metrics": metrics,
+        "evaluation_machine": machine_description(), "metrics": training_metrics(e, root),
     }
+
+
+def training_metrics(e: Entry, root: Path) -> dict[str, Any]:
+    """What training recorded in the folder's metrics.json (wall time, steps, machine, command)."""
+    if e.path is None or not (root / e.path / "metrics.json").is_file():
+        return {}
+    m = read_metrics(root / e.path)
+    return {k: m[k] for k in ("train_wall_seconds", "iterations", "steps", "name", "command", "torch_threads", "machine") if k in m}
 
 
 def store_metrics(e: Entry, root: Path, key: str, entry: dict[str, Any], command: str) -> None:
@@ -614,7 +618,9 @@ def store_metrics(e: Entry, root: Path, key: str, entry: dict[str, Any], command
     folder = root / e.path  # type: ignore[operator]
     m = read_metrics(folder) if (folder / "metrics.json").is_file() else {}
     m["evaluation"] = own.to_dict()
-    m["evaluation_all_profiles"] = entry["evaluation"]
+    # Every profile's figures (the aggregate over the probe model's q would mean nothing here).
+    m["evaluation_per_profile"] = entry["evaluation"]["per_profile"]
+    m.pop("evaluation_all_profiles", None)
     m["evaluation_command"] = command
     m["evaluation_wall_seconds"] = entry["evaluation_wall_seconds"]
     write_metrics(folder, m)
@@ -705,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ck = hashlib.sha256(json.dumps([key, e.label, weights, args.n_revenue, args.n_regret, args.seed,
                                             attack.to_dict()]).encode()).hexdigest()
             if ck in cache and e.label not in only:
-                block["entries"][e.label] = cache[ck]
+                block["entries"][e.label] = dict(cache[ck], metrics=training_metrics(e, root))
                 print(f"{key} {e.label}: cached", flush=True)
             elif args.cached_only:
                 block["missing"][e.label] = f"{e.path} not evaluated in this run (no cached evaluation)"
@@ -713,7 +719,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 block["entries"][e.label] = evaluate_entry(e, root, key, ck, attack, args)
             if args.write_metrics and e.role in ("tweaked", "untweaked") and e.path is not None:
-                store_metrics(e, root, key, block["entries"][e.label], results["run"]["command"])
+                store_metrics(e, root, key, block["entries"][e.label],
+                              f"python benchmarks/paper_tables.py --settings {key} --n-revenue {args.n_revenue} "
+                              f"--n-regret {args.n_regret} --seed {args.seed} --write-metrics")
         if key == "3x10":
             block["notes"].append(
                 "The paper's 3x10 recipe (depth 17, width 120, a 100-step misreport MLP every iteration, 600 "

@@ -162,6 +162,7 @@ def test_report_writer_end_to_end_on_tiny_nets(tmp_path: Path, capsys: pytest.Ca
     # Our nets' own-scenario evaluation went into their metrics.json.
     m = json.loads((root / "trained" / "2x2_scenario1" / "metrics.json").read_text())
     assert [p["profile"] for p in m["evaluation"]["per_profile"]] == ["11", "10", "01", "00"]
+    assert [p["profile"] for p in m["evaluation_per_profile"]] == ["11", "10", "01", "00"]
     assert math.isclose(m["evaluation"]["per_profile"][2]["probability"], 0.64)
     assert m["train_wall_seconds"] == 12.5
     # A second run reuses the cached evaluations.
