@@ -211,6 +211,7 @@ def train(
     values = data.values
     K = len(values)
     distill_log: list[dict[str, Any]] = []
+    t0, c0 = time.monotonic(), time.process_time()  # the clock covers the warm start too
     if tc.init:
         from zkauction.checkpoint import load_auction
 
@@ -280,7 +281,6 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=start, desc=config.name, unit="it", dynamic_ncols=True)
-    t0, c0 = time.monotonic(), time.process_time()
     acc = {"rev": 0.0, "rgt": 0.0, "loss": 0.0, "k": 0}
     net.train()
     it = start
