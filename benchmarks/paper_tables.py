@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 from zkauction.baselines import ItemwiseMyerson, itemwise_myerson_revenue, known_optimum  # noqa: E402
 from zkauction.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_auction, read_metrics, write_metrics  # noqa: E402
-from zkauction.evaluate import Evaluation, ProfileEvaluation, add_bounds, evaluate, score  # noqa: E402
+from zkauction.evaluate import Evaluation, ProfileEvaluation, aggregate, evaluate, score  # noqa: E402
 from zkauction.nets import AuctionNet  # noqa: E402
 from zkauction.regret import AttackConfig  # noqa: E402
 from zkauction.setting import AuctionSetting, ParticipationModel, profile_string  # noqa: E402
@@ -181,24 +181,10 @@ def reweight(per_profile: Evaluation | dict[str, Any], model: ParticipationModel
         p.pop("bounds", None)
         p["optimum"] = None if optima is None else optima.get(g)
         per.append(ProfileEvaluation(**{k: v for k, v in p.items() if k in ProfileEvaluation.__dataclass_fields__}))
-    rev = sum(p.probability * p.revenue for p in per)
-    rgt = sum(p.probability * p.regret for p in per)
-    someone = sum(p.probability for p in per if "1" in p.profile)
-    ev = Evaluation(
-        revenue=rev,
-        regret=rgt,
-        score=score(rev, rgt),
-        regret_per_bidder=[sum(p.probability * p.regret_per_bidder[i] for p in per) for i in range(n)],
-        regret_mean_present=(sum(p.probability * p.regret_mean_present for p in per) / someone) if someone else 0.0,
-        per_profile=per,
-        attack=d["attack"],
-        n_revenue=d["n_revenue"],
-        n_regret=d["n_regret"],
-        seed=d["seed"],
+    return aggregate(
+        per, n, attack=d["attack"], n_revenue=d["n_revenue"], n_regret=d["n_regret"], seed=d["seed"],
+        with_bounds=optima is not None,
     )
-    if optima is not None:
-        add_bounds(ev)
-    return ev
 
 
 def optima_for(key: str, model: ParticipationModel) -> dict[str, float | None]:

@@ -171,7 +171,24 @@ def evaluate(
             pe.optimum = optima.get(key)
         per.append(pe)
     net.train(was_training)
+    return aggregate(
+        per, setting.n, attack=attack.to_dict(setting.m), n_revenue=n_revenue, n_regret=n_regret, seed=seed,
+        with_bounds=optima is not None,
+    )
 
+
+def aggregate(
+    per: list[ProfileEvaluation],
+    n: int,
+    *,
+    attack: dict[str, Any],
+    n_revenue: int,
+    n_regret: int,
+    seed: int,
+    with_bounds: bool,
+) -> Evaluation:
+    """The Q-weighted aggregate of per-profile results (the paper's rev'_agg and rgt'_agg), with
+    the appendix A.3 bounds when ``with_bounds`` (from each profile's ``optimum``)."""
     rev_agg = sum(p.probability * p.revenue for p in per)
     rgt_agg = sum(p.probability * p.regret for p in per)
     someone = sum(p.probability for p in per if "1" in p.profile)
@@ -179,15 +196,15 @@ def evaluate(
         revenue=rev_agg,
         regret=rgt_agg,
         score=score(rev_agg, rgt_agg),
-        regret_per_bidder=[sum(p.probability * p.regret_per_bidder[i] for p in per) for i in range(setting.n)],
+        regret_per_bidder=[sum(p.probability * p.regret_per_bidder[i] for p in per) for i in range(n)],
         regret_mean_present=(sum(p.probability * p.regret_mean_present for p in per) / someone) if someone else 0.0,
         per_profile=per,
-        attack=attack.to_dict(setting.m),
+        attack=attack,
         n_revenue=n_revenue,
         n_regret=n_regret,
         seed=seed,
     )
-    if optima is not None:
+    if with_bounds:
         add_bounds(ev)
     return ev
 
