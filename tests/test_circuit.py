@@ -19,6 +19,11 @@ import zkauction.circuit as circuit_mod
 from zkauction.bundle import ProofBundle, VerificationError, proof_instances, verify_bundle
 from zkauction.checkpoint import load_auction, save_checkpoint
 from zkauction.circuit import (
+    DEV_SRS_FILE,
+    MANIFEST_FILE,
+    PK_FILE,
+    SETTINGS_FILE,
+    VK_FILE,
     Circuit,
     CircuitError,
     RoundInputError,
@@ -76,8 +81,9 @@ def test_manifest_records_artefacts_and_insecure_srs(tiny):
 
 def test_honest_proof_verifies_with_public_artefacts_only(tiny):
     public = copy_public_artefacts(tiny.a, tiny.root / "public")
-    assert sorted(p.name for p in public.iterdir()) == ["manifest.json", "settings.json", "vk.key"]
-    result = verify_bundle(tiny.bundle_path, public, srs_path=tiny.a.check_srs())
+    # A dev SRS travels with its circuit, so the public set is self-contained.
+    assert sorted(p.name for p in public.iterdir()) == ["dev.srs", "manifest.json", "settings.json", "vk.key"]
+    result = verify_bundle(tiny.bundle_path, public)
     assert result.round_id == 7 and result.srs_insecure
     # The published outcome is exactly the canonical outcome, and each bidder's own commitment is
     # exactly its public instance.
@@ -313,3 +319,21 @@ def test_shipped_affine_maximizer_proves_and_matches_the_net(tmp_path):
     assert agree >= 58
     bundle = prove_round(c, [[0.3, 0.7], [0.9, 0.1]], salts, round_id=1)
     assert verify_bundle(bundle, c).outcome == canonical_outcome(c, [[0.3, 0.7], [0.9, 0.1]], salts)
+
+
+@pytest.mark.slow
+def test_shipped_circuit_proves_and_verifies_from_its_own_folder(root, tmp_path):
+    # circuits/ama_2x2_uniform is committed with its INSECURE dev SRS (dev.srs): a fresh clone in any
+    # folder, with no proving key and no SRS cache, must still prove (pk regenerated) and verify.
+    src = root / "circuits" / "ama_2x2_uniform"
+    clone = tmp_path / "clone"
+    shutil.copytree(src, clone, ignore=shutil.ignore_patterns(PK_FILE))
+    circuit = Circuit.load(clone)
+    assert circuit.srs_path == clone / DEV_SRS_FILE and circuit.srs_insecure
+    bids, salts = [[0.8, 0.3], [0.5, 0.9]], [new_salt(), new_salt()]
+    bundle = prove_round(circuit, bids, salts, round_id=1)
+    assert bundle.outcome == canonical_outcome(circuit, bids, salts)
+    public = copy_public_artefacts(circuit, tmp_path / "public")
+    assert sorted(p.name for p in public.iterdir()) == sorted([MANIFEST_FILE, SETTINGS_FILE, VK_FILE, DEV_SRS_FILE])
+    verified = verify_bundle(bundle, public, expected_commitments=round_commitments(circuit, bids, salts))
+    assert verified.outcome == bundle.outcome

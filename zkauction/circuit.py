@@ -9,8 +9,11 @@ Each step is one ezkl call with files in and files out, named as ezkl names them
 A compiled circuit is a folder ``circuits/<name>/`` holding ``model.onnx``, ``settings.json``,
 ``model.compiled``, ``vk.key`` and ``manifest.json`` (sha256 of each artefact, ezkl version, n, m,
 scales, logrows, SRS provenance). The proving key ``pk.key`` is regenerated on demand and never
-committed; the SRS lives outside the folder (``--srs PATH``, or a dev SRS cached under
-``$EZKL_REPO_PATH/dev-srs/``) and is identified by its sha256. An SRS for more rows than the
+committed. A ceremony SRS lives outside the folder (``--srs PATH``, recorded by absolute path); a
+dev SRS (generated once per logrows under ``$EZKL_REPO_PATH/dev-srs/``) is copied into the folder
+as ``dev.srs`` and recorded by that relative path, because no other machine can regenerate the same
+one: without it the folder could neither prove nor verify on a fresh clone. Either way the SRS is
+identified by its sha256. An SRS for more rows than the
 circuit's logrows also works (ezkl reduces it). Compile timings go to ``compile_log.json``.
 
 Run arguments: input_visibility "hashed" (public instance i is bidder i's commitment, see
@@ -65,6 +68,7 @@ SETTINGS_FILE = "settings.json"
 COMPILED_FILE = "model.compiled"
 VK_FILE = "vk.key"
 PK_FILE = "pk.key"
+DEV_SRS_FILE = "dev.srs"
 COMPILE_LOG_FILE = "compile_log.json"
 ARTEFACTS = (ONNX_FILE, SETTINGS_FILE, COMPILED_FILE, VK_FILE)
 
@@ -218,7 +222,8 @@ class Circuit:
         """The SRS file: the override given to :meth:`load`, else the path recorded at compile time."""
         if self.srs_override is not None:
             return self.srs_override
-        return Path(self.manifest["srs"]["path"])
+        p = Path(self.manifest["srs"]["path"])
+        return p if p.is_absolute() else self.dir / p
 
     def manifest_sha256(self) -> str:
         return sha256_file(self.manifest_path)
@@ -470,11 +475,14 @@ def compile_auction(
     with timed("compile", "compile_circuit"):
         _ezkl(ezkl.compile_circuit, str(out / ONNX_FILE), str(out / COMPILED_FILE), str(settings))
     if dev_srs:
-        srs = get_dev_srs(logrows, progress)
+        srs = out / DEV_SRS_FILE
+        shutil.copyfile(get_dev_srs(logrows, progress), srs)
         srs_info = {"provenance": "dev", "insecure": True, "note": INSECURE_SRS_NOTE}
+        srs_recorded = DEV_SRS_FILE  # relative to the circuit folder: travels with it
     else:
         srs = Path(srs_path).resolve()  # type: ignore[arg-type]
         srs_info = {"provenance": "file", "insecure": False, "note": "SRS file passed with --srs"}
+        srs_recorded = str(srs)
     with timed("setup", "setup (verifying and proving keys)"):
         with _quiet():
             _ezkl(ezkl.setup, str(out / COMPILED_FILE), str(out / VK_FILE), str(out / PK_FILE), srs_path=str(srs))
@@ -500,7 +508,7 @@ def compile_auction(
         "calibration": {"samples": calibration_samples, "seed": seed, "lookup_safety_margin": lookup_safety_margin,
                         "max_logrows": max_logrows, "target": "resources"},
         "artefacts": {name: sha256_file(out / name) for name in ARTEFACTS},
-        "srs": {"path": str(srs), "sha256": sha256_file(srs), "logrows": logrows, **srs_info},
+        "srs": {"path": srs_recorded, "sha256": sha256_file(srs), "logrows": logrows, **srs_info},
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if fidelity_samples > 0:
@@ -723,11 +731,13 @@ def prove_round(
 
 
 def copy_public_artefacts(circuit: Circuit, dest: str | Path) -> Path:
-    """Copy what a bidder needs to verify (manifest, settings, vk) to ``dest``."""
+    """Copy what a bidder needs to verify (manifest, settings, vk, and a dev SRS that travels with
+    the circuit) to ``dest``."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (MANIFEST_FILE, SETTINGS_FILE, VK_FILE):
-        shutil.copy2(circuit.dir / name, dest / name)
+    for name in (MANIFEST_FILE, SETTINGS_FILE, VK_FILE, DEV_SRS_FILE):
+        if name != DEV_SRS_FILE or (circuit.dir / name).is_file():
+            shutil.copy2(circuit.dir / name, dest / name)
     return dest
 
 
