@@ -42,6 +42,7 @@ PNG_OUT = RESULTS / "prove_cost.png"
 RUNGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ama_2x2_uniform": ("trained/ama_2x2_uniform", {}, "shipped affine maximizer (full menu, 9 entries)"),
     "ama_2x2_uniform_S12": ("trained/ama_2x2_uniform", {"input_scale": 12}, "same, input scale 12"),
+    "ama_2x2_uniform_l8": ("trained/ama_2x2_uniform", {"max_logrows": 8}, "same, logrows capped at 8 (as shipped in circuits/)"),
     "ama_2x2_scenario1": ("trained/ama_2x2_scenario1", {}, "shipped affine maximizer, scenario 1 (per-profile boosts)"),
     "regret_d1_w8_relu": ("untrained:regret:1:8:relu", {}, "tiny regret net"),
     "regret_d2_w32_relu": ("untrained:regret:2:32:relu", {}, "REFERENCE's small net, ReLU"),
@@ -50,6 +51,7 @@ RUNGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "regret_d2_w32_tanh_S12": ("untrained:regret:2:32:tanh", {"input_scale": 12}, "same, input scale 12"),
     "regret_d3_w100_tanh_trained": ("trained/2x2_scenario1", {}, "shipped regret net, scenario 1 (depth 3, width 100)"),
     "regret_d7_w100_tanh": ("untrained:regret:7:100:tanh", {}, "the paper's size (depth 7, width 100)"),
+    "ama_3x10_uniform": ("trained/ama_3x10_uniform", {}, "shipped 3x10 affine maximizer (item-wise menu + 64 learned entries)"),
 }
 DEFAULT_RUNGS = [r for r in RUNGS if r != "regret_d7_w100_tanh"]
 
