@@ -55,9 +55,10 @@ def test_circuit_mask_logit_is_restored_and_changes_only_absent_rows(tmp_path):
     torch.manual_seed(1)
     net = RegretNet(AuctionSetting(2, 2), ParticipationModel.independent([0.5, 0.5]), depth=1, width=8)
     before = nets.MASK_LOGIT
-    with circuit_mask_logit(12.0):
+    with circuit_mask_logit(net, 12.0):
+        assert net.mask_logit == 12.0
         path = export_onnx(net, tmp_path / "model.onnx")
-    assert nets.MASK_LOGIT == before
+    assert nets.MASK_LOGIT == before and net.mask_logit == before
     # With one bidder absent the small offset still drives the absent logit's exp to ~0.
     bids = np.array([[0.0, 0.0], [0.6, 0.4]], dtype=np.float32)
     alloc, pay = onnx_forward(path, bids)

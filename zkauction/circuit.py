@@ -59,6 +59,8 @@ from zkauction.commitments import CommitmentError, check_salt, snap_bid
 import ezkl  # noqa: E402  (after zkauction.commitments set EZKL_REPO_PATH)
 
 if TYPE_CHECKING:
+    import torch
+
     from zkauction.bundle import ProofBundle
 
 MANIFEST_FORMAT = "zkauction-circuit/1"
@@ -296,16 +298,18 @@ def _ezkl(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 @contextlib.contextmanager
-def circuit_mask_logit(value: float = CIRCUIT_MASK_LOGIT) -> Iterator[None]:
-    """Temporarily set :data:`zkauction.nets.MASK_LOGIT` (read at trace time) for export."""
-    import zkauction.nets as nets
-
-    old = nets.MASK_LOGIT
-    nets.MASK_LOGIT = value
+def circuit_mask_logit(net: "torch.nn.Module", value: float = CIRCUIT_MASK_LOGIT) -> Iterator[None]:
+    """Temporarily set the absent-bidder logit offset (``mask_logit``, read at trace time) of every
+    module of ``net`` that has one, for export; nets without one are unchanged."""
+    modules = [mod for mod in net.modules() if hasattr(mod, "mask_logit")]
+    old = [mod.mask_logit for mod in modules]
+    for mod in modules:
+        mod.mask_logit = value
     try:
         yield
     finally:
-        nets.MASK_LOGIT = old
+        for mod, o in zip(modules, old):
+            mod.mask_logit = o
 
 
 def fit_logrows(num_rows: int, decomp_base: int, lookup_size: int = 0) -> int:
@@ -425,7 +429,7 @@ def compile_auction(
 
         return cm()
 
-    with timed("export", "export ONNX"), circuit_mask_logit(mask_logit):
+    with timed("export", "export ONNX"), circuit_mask_logit(net, mask_logit):
         export_onnx(net, out / ONNX_FILE)
     run_args = ezkl.PyRunArgs()
     run_args.input_visibility = "hashed"

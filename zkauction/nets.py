@@ -131,6 +131,8 @@ class RegretNet(AuctionNet):
         super().__init__(setting, participation)
         n, m = setting.n, setting.m
         self.depth, self.width, self.activation = depth, width, activation
+        # Per net, so an export can lower it for the circuit without touching other nets.
+        self.mask_logit = MASK_LOGIT
         # One allocation MLP, two heads: m item-sale logits, (n + 1) * m bidder-softmax logits.
         self.allocation_mlp = mlp(n * m, m + (n + 1) * m, depth, width, activation)
         self.payment_mlp = mlp(n * m, n, depth, width, activation)
@@ -149,7 +151,7 @@ class RegretNet(AuctionNet):
         # Absent bidders leave the softmax; the ghost (last row) is always there.
         ghost = torch.ones(B, 1, device=bids.device, dtype=bids.dtype)
         keep = torch.cat([present, ghost], dim=1)[:, :, None]
-        logits = logits - (1.0 - keep) * MASK_LOGIT
+        logits = logits - (1.0 - keep) * self.mask_logit
         share = torch.softmax(logits, dim=1)[:, :n, :]  # [B, n, m]
         allocation = sold[:, None, :] * share * present[:, :, None]
         fraction = torch.sigmoid(self.payment_mlp(x))  # [B, n]
