@@ -46,7 +46,9 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from zkauction.baselines import ItemwiseMyerson, itemwise_myerson_revenue, known_optimum  # noqa: E402
-from zkauction.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_auction, read_metrics, write_metrics  # noqa: E402
+from zkauction.checkpoint import (  # noqa: E402
+    CONFIG_FILE, WEIGHTS_FILE, load_auction, machine_description, machine_summary, read_metrics, write_metrics,
+)
 from zkauction.evaluate import Evaluation, ProfileEvaluation, aggregate, evaluate, score  # noqa: E402
 from zkauction.nets import AuctionNet  # noqa: E402
 from zkauction.regret import AttackConfig  # noqa: E402
@@ -204,22 +206,6 @@ def load_entry_net(e: Entry, root: Path) -> AuctionNet:
 
 def attack_for(key: str, args: argparse.Namespace) -> AttackConfig:
     return AttackConfig(steps=args.attack_steps, starts=args.attack_starts)
-
-
-def machine_description() -> dict[str, Any]:
-    try:
-        load = os.getloadavg()
-    except OSError:  # pragma: no cover - not on every platform
-        load = None
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "load_average": load,
-        "gpu": torch.cuda.is_available() and torch.cuda.get_device_name(0) or None,
-    }
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -471,7 +457,7 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 continue
             wall = m.get("train_wall_seconds")
             rows.append([label, e["path"], e.get("config") or m.get("name", ""), m.get("iterations", m.get("steps", "")),
-                         fmt(wall, 0) if wall is not None else "n/a", m.get("machine", "shared 2-core CPU, no GPU")])
+                         fmt(wall, 0) if wall is not None else "n/a", machine_summary(m.get("machine"))])
         md += table(["net", "folder", "config", "steps", "train wall s", "machine"], rows)
         md += ["", "Training and evaluation ran on the shared 2-core CPU (no GPU) while four other engineers' jobs "
                "ran: wall times are under that load and would be shorter on an idle machine.", ""]
@@ -576,7 +562,7 @@ def cost_probe(key: str, root: Path, out: Path) -> list[dict[str, Any]]:
 
 
 def evaluate_entry(e: Entry, root: Path, key: str, cache_key: str, attack: AttackConfig, args: argparse.Namespace) -> dict[str, Any]:
-    net = load_entry_net(e, root)
+    net = load_entry_net(e, root).to(args.device)
     t0 = time.monotonic()
     ev = evaluate_all_profiles(net, key, n_revenue=args.n_revenue, n_regret=args.n_regret, seed=args.seed, attack=attack)
     wall = time.monotonic() - t0
@@ -584,7 +570,7 @@ def evaluate_entry(e: Entry, root: Path, key: str, cache_key: str, attack: Attac
     return {
         "label": e.label, "role": e.role, "scenario": e.scenario, "path": e.path, "config": e.config,
         "cache_key": cache_key, "evaluation": ev.to_dict(), "evaluation_wall_seconds": round(wall, 1),
-        "evaluation_machine": machine_description(), "metrics": training_metrics(e, root),
+        "evaluation_machine": machine_description(args.device), "metrics": training_metrics(e, root),
     }
 
 
@@ -623,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--attack-starts", type=int, default=8)
     ap.add_argument("--seed", type=int, default=20260)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="where to run the evaluation attack: cpu or cuda")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--root", type=Path, default=ROOT, help="where trained/ and configs/ are")
     ap.add_argument("--fresh", action="store_true", help="ignore cached evaluations in the JSON")
@@ -708,7 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store_metrics(e, root, key, block["entries"][e.label],
                               f"python benchmarks/paper_tables.py --settings {key} --n-revenue {args.n_revenue} "
                               f"--n-regret {args.n_regret} --seed {args.seed} --write-metrics")
-        if key == "3x10":
+        if key == "3x10" and any(lbl.startswith("ours") for lbl in block["missing"]):
             block["notes"].append(
                 "The paper's 3x10 recipe (depth 17, width 120, a 100-step misreport MLP every iteration, 600 "
                 "iterations) and our improved 3x10 recipe were not trained: this session had no GPU machine, and "

@@ -32,3 +32,17 @@ def test_cli_user_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "sum to" in r.output and len(r.output.strip().splitlines()) == 1
     r = runner.invoke(app, ["train", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_device_option_names_what_is_wrong(root, tmp_path):
+    import torch
+
+    cfg = str(root / "configs" / "tiny.toml")
+    r = runner.invoke(app, ["train", cfg, "--out", str(tmp_path / "o"), "--device", "gpu7"])
+    assert r.exit_code == 2 and "--device 'gpu7'" in r.output and "Traceback" not in r.output
+    if not torch.cuda.is_available():
+        r = runner.invoke(app, ["train", cfg, "--out", str(tmp_path / "o"), "--device", "cuda"])
+        assert r.exit_code == 2 and "no CUDA GPU" in r.output
+        r = runner.invoke(app, ["evaluate", str(root / "trained" / "1x2_uniform"), "--device", "cuda"])
+        assert r.exit_code == 2 and "no CUDA GPU" in r.output
+    assert not (tmp_path / "o").exists()  # nothing written for a bad device

@@ -6,6 +6,7 @@ from zkauction.nets import RegretNet
 from zkauction.regret import (
     AttackConfig,
     GradientAttacker,
+    GridAttacker,
     MisreportNetAttacker,
     evaluation_attack,
     regret_of,
@@ -84,3 +85,36 @@ def test_evaluation_attack_beats_training_attackers():
     assert r_eval.sum(-1).mean() >= r_net.sum(-1).mean() - 1e-6
     # Training leaves the net's parameters trainable.
     assert all(p.requires_grad for p in net.parameters())
+
+
+def test_grid_attacker_sees_what_the_evaluation_attack_sees():
+    # First price: the best lie (bid just above the other's value) is far from a random start and
+    # from the truth. The grid attacker's restart finds most of it without any gradient step; the
+    # warm-started gradient attacker with no steps keeps its random start.
+    s = AuctionSetting(2, 2)
+    net = FirstPrice(s)
+    v = sample_profile(s, (1, 1), 200, 5)
+    exact = (v - v.flip(1)).clamp_min(0).sum(-1).sum(-1).mean().item()
+    grid = GridAttacker(net, v, steps=0, points=21, seed=1)
+    r_grid = regret_of(net, v, grid.misreports(v, torch.arange(200))).sum(-1).mean().item()
+    lazy = GradientAttacker(net, v, steps=0, seed=1)
+    r_lazy = regret_of(net, v, lazy.misreports(v, torch.arange(200))).sum(-1).mean().item()
+    assert exact - 0.05 < r_grid <= exact + 1e-6  # grid spacing 1/20 per item
+    assert r_lazy < 0.8 * r_grid
+    # The restart keeps the frame's previous misreport as a candidate: a second visit never loses.
+    again = regret_of(net, v, grid.misreports(v, torch.arange(200))).sum(-1).mean().item()
+    assert again >= r_grid - 1e-6
+
+
+def test_grid_attacker_refuses_a_grid_it_cannot_afford():
+    s = AuctionSetting(3, 10)
+    net = RegretNet(s, None, depth=1, width=8)
+    v = sample_profile(s, (1, 1, 1), 4, 0)
+    try:
+        GridAttacker(net, v, points=11)
+    except ValueError as e:
+        assert "11^10" in str(e) and "starts" in str(e)
+    else:
+        raise AssertionError("a 11^10-point grid was accepted")
+    r = regret_of(net, v, GridAttacker(net, v, points=0, starts=16, steps=2).misreports(v, torch.arange(4)))
+    assert r.shape == (4, 3) and torch.all(r >= 0)

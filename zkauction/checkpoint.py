@@ -59,7 +59,7 @@ def save_checkpoint(
         cfg.update(extra)
     _atomic_write_text(path / CONFIG_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     tmp = path / (WEIGHTS_FILE + ".tmp")
-    torch.save(net.state_dict(), tmp)
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
     tmp.replace(path / WEIGHTS_FILE)
     return path
 
@@ -86,6 +86,37 @@ def load_auction(path: str | Path) -> AuctionNet:
         raise CheckpointError(f"{weights}: cannot load weights into a {description['kind']!r} net: {e}") from None
     net.eval()
     return net
+
+
+def machine_description(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Where a figure was measured: platform, CPU cores, torch, load average, and the GPU used."""
+    import os
+    import platform
+
+    device = torch.device(device)
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every platform
+        load = None
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average": load,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def machine_summary(machine: dict[str, Any] | str | None) -> str:
+    """One table cell for a :func:`machine_description` (older metrics files hold a string)."""
+    if not isinstance(machine, dict):
+        return machine or "shared 2-core CPU, no GPU"
+    where = f"GPU {machine['gpu']}" if machine.get("gpu") else "no GPU"
+    load = machine.get("load_average")
+    return f"{machine.get('cpu_count')}-core {machine.get('processor')} CPU, {where}" + (f", load {load[0]:.1f} at start" if load else "")
 
 
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:

@@ -18,6 +18,21 @@ from zkauction.setting import SettingError
 USER_ERRORS = (ConfigError, CheckpointError, SettingError, FileNotFoundError, ValueError)
 
 
+def torch_device(name: str):
+    """``--device`` as a torch.device, or a ValueError that says what is wrong with it."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: not a device name (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r}: no CUDA GPU is available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: only cpu and cuda are supported")
+    return device
+
+
 def _fail(e: Exception) -> None:
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(2)
@@ -62,6 +77,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue from OUT/train_state.pt"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         final_eval: bool = typer.Option(True, "--eval/--no-eval", help="evaluation-grade metrics at the end"),
+        device: str = typer.Option("cpu", "--device", help="where to train: cpu, cuda, cuda:1, ..."),
     ) -> None:
         """Train the auction of CONFIG; write config, weights, train log and metrics to OUT."""
         from zkauction.config import load_config
@@ -70,7 +86,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(config)
             train(cfg, out, resume=resume, progress=progress, command=" ".join(["zkauction"] + sys.argv[1:]),
-                  evaluate_at_end=final_eval)
+                  evaluate_at_end=final_eval, device=torch_device(device))
         except USER_ERRORS as e:
             _fail(e)
         from zkauction.checkpoint import read_metrics
@@ -93,6 +109,7 @@ def register(app: typer.Typer) -> None:
         grid: Optional[int] = typer.Option(None, help="attack: grid points per item (default 41 for m <= 2)"),
         lr: Optional[float] = typer.Option(None, help="attack: Adam step in support widths (default 0.01)"),
         progress: bool = typer.Option(False, "--progress/--no-progress"),
+        device: str = typer.Option("cpu", "--device", help="where to run the attack: cpu, cuda, ..."),
     ) -> None:
         """Revenue, regret (evaluation-grade attack) and score, per participation profile."""
         from zkauction.baselines import known_optima
@@ -102,7 +119,7 @@ def register(app: typer.Typer) -> None:
         try:
             if n_revenue < 1 or n_regret < 1:
                 raise ValueError("--n-revenue and --n-regret must be positive")
-            net = load_auction(path)
+            net = load_auction(path).to(torch_device(device))
             ev = evaluate(
                 net,
                 n_revenue=n_revenue,

@@ -150,6 +150,7 @@ def evaluate(
             pe = ProfileEvaluation(key, q, 0.0, 0.0, 0.0, [0.0] * setting.n, 0.0, 0.0, 0.0, 0, 0)
         else:
             values = sample_profile(setting, g, max(n_revenue, n_regret), _profile_seed(seed, key))
+            values = values.to(net.value_scale.device)  # evaluate where the net lives (CPU or GPU)
             rev = revenue_of(net, values[:n_revenue])
             rg = evaluation_attack(net, values[:n_regret], attack, seed=_profile_seed(seed + 1, key))
             total = rg.sum(-1)

@@ -8,6 +8,9 @@ Three searches, from cheap to thorough:
 
 - :class:`GradientAttacker` (training): RegretNet-style projected gradient ascent on one misreport per
   training frame and bidder, warm-started from the misreports of the previous visit to that frame.
+- :class:`GridAttacker` (training, m <= 2 or with random starts): :class:`GradientAttacker` restarted
+  at every visit from the best point of a grid over the bidder's support, so the loss sees the
+  regret the evaluation attack will find.
 - :class:`MisreportNetAttacker` (training, the paper's section 5.3): a misreport MLP that outputs a
   ratio in [0, 1] of the bidder's value, re-initialised every iteration, trained with early stopping.
 - :func:`evaluation_attack` (every reported figure): the truthful point, random points and, for
@@ -63,8 +66,9 @@ class AttackConfig:
 def _bounds(net: AuctionNet, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """[n, m] search box per bidder and item. A zero lower bound is lifted by a hair so a present
     bidder's misreport can never be the all-zero row (which would make it absent)."""
-    lo = net.setting.low.to(dtype)
-    hi = net.setting.high.to(dtype)
+    device = net.value_scale.device
+    lo = net.setting.low.to(device=device, dtype=dtype)
+    hi = net.setting.high.to(device=device, dtype=dtype)
     lo = torch.where(lo > 0, lo, 1e-6 * (hi - lo))
     return lo, hi
 
@@ -94,7 +98,7 @@ def truthful_utility(net: AuctionNet, values: torch.Tensor) -> torch.Tensor:
 
 def _grid(lo: torch.Tensor, hi: torch.Tensor, points: int) -> torch.Tensor:
     """[points^m, m] grid over the box [lo, hi] (lo, hi: [m])."""
-    axes = [torch.linspace(float(a), float(b), points, dtype=lo.dtype) for a, b in zip(lo, hi)]
+    axes = [torch.linspace(float(a), float(b), points, dtype=lo.dtype, device=lo.device) for a, b in zip(lo, hi)]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, lo.numel())
 
 
@@ -135,7 +139,7 @@ def _best_of(
         u = utility(net, values[s : s + per], bidder, cand[s : s + per])
         k = u.argmax(dim=1)
         us.append(u.gather(1, k[:, None])[:, 0])
-        bs.append(cand[s : s + per][torch.arange(k.numel()), k])
+        bs.append(cand[s : s + per][torch.arange(k.numel(), device=k.device), k])
     return torch.cat(us), torch.cat(bs)
 
 
@@ -159,7 +163,7 @@ def evaluation_attack(
     lo_all, hi_all = _bounds(net, dtype)
     gen = torch.Generator().manual_seed(int(seed))
     present = presence(values).bool()
-    regret = torch.zeros(B, n, dtype=dtype)
+    regret = torch.zeros(B, n, dtype=dtype, device=values.device)
     was_training = net.training
     net.eval()
     req = [p.requires_grad for p in net.parameters()]
@@ -200,8 +204,9 @@ def _attack_bidder(
     width = hi - lo
     starts = [((values[:, bidder, :] - lo) / width).clamp(0, 1)[:, None, :]]  # truthful point
     if attack.starts > 0:
-        starts.append(torch.rand(B, attack.starts, m, generator=gen, dtype=values.dtype))
-    best_u = torch.full((B,), -math.inf, dtype=values.dtype)
+        # Drawn on the CPU generator so a GPU run attacks from the same starts as a CPU run.
+        starts.append(torch.rand(B, attack.starts, m, generator=gen, dtype=values.dtype).to(values.device))
+    best_u = torch.full((B,), -math.inf, dtype=values.dtype, device=values.device)
     points = attack.grid_points(m)
     if points > 0:
         grid_b, grid_u = _grid_search(net, values, bidder, lo, hi, points, attack.refine_points if attack.refine else 0)
@@ -259,7 +264,8 @@ class GradientAttacker:
         lo, hi = _bounds(net, values.dtype)
         self.lo, self.width = lo, hi - lo
         gen = torch.Generator().manual_seed(int(seed))
-        self.z = torch.rand(values.shape, generator=gen, dtype=values.dtype)  # normalised [K, n, m]
+        # normalised [K, n, m], on the device of the values
+        self.z = torch.rand(values.shape, generator=gen, dtype=values.dtype).to(values.device)
 
     def misreports(self, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Improve and return the misreports [B, n, m] of frames ``index`` (values: those frames)."""
@@ -283,6 +289,55 @@ class GradientAttacker:
                 p.requires_grad_(True)
         self.z[index] = z.detach()
         return (self.lo + self.z[index] * self.width).detach()
+
+
+class GridAttacker(GradientAttacker):
+    """The training attacker that sees what the evaluation attack sees: at every visit to a frame,
+    each bidder's misreport restarts from the best of a grid over its support (``points`` per item,
+    m <= 2), ``starts`` fresh random points and the misreport the frame kept from its last visit;
+    then ``steps`` projected gradient steps as in :class:`GradientAttacker`. Costs B * n * (points^m
+    + starts + 1) forward rows per iteration, without gradients, on top of the gradient steps."""
+
+    def __init__(
+        self,
+        net: AuctionNet,
+        values: torch.Tensor,
+        *,
+        steps: int = 10,
+        lr: float = 0.05,
+        seed: int = 0,
+        points: int = 11,
+        starts: int = 0,
+    ):
+        super().__init__(net, values, steps=steps, lr=lr, seed=seed)
+        m = values.shape[-1]
+        if points > 0 and points**m > 10_000:
+            raise ValueError(f"a misreport grid of {points} points per item has {points}^{m} points; use starts for m > 2")
+        if points <= 0 and starts <= 0:
+            raise ValueError("the grid attacker needs grid points or random starts")
+        self.points, self.starts = int(points), int(starts)
+        self.gen = torch.Generator().manual_seed(int(seed) + 7)
+        unit = torch.ones(m, dtype=values.dtype, device=values.device)
+        self.grid = _grid(0 * unit, unit, self.points) if points > 0 else None
+
+    @torch.no_grad()
+    def _restart(self, values: torch.Tensor, index: torch.Tensor) -> None:
+        B, n, m = values.shape
+        z = self.z[index]
+        for i in range(n):
+            cands = [z[:, i, None, :]]
+            if self.grid is not None:
+                cands.append(self.grid[None].expand(B, -1, -1))
+            if self.starts > 0:
+                cands.append(torch.rand(B, self.starts, m, generator=self.gen, dtype=values.dtype).to(values.device))
+            cand = torch.cat(cands, dim=1)  # normalised [B, P, m]
+            _, best = _best_of(self.net, values, i, self.lo[i] + cand * self.width[i], chunk_rows=400_000)
+            z[:, i, :] = (best - self.lo[i]) / self.width[i]
+        self.z[index] = z.clamp(0.0, 1.0)
+
+    def misreports(self, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        self._restart(values, index)
+        return super().misreports(values, index)
 
 
 def regret_gain(net: AuctionNet, values: torch.Tensor, misreports: torch.Tensor) -> torch.Tensor:
@@ -325,7 +380,7 @@ class MisreportNetAttacker:
         n, m = self.net.setting.n, self.net.setting.m
         with torch.random.fork_rng():
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.gen)))
-            return mlp(n * m, n * m, self.depth, self.width, self.activation)
+            return mlp(n * m, n * m, self.depth, self.width, self.activation).to(self.net.value_scale.device)
 
     def misreports(self, values: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         B, n, m = values.shape

@@ -23,8 +23,10 @@ The ``[train]`` table of an experiment config (all optional; defaults in :class:
     iterations = 3000             # used when `phases` is absent: split in thirds at 5e-4/5e-5/5e-6
     regret_weight = 1.0
     sqrt_regret_weight = 1.0
-    attacker = "gradient"         # or "network" (the paper's misreport MLP, section 5.3)
-    misreport_steps = 25          # gradient: Adam steps per iteration, warm-started per frame
+    attacker = "gradient"         # "grid" (restarts from a misreport grid) or "network" (paper, 5.3)
+    misreport_steps = 25          # gradient/grid: Adam steps per iteration, warm-started per frame
+    misreport_grid = 11           # grid: points per item (points^m must stay <= 10,000; 0 = none)
+    misreport_starts = 0          # grid: fresh random starts per visit (for m > 2)
     misreport_lr = 0.05           # gradient: in units of the support width; network: Adam lr
     misreport_depth = 7           # network attacker only
     misreport_width = 100
@@ -59,14 +61,17 @@ from typing import Any
 
 import torch
 
-from zkauction.checkpoint import LOG_FILE, save_checkpoint, write_metrics
+from zkauction.checkpoint import LOG_FILE, machine_description, save_checkpoint, write_metrics
 from zkauction.config import ConfigError, ExperimentConfig
 from zkauction.data import sample_tweaked
 from zkauction.nets import AuctionNet, net_class
-from zkauction.regret import AttackConfig, GradientAttacker, MisreportNetAttacker, regret_of
+from zkauction.regret import AttackConfig, GradientAttacker, GridAttacker, MisreportNetAttacker, regret_of
 
 STATE_FILE = "train_state.pt"
 PAPER_LRS = (5e-4, 5e-5, 5e-6)
+# "gradient": warm-started gradient ascent; "grid": the same, restarted at every visit from the best
+# of a misreport grid (m <= 2) and random starts; "network": the paper's misreport MLP.
+ATTACKERS = ("gradient", "grid", "network")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class TrainConfig:
     attacker: str = "gradient"
     misreport_steps: int = 25
     misreport_lr: float = 0.05
+    misreport_grid: int = 11
+    misreport_starts: int = 0
     misreport_depth: int = 7
     misreport_width: int = 100
     misreport_patience: int = 100
@@ -115,8 +122,8 @@ class TrainConfig:
                 raise ConfigError(f"{source}: 'phases' must be a list of tables")
             d["phases"] = tuple(d["phases"])
         cfg = cls(**d)
-        if cfg.attacker not in ("gradient", "network"):
-            raise ConfigError(f"{source}: attacker must be 'gradient' or 'network', got {cfg.attacker!r}")
+        if cfg.attacker not in ATTACKERS:
+            raise ConfigError(f"{source}: attacker must be one of {list(ATTACKERS)}, got {cfg.attacker!r}")
         for name in ("dataset_size", "batch_size", "iterations", "log_every", "checkpoint_every", "threads"):
             if int(getattr(cfg, name)) < 1:
                 raise ConfigError(f"{source}: {name} must be positive, got {getattr(cfg, name)!r}")
@@ -189,15 +196,22 @@ def train(
     command: str | None = None,
     evaluate_at_end: bool = True,
     stop_after: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> AuctionNet:
-    """Train the net of ``config`` and write ``out`` (see the module docstring). Returns the net.
+    """Train the net of ``config`` and write ``out`` (see the module docstring). Returns the net
+    (on the CPU).
 
     With ``resume=True`` and a train_state.pt in ``out``, continue where it stopped (same config).
     ``stop_after`` ends this call after that many iterations (state saved, no metrics): a time-boxed
-    run that a later ``resume=True`` call finishes."""
+    run that a later ``resume=True`` call finishes. ``device`` ("cpu", "cuda", "cuda:1") is where
+    the net, the data and the attacker live; checkpoints are written with CPU tensors, so a net
+    trained on a GPU loads anywhere."""
+    device = torch.device(device)
     if config.net.get("kind") == "ama":  # strategy-proof by construction: no attacker (zkauction/ama.py)
         from zkauction.ama import train_ama
 
+        if device.type != "cpu":
+            raise ConfigError(f"{config.name}: affine maximizers train on the CPU (got device {str(device)!r})")
         return train_ama(config, out, resume=resume, progress=progress, command=command,
                          evaluate_at_end=evaluate_at_end, stop_after=stop_after)
     out = Path(out)
@@ -206,11 +220,12 @@ def train(
     total = sum(p.iterations for p in schedule)
     torch.set_num_threads(int(tc.threads))
     torch.manual_seed(tc.seed)
-    net = build_net(config)
+    net = build_net(config).to(device)
     data = sample_tweaked(config.setting, config.participation, tc.dataset_size, tc.seed)
-    values = data.values
+    values = data.values.to(device)
     K = len(values)
     distill_log: list[dict[str, Any]] = []
+    machine = machine_description(device)  # load average before this run adds to it
     t0, c0 = time.monotonic(), time.process_time()  # the clock covers the warm start too
     if tc.init:
         from zkauction.checkpoint import load_auction
@@ -220,11 +235,19 @@ def train(
         except RuntimeError as e:
             raise ConfigError(f"[train] init {tc.init!r}: weights do not fit the [net] of this config: {e}") from None
     if tc.teacher and tc.distill_iterations > 0 and not (resume and (out / STATE_FILE).is_file()):
-        distill_log = distill(net, _teacher(tc.teacher, config, tc.teacher_temperature), values, tc)
+        distill_log = distill(net, _teacher(tc.teacher, config, tc.teacher_temperature).to(device), values, tc)
     opt = torch.optim.Adam(net.parameters(), lr=schedule[0].lr)
     gen = torch.Generator().manual_seed(tc.seed + 1)
     if tc.attacker == "gradient":
         attacker: Any = GradientAttacker(net, values, steps=tc.misreport_steps, lr=tc.misreport_lr, seed=tc.seed + 2)
+    elif tc.attacker == "grid":
+        try:
+            attacker = GridAttacker(
+                net, values, steps=tc.misreport_steps, lr=tc.misreport_lr, seed=tc.seed + 2,
+                points=tc.misreport_grid, starts=tc.misreport_starts,
+            )
+        except ValueError as e:
+            raise ConfigError(f"[train] attacker 'grid': {e}") from None
     else:
         attacker = MisreportNetAttacker(
             net,
@@ -245,8 +268,10 @@ def train(
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         torch.set_rng_state(st["torch_rng"])
-        if tc.attacker == "gradient":
-            attacker.z = st["attacker_z"]
+        if isinstance(attacker, GradientAttacker):
+            attacker.z = st["attacker_z"].to(device)
+        if isinstance(attacker, GridAttacker) and st.get("attacker_gen") is not None:
+            attacker.gen.set_state(st["attacker_gen"])
         start, elapsed_before, perm, pos = st["iteration"], st["elapsed"], st["perm"], st["pos"]
         cpu_before = st.get("cpu", 0.0)
     elif not resume and (out / LOG_FILE).exists():
@@ -266,6 +291,7 @@ def train(
             "generator": gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "attacker_z": getattr(attacker, "z", None),
+            "attacker_gen": attacker.gen.get_state() if isinstance(attacker, GridAttacker) else None,
             "iteration": it,
             "elapsed": elapsed,
             "cpu": cpu_before + time.process_time() - c0,
@@ -290,11 +316,11 @@ def train(
             phase = _phase_at(schedule, it)
             for group in opt.param_groups:
                 group["lr"] = phase.lr
-            if tc.attacker == "gradient":
+            if isinstance(attacker, GradientAttacker):
                 attacker.steps = phase.misreport_steps
             if pos + tc.batch_size > K:
                 perm, pos = torch.randperm(K, generator=gen), 0
-            index = perm[pos : pos + tc.batch_size]
+            index = perm[pos : pos + tc.batch_size].to(device)
             pos += tc.batch_size
             batch = values[index]
             misreports = attacker.misreports(batch, index)
@@ -334,7 +360,7 @@ def train(
     if bar is not None:
         bar.close()
     if it < total:
-        return net
+        return net.cpu()
     train_seconds = elapsed_before + time.monotonic() - t0
     cpu_seconds = cpu_before + time.process_time() - c0
     save_checkpoint(net, out, experiment=experiment)
@@ -347,6 +373,7 @@ def train(
         "train_cpu_seconds": round(cpu_seconds, 1),
         "iterations": total,
         "torch_threads": int(tc.threads),
+        "machine": machine,
         "train_config": {k: v for k, v in asdict(tc).items()},
     }
     if evaluate_at_end:
@@ -360,7 +387,7 @@ def train(
         metrics["evaluation"] = ev.to_dict()
         metrics["evaluation_wall_seconds"] = round(time.monotonic() - t1, 1)
     write_metrics(out, metrics)
-    return net
+    return net.cpu()
 
 
 def _teacher(spec: str, config: ExperimentConfig, temperature: float = 0.0) -> AuctionNet:
