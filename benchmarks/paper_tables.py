@@ -138,9 +138,11 @@ class Entry:
 
 def entries(key: str) -> list[Entry]:
     out = [Entry(f"item-wise Myerson", key, "myerson", 0, None)]
+    # The 3x10 nets were trained on a GPU from the improved recipe scaled to the lease (gpu_train.py).
+    ours = "_improved_gpu.toml" if key == "3x10" else "_improved.toml"
     for s in (1, 2, 3):
-        out.append(Entry(f"ours, scenario {s}", key, "tweaked", s, f"trained/{key}_scenario{s}", f"configs/{key}_scenario{s}_improved.toml"))
-    out.append(Entry("ours, untweaked", key, "untweaked", 0, f"trained/{key}_untweaked", f"configs/{key}_untweaked_improved.toml"))
+        out.append(Entry(f"ours, scenario {s}", key, "tweaked", s, f"trained/{key}_scenario{s}", f"configs/{key}_scenario{s}{ours}"))
+    out.append(Entry("ours, untweaked", key, "untweaked", 0, f"trained/{key}_untweaked", f"configs/{key}_untweaked{ours}"))
     for s in (1, 2, 3):
         out.append(Entry(f"paper recipe, scenario {s}", key, "paper", s, f"trained/{key}_scenario{s}_paper", f"configs/{key}_scenario{s}.toml"))
     out.append(Entry("paper recipe, untweaked", key, "paper", 0, f"trained/{key}_untweaked_paper", f"configs/{key}_untweaked.toml"))
@@ -459,8 +461,10 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             rows.append([label, e["path"], e.get("config") or m.get("name", ""), m.get("iterations", m.get("steps", "")),
                          fmt(wall, 0) if wall is not None else "n/a", machine_summary(m.get("machine"))])
         md += table(["net", "folder", "config", "steps", "train wall s", "machine"], rows)
-        md += ["", "Training and evaluation ran on the shared 2-core CPU (no GPU) while four other engineers' jobs "
-               "ran: wall times are under that load and would be shorter on an idle machine.", ""]
+        md += ["", "The machine column says where each net was trained (GPU runs: benchmarks/gpu_train.py, several "
+               "configs at once on one GPU). CPU runs whose machine cell is a plain description ran on the shared "
+               "2-core CPU while four other engineers' jobs ran (load average 7-16): their wall times would be "
+               "shorter on an idle machine.", ""]
         probe = block.get("cost_probe")
         if probe:
             md += ["Measured cost per training iteration (a few iterations timed with `--cost-probe`, same shared "
@@ -474,7 +478,12 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             for lab, why in block["missing"].items():
                 md.append(f"- {lab}: {why}")
             md.append("")
-        notes = block.get("notes") or []
+        notes = list(block.get("notes") or [])
+        on_gpu = [label for label, e in ents.items() if (e.get("evaluation_machine") or {}).get("gpu")]
+        if on_gpu:
+            gpus = sorted({ents[label]["evaluation_machine"]["gpu"] for label in on_gpu})
+            notes.append(f"Evaluated on a GPU ({', '.join(gpus)}; same attack, sample sizes and seeds, float32): "
+                         f"{', '.join(on_gpu)}. Raw results: benchmarks/results/gpu_3x10/.")
         if notes:
             md += ["### Notes", ""] + [f"- {x}" for x in notes] + [""]
     return "\n".join(md) + "\n", derived
@@ -684,7 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ck = hashlib.sha256(json.dumps([key, e.label, weights, args.n_revenue, args.n_regret, args.seed,
                                             attack.to_dict()]).encode()).hexdigest()
             if ck in cache and e.label not in only:
-                block["entries"][e.label] = dict(cache[ck], metrics=training_metrics(e, root))
+                block["entries"][e.label] = dict(cache[ck], metrics=training_metrics(e, root), config=e.config)
                 print(f"{key} {e.label}: cached", flush=True)
             elif args.cached_only:
                 block["missing"][e.label] = f"{e.path} not evaluated in this run (no cached evaluation)"

@@ -324,15 +324,20 @@ class GridAttacker(GradientAttacker):
     def _restart(self, values: torch.Tensor, index: torch.Tensor) -> None:
         B, n, m = values.shape
         z = self.z[index]
+        present = presence(values) > 0
         for i in range(n):
-            cands = [z[:, i, None, :]]
+            rows = present[:, i].nonzero()[:, 0]  # absent bidders have no regret to search
+            b = rows.numel()
+            if b == 0:
+                continue
+            cands = [z[rows, i, None, :]]
             if self.grid is not None:
-                cands.append(self.grid[None].expand(B, -1, -1))
+                cands.append(self.grid[None].expand(b, -1, -1))
             if self.starts > 0:
-                cands.append(torch.rand(B, self.starts, m, generator=self.gen, dtype=values.dtype).to(values.device))
-            cand = torch.cat(cands, dim=1)  # normalised [B, P, m]
-            _, best = _best_of(self.net, values, i, self.lo[i] + cand * self.width[i], chunk_rows=400_000)
-            z[:, i, :] = (best - self.lo[i]) / self.width[i]
+                cands.append(torch.rand(b, self.starts, m, generator=self.gen, dtype=values.dtype).to(values.device))
+            cand = torch.cat(cands, dim=1)  # normalised [b, P, m]
+            _, best = _best_of(self.net, values[rows], i, self.lo[i] + cand * self.width[i], chunk_rows=400_000)
+            z[rows, i, :] = (best - self.lo[i]) / self.width[i]
         self.z[index] = z.clamp(0.0, 1.0)
 
     def misreports(self, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
