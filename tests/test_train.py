@@ -113,3 +113,44 @@ def test_teacher_warm_start_and_init(tiny, tmp_path):
     raw["net"], raw["train"] = tiny.raw["net"], dict(tiny.raw["train"], teacher="nope", distill_iterations=2)
     with pytest.raises(ConfigError, match="teacher"):
         train(config_from_dict(raw), tmp_path / "k", progress=False, evaluate_at_end=False)
+
+
+def test_prior_regret_net_starts_as_its_prior_and_is_self_contained(root, tmp_path):
+    import shutil
+
+    from zkauction.checkpoint import save_checkpoint
+    from zkauction.config import config_from_dict
+    from zkauction.data import sample_profile
+    from zkauction.nets import PriorRegretNet
+    from zkauction.regret import AttackConfig, evaluation_attack
+
+    prior_dir = tmp_path / "prior"
+    shutil.copytree(root / "trained" / "ama_2x2_uniform", prior_dir)
+    prior = load_auction(prior_dir)
+    net = PriorRegretNet(prior.setting, prior.participation, depth=2, width=16, prior=str(prior_dir), prior_temperature=0.05)
+    v = sample_profile(prior.setting, (1, 1), 2000, 0)
+    prior.train()
+    prior.temperature = 0.05
+    with torch.no_grad():
+        a, p = net(v)
+        a0, p0 = prior(v)
+    assert (a - a0).abs().max() < 1e-4 and (p - p0).abs().max() < 1e-4  # the untrained net is the prior
+    # ... whose relaxation is truthful: the evaluation attack finds (float-noise) zero regret.
+    assert evaluation_attack(net, v[:40], AttackConfig(steps=20, starts=2, grid=11)).max() < 1e-5
+    assert not any(q.requires_grad for q in net.prior.parameters())
+    # The checkpoint carries the prior: it loads after the prior's folder is gone.
+    save_checkpoint(net, tmp_path / "n")
+    shutil.rmtree(prior_dir)
+    with torch.no_grad():
+        assert torch.equal(load_auction(tmp_path / "n")(v)[1], net(v)[1])
+    # Configs: a prior is required, must be an AMA of the same setting.
+    raw = {"setting": {"n_bidders": 2, "n_items": 2}, "net": {"kind": "regret_prior", "depth": 1, "width": 4},
+           "train": {"iterations": 1}}
+    with pytest.raises(ConfigError, match="needs prior"):
+        train(config_from_dict(raw), tmp_path / "x", progress=False, evaluate_at_end=False)
+    raw["net"]["prior"] = str(root / "trained" / "2x2_uniform")
+    with pytest.raises(ConfigError, match="smooth relaxation"):
+        train(config_from_dict(raw), tmp_path / "x", progress=False, evaluate_at_end=False)
+    raw["net"]["prior"] = str(root / "trained" / "ama_1x2_uniform")
+    with pytest.raises(ConfigError, match="another setting"):
+        train(config_from_dict(raw), tmp_path / "x", progress=False, evaluate_at_end=False)
