@@ -146,15 +146,23 @@ class RegretNet(AuctionNet):
         present = presence(bids)  # [B, n]
         x = (bids / self.value_scale).reshape(B, n * m)
         out = self.allocation_mlp(x)
-        sold = torch.sigmoid(out[:, :m])  # [B, m]: probability each item is allocated at all
-        logits = out[:, m:].reshape(B, n + 1, m)
+        return self._heads(bids, present, out[:, :m], out[:, m:].reshape(B, n + 1, m), self.payment_mlp(x))
+
+    def _heads(
+        self, bids: torch.Tensor, present: torch.Tensor, sold_logits: torch.Tensor, logits: torch.Tensor,
+        fraction_logits: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Allocation and payment from the heads' logits: item sold [B, m], bidders + ghost
+        [B, n+1, m], payment fraction [B, n]."""
+        B, n = present.shape
+        sold = torch.sigmoid(sold_logits)  # [B, m]: probability each item is allocated at all
         # Absent bidders leave the softmax; the ghost (last row) is always there.
         ghost = torch.ones(B, 1, device=bids.device, dtype=bids.dtype)
         keep = torch.cat([present, ghost], dim=1)[:, :, None]
         logits = logits - (1.0 - keep) * self.mask_logit
         share = torch.softmax(logits, dim=1)[:, :n, :]  # [B, n, m]
         allocation = sold[:, None, :] * share * present[:, :, None]
-        fraction = torch.sigmoid(self.payment_mlp(x))  # [B, n]
+        fraction = torch.sigmoid(fraction_logits)  # [B, n]
         payment = fraction * (allocation * bids).sum(dim=-1)
         return allocation, payment
 
@@ -230,13 +238,10 @@ class PriorRegretNet(RegretNet):
         frac0 = torch.where(value0 > eps, p0 / value0.clamp_min(eps), torch.full_like(p0, 0.5)).clamp(eps, 1 - eps)
         x = (bids / self.value_scale).reshape(B, n * m)
         out = self.allocation_mlp(x)
-        sold = torch.sigmoid(torch.logit(sold0) + out[:, :m])
-        logits = torch.log(torch.cat([share0, ghost0], dim=1)) + out[:, m:].reshape(B, n + 1, m)
-        ghost = torch.ones(B, 1, device=bids.device, dtype=bids.dtype)
-        keep = torch.cat([present, ghost], dim=1)[:, :, None]
-        logits = logits - (1.0 - keep) * self.mask_logit
-        share = torch.softmax(logits, dim=1)[:, :n, :]
-        allocation = sold[:, None, :] * share * present[:, :, None]
-        fraction = torch.sigmoid(torch.logit(frac0) + self.payment_mlp(x))
-        payment = fraction * (allocation * bids).sum(dim=-1)
-        return allocation, payment
+        return self._heads(
+            bids,
+            present,
+            torch.logit(sold0) + out[:, :m],
+            torch.log(torch.cat([share0, ghost0], dim=1)) + out[:, m:].reshape(B, n + 1, m),
+            torch.logit(frac0) + self.payment_mlp(x),
+        )
