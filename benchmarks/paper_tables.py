@@ -138,8 +138,8 @@ class Entry:
 
 def entries(key: str) -> list[Entry]:
     out = [Entry(f"item-wise Myerson", key, "myerson", 0, None)]
-    # The 3x10 nets were trained on a GPU from the improved recipe scaled to the lease (gpu_train.py).
-    ours = "_improved_gpu.toml" if key == "3x10" else "_improved.toml"
+    # Our nets were trained on a GPU from the improved recipe scaled to the lease (gpu_train.py).
+    ours = "_improved_gpu.toml"
     for s in (1, 2, 3):
         out.append(Entry(f"ours, scenario {s}", key, "tweaked", s, f"trained/{key}_scenario{s}", f"configs/{key}_scenario{s}{ours}"))
     out.append(Entry("ours, untweaked", key, "untweaked", 0, f"trained/{key}_untweaked", f"configs/{key}_untweaked{ours}"))
@@ -458,9 +458,9 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             if e["role"] == "myerson":
                 continue
             wall = m.get("train_wall_seconds")
-            rows.append([label, e["path"], e.get("config") or m.get("name", ""), m.get("iterations", m.get("steps", "")),
+            rows.append([label, e["path"], e.get("kind", ""), e.get("config") or m.get("name", ""), m.get("iterations", m.get("steps", "")),
                          fmt(wall, 0) if wall is not None else "n/a", machine_summary(m.get("machine"))])
-        md += table(["net", "folder", "config", "steps", "train wall s", "machine"], rows)
+        md += table(["net", "folder", "kind", "config", "steps", "train wall s", "machine"], rows)
         md += ["", "The machine column says where each net was trained (GPU runs: benchmarks/gpu_train.py, several "
                "configs at once on one GPU). CPU runs whose machine cell is a plain description ran on the shared "
                "2-core CPU while four other engineers' jobs ran (load average 7-16): their wall times would be "
@@ -578,9 +578,19 @@ def evaluate_entry(e: Entry, root: Path, key: str, cache_key: str, attack: Attac
     print(f"{key} {e.label}: evaluated in {wall:.0f} s", flush=True)
     return {
         "label": e.label, "role": e.role, "scenario": e.scenario, "path": e.path, "config": e.config,
-        "cache_key": cache_key, "evaluation": ev.to_dict(), "evaluation_wall_seconds": round(wall, 1),
+        "cache_key": cache_key, "kind": net_kind(e, root), "evaluation": ev.to_dict(), "evaluation_wall_seconds": round(wall, 1),
         "evaluation_machine": machine_description(args.device), "metrics": training_metrics(e, root),
     }
+
+
+def net_kind(e: Entry, root: Path) -> str:
+    """What the net is: its kind, and for a net with a prior, the prior's folder."""
+    if e.path is None:
+        return e.role
+    cfg = json.loads((root / e.path / CONFIG_FILE).read_text())
+    kind = cfg.get("kind", "?")
+    prior = (cfg.get("experiment") or {}).get("net", {}).get("prior")
+    return f"{kind} (prior {prior})" if prior else kind
 
 
 def training_metrics(e: Entry, root: Path) -> dict[str, Any]:
@@ -686,14 +696,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 elif e.role == "ama":
                     block["missing"][e.label] = f"{e.path} not shipped"
                 else:
-                    block["missing"][e.label] = (f"{e.path} not trained: the paper's recipe ({e.config}) did not fit "
-                                                 "this session's CPU budget (see the cost probe above)")
+                    block["missing"][e.label] = (f"{e.path} not trained: the paper's recipe ({e.config}) does not fit "
+                                                 "a 2-core CPU (see the cost probe above), and the sessions' 15-minute "
+                                                 "GPU leases went to our nets")
                 continue
             weights = "" if e.path is None else sha256_file(root / e.path / WEIGHTS_FILE)
             ck = hashlib.sha256(json.dumps([key, e.label, weights, args.n_revenue, args.n_regret, args.seed,
                                             attack.to_dict()]).encode()).hexdigest()
             if ck in cache and e.label not in only:
-                block["entries"][e.label] = dict(cache[ck], metrics=training_metrics(e, root), config=e.config)
+                block["entries"][e.label] = dict(cache[ck], metrics=training_metrics(e, root), config=e.config,
+                                                 kind=net_kind(e, root))
                 print(f"{key} {e.label}: cached", flush=True)
             elif args.cached_only:
                 block["missing"][e.label] = f"{e.path} not evaluated in this run (no cached evaluation)"
