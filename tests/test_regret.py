@@ -118,3 +118,17 @@ def test_grid_attacker_refuses_a_grid_it_cannot_afford():
         raise AssertionError("a 11^10-point grid was accepted")
     r = regret_of(net, v, GridAttacker(net, v, points=0, starts=16, steps=2).misreports(v, torch.arange(4)))
     assert r.shape == (4, 3) and torch.all(r >= 0)
+
+
+def test_attack_stops_at_once_when_no_start_can_move():
+    # Item-wise Myerson's utility is piecewise constant in the misreport: every gradient is zero,
+    # so Adam could never move a start. The attack stops after the first step instead of running
+    # all of them (same result, exactly: the zero-regret test above still holds).
+    s = AuctionSetting(3, 10)
+    net = ItemwiseMyerson(s)
+    calls = []
+    net.register_forward_hook(lambda mod, inp, out: calls.append(1))
+    v = sample_profile(s, (1, 1, 1), 32, 0)
+    r = evaluation_attack(net, v, AttackConfig(steps=300, starts=4))
+    assert r.max().item() < 1e-6
+    assert len(calls) <= 1 + 3 * 2  # truthful utilities, then one step per bidder (and its check)

@@ -225,6 +225,10 @@ def _attack_bidder(
             break
         opt.zero_grad()
         (-u.sum()).backward()
+        if step == 0 and not z.grad.any():
+            # Zero gradient at every start (a piecewise-constant utility: item-wise Myerson, an AMA's
+            # argmax): Adam's steps would all be exactly zero, so no start could ever move.
+            break
         opt.step()
         sched.step()
         with torch.no_grad():
