@@ -265,8 +265,9 @@ def register(app: typer.Typer) -> None:
         audits: int = typer.Option(2, "--audits", help="k"),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
-        """The whole flow on a small shipped auction: compile with a dev SRS (INSECURE), run T rounds
-        with simulated bidders, audit k rounds in zero knowledge, verify, and print timings."""
+        """The whole flow on a small shipped auction: its shipped circuit (circuits/NAME, compiled from
+        the same weights) or else a fresh compile, both with a dev SRS (INSECURE); run T rounds with
+        simulated bidders, audit k rounds in zero knowledge, verify, and print timings."""
         try:
             summary = run_demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed, echo=typer.echo)
         except _user_errors() as e:
@@ -327,6 +328,23 @@ def default_demo_auction() -> Path:
     return min(candidates)[1]
 
 
+def shipped_circuit(trained: Path) -> Path | None:
+    """``circuits/<name>`` (in the working folder or the repository) compiled from exactly these
+    weights, or None. Its dev SRS travels with it; its proving key is regenerated on demand."""
+    from zkauction.circuit import sha256_file
+
+    if not (trained / "weights.pt").is_file():
+        return None
+    for base in (Path.cwd() / "circuits", REPO_ROOT / "circuits"):
+        mf = base / trained.name / "manifest.json"
+        try:
+            if mf.is_file() and json.loads(mf.read_text())["net"]["weights_sha256"] == sha256_file(trained / "weights.pt"):
+                return base / trained.name
+        except (ValueError, KeyError):
+            continue
+    return None
+
+
 def _same_weights(circuit_dir: Path, trained: Path) -> bool:
     from zkauction.circuit import sha256_file
 
@@ -365,14 +383,24 @@ def run_demo(
 
     echo(f"[1/5] auction {trained}")
     t = time.perf_counter()
+    shipped = shipped_circuit(trained)
     if _same_weights(circuit_dir, trained):
         circuit = _load_circuit(circuit_dir)
+        source = f"reused {circuit_dir}"
         echo(f"      reusing the compiled circuit in {circuit_dir}")
+    elif shipped is not None:
+        shutil.rmtree(circuit_dir, ignore_errors=True)
+        shutil.copytree(shipped, circuit_dir)
+        circuit = _load_circuit(circuit_dir)
+        circuit.ensure_proving_key()
+        source = f"shipped {shipped}"
+        echo(f"      using the shipped circuit {shipped} (compiled from these weights; proving key regenerated)")
     else:
         echo(f"      compiling to {circuit_dir} with a locally generated SRS")
         kind = json.loads((trained / "config.json").read_text()).get("kind") if (trained / "config.json").is_file() else None
         # An affine maximizer fits in 2^12 rows (REFERENCE.md: proving ~2 s there, ~12 s at the default 15).
         circuit = compile_auction(trained, circuit_dir, dev_srs=True, **({"max_logrows": 12} if kind == "ama" else {}))
+        source = "compiled"
     timings["compile_s"] = time.perf_counter() - t
     echo(f"      logrows {circuit.logrows}, input scale {circuit.input_scale}; {timings['compile_s']:.1f} s")
     echo(f"      WARNING: {INSECURE}")
@@ -435,6 +463,7 @@ def run_demo(
         summary = {
             "auction": str(trained),
             "circuit": str(circuit_dir),
+            "circuit_source": source,
             "srs": "INSECURE dev SRS",
             "logrows": circuit.logrows,
             "rounds": rounds,
@@ -459,7 +488,7 @@ def run_demo(
     echo(f"  revenue per round   {summary['revenue_per_round']:.4f}")
     echo(f"  penalty             {ann.penalty:g} (minimal for T={rounds}, k={audits}: {summary['minimal_penalty']:g})")
     echo(f"  audited rounds      {sel.rounds}: {'all valid' if report.valid else 'FAILED'}")
-    echo(f"  timings             compile {timings['compile_s']:.1f} s, rounds {timings['rounds_s']:.1f} s, "
+    echo(f"  timings             {'compile' if source == 'compiled' else 'circuit'} {timings['compile_s']:.1f} s, rounds {timings['rounds_s']:.1f} s, "
          f"prove {timings['prove_s_mean']:.1f} s/round, verify {timings['verify_s_mean']:.2f} s/proof, "
          f"total {summary['timings_s']['total_s']:.1f} s")
     echo(f"  ledger              {check.n_entries} entries, chain verified, head {check.head[:16]}...")
