@@ -483,7 +483,7 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if on_gpu:
             gpus = sorted({ents[label]["evaluation_machine"]["gpu"] for label in on_gpu})
             notes.append(f"Evaluated on a GPU ({', '.join(gpus)}; same attack, sample sizes and seeds, float32): "
-                         f"{', '.join(on_gpu)}. Raw results: benchmarks/results/gpu_3x10/.")
+                         f"{', '.join(on_gpu)}. Raw results: benchmarks/results/gpu_{key}/.")
         if notes:
             md += ["### Notes", ""] + [f"- {x}" for x in notes] + [""]
     return "\n".join(md) + "\n", derived
