@@ -696,9 +696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 elif e.role == "ama":
                     block["missing"][e.label] = f"{e.path} not shipped"
                 else:
-                    block["missing"][e.label] = (f"{e.path} not trained: the paper's recipe ({e.config}) does not fit "
-                                                 "a 2-core CPU (see the cost probe above), and the sessions' 15-minute "
-                                                 "GPU leases went to our nets")
+                    block["missing"][e.label] = (f"{e.path} not trained (the cost probe above projects the time on "
+                                                 f"this CPU): `zkauction train {e.config} --out {e.path}`")
                 continue
             weights = "" if e.path is None else sha256_file(root / e.path / WEIGHTS_FILE)
             ck = hashlib.sha256(json.dumps([key, e.label, weights, args.n_revenue, args.n_regret, args.seed,
