@@ -210,6 +210,8 @@ class PriorRegretNet(RegretNet):
         self.prior = net
         self.prior_description = net_description(net)
         self.prior_temperature = float(prior_temperature)
+        self.prior.temperature = self.prior_temperature
+        self.prior.train(True)  # always its smooth relaxation
         for p in self.prior.parameters():
             p.requires_grad_(False)
         for head in (self.allocation_mlp[-1], self.payment_mlp[-1]):
@@ -228,9 +230,7 @@ class PriorRegretNet(RegretNet):
         B = bids.shape[0]
         n, m, eps = self.setting.n, self.setting.m, self.EPS
         present = presence(bids)
-        self.prior.training = True
-        self.prior.temperature = self.prior_temperature
-        a0, p0 = self.prior(bids)  # [B, n, m], [B, n]
+        a0, p0 = self.prior(bids)  # [B, n, m], [B, n]: the prior's relaxation (see train())
         sold0 = a0.sum(dim=1).clamp(eps, 1 - eps)  # [B, m]
         share0 = (a0 / sold0[:, None, :]).clamp_min(eps)
         ghost0 = torch.full_like(share0[:, :1, :], eps)
