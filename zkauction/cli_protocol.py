@@ -331,31 +331,28 @@ def default_demo_auction() -> Path:
 def shipped_circuit(trained: Path) -> Path | None:
     """``circuits/<name>`` (in the working folder or the repository) compiled from exactly these
     weights, or None. Its dev SRS travels with it; its proving key is regenerated on demand."""
-    from zkauction.circuit import sha256_file
-
-    if not (trained / "weights.pt").is_file():
-        return None
     for base in (Path.cwd() / "circuits", REPO_ROOT / "circuits"):
-        mf = base / trained.name / "manifest.json"
-        try:
-            if mf.is_file() and json.loads(mf.read_text())["net"]["weights_sha256"] == sha256_file(trained / "weights.pt"):
-                return base / trained.name
-        except (ValueError, KeyError):
-            continue
+        if _built_from(base / trained.name, trained):
+            return base / trained.name
     return None
 
 
-def _same_weights(circuit_dir: Path, trained: Path) -> bool:
+def _built_from(circuit_dir: Path, trained: Path) -> bool:
+    """Whether the circuit in ``circuit_dir`` was compiled from ``trained``'s weights."""
     from zkauction.circuit import sha256_file
 
     mf = circuit_dir / "manifest.json"
     if not mf.is_file() or not (trained / "weights.pt").is_file():
         return False
     try:
-        m = json.loads(mf.read_text())
-        return m["net"]["weights_sha256"] == sha256_file(trained / "weights.pt") and (circuit_dir / "pk.key").is_file()
+        return json.loads(mf.read_text())["net"]["weights_sha256"] == sha256_file(trained / "weights.pt")
     except (ValueError, KeyError):
         return False
+
+
+def _same_weights(circuit_dir: Path, trained: Path) -> bool:
+    """A compiled circuit in ``circuit_dir`` from ``trained``'s weights, proving key included."""
+    return _built_from(circuit_dir, trained) and (circuit_dir / "pk.key").is_file()
 
 
 def run_demo(
