@@ -31,8 +31,6 @@ import copy
 import hashlib
 import json
 import math
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
