@@ -10,6 +10,17 @@ from zkauction.nets import RegretNet
 from zkauction.setting import AuctionSetting, ParticipationModel
 
 
+def assert_onnx_matches(path, net, bids: np.ndarray, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exported model's allocation and payment equal the PyTorch net's on ``bids`` [n, m];
+    returns the exported model's (allocation, payment)."""
+    alloc, pay = onnx_forward(path, bids)
+    with torch.no_grad():
+        ref_a, ref_p = net(torch.as_tensor(bids)[None])
+    np.testing.assert_allclose(alloc, ref_a[0].numpy(), atol=atol)
+    np.testing.assert_allclose(pay, ref_p[0].numpy(), atol=atol)
+    return alloc, pay
+
+
 def _ort_with_salts(path, bids, salts):
     import onnxruntime as ort
 
@@ -33,11 +44,7 @@ def test_regret_net_export_honours_the_contract(tmp_path, n, m):
     assert outs == {"allocation": [1, n, m], "payment": [1, n]}
     bids = net.setting.sample_values(1, torch.Generator().manual_seed(3))[0]
     bids[0] = 0.0  # an absent bidder
-    alloc, pay = onnx_forward(path, bids.numpy())
-    with torch.no_grad():
-        ref_a, ref_p = net(bids[None])
-    np.testing.assert_allclose(alloc, ref_a[0].numpy(), atol=1e-5)
-    np.testing.assert_allclose(pay, ref_p[0].numpy(), atol=1e-5)
+    alloc, pay = assert_onnx_matches(path, net, bids.numpy(), atol=1e-5)
     assert np.all(alloc[0] == 0) and pay[0] == 0
 
 
@@ -61,11 +68,7 @@ def test_circuit_mask_logit_is_restored_and_changes_only_absent_rows(tmp_path):
     assert nets.MASK_LOGIT == before and net.mask_logit == before
     # With one bidder absent the small offset still drives the absent logit's exp to ~0.
     bids = np.array([[0.0, 0.0], [0.6, 0.4]], dtype=np.float32)
-    alloc, pay = onnx_forward(path, bids)
-    with torch.no_grad():
-        ref_a, ref_p = net(torch.tensor(bids)[None])
-    np.testing.assert_allclose(alloc, ref_a[0].numpy(), atol=1e-4)
-    np.testing.assert_allclose(pay, ref_p[0].numpy(), atol=1e-4)
+    assert_onnx_matches(path, net, bids, atol=1e-4)
 
 
 def test_affine_maximizer_exports(tmp_path):
@@ -77,11 +80,7 @@ def test_affine_maximizer_exports(tmp_path):
     net.eval()
     path = export_onnx(net, tmp_path / "ama.onnx")
     bids = np.array([[0.2, 0.9], [0.8, 0.3]], dtype=np.float32)
-    alloc, pay = onnx_forward(path, bids)
-    with torch.no_grad():
-        ref_a, ref_p = net(torch.tensor(bids)[None])
-    np.testing.assert_allclose(alloc, ref_a[0].numpy(), atol=1e-5)
-    np.testing.assert_allclose(pay, ref_p[0].numpy(), atol=1e-5)
+    assert_onnx_matches(path, net, bids, atol=1e-5)
     assert ama is not None
 
 
