@@ -28,19 +28,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zkauction import commitments  # noqa: E402  (sets EZKL_REPO_PATH)
-from zkauction.bundle import verify_bundle  # noqa: E402
-from zkauction.checkpoint import load_auction  # noqa: E402
-from zkauction.circuit import Circuit, canonical_outcome, compile_auction  # noqa: E402
-from zkauction.ledger import Ledger, SigningKey, verify_signature  # noqa: E402
-from zkauction.protocol import (  # noqa: E402
-    LocalRun,
-    circuit_outcome_function,
-    read_state,
-    run_rounds,
-    simulated_bids,
-)
-from zkauction.setting import AuctionSetting, ParticipationModel  # noqa: E402
+from zkauction.zk import commitments  # noqa: E402  (sets EZKL_REPO_PATH)
+from zkauction.zk.bundle import verify_bundle  # noqa: E402
+from zkauction.learn.checkpoint import load_auction  # noqa: E402
+from zkauction.zk.circuit import Circuit  # noqa: E402
+from zkauction.zk.compile import compile_auction  # noqa: E402
+from zkauction.zk.witness import canonical_outcome  # noqa: E402
+from zkauction.protocol.log import Ledger, SigningKey, verify_signature  # noqa: E402
+from zkauction.protocol.local import LocalRun, run_rounds, simulated_bids
+from zkauction.protocol.roles import circuit_outcome_function
+from zkauction.protocol.state import read_state
+from zkauction.learn.setting import AuctionSetting, ParticipationModel  # noqa: E402
 
 T_GRID = (100, 1_000, 10_000, 100_000)
 K_GRID = (1, 2, 5)
@@ -67,7 +65,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     if not (args.circuit / "manifest.json").is_file():
-        from zkauction.cli_protocol import default_demo_auction
+        from zkauction.cli.protocol import default_demo_auction
 
         trained = args.auction or default_demo_auction()
         print(f"compiling {trained} -> {args.circuit} (INSECURE dev SRS)")

@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from zkauction.config import load_config  # noqa: E402
-from zkauction.train import Phase, TrainConfig, train  # noqa: E402
+from zkauction.learn.config import load_config  # noqa: E402
+from zkauction.learn.train import Phase, TrainConfig, train  # noqa: E402
 
 
 def _probe(config: str, folder: str, iterations: int, device: str) -> None:

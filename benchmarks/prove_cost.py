@@ -62,9 +62,9 @@ def _net_source(name: str, work: Path) -> Path:
         return ROOT / src
     import torch
 
-    from zkauction.checkpoint import save_checkpoint
-    from zkauction.nets import RegretNet
-    from zkauction.setting import AuctionSetting, ParticipationModel
+    from zkauction.learn.checkpoint import save_checkpoint
+    from zkauction.learn.nets import RegretNet
+    from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
     _, kind, depth, width, act = src.split(":")
     assert kind == "regret"
@@ -86,11 +86,13 @@ def measure_one(name: str, work: Path, profiles: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from zkauction.bundle import verify_bundle
-    from zkauction.checkpoint import load_auction, read_metrics
-    from zkauction.circuit import canonical_outcome, compile_auction, prove_round
-    from zkauction.commitments import new_salt, snap_bids
-    from zkauction.data import sample_tweaked
+    from zkauction.zk.bundle import verify_bundle
+    from zkauction.learn.checkpoint import load_auction, read_metrics
+    from zkauction.zk.compile import compile_auction
+    from zkauction.zk.prove import prove_round
+    from zkauction.zk.witness import canonical_outcome
+    from zkauction.zk.commitments import new_salt, snap_bids
+    from zkauction.learn.data import sample_tweaked
 
     work.mkdir(parents=True, exist_ok=True)
     src = _net_source(name, work)

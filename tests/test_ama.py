@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from zkauction import load_auction
-from zkauction.ama import AffineMaximizerAuction, full_menu, hard_revenue, mv_menu_ama, train_ama
-from zkauction.config import config_from_dict, load_config
-from zkauction.setting import AuctionSetting, ParticipationModel
+from zkauction.learn.ama import AffineMaximizerAuction, full_menu, mv_menu_ama
+from zkauction.learn.ama_train import hard_revenue, train_ama
+from zkauction.learn.config import config_from_dict, load_config
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 MV_REVENUE = 0.54920  # Manelli-Vincent, 1x2 U[0,1] (REFERENCE.md)
 
@@ -170,7 +171,7 @@ def test_train_save_load_roundtrip(tmp_path):
 
 
 def test_learned_menu_roundtrip_keeps_eval_constants(tmp_path):
-    from zkauction.checkpoint import save_checkpoint
+    from zkauction.learn.checkpoint import save_checkpoint
 
     net = random_ama(3, 4, "learned", 16)
     with torch.no_grad():
@@ -192,7 +193,7 @@ def test_bad_config_is_rejected():
 
 @pytest.mark.parametrize("name", ["ama_1x2_uniform", "ama_2x2_uniform", "ama_2x2_scenario1", "ama_3x10_uniform"])
 def test_shipped_configs_build(root, name):
-    from zkauction.ama import build_ama
+    from zkauction.learn.ama_train import build_ama
 
     net = build_ama(load_config(root / "configs" / f"{name}.toml"))
     assert net.kind == "ama"
@@ -202,7 +203,7 @@ def test_shipped_configs_build(root, name):
 def test_onnx_export_agrees_with_torch(tmp_path, n, m, menu, size, itemwise):
     # The project's export (per-bidder inputs [1, m + 1], salt sliced off) of the hard-argmax AMA.
     onnxruntime = pytest.importorskip("onnxruntime")
-    from zkauction.export import export_onnx
+    from zkauction.zk.export import export_onnx
 
     net = random_ama(n, m, menu, size, itemwise=itemwise)
     export_onnx(net, tmp_path / "ama.onnx")
@@ -223,8 +224,8 @@ def test_onnx_export_agrees_with_torch(tmp_path, n, m, menu, size, itemwise):
 def test_zero_regret_by_the_evaluation_attack(root):
     # "Zero regret checked, not assumed": the evaluation-grade attack (grid for m <= 2, random
     # starts and projected gradient steps) on the shipped 2x2 AMA and a random item-wise AMA.
-    from zkauction.data import sample_profile, sample_tweaked
-    from zkauction.regret import AttackConfig, evaluation_attack
+    from zkauction.learn.data import sample_profile, sample_tweaked
+    from zkauction.learn.regret import AttackConfig, evaluation_attack
 
     net = load_auction(root / "trained" / "ama_2x2_uniform")
     values = sample_profile(net.setting, (1, 1), 16, seed=11)

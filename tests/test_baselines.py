@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from zkauction.baselines import (
+from zkauction.learn.baselines import (
     VCG,
     FirstPrice,
     GrandBundle,
@@ -16,8 +16,8 @@ from zkauction.baselines import (
     manelli_vincent_revenue,
     optimal_bundle_reserve,
 )
-from zkauction.data import sample_profile, sample_tweaked
-from zkauction.setting import AuctionSetting, ParticipationModel, SettingError
+from zkauction.learn.data import sample_profile, sample_tweaked
+from zkauction.learn.setting import AuctionSetting, ParticipationModel, SettingError
 
 
 def mc_revenue(net, profile, k=200_000, seed=0):

@@ -15,30 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import zkauction.circuit as circuit_mod
-from zkauction.bundle import ProofBundle, VerificationError, proof_instances, verify_bundle
-from zkauction.checkpoint import load_auction, save_checkpoint
-from zkauction.circuit import (
-    DEV_SRS_FILE,
-    MANIFEST_FILE,
-    PK_FILE,
-    SETTINGS_FILE,
-    VK_FILE,
-    Circuit,
-    CircuitError,
-    RoundInputError,
-    canonical_outcome,
-    check_round_input,
-    compile_auction,
-    copy_public_artefacts,
-    evaluate_round,
-    prove_round,
-    round_commitments,
-)
-from zkauction.commitments import FIELD_MODULUS, commit, int_to_felt, new_salt, snap_bids
-from zkauction.data import sample_tweaked
-from zkauction.nets import RegretNet
-from zkauction.setting import AuctionSetting, ParticipationModel
+import zkauction.zk.witness as circuit_mod
+from zkauction.zk.bundle import ProofBundle, VerificationError, proof_instances, verify_bundle
+from zkauction.learn.checkpoint import load_auction, save_checkpoint
+from zkauction.zk.circuit import Circuit, CircuitError, DEV_SRS_FILE, MANIFEST_FILE, PK_FILE, RoundInputError, SETTINGS_FILE, VK_FILE, copy_public_artefacts
+from zkauction.zk.compile import compile_auction
+from zkauction.zk.prove import prove_round
+from zkauction.zk.witness import canonical_outcome, check_round_input, evaluate_round, round_commitments
+from zkauction.zk.commitments import FIELD_MODULUS, commit, int_to_felt, new_salt, snap_bids
+from zkauction.learn.data import sample_tweaked
+from zkauction.learn.nets import RegretNet
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 pytestmark = pytest.mark.slow
 
@@ -132,7 +119,7 @@ def test_changed_public_output_is_rejected(tiny):
     # A verifier who expects the published outcome rejects a different (valid) proven one.
     other = copy.deepcopy(tiny.bundle.outcome.to_dict())
     other["allocation"][0][0] = 0.0
-    from zkauction.circuit import Outcome
+    from zkauction.zk.circuit import Outcome
 
     with pytest.raises(VerificationError) as e:
         verify_bundle(tiny.bundle, tiny.a, expected_outcome=Outcome.from_dict(other))

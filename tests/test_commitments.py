@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkauction.commitments import (
+from zkauction.zk.commitments import (
     FIELD_MODULUS,
     CommitmentError,
     Opening,

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from zkauction.credibility import (
+from zkauction.protocol.credibility import (
     CredibilityError,
     argt_bound,
     catch_probability,
@@ -16,7 +16,7 @@ from zkauction.credibility import (
     simulate,
     uniform_gain,
 )
-from zkauction.setting import AuctionSetting
+from zkauction.learn.setting import AuctionSetting
 
 # The simulation reports a 95% interval; with a dozen comparisons, one would miss it by chance every
 # few runs, so each is checked against the 99.9% interval (3.29 standard errors).
@@ -143,9 +143,9 @@ def test_auction_gain_subtracts_the_auctions_revenue():
     import numpy as np
     import torch
 
-    from zkauction.credibility import auction_gain
-    from zkauction.nets import RegretNet
-    from zkauction.setting import ParticipationModel
+    from zkauction.protocol.credibility import auction_gain
+    from zkauction.learn.nets import RegretNet
+    from zkauction.learn.setting import ParticipationModel
 
     s = AuctionSetting(2, 2)
     torch.manual_seed(0)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from zkauction.circuit import Outcome
-from zkauction.cli_protocol import default_demo_auction, run_demo
-from zkauction.protocol import OUTCOME, LocalRun, circuit_outcome_function
+from zkauction.zk.circuit import Outcome
+from zkauction.cli.protocol import default_demo_auction, run_demo
+from zkauction.protocol.local import LocalRun
+from zkauction.protocol.roles import circuit_outcome_function
+from zkauction.protocol.state import OUTCOME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,9 +47,9 @@ def test_demo_end_to_end(demo):
     proofs = list((out / "proofs").glob("round_*.json"))
     assert len(proofs) == 1
     # The CLI's proof file verifies against the ledger; a tampered copy does not.
-    from zkauction.bundle import ProofBundle, VerificationError
-    from zkauction.ledger import Ledger
-    from zkauction.protocol import check_bundle_against_ledger
+    from zkauction.zk.bundle import ProofBundle, VerificationError
+    from zkauction.protocol.log import Ledger
+    from zkauction.protocol.audit import check_bundle_against_ledger
 
     bundle = ProofBundle.load(proofs[0])
     with Ledger.open(out / "auction.db") as ledger:
@@ -64,8 +66,8 @@ def test_demo_end_to_end(demo):
 @pytest.mark.slow
 def test_dishonest_auctioneer_is_caught_in_zk_mode(demo, tmp_path):
     out, _ = demo
-    from zkauction.circuit import Circuit
-    from zkauction.ledger import Ledger
+    from zkauction.zk.circuit import Circuit
+    from zkauction.protocol.log import Ledger
 
     circuit = Circuit.load(out / "circuit")
     honest = circuit_outcome_function(circuit)
@@ -96,13 +98,13 @@ def test_dishonest_auctioneer_is_caught_in_zk_mode(demo, tmp_path):
 
 
 def _setting(circuit):
-    from zkauction.setting import AuctionSetting
+    from zkauction.learn.setting import AuctionSetting
 
     return AuctionSetting.from_dict(circuit.manifest["setting"])
 
 
 def _participation(circuit):
-    from zkauction.setting import ParticipationModel
+    from zkauction.learn.setting import ParticipationModel
 
     return ParticipationModel.from_dict(circuit.manifest.get("participation", {}), circuit.n)
 
@@ -162,7 +164,7 @@ def test_cli_run_killed_mid_run_resumes(demo, tmp_path):
     import sqlite3
     import time
 
-    from zkauction.ledger import Ledger
+    from zkauction.protocol.log import Ledger
 
     out, _ = demo
     T = 80

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from zkauction.baselines import FirstPrice, ItemwiseMyerson, itemwise_myerson_revenue, known_optima
-from zkauction.evaluate import evaluate, score
-from zkauction.nets import RegretNet
-from zkauction.regret import AttackConfig
-from zkauction.setting import AuctionSetting, ParticipationModel
+from zkauction.learn.baselines import FirstPrice, ItemwiseMyerson, itemwise_myerson_revenue, known_optima
+from zkauction.learn.evaluate import evaluate, score
+from zkauction.learn.nets import RegretNet
+from zkauction.learn.regret import AttackConfig
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 FAST = AttackConfig(starts=2, steps=20, grid=11)
 
@@ -72,7 +72,7 @@ def test_appendix_a3_bounds():
 
 def test_a4_closed_form_matches_brute_force_maximisation():
     # The paper states A.4 with a max over the simplex; evaluate() uses its closed form.
-    from zkauction.evaluate import Evaluation, ProfileEvaluation, add_bounds
+    from zkauction.learn.evaluate import Evaluation, ProfileEvaluation, add_bounds
 
     qs, opts = [0.5, 0.2, 0.3], [0.9, 0.55, 0.55]
     per = [ProfileEvaluation(g, q, 0.5, 0.0, 0.0, [], 0.0, 0.0, 0.0, 1, 1, o) for g, q, o in zip(["11", "10", "01"], qs, opts)]

@@ -3,11 +3,11 @@ import onnx
 import pytest
 import torch
 
-import zkauction.nets as nets
-from zkauction.circuit import circuit_mask_logit
-from zkauction.export import OUTPUT_NAMES, export_onnx, input_names, onnx_forward
-from zkauction.nets import RegretNet
-from zkauction.setting import AuctionSetting, ParticipationModel
+import zkauction.learn.nets as nets
+from zkauction.zk.compile import circuit_mask_logit
+from zkauction.zk.export import OUTPUT_NAMES, export_onnx, input_names, onnx_forward
+from zkauction.learn.nets import RegretNet
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 
 def assert_onnx_matches(path, net, bids: np.ndarray, atol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +72,8 @@ def test_circuit_mask_logit_is_restored_and_changes_only_absent_rows(tmp_path):
 
 
 def test_affine_maximizer_exports(tmp_path):
-    ama = pytest.importorskip("zkauction.ama")
-    from zkauction.nets import net_class
+    ama = pytest.importorskip("zkauction.learn.ama")
+    from zkauction.learn.nets import net_class
 
     cls = net_class("ama")
     net = cls(AuctionSetting(2, 2), ParticipationModel.independent([0.7, 0.9]))
@@ -87,7 +87,7 @@ def test_affine_maximizer_exports(tmp_path):
 def test_cli_compile_user_errors(tmp_path):
     from typer.testing import CliRunner
 
-    from zkauction.checkpoint import save_checkpoint
+    from zkauction.learn.checkpoint import save_checkpoint
     from zkauction.cli import app
 
     runner = CliRunner()

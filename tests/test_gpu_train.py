@@ -19,8 +19,8 @@ def gpu_train():
 
 
 def test_phases_scale_to_the_budget_and_never_grow(gpu_train, tmp_path):
-    from zkauction.config import load_config
-    from zkauction.train import Phase, TrainConfig
+    from zkauction.learn.config import load_config
+    from zkauction.learn.train import Phase, TrainConfig
 
     schedule = [Phase(1000, 1e-3, 1.0, 18), Phase(500, 1e-4, 50.0, 38)]
     # 20 ms per first-phase iteration: cost units of 1 ms per (steps + 2) -> 20 s + 20 s = 40 s.

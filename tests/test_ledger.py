@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from zkauction.ledger import (
+from zkauction.protocol.log import (
     GENESIS_HASH,
     ChainError,
     Ledger,
@@ -138,7 +138,7 @@ def test_append_refuses_a_taken_sequence_number(tmp_path, key):
     a.append("x", {}, key)
     b.append("x", {}, key)  # b re-reads the head, so it appends after a
     assert a.verify_chain().n_entries == 2
-    from zkauction.ledger import Entry
+    from zkauction.protocol.log import Entry
 
     stale = Entry(1, None, "x", "{}", GENESIS_HASH, "0" * 64, key.public_hex, "00")
     with pytest.raises(LedgerError, match="cannot append entry 1"):
@@ -168,7 +168,7 @@ def test_not_a_database(tmp_path):
 
 WRITER = r"""
 import sys
-from zkauction.ledger import Ledger, SigningKey
+from zkauction.protocol.log import Ledger, SigningKey
 ledger = Ledger.open(sys.argv[1])
 key = SigningKey.generate()
 i = len(ledger)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from zkauction.checkpoint import save_checkpoint, write_metrics
-from zkauction.config import load_config
-from zkauction.evaluate import evaluate
-from zkauction.nets import RegretNet
-from zkauction.regret import AttackConfig
-from zkauction.setting import AuctionSetting, ParticipationModel
-from zkauction.train import TrainConfig
+from zkauction.learn.checkpoint import save_checkpoint, write_metrics
+from zkauction.learn.config import load_config
+from zkauction.learn.evaluate import evaluate
+from zkauction.learn.nets import RegretNet
+from zkauction.learn.regret import AttackConfig
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
+from zkauction.learn.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

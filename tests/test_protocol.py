@@ -11,28 +11,16 @@ import time
 import pytest
 import torch
 
-from zkauction.bundle import ProofBundle, VerificationError
-from zkauction.circuit import Outcome
-from zkauction.commitments import CommitmentError, Opening
-from zkauction.ledger import Ledger, SigningKey
-from zkauction.nets import RegretNet
-from zkauction.protocol import (
-    AUDIT_SELECTION,
-    BID_COMMITMENT,
-    OUTCOME,
-    SEED_REVEAL,
-    AuditError,
-    LocalRun,
-    ProtocolError,
-    absent_commitment,
-    audit_selection,
-    check_bundle_against_ledger,
-    net_outcome_function,
-    read_state,
-    select_audit_rounds,
-    selection_digest,
-)
-from zkauction.setting import AuctionSetting, ParticipationModel
+from zkauction.zk.bundle import ProofBundle, VerificationError
+from zkauction.zk.circuit import Outcome
+from zkauction.zk.commitments import CommitmentError, Opening
+from zkauction.protocol.log import Ledger, SigningKey
+from zkauction.learn.nets import RegretNet
+from zkauction.protocol.audit import audit_selection, check_bundle_against_ledger, select_audit_rounds, selection_digest
+from zkauction.protocol.local import LocalRun
+from zkauction.protocol.roles import net_outcome_function
+from zkauction.protocol.state import AUDIT_SELECTION, AuditError, BID_COMMITMENT, OUTCOME, ProtocolError, SEED_REVEAL, absent_commitment, read_state
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 SETTING = AuctionSetting(2, 2)
 PARTICIPATION = ParticipationModel.independent([0.7, 0.9])
@@ -265,7 +253,8 @@ import sys, torch
 sys.path.insert(0, {tests!r})
 from test_protocol import make_run, small_net
 from pathlib import Path
-from zkauction.protocol import LocalRun, net_outcome_function
+from zkauction.protocol.local import LocalRun
+from zkauction.protocol.roles import net_outcome_function
 db = Path(sys.argv[1])
 if not db.exists():
     run = make_run(db.parent, rounds=int(sys.argv[2]), audits=2, name=db.name)
@@ -315,7 +304,7 @@ def test_killed_mid_run_the_ledger_is_consistent_and_the_run_resumes(tmp_path):
 def test_outcome_computed_on_substituted_bids_fails_the_audit(tmp_path, mode):
     """The auctioneer swaps a bidder's commitment for one of its own making (and can open it): the
     openings are consistent with the outcome, but not with what the bidder logged."""
-    from zkauction.commitments import make_commitment
+    from zkauction.zk.commitments import make_commitment
 
     with make_run(tmp_path, mode, rounds=3, audits=3) as run:
         bids = run.bids_of_round(1)

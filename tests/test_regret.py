@@ -1,9 +1,9 @@
 import torch
 
-from zkauction.baselines import VCG, FirstPrice, GrandBundle, ItemwiseMyerson, MenuAuction
-from zkauction.data import sample_profile, sample_tweaked
-from zkauction.nets import RegretNet
-from zkauction.regret import (
+from zkauction.learn.baselines import VCG, FirstPrice, GrandBundle, ItemwiseMyerson, MenuAuction
+from zkauction.learn.data import sample_profile, sample_tweaked
+from zkauction.learn.nets import RegretNet
+from zkauction.learn.regret import (
     AttackConfig,
     GradientAttacker,
     GridAttacker,
@@ -11,7 +11,7 @@ from zkauction.regret import (
     evaluation_attack,
     regret_of,
 )
-from zkauction.setting import AuctionSetting, ParticipationModel
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 FAST = AttackConfig(starts=4, steps=60, grid=41)
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from scipy import stats
 
-from zkauction.config import ConfigError, config_from_dict
-from zkauction.data import sample_tweaked
-from zkauction.nets import RegretNet
-from zkauction.setting import AuctionSetting, ParticipationModel, SettingError
+from zkauction.learn.config import ConfigError, config_from_dict
+from zkauction.learn.data import sample_tweaked
+from zkauction.learn.nets import RegretNet
+from zkauction.learn.setting import AuctionSetting, ParticipationModel, SettingError
 
 
 def test_independent_participation_matches_paper_tables():

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from zkauction.checkpoint import load_auction, read_metrics
-from zkauction.config import ConfigError, load_config
-from zkauction.data import sample_tweaked
-from zkauction.train import PAPER_LRS, STATE_FILE, TrainConfig, loss_fn, train
+from zkauction.learn.checkpoint import load_auction, read_metrics
+from zkauction.learn.config import ConfigError, load_config
+from zkauction.learn.data import sample_tweaked
+from zkauction.learn.train import PAPER_LRS, STATE_FILE, TrainConfig, loss_fn, train
 
 
 def test_loss_has_the_corrected_sign():
@@ -60,7 +60,7 @@ def test_resume_continues_exactly(tiny, tmp_path):
 
 def test_resume_refuses_a_different_config(tiny, tmp_path):
     train(tiny, tmp_path / "x", progress=False, evaluate_at_end=False, stop_after=10)
-    from zkauction.config import config_from_dict
+    from zkauction.learn.config import config_from_dict
 
     raw = dict(tiny.raw)
     raw["train"] = dict(raw["train"], seed=5)
@@ -82,7 +82,7 @@ def test_shipped_nets_honour_the_contract(path):
     # Feasibility, individual rationality and absent bidders on random tweaked bids, for every shipped net.
     net = load_auction(path)
     data = sample_tweaked(net.setting, net.participation, 4000, seed=11)
-    from zkauction.setting import ParticipationModel
+    from zkauction.learn.setting import ParticipationModel
 
     masked = sample_tweaked(net.setting, ParticipationModel.independent([0.5] * net.setting.n), 4000, seed=12)
     for values in (data.values, masked.values):
@@ -98,7 +98,7 @@ def test_shipped_nets_honour_the_contract(path):
 
 
 def test_teacher_warm_start_and_init(tiny, tmp_path):
-    from zkauction.config import config_from_dict
+    from zkauction.learn.config import config_from_dict
 
     raw = dict(tiny.raw)
     raw["train"] = dict(raw["train"], teacher="myerson", distill_iterations=20, iterations=3)
@@ -118,11 +118,11 @@ def test_teacher_warm_start_and_init(tiny, tmp_path):
 def test_prior_regret_net_starts_as_its_prior_and_is_self_contained(root, tmp_path):
     import shutil
 
-    from zkauction.checkpoint import save_checkpoint
-    from zkauction.config import config_from_dict
-    from zkauction.data import sample_profile
-    from zkauction.nets import PriorRegretNet
-    from zkauction.regret import AttackConfig, evaluation_attack
+    from zkauction.learn.checkpoint import save_checkpoint
+    from zkauction.learn.config import config_from_dict
+    from zkauction.learn.data import sample_profile
+    from zkauction.learn.prior import PriorRegretNet
+    from zkauction.learn.regret import AttackConfig, evaluation_attack
 
     prior_dir = tmp_path / "prior"
     shutil.copytree(root / "trained" / "ama_2x2_uniform", prior_dir)

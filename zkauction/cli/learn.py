@@ -1,6 +1,6 @@
 """Learning commands: ``train``, ``evaluate``, ``baselines``. Each calls the library function a
-Python user would call (:func:`zkauction.train.train`, :func:`zkauction.evaluate.evaluate`,
-:func:`zkauction.baselines.make_baseline`)."""
+Python user would call (:func:`zkauction.learn.train.train`, :func:`zkauction.learn.evaluate.evaluate`,
+:func:`zkauction.learn.baselines.make_baseline`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ from typing import Any, Optional
 
 import typer
 
-from zkauction.checkpoint import CheckpointError
-from zkauction.config import ConfigError
-from zkauction.setting import SettingError
 
-USER_ERRORS = (ConfigError, CheckpointError, SettingError, FileNotFoundError, ValueError)
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user's input can cause, reported as one line with exit 2. Imported on use:
+    they live beside torch code, and the command line must start without torch."""
+    from zkauction.learn.checkpoint import CheckpointError
+    from zkauction.learn.config import ConfigError
+    from zkauction.learn.setting import SettingError
+
+    return (ConfigError, CheckpointError, SettingError, FileNotFoundError, ValueError)
 
 
 def torch_device(name: str):
@@ -39,7 +44,7 @@ def _fail(e: Exception) -> None:
 
 
 def _attack(steps: int | None, starts: int | None, grid: int | None, lr: float | None) -> Any:
-    from zkauction.regret import AttackConfig
+    from zkauction.learn.regret import AttackConfig
 
     kw: dict[str, Any] = {}
     if steps is not None:
@@ -55,8 +60,8 @@ def _attack(steps: int | None, starts: int | None, grid: int | None, lr: float |
 
 def _setting_of(source: Path) -> tuple[Any, Any, str]:
     """(setting, participation, name) from a config TOML or a trained/<name> folder."""
-    from zkauction.checkpoint import CONFIG_FILE, build_net
-    from zkauction.config import load_config
+    from zkauction.learn.checkpoint import CONFIG_FILE, build_net
+    from zkauction.learn.config import load_config
 
     if source.is_dir() or source.name == CONFIG_FILE:
         folder = source if source.is_dir() else source.parent
@@ -80,16 +85,16 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="where to train: cpu, cuda, cuda:1, ..."),
     ) -> None:
         """Train the auction of CONFIG; write config, weights, train log and metrics to OUT."""
-        from zkauction.config import load_config
-        from zkauction.train import train
+        from zkauction.learn.config import load_config
+        from zkauction.learn.train import train
 
         try:
             cfg = load_config(config)
             train(cfg, out, resume=resume, progress=progress, command=" ".join(["zkauction"] + sys.argv[1:]),
                   evaluate_at_end=final_eval, device=torch_device(device))
-        except USER_ERRORS as e:
+        except user_errors() as e:
             _fail(e)
-        from zkauction.checkpoint import read_metrics
+        from zkauction.learn.checkpoint import read_metrics
 
         m = read_metrics(out)
         typer.echo(f"trained {cfg.name} in {m['train_wall_seconds']:.0f} s -> {out}")
@@ -112,9 +117,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="where to run the attack: cpu, cuda, ..."),
     ) -> None:
         """Revenue, regret (evaluation-grade attack) and score, per participation profile."""
-        from zkauction.baselines import known_optima
-        from zkauction.checkpoint import load_auction
-        from zkauction.evaluate import evaluate
+        from zkauction.learn.baselines import known_optima
+        from zkauction.learn.checkpoint import load_auction
+        from zkauction.learn.evaluate import evaluate
 
         try:
             if n_revenue < 1 or n_regret < 1:
@@ -129,7 +134,7 @@ def register(app: typer.Typer) -> None:
                 optima=known_optima(net.setting, net.participation),
                 progress=progress,
             )
-        except USER_ERRORS as e:
+        except user_errors() as e:
             _fail(e)
         typer.echo(ev.to_json() if as_json else ev.summary())
 
@@ -145,8 +150,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate the baseline mechanisms on a setting with the same attack as learned nets; also
         print the exact item-wise Myerson revenue and known optima per profile."""
-        from zkauction.baselines import itemwise_myerson_revenue, known_optima, make_baseline
-        from zkauction.evaluate import evaluate
+        from zkauction.learn.baselines import itemwise_myerson_revenue, known_optima, make_baseline
+        from zkauction.learn.evaluate import evaluate
 
         results: dict[str, Any] = {}
         try:
@@ -159,7 +164,7 @@ def register(app: typer.Typer) -> None:
                     continue
                 ev = evaluate(net, n_revenue=n_revenue, n_regret=n_regret, seed=seed, attack=_attack(steps, None, None, None))
                 results[kind] = ev.to_dict() | {"hyperparameters": net.hyperparameters()}
-        except USER_ERRORS as e:
+        except user_errors() as e:
             _fail(e)
         exact = {g: itemwise_myerson_revenue(setting, g) for g in participation.profile_strings()}
         optima = known_optima(setting, participation)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zkauction.setting import AuctionSetting, ParticipationModel, SettingError
+from zkauction.learn.setting import AuctionSetting, ParticipationModel, SettingError
 
 
 class ConfigError(ValueError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zkauction.setting import AuctionSetting, ParticipationModel
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ app = typer.Typer(
 
 # Each module defines ``register(app)``. Learning: train/evaluate/baselines; zk: compile/verify;
 # protocol: run/audit/prove/penalty/demo.
-_COMMAND_MODULES = ("zkauction.cli_learn", "zkauction.cli_zk", "zkauction.cli_protocol")
+_COMMAND_MODULES = ("zkauction.cli.learn", "zkauction.cli.zk", "zkauction.cli.protocol")
 
 for _name in _COMMAND_MODULES:
     try:

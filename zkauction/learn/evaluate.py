@@ -1,14 +1,14 @@
 """Honest measurement of any auction: revenue, regret, score, per participation profile and
 aggregated with Q; the bounds of the paper's appendix A.3 when per-profile optima are known.
 
-``evaluate(net)`` works for every :class:`~zkauction.nets.AuctionNet` (learned nets, affine
+``evaluate(net)`` works for every :class:`~zkauction.learn.nets.AuctionNet` (learned nets, affine
 maximizers, baselines): it uses only ``net(bids)``, ``net.setting`` and ``net.participation``.
 
 Per profile g of the participation model (probability q_g), on fresh seeded samples of g:
 
 - revenue: mean total payment over ``n_revenue`` profiles;
 - regret: mean over the first ``n_regret`` of them of the total regret (sum over bidders), each
-  bidder's regret from :func:`zkauction.regret.evaluation_attack`; also per bidder and the mean per
+  bidder's regret from :func:`zkauction.learn.regret.evaluation_attack`; also per bidder and the mean per
   present bidder;
 - score: (sqrt(rev) - sqrt(rgt))^2 (Rahme et al.; the paper's Lemma 5.1).
 
@@ -31,10 +31,10 @@ from typing import Any, Mapping
 
 import torch
 
-from zkauction.data import sample_profile
-from zkauction.nets import AuctionNet
-from zkauction.regret import AttackConfig, evaluation_attack
-from zkauction.setting import profile_string
+from zkauction.learn.data import sample_profile
+from zkauction.learn.nets import AuctionNet
+from zkauction.learn.regret import AttackConfig, evaluation_attack
+from zkauction.learn.setting import profile_string
 
 
 def score(revenue: float, regret: float) -> float:

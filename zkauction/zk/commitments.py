@@ -24,16 +24,11 @@ Public API: :data:`FIELD_MODULUS`, :class:`CommitmentError`, :func:`new_salt`, :
 from __future__ import annotations
 
 import math
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
-# ezkl writes a cache under ~/.ezkl unless told otherwise; keep it in the project (DESIGN.md).
-os.environ.setdefault("EZKL_REPO_PATH", str(Path(__file__).resolve().parents[1] / ".ezkl"))
-
-import ezkl  # noqa: E402
+import ezkl
 
 # The BN254 scalar field: ezkl's circuits (halo2, KZG on BN254) compute modulo this prime.
 FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617

@@ -1,7 +1,7 @@
 """zk commands: ``compile`` (trained auction -> ezkl circuit) and ``verify`` (a proof bundle).
 
-Each calls the library function a Python user would call: :func:`zkauction.circuit.compile_auction`
-and :func:`zkauction.bundle.verify_bundle` (plus, with ``--db``,
+Each calls the library function a Python user would call: :func:`zkauction.zk.compile.compile_auction`
+and :func:`zkauction.zk.bundle.verify_bundle` (plus, with ``--db``,
 :func:`zkauction.protocol.check_bundle_against_ledger`).
 """
 
@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
         keep_pk: bool = typer.Option(True, "--keep-pk/--no-keep-pk", help="keep the proving key (git-ignored) in OUT"),
     ) -> None:
         """Compile TRAINED into an ezkl circuit: ONNX, settings, calibration, keys and manifest.json."""
-        from zkauction.checkpoint import CheckpointError
-        from zkauction.circuit import INSECURE_SRS_NOTE, CircuitError, compile_auction
+        from zkauction.learn.checkpoint import CheckpointError
+        from zkauction.zk.circuit import CircuitError, INSECURE_SRS_NOTE
+        from zkauction.zk.compile import compile_auction
 
         if (srs is None) == (not dev_srs):
             _fail("give exactly one of --srs PATH (a ceremony SRS) and --dev-srs (insecure, local)")
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
 
         Exit 0 only if every check passes; otherwise exit 1 with the failed check and its reason.
         """
-        from zkauction.bundle import BundleError, ProofBundle, VerificationError, verify_bundle
+        from zkauction.zk.bundle import BundleError, ProofBundle, VerificationError, verify_bundle
 
         try:
             b = ProofBundle.load(bundle)
@@ -90,8 +91,8 @@ def register(app: typer.Typer) -> None:
         try:
             result = verify_bundle(b, circuit, srs_path=srs)
             if db is not None:
-                from zkauction.ledger import Ledger
-                from zkauction.protocol import check_bundle_against_ledger
+                from zkauction.protocol.log import Ledger
+                from zkauction.protocol.audit import check_bundle_against_ledger
 
                 if not db.is_file():
                     raise VerificationError("ledger", f"ledger database not found: {db}")

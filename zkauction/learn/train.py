@@ -44,7 +44,7 @@ The ``[train]`` table of an experiment config (all optional; defaults in :class:
     n_revenue = 100000
     n_regret = 1000
 
-Outputs in ``out``: config.json and weights.pt (:mod:`zkauction.checkpoint`), train_log.jsonl (one
+Outputs in ``out``: config.json and weights.pt (:mod:`zkauction.learn.checkpoint`), train_log.jsonl (one
 line per ``log_every`` iterations), train_state.pt (optimizer, attacker and RNG state, for
 ``resume=True``; not meant to be committed) and, at the end, metrics.json.
 """
@@ -61,11 +61,11 @@ from typing import Any
 
 import torch
 
-from zkauction.checkpoint import LOG_FILE, machine_description, save_checkpoint, write_metrics
-from zkauction.config import ConfigError, ExperimentConfig
-from zkauction.data import sample_tweaked
-from zkauction.nets import AuctionNet, net_class
-from zkauction.regret import AttackConfig, GradientAttacker, GridAttacker, MisreportNetAttacker, regret_of
+from zkauction.learn.checkpoint import LOG_FILE, machine_description, save_checkpoint, write_metrics
+from zkauction.learn.config import ConfigError, ExperimentConfig
+from zkauction.learn.data import sample_tweaked
+from zkauction.learn.nets import AuctionNet, net_class
+from zkauction.learn.regret import AttackConfig, GradientAttacker, GridAttacker, MisreportNetAttacker, regret_of
 
 STATE_FILE = "train_state.pt"
 PAPER_LRS = (5e-4, 5e-5, 5e-6)
@@ -208,7 +208,7 @@ def train(
     trained on a GPU loads anywhere."""
     device = torch.device(device)
     if config.net.get("kind") == "ama":  # strategy-proof by construction: no attacker (zkauction/ama.py)
-        from zkauction.ama import train_ama
+        from zkauction.learn.ama_train import train_ama
 
         if device.type != "cpu":
             raise ConfigError(f"{config.name}: affine maximizers train on the CPU (got device {str(device)!r})")
@@ -228,7 +228,7 @@ def train(
     machine = machine_description(device)  # load average before this run adds to it
     t0, c0 = time.monotonic(), time.process_time()  # the clock covers the warm start too
     if tc.init:
-        from zkauction.checkpoint import load_auction
+        from zkauction.learn.checkpoint import load_auction
 
         try:
             net.load_state_dict(load_auction(tc.init).state_dict())
@@ -377,8 +377,8 @@ def train(
         "train_config": {k: v for k, v in asdict(tc).items()},
     }
     if evaluate_at_end:
-        from zkauction.baselines import known_optima
-        from zkauction.evaluate import evaluate
+        from zkauction.learn.baselines import known_optima
+        from zkauction.learn.evaluate import evaluate
 
         ev_cfg = dict(tc.evaluation)
         attack = AttackConfig(**ev_cfg.pop("attack", {}))
@@ -391,8 +391,8 @@ def train(
 
 
 def _teacher(spec: str, config: ExperimentConfig, temperature: float = 0.0) -> AuctionNet:
-    from zkauction.baselines import make_baseline
-    from zkauction.checkpoint import load_auction
+    from zkauction.learn.baselines import make_baseline
+    from zkauction.learn.checkpoint import load_auction
 
     if Path(spec).is_dir():
         teacher = load_auction(spec)

@@ -29,21 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import zkauction.commitments  # noqa: F401  (sets EZKL_REPO_PATH before ezkl is imported)
-from zkauction.circuit import (
-    MANIFEST_FILE,
-    SETTINGS_FILE,
-    VK_FILE,
-    Circuit,
-    CircuitError,
-    Outcome,
-    _quiet,
-    decode_outputs,
-    ezkl_version,
-    sha256_file,
-)
+import ezkl
 
-import ezkl  # noqa: E402
+from zkauction.zk.circuit import Circuit, CircuitError, MANIFEST_FILE, Outcome, SETTINGS_FILE, VK_FILE, _quiet, ezkl_version, sha256_file
+from zkauction.zk.witness import decode_outputs
 
 BUNDLE_FORMAT = "zkauction-proof/1"
 CHECKS = ("manifest", "vk", "proof", "commitments", "outcome")

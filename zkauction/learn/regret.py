@@ -2,7 +2,7 @@
 
 The regret of bidder i at a value profile v is ``max_{b in support_i} u_i(b, v_-i) - u_i(v_i, v_-i)``
 with the others truthful, where ``u_i = sum_j allocation_ij * v_ij - payment_i``. Every function here
-works for any :class:`~zkauction.nets.AuctionNet`: it only calls ``net(bids)``.
+works for any :class:`~zkauction.learn.nets.AuctionNet`: it only calls ``net(bids)``.
 
 Three searches, from cheap to thorough:
 
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from zkauction.nets import AuctionNet, mlp, presence
+from zkauction.learn.nets import AuctionNet, mlp, presence
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from zkauction.nets import AuctionNet, net_class
-from zkauction.setting import AuctionSetting, ParticipationModel
+from zkauction.learn.nets import AuctionNet, net_class
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"

@@ -9,7 +9,7 @@ fails: editing, deleting or reordering entries behind the ledger's back is detec
 holder of a signer's key can write entries in its name.
 
 What the chain does not check is whether the content is true (an auctioneer can sign a wrong
-payment): that is the audit's job (:mod:`zkauction.protocol`).
+payment): that is the audit's job (:mod:`zkauction.protocol.audit`).
 
 Storage is one small interface, :class:`Storage`: :class:`SQLiteStorage` (WAL, one transaction per
 append, so a crash leaves every committed entry intact and nothing half-written) is the embedded

@@ -1,4 +1,4 @@
-"""ONNX export of any :class:`~zkauction.nets.AuctionNet` for ezkl (shared/DESIGN.md, "ONNX and
+"""ONNX export of any :class:`~zkauction.learn.nets.AuctionNet` for ezkl (shared/DESIGN.md, "ONNX and
 circuit contract").
 
 The exported graph has one input per bidder, ``bidder_0`` ... ``bidder_{n-1}``, each ``[1, m + 1]``:
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zkauction.nets import AuctionNet
+from zkauction.learn.nets import AuctionNet
 
 OUTPUT_NAMES = ("allocation", "payment")
 OPSET = 17

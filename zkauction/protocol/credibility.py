@@ -33,7 +33,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from zkauction.setting import AuctionSetting
+from zkauction.learn.setting import AuctionSetting
 
 Accounting = Literal["keep", "forfeit"]
 ACCOUNTINGS = ("keep", "forfeit")
@@ -145,13 +145,13 @@ def auction_gain(setting: AuctionSetting, participation=None, net=None, *, pool:
 
     The most a feasible, individually rational deviation can collect in a round is the first-price
     revenue sum_j max_i bid_ij; the gain is that minus the announced auction's revenue on the same
-    bids (``net``, an :class:`~zkauction.nets.AuctionNet`; without one the honest revenue is taken as
+    bids (``net``, an :class:`~zkauction.learn.nets.AuctionNet`; without one the honest revenue is taken as
     0, an upper bound). Gains are computed once on ``pool`` profiles and resampled from there.
     """
     import torch
 
-    from zkauction.data import sample_tweaked
-    from zkauction.setting import ParticipationModel
+    from zkauction.learn.data import sample_tweaked
+    from zkauction.learn.setting import ParticipationModel
 
     part = participation or (net.participation if net is not None else ParticipationModel.fixed(setting.n))
     cache: list[np.ndarray] = []

@@ -1,7 +1,7 @@
 """Baseline mechanisms and known optimal revenues (shared/REFERENCE.md).
 
-Every baseline is an :class:`~zkauction.nets.AuctionNet`, so it goes through the same
-:func:`zkauction.evaluate.evaluate` and the same evaluation-grade attack as a learned net, and it
+Every baseline is an :class:`~zkauction.learn.nets.AuctionNet`, so it goes through the same
+:func:`zkauction.learn.evaluate.evaluate` and the same evaluation-grade attack as a learned net, and it
 honours absent bidders (an all-zero bid row gets nothing and pays nothing).
 
 - :class:`ItemwiseMyerson`: Myerson's optimal single-item auction run separately on every item. With
@@ -18,7 +18,7 @@ honours absent bidders (an all-zero bid row gets nothing and pays nothing).
 :func:`known_optimum` / :func:`known_optima` give the optimal revenue of a participation profile where
 it is known in closed form (one item: Myerson; one bidder with 2 items U[0, c]: Manelli-Vincent), and
 :func:`itemwise_myerson_revenue` the exact item-wise Myerson revenue of any profile: inputs for the
-bounds of appendix A.3 in :func:`zkauction.evaluate.evaluate`.
+bounds of appendix A.3 in :func:`zkauction.learn.evaluate.evaluate`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, Sequence
 import torch
 from scipy import integrate
 
-from zkauction.nets import AuctionNet, presence, register_net
-from zkauction.setting import AuctionSetting, ParticipationModel, SettingError, profile_string
+from zkauction.learn.nets import AuctionNet, presence, register_net
+from zkauction.learn.setting import AuctionSetting, ParticipationModel, SettingError, profile_string
 
 # Manelli & Vincent (2006), 1 bidder, 2 items, U[0,1]: items at 2/3 each, the bundle at (4 - sqrt 2)/3.
 MV_ITEM_PRICE = 2.0 / 3.0
@@ -141,7 +141,7 @@ def optimal_bundle_reserve(
 ) -> float:
     """Reserve of :class:`GrandBundle` maximising Monte-Carlo revenue on the participation model's
     tweaked distribution (for one bidder: the optimal posted bundle price; sqrt(2/3) for U[0,1]^2)."""
-    from zkauction.data import sample_tweaked
+    from zkauction.learn.data import sample_tweaked
 
     participation = participation or ParticipationModel.fixed(setting.n)
     values = sample_tweaked(setting, participation, samples, seed).values.sum(-1).double()  # [K, n]

@@ -1,6 +1,6 @@
 """Protocol commands: ``run``, ``audit``, ``prove``, ``penalty``, ``demo``. Each calls the library a
-Python user would call (:class:`zkauction.protocol.LocalRun`, :mod:`zkauction.credibility`).
-``verify`` (with ``--db``) lives in :mod:`zkauction.cli_zk` and calls
+Python user would call (:class:`zkauction.protocol.LocalRun`, :mod:`zkauction.protocol.credibility`).
+``verify`` (with ``--db``) lives in :mod:`zkauction.cli.zk` and calls
 :func:`zkauction.protocol.check_bundle_against_ledger`."""
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ INSECURE = "INSECURE dev SRS: whoever generated it can forge proofs; for demos a
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from zkauction.bundle import BundleError
-    from zkauction.checkpoint import CheckpointError
-    from zkauction.circuit import CircuitError, RoundInputError
-    from zkauction.commitments import CommitmentError
-    from zkauction.credibility import CredibilityError
-    from zkauction.ledger import LedgerError
-    from zkauction.protocol import ProtocolError
-    from zkauction.setting import SettingError
+    from zkauction.zk.bundle import BundleError
+    from zkauction.learn.checkpoint import CheckpointError
+    from zkauction.zk.circuit import CircuitError, RoundInputError
+    from zkauction.zk.commitments import CommitmentError
+    from zkauction.protocol.credibility import CredibilityError
+    from zkauction.protocol.log import LedgerError
+    from zkauction.protocol.state import ProtocolError
+    from zkauction.learn.setting import SettingError
 
     return (ProtocolError, LedgerError, CircuitError, RoundInputError, CommitmentError, BundleError,
             CredibilityError, CheckpointError, SettingError, FileNotFoundError)
@@ -36,13 +36,13 @@ def _fail(e: BaseException | str) -> None:
 
 
 def _load_circuit(path: Path) -> Any:
-    from zkauction.circuit import Circuit
+    from zkauction.zk.circuit import Circuit
 
     return Circuit.load(path)
 
 
 def _auction_info(circuit: Any) -> dict[str, Any]:
-    from zkauction.circuit import ezkl_version
+    from zkauction.zk.circuit import ezkl_version
 
     return {
         "name": str(circuit.manifest.get("name", circuit.dir.name)),
@@ -57,8 +57,10 @@ def start_or_resume(
     db: Path, circuit_dir: Path | None, *, rounds: int | None, audits: int, penalty: float | None, mode: str, seed: int
 ) -> Any:
     """Open the local run in ``db`` (resuming it) or create one for ``circuit_dir``."""
-    from zkauction.protocol import LocalRun, ProtocolError, circuit_outcome_function, private_dir, RUN_FILE
-    from zkauction.setting import AuctionSetting, ParticipationModel
+    from zkauction.protocol.local import LocalRun, RUN_FILE, private_dir
+    from zkauction.protocol.roles import circuit_outcome_function
+    from zkauction.protocol.state import ProtocolError
+    from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
     cfg_file = private_dir(db) / RUN_FILE
     if db.is_file() and cfg_file.is_file():
@@ -207,7 +209,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """aRgt*, the minimal penalty for T rounds and k audits, and simulated deviating auctioneers."""
-        from zkauction import credibility as cr
+        from zkauction.protocol import credibility as cr
 
         try:
             setting, participation, net = _setting_source(source)
@@ -278,19 +280,19 @@ def register(app: typer.Typer) -> None:
 
 def _setting_source(source: Path) -> tuple[Any, Any, Any]:
     """(setting, participation, net or None) from a trained folder, a circuit folder or a config."""
-    from zkauction.setting import AuctionSetting, ParticipationModel
+    from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
     if (source / "manifest.json").is_file():
         mf = json.loads((source / "manifest.json").read_text())
         setting = AuctionSetting.from_dict(mf["setting"])
         return setting, ParticipationModel.from_dict(mf.get("participation", {}), setting.n), None
     if (source / "config.json").is_file():
-        from zkauction.checkpoint import load_auction
+        from zkauction.learn.checkpoint import load_auction
 
         net = load_auction(source)
         return net.setting, net.participation, net
     if source.suffix == ".toml" and source.is_file():
-        from zkauction.config import load_config
+        from zkauction.learn.config import load_config
 
         cfg = load_config(source)
         return cfg.setting, cfg.participation, None
@@ -301,13 +303,13 @@ def _setting_source(source: Path) -> tuple[Any, Any, Any]:
 # The demo
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_AUCTIONS = ("ama_2x2_uniform",)  # preferred, in order; else any small shipped regret net
 
 
 def default_demo_auction() -> Path:
     """The shipped 2x2 AMA if present (proves in seconds), else the smallest shipped auction."""
-    from zkauction.protocol import ProtocolError
+    from zkauction.protocol.state import ProtocolError
 
     for base in (Path.cwd() / "trained", REPO_ROOT / "trained"):
         for name in DEMO_AUCTIONS:
@@ -339,7 +341,7 @@ def shipped_circuit(trained: Path) -> Path | None:
 
 def _built_from(circuit_dir: Path, trained: Path) -> bool:
     """Whether the circuit in ``circuit_dir`` was compiled from ``trained``'s weights."""
-    from zkauction.circuit import sha256_file
+    from zkauction.zk.circuit import sha256_file
 
     mf = circuit_dir / "manifest.json"
     if not mf.is_file() or not (trained / "weights.pt").is_file():
@@ -366,10 +368,13 @@ def run_demo(
 ) -> dict[str, Any]:
     """Compile (dev SRS, INSECURE), run T rounds, audit k in zk, verify as a bidder would; returns
     the summary (also written to ``out/summary.json``)."""
-    from zkauction.bundle import ProofBundle, verify_bundle
-    from zkauction.circuit import compile_auction, copy_public_artefacts
-    from zkauction.credibility import argt_bound, minimal_penalty
-    from zkauction.protocol import check_bundle_against_ledger, private_dir, read_state
+    from zkauction.zk.bundle import ProofBundle, verify_bundle
+    from zkauction.zk.circuit import copy_public_artefacts
+    from zkauction.zk.compile import compile_auction
+    from zkauction.protocol.credibility import argt_bound, minimal_penalty
+    from zkauction.protocol.audit import check_bundle_against_ledger
+    from zkauction.protocol.local import private_dir
+    from zkauction.protocol.state import read_state
 
     t_all = time.perf_counter()
     out = Path(out)
