@@ -54,7 +54,7 @@ from zkauction.learn.setting import AuctionSetting, ParticipationModel, profile_
 
 RESULTS = ROOT / "benchmarks" / "results"
 
-# -- the paper's figures (shared/REFERENCE.md; paper section 6 and appendix A.5) --------------------
+# -- the paper's figures (docs/reference.md; paper section 6 and appendix A.5) ----------------------
 
 # Per-bidder participation probabilities of the scenarios: the paper's q-tables are exactly these
 # independent models (Table 4's typos: g4 printed as <1,0,1>, scenario 3's g7 0.091 for 0.081).
@@ -93,9 +93,11 @@ PAPER_PER_PROFILE = {
 PAPER_REV_STAR = {"2x2": {2: 0.87, 1: 0.55, 0: 0.0}, "3x10": {3: 5.55, 2: 4.55, 1: 3.47, 0: 0.0}}  # by #present
 
 # rev* of the two-bidder 2x2 profile is not known in closed form. The best figure known here is the
-# full-menu affine maximizer's 0.8745 (REFERENCE.md; a lower bound on the optimum); the paper used
+# full-menu affine maximizer's 0.8745 (docs/reference.md; a lower bound on the optimum); the paper used
 # ~0.87. The one-bidder profiles are Manelli-Vincent (exact) via known_optimum.
 REV_STAR_2x2_BOTH = 0.8745
+
+AMA_LABEL = "affine maximizer"  # the zero-regret nets of trained/ama_* in every table and plot
 
 PROFILE_MIN_Q = 0.1  # Table 3 target: no profile with q >= 0.1 below item-wise Myerson
 
@@ -294,7 +296,7 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         for s in (1, 2, 3):
             p = PAPER_TWEAKED[key][s]
             for label, who in ((f"ours, scenario {s}", "ours"), (f"paper recipe, scenario {s}", "paper recipe (ours)"),
-                               (f"AMA, scenario {s}", "AMA (issue 6)"), ("item-wise Myerson", "item-wise Myerson (measured)")):
+                               (f"AMA, scenario {s}", AMA_LABEL), ("item-wise Myerson", "item-wise Myerson (measured)")):
                 ev = agg(label, s)
                 if ev is None:
                     continue
@@ -319,7 +321,7 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         for s in (0, 1, 2, 3):
             p = PAPER_UNTWEAKED[key][s]
             name = "untweaked" if s == 0 else str(s)
-            for label, who in (("ours, untweaked", "ours"), ("paper recipe, untweaked", "paper recipe (ours)"), ("AMA, untweaked", "AMA (issue 6)")):
+            for label, who in (("ours, untweaked", "ours"), ("paper recipe, untweaked", "paper recipe (ours)"), ("AMA, untweaked", AMA_LABEL)):
                 ev = agg(label, s)
                 if ev is None:
                     continue
@@ -346,7 +348,7 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         for s in (1, 2, 3):
             model = scenario_model(key, s)
             for label, who in ((f"ours, scenario {s}", "ours"), (f"paper recipe, scenario {s}", "paper recipe (ours)"),
-                               (f"AMA, scenario {s}", "AMA (issue 6)"), ("paper", "paper")):
+                               (f"AMA, scenario {s}", AMA_LABEL), ("paper", "paper")):
                 ev = agg(label, s) if label != "paper" else None
                 if label != "paper" and ev is None:
                     continue
@@ -416,7 +418,7 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                    "exactly, so they are as tight, and as sensitive to rev*_g, as they can be.", ""]
 
         # Targets.
-        md += ["### Targets (issue 3)", ""]
+        md += ["### The paper's targets", ""]
         for s in (1, 2, 3):
             ev = agg(f"ours, scenario {s}", s)
             if ev is None:
@@ -434,12 +436,12 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             ama = agg(f"AMA, scenario {s}", s)
             if ama is not None:
                 low = [r for r in d["per_profile"] if r["label"] == f"AMA, scenario {s}" and r["q"] >= PROFILE_MIN_Q and not r["score_at_least_myerson"]]
-                md.append(f"  AMA (issue 6): score {ama.score:.3f} at regret {ama.regret:.1e} "
+                md.append(f"  {AMA_LABEL}: score {ama.score:.3f} at regret {ama.regret:.1e} "
                           f"({'above' if ama.score > myerson_agg(s) else 'NOT above'} Myerson {myerson_agg(s):.3f}, "
                           f"{'above' if ama.score > PAPER_TWEAKED[key][s][3] else 'NOT above'} the paper's "
                           f"{PAPER_TWEAKED[key][s][3]}); profiles with q >= {PROFILE_MIN_Q} below Myerson: "
                           f"{', '.join(r['profile'] for r in low) or 'none'}.")
-        for label, who in (("ours, untweaked", "our untweaked regret net"), ("AMA, untweaked", "the untweaked AMA (issue 6)")):
+        for label, who in (("ours, untweaked", "our untweaked regret net"), ("AMA, untweaked", f"the untweaked {AMA_LABEL}")):
             ev = agg(label, 0)
             if ev is not None:
                 p0 = PAPER_UNTWEAKED[key][0][3]
@@ -502,7 +504,7 @@ def plot(results: dict[str, Any], derived: dict[str, Any], path: Path) -> None:
         profiles = [g for g in scenario_model(key, s).profile_strings() if "1" in g]
         x = list(range(len(profiles)))
         series = [("paper", {g: PAPER_PER_PROFILE[key][s][g] for g in profiles if g in PAPER_PER_PROFILE[key][s]})]
-        for who in ("ours", "paper recipe (ours)", "AMA (issue 6)"):
+        for who in ("ours", "paper recipe (ours)", AMA_LABEL):
             got = {r["profile"]: (r["revenue"], r["regret"]) for r in rows if r["scenario"] == s and r["net"] == who}
             if got:
                 series.append((who, got))

@@ -1,4 +1,4 @@
-"""Proving cost of auction circuits over a ladder of network sizes (issue 4).
+"""Proving cost of auction circuits over a ladder of network sizes.
 
 For each rung: compile (ONNX export, calibration, compile, setup) with a dev SRS, prove one round,
 verify it, and record logrows, each step's time, peak memory (RSS of the rung's own process),
@@ -45,8 +45,8 @@ RUNGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ama_2x2_uniform_l8": ("trained/ama_2x2_uniform", {"max_logrows": 8}, "same, logrows capped at 8 (as shipped in circuits/)"),
     "ama_2x2_scenario1": ("trained/ama_2x2_scenario1", {}, "shipped affine maximizer, scenario 1 (per-profile boosts)"),
     "regret_d1_w8_relu": ("untrained:regret:1:8:relu", {}, "tiny regret net"),
-    "regret_d2_w32_relu": ("untrained:regret:2:32:relu", {}, "REFERENCE's small net, ReLU"),
-    "regret_d2_w32_tanh": ("untrained:regret:2:32:tanh", {}, "REFERENCE's small net (logrows 15, 15 s there)"),
+    "regret_d2_w32_relu": ("untrained:regret:2:32:relu", {}, "the reference small net (docs/reference.md), ReLU"),
+    "regret_d2_w32_tanh": ("untrained:regret:2:32:tanh", {}, "the reference small net (docs/reference.md) (logrows 15, 15 s there)"),
     "regret_d2_w32_tanh_S8": ("untrained:regret:2:32:tanh", {"input_scale": 8}, "same, input scale 8"),
     "regret_d2_w32_tanh_S12": ("untrained:regret:2:32:tanh", {"input_scale": 12}, "same, input scale 12"),
     "regret_d3_w100_tanh_trained": ("trained/2x2_scenario1", {}, "shipped regret net, scenario 1 (depth 3, width 100)"),
@@ -265,7 +265,7 @@ def _findings(results: dict[str, dict[str, Any]]) -> list[str]:
             f" comparisons and one matmul), {ama['num_rows']} rows, logrows {ama['logrows']}, proved in"
             f" {ama['timings_s']['prove']:.1f} s wall here under load {ama['host']['loadavg_at_start'][0]:.0f}"
             + (f" using {ama['cpu_s']['prove']:.1f} CPU seconds" if ama.get("cpu_s") else "")
-            + f" (REFERENCE.md: 2.1 s on an idle machine), proving key {_mb(ama['sizes_bytes']['pk'])}."
+            + f" (docs/reference.md: 2.1 s on an idle machine), proving key {_mb(ama['sizes_bytes']['pk'])}."
         )
     if ama1 and reg3:
         r_a, r_r = ama1["revenue"], reg3["revenue"]
@@ -281,7 +281,7 @@ def _findings(results: dict[str, dict[str, Any]]) -> list[str]:
     if paper:
         out.append(
             f"- The paper's size (depth 7, width 100): logrows {paper['logrows']}, prove {paper['timings_s']['prove']:.0f} s,"
-            f" peak {paper['peak_rss_bytes'] / 1e9:.1f} GB here (REFERENCE.md, idle machine: logrows 17, 92 s, 5.4 GB)."
+            f" peak {paper['peak_rss_bytes'] / 1e9:.1f} GB here (docs/reference.md, idle machine: logrows 17, 92 s, 5.4 GB)."
         )
         if ama1:
             out.append(
@@ -295,7 +295,7 @@ def _findings(results: dict[str, dict[str, Any]]) -> list[str]:
                    if ama1.get("cpu_s") and paper.get("cpu_s") else "")
             )
     else:
-        out.append("- The paper-size rung (depth 7, width 100) was not measured in this run; REFERENCE.md reports"
+        out.append("- The paper-size rung (depth 7, width 100) was not measured in this run; docs/reference.md reports"
                    " logrows 17, 92 s prove and 5.4 GB on an idle 2-core machine.")
     out += [
         "- For regret nets the exp lookup of the allocation softmax sets the cost: its table spans"

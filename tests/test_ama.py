@@ -8,7 +8,7 @@ from zkauction.learn.ama_train import hard_revenue, train_ama
 from zkauction.learn.config import config_from_dict, load_config
 from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
-MV_REVENUE = 0.54920  # Manelli-Vincent, 1x2 U[0,1] (REFERENCE.md)
+MV_REVENUE = 0.54920  # Manelli-Vincent, 1x2 U[0,1] (docs/reference.md)
 
 
 def random_ama(
@@ -252,3 +252,41 @@ def test_stop_and_resume_gives_the_uninterrupted_net(tmp_path):
     split = train_ama(config, tmp_path / "split", resume=True, progress=False, evaluate_at_end=False)
     for name, tensor in whole.state_dict().items():
         assert torch.equal(tensor, split.state_dict()[name]), name
+
+
+def test_resume_needs_a_state_and_ctrl_c_leaves_one(tmp_path):
+    import json
+    import os
+    import signal
+    import threading
+    import time
+
+    from zkauction.learn.checkpoint import CheckpointError, TrainingInterrupted
+
+    config = config_from_dict(
+        {
+            "name": "tiny",
+            "setting": {"n_bidders": 2, "n_items": 2},
+            "net": {"kind": "ama", "menu": "full"},
+            "train": {"steps": 300, "batch_size": 128, "eval_every": 5, "eval_size": 500},
+        }
+    )
+    with pytest.raises(CheckpointError, match="no train_state.pt"):
+        train_ama(config, tmp_path / "none", resume=True, progress=False)
+    whole = train_ama(config, tmp_path / "whole", progress=False, evaluate_at_end=False)
+    log = tmp_path / "split" / "train_log.jsonl"
+
+    def ctrl_c_once_logging() -> None:
+        while not (log.is_file() and log.read_text().strip()):
+            time.sleep(0.002)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_once_logging, daemon=True).start()
+    with pytest.raises(TrainingInterrupted, match="step"):
+        train_ama(config, tmp_path / "split", progress=False, evaluate_at_end=False)
+    assert (tmp_path / "split" / "train_state.pt").is_file()
+    split = train_ama(config, tmp_path / "split", resume=True, progress=False, evaluate_at_end=False)
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, split.state_dict()[name]), name
+    steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 300

@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "zkauction"
 MAX_LINES = 500
 # A layer may import only the layers listed for it (and itself); the top-level package and the
-# sub-packages' __init__ files hold no code that imports anything of the project.
-LAYERS = {"learn": set(), "zk": {"learn"}, "protocol": {"zk", "learn"}, "cli": {"protocol", "zk", "learn"}}
+# sub-packages' __init__ files hold no code that imports anything of the project. `zkauction.errors`
+# (the ZkAuctionError base) is below every layer: it imports nothing and any layer may import it.
+LAYERS = {"errors": set(), "learn": {"errors"}, "zk": {"learn", "errors"}, "protocol": {"zk", "learn", "errors"},
+          "cli": {"protocol", "zk", "learn", "errors"}}
+BASE_MODULES = {"zkauction.errors": "errors"}  # single-module layers
 EXAMPLE_PROOF = ROOT / "circuits" / "ama_2x2_uniform" / "example_proof.json"
 
 
@@ -83,6 +86,8 @@ def test_no_import_cycles():
 def layer_of(module: str) -> str | None:
     if module == "zkauction.__main__":  # `python -m zkauction` is the command line
         return "cli"
+    if module in BASE_MODULES:
+        return BASE_MODULES[module]
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
 
@@ -103,7 +108,15 @@ def test_lower_layers_never_import_higher_ones():
 
 
 def test_every_layer_exists():
-    assert set(LAYERS) <= {p.name for p in PKG.iterdir() if (p / "__init__.py").is_file()}
+    packages = {p.name for p in PKG.iterdir() if (p / "__init__.py").is_file()}
+    assert set(LAYERS) - set(BASE_MODULES.values()) <= packages
+    assert set(BASE_MODULES) <= set(modules())
+
+
+def test_the_error_base_imports_nothing():
+    """`zkauction.errors` sits below every layer: no import at all, not even of the standard library."""
+    tree = ast.parse((PKG / "errors.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
 def test_no_module_above_the_size_limit():

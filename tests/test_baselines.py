@@ -28,7 +28,7 @@ def mc_revenue(net, profile, k=200_000, seed=0):
 
 
 def test_known_answers_to_three_decimals():
-    # REFERENCE.md: Myerson 1/4, 5/12, 17/32; Manelli-Vincent 0.54920; item-wise Myerson 2x2 0.83333.
+    # docs/reference.md: Myerson 1/4, 5/12, 17/32; Manelli-Vincent 0.54920; item-wise Myerson 2x2 0.83333.
     assert round(itemwise_myerson_revenue(AuctionSetting(1, 1)), 3) == 0.250
     assert round(itemwise_myerson_revenue(AuctionSetting(2, 1)), 3) == round(5 / 12, 3)
     assert round(itemwise_myerson_revenue(AuctionSetting(3, 1)), 3) == round(17 / 32, 3)

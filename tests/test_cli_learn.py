@@ -39,7 +39,7 @@ def test_device_option_names_what_is_wrong(root, tmp_path):
 
     cfg = str(root / "configs" / "tiny.toml")
     r = runner.invoke(app, ["train", cfg, "--out", str(tmp_path / "o"), "--device", "gpu7"])
-    assert r.exit_code == 2 and "--device 'gpu7'" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "--device" in r.output and "gpu7" in r.output and "Traceback" not in r.output
     if not torch.cuda.is_available():
         r = runner.invoke(app, ["train", cfg, "--out", str(tmp_path / "o"), "--device", "cuda"])
         assert r.exit_code == 2 and "no CUDA GPU" in r.output

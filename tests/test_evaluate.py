@@ -83,3 +83,18 @@ def test_a4_closed_form_matches_brute_force_maximisation():
     val = sum(qs[k] * (math.sqrt(opts[k]) + torch.sqrt(u[:, c] * 0.01 / qs[k])) ** 2 for c, k in enumerate(j))
     brute = (0.7 - val.max().item()) / qs[0]
     assert abs(per[0].bounds["proposition_a4_revenue_lower"] - brute) < 1e-4
+
+
+def test_progress_counts_every_misreport_search():
+    """The bar advances with the attack, one unit per attacked profile and present bidder."""
+    from zkauction.learn.regret import evaluation_attack
+
+    s = AuctionSetting(2, 1)
+    p = ParticipationModel.independent([0.5, 1.0])  # profiles 11 and 01
+    net = FirstPrice(s, p)
+    calls: list[int] = []
+    values = torch.tensor([[[0.5], [0.7]], [[0.0], [0.2]], [[0.3], [0.9]]])
+    evaluation_attack(net, values, AttackConfig(starts=1, steps=2, grid=3, batch_size=2), on_progress=calls.append)
+    assert sum(calls) == 5 and len(calls) > 1  # 3 rows for bidder 1, 2 for bidder 0 (absent once); in blocks
+    ev = evaluate(net, n_revenue=100, n_regret=10, attack=FAST, progress=True)
+    assert ev.n_regret == 10

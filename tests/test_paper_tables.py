@@ -143,7 +143,7 @@ def test_report_writer_end_to_end_on_tiny_nets(tmp_path: Path, capsys: pytest.Ca
             "--attack-steps", "2", "--attack-starts", "1", "--write-metrics"]
     assert pt.main(args) == 0
     md = (out / "paper_tables.md").read_text()
-    for heading in ("Table 1:", "Table 2:", "Table 3:", "Appendix A.3 bounds", "Targets (issue 3)", "Training cost", "Not available"):
+    for heading in ("Table 1:", "Table 2:", "Table 3:", "Appendix A.3 bounds", "The paper's targets", "Training cost", "Not available"):
         assert heading in md
     for paper_figure in ("0.375", "0.444", "0.577", "0.822", "0.688", "0.886", "0.927"):
         assert paper_figure in md

@@ -11,7 +11,7 @@ from zkauction.learn.setting import AuctionSetting, ParticipationModel, SettingE
 
 
 def test_independent_participation_matches_paper_tables():
-    # REFERENCE.md: the 2x2 scenario tables are independent participation with (0.2, 0.8) etc.
+    # docs/reference.md: the 2x2 scenario tables are independent participation with (0.2, 0.8) etc.
     s1 = ParticipationModel.independent([0.2, 0.8])
     assert s1.profile_strings() == ["11", "10", "01", "00"]
     assert [round(q, 4) for q in s1.probabilities] == [0.16, 0.04, 0.64, 0.16]
@@ -104,3 +104,23 @@ def test_untrained_regret_net_contract(n, m):
     assert torch.all(pay <= (alloc * data.values).sum(-1) + 1e-6)  # individual rationality
     absent = data.values.abs().sum(-1) == 0
     assert torch.all(alloc[absent] == 0) and torch.all(pay[absent] == 0)
+
+
+def test_absurd_sizes_are_refused_before_anything_is_allocated():
+    import time
+
+    from zkauction.learn.data import check_sample_size, sample_tweaked
+
+    t = time.monotonic()
+    with pytest.raises(SettingError, match="too large"):
+        AuctionSetting.from_dict({"n_bidders": 10**9, "n_items": 2})
+    with pytest.raises(SettingError, match="2\\^40 profiles"):
+        ParticipationModel.independent([0.5] * 40)
+    with pytest.raises(SettingError, match="positive integer"):
+        AuctionSetting.from_dict({"n_bidders": "two", "n_items": 2})
+    big = AuctionSetting(1000, 100)
+    with pytest.raises(SettingError, match="GiB"):
+        check_sample_size(big, 100_000, "evaluation")
+    with pytest.raises(SettingError, match="tweaked dataset"):
+        sample_tweaked(big, ParticipationModel.fixed(1000), 200_000, seed=0)
+    assert time.monotonic() - t < 5

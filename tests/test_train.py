@@ -154,3 +154,87 @@ def test_prior_regret_net_starts_as_its_prior_and_is_self_contained(root, tmp_pa
     raw["net"]["prior"] = str(root / "trained" / "ama_1x2_uniform")
     with pytest.raises(ConfigError, match="another setting"):
         train(config_from_dict(raw), tmp_path / "x", progress=False, evaluate_at_end=False)
+
+
+def test_resume_without_a_saved_state_is_an_error(tiny, tmp_path):
+    from zkauction.learn.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no train_state.pt to resume from"):
+        train(tiny, tmp_path / "never", progress=False, resume=True)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(CheckpointError, match="not a folder"):
+        train(tiny, tmp_path / "file", progress=False)
+    assert not (tmp_path / "never").exists()
+
+
+def test_resume_drops_log_lines_written_after_the_saved_state(tiny, tmp_path):
+    """A run killed between two checkpoints has logged iterations its state does not hold: the
+    resumed run logs them again, once."""
+    import json
+
+    out = tmp_path / "k"
+    train(tiny, out, progress=False, evaluate_at_end=False, stop_after=20)
+    with open(out / "train_log.jsonl", "a") as log:  # what the killed process logged after iteration 20
+        log.write(json.dumps({"iteration": 30, "revenue": 9.9}) + "\n" + '{"iteration": 4')
+    train(tiny, out, progress=False, evaluate_at_end=False, resume=True)
+    lines = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [10, 20, 30] and lines[-1]["revenue"] != 9.9
+
+
+def _interrupt_when_logged(log, lines: int = 1):
+    """SIGINT to this process once ``log`` has ``lines`` lines (from a helper thread, as Ctrl-C)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if log.is_file() and len(log.read_text().splitlines()) >= lines:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ctrl_c_saves_the_state_and_the_resumed_run_is_the_uninterrupted_one(tiny, tmp_path):
+    import json
+
+    from zkauction.learn.checkpoint import TrainingInterrupted
+    from zkauction.learn.config import config_from_dict
+
+    raw = dict(tiny.raw, train=dict(tiny.raw["train"], iterations=150, checkpoint_every=1000))
+    config = config_from_dict(raw)
+    whole = train(config, tmp_path / "whole", progress=False, evaluate_at_end=False)
+    out = tmp_path / "split"
+    watcher = _interrupt_when_logged(out / "train_log.jsonl")
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(config, out, progress=False, evaluate_at_end=False)
+    watcher.join()
+    stopped = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)["iteration"]
+    assert 10 <= stopped < 150
+    split = train(config, out, progress=False, evaluate_at_end=False, resume=True)
+    for name, tensor in whole.state_dict().items():
+        assert torch.allclose(tensor, split.state_dict()[name], atol=1e-6), name
+    logged = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in logged] == list(range(10, 151, 10))
+    reference = [json.loads(x) for x in (tmp_path / "whole" / "train_log.jsonl").read_text().splitlines()]
+    assert [x["revenue"] for x in logged] == pytest.approx([x["revenue"] for x in reference], abs=1e-6)
+
+
+def test_a_deferred_interrupt_waits_for_the_step_and_a_second_one_stops_at_once():
+    import signal
+
+    from zkauction.learn.checkpoint import DeferredInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with DeferredInterrupt() as interrupt:
+        signal.raise_signal(signal.SIGINT)
+        assert interrupt.requested
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before

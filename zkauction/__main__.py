@@ -1,5 +1,5 @@
 """``python -m zkauction``: the command line."""
 
-from zkauction.cli import app
+from zkauction.cli import main
 
-app(prog_name="zkauction")
+main()

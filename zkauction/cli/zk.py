@@ -26,19 +26,30 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="circuit folder to write, e.g. circuits/2x2_scenario1"),
         srs: Optional[Path] = typer.Option(None, "--srs", help="SRS file from a public ceremony (production)"),
         dev_srs: bool = typer.Option(False, "--dev-srs", help="generate an INSECURE SRS locally (testing only)"),
-        input_scale: Optional[int] = typer.Option(None, "--input-scale", help="fixed-point input scale S (bids on a 2^-S grid)"),
-        max_logrows: Optional[int] = typer.Option(None, "--max-logrows", help="cap the circuit size (lookup tables split into columns)"),
+        input_scale: Optional[int] = typer.Option(None, "--input-scale", min=0, max=24, help="fixed-point input scale S (bids on a 2^-S grid)"),
+        max_logrows: Optional[int] = typer.Option(None, "--max-logrows", min=1, help="cap the circuit size (lookup tables split into columns)"),
         lookup_margin: Optional[int] = typer.Option(None, "--lookup-margin", help="lookup safety margin for calibration (>= 2)"),
-        samples: Optional[int] = typer.Option(None, "--calibration-samples", help="tweaked-data frames used for calibration"),
+        samples: Optional[int] = typer.Option(None, "--calibration-samples", min=1, help="tweaked-data frames used for calibration"),
         keep_pk: bool = typer.Option(True, "--keep-pk/--no-keep-pk", help="keep the proving key (git-ignored) in OUT"),
+        force: bool = typer.Option(False, "--force", help="replace the compiled circuit already in OUT"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="print each step and its time"),
+        as_json: bool = typer.Option(False, "--json", help="print the compiled circuit's figures as one JSON object"),
     ) -> None:
         """Compile TRAINED into an ezkl circuit: ONNX, settings, calibration, keys and manifest.json."""
-        from zkauction.learn.checkpoint import CheckpointError
-        from zkauction.zk.circuit import CircuitError, INSECURE_SRS_NOTE
+        from zkauction.errors import ZkAuctionError
+        from zkauction.zk.circuit import MANIFEST_FILE, CircuitError, INSECURE_SRS_NOTE, RoundInputError
+        from zkauction.zk.commitments import CommitmentError
         from zkauction.zk.compile import compile_auction
+        from zkauction.zk.export import ExportError
 
         if (srs is None) == (not dev_srs):
             _fail("give exactly one of --srs PATH (a ceremony SRS) and --dev-srs (insecure, local)")
+        if out.exists() and not out.is_dir():
+            raise typer.BadParameter(f"{out} is a file, expected a folder (e.g. circuits/NAME)", param_hint="'--out'")
+        if (out / MANIFEST_FILE).is_file() and not force:
+            raise typer.BadParameter(f"{out} already holds a compiled circuit ({MANIFEST_FILE}); pass --force to "
+                                     "replace it (proofs made with it will no longer verify against it)",
+                                     param_hint="'--out'")
         kw: dict[str, object] = {}
         for key, value in (("input_scale", input_scale), ("max_logrows", max_logrows),
                            ("lookup_safety_margin", lookup_margin), ("calibration_samples", samples)):
@@ -46,13 +57,23 @@ def register(app: typer.Typer) -> None:
                 kw[key] = value
         if dev_srs:
             typer.echo(f"WARNING: {INSECURE_SRS_NOTE}", err=True)
-        typer.echo(f"compiling {trained} -> {out}")
+        show_steps = progress and not as_json  # the steps print on stdout, which --json keeps for the JSON
+        if show_steps:
+            typer.echo(f"compiling {trained} -> {out}")
         try:
-            circuit = compile_auction(trained, out, srs_path=srs, dev_srs=dev_srs, progress=True, keep_pk=keep_pk, **kw)
-        except (CircuitError, CheckpointError, ValueError, FileNotFoundError) as e:
-            _fail(str(e))
+            circuit = compile_auction(trained, out, srs_path=srs, dev_srs=dev_srs, progress=show_steps, keep_pk=keep_pk, **kw)
+        except (CircuitError, ExportError, CommitmentError, RoundInputError) as e:
+            raise ZkAuctionError(str(e)) from e  # the zk errors that are not yet ZkAuctionErrors themselves
         man = circuit.manifest
         fid = man.get("fidelity", {})
+        if as_json:
+            typer.echo(json.dumps({
+                "circuit": str(out), "n": circuit.n, "m": circuit.m, "logrows": circuit.logrows,
+                "input_scale": circuit.input_scale, "output_scales": circuit.output_scales, "fidelity": fid,
+                "manifest": str(circuit.manifest_path), "manifest_sha256": circuit.manifest_sha256(),
+                "srs": man["srs"]["path"], "insecure_srs": circuit.srs_insecure,
+            }, indent=2))
+            return
         typer.echo(
             f"compiled: n={circuit.n} m={circuit.m} logrows={circuit.logrows} input scale={circuit.input_scale} "
             f"output scales={circuit.output_scales}"

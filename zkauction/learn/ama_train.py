@@ -12,14 +12,26 @@ import time
 from pathlib import Path
 from typing import Any
 import torch
-from zkauction.learn.checkpoint import LOG_FILE, save_checkpoint, write_metrics
-from zkauction.learn.config import ExperimentConfig
+from zkauction.errors import ZkAuctionError
+from zkauction.learn.checkpoint import (
+    LOG_FILE,
+    METRICS_FILE,
+    STATE_FILE,
+    CheckpointError,
+    DeferredInterrupt,
+    TrainingInterrupted,
+    interrupted_message,
+    save_checkpoint,
+    truncate_log,
+    write_metrics,
+)
+from zkauction.learn.config import ConfigError, ExperimentConfig
 from zkauction.learn.data import sample_tweaked
 from zkauction.learn.nets import AuctionNet
 
 from zkauction.learn.ama import AffineMaximizerAuction
 
-TRAIN_STATE_FILE = "train_state.pt"
+TRAIN_STATE_FILE = STATE_FILE
 
 # -- training ---------------------------------------------------------------------------------------
 
@@ -44,8 +56,13 @@ def build_ama(config: ExperimentConfig) -> AffineMaximizerAuction:
     known = {"menu", "menu_size", "learn_weights", "menu_init_scale", "itemwise", "menu_boost_init", "menu_init", "bundle_bonus", "seed"}
     unknown = sorted(set(hp) - known)
     if unknown:
-        raise ValueError(f"{config.name}: [net] keys {unknown} are not AMA hyper-parameters (known: {sorted(known)})")
-    return AffineMaximizerAuction(config.setting, config.participation, **hp)
+        raise ConfigError(f"{config.label}: [net] keys {unknown} are not AMA hyper-parameters (known: {sorted(known)})")
+    try:
+        return AffineMaximizerAuction(config.setting, config.participation, **hp)
+    except ZkAuctionError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{config.label}: [net] {e}") from None
 
 
 @torch.no_grad()
@@ -76,14 +93,17 @@ def train_ama(
     overfit); the temperature and Adam's step size decay geometrically; every ``eval_every`` steps
     (and before the first) the hard-argmax revenue on a fixed validation sample is measured and the
     best net so far is kept. ``time_limit_s`` ends training early. With ``resume``, training
-    continues from ``out/train_state.pt``; ``stop_after`` ends this call after that many steps
-    (state saved, no metrics). At the end metrics.json gets the evaluation-grade evaluation
+    continues from ``out/train_state.pt`` (none is an error); ``stop_after`` ends this call after
+    that many steps (state saved, no metrics). Ctrl-C stops after the current step, saves the
+    state and raises :class:`~zkauction.learn.checkpoint.TrainingInterrupted`. At the end metrics.json gets the evaluation-grade evaluation
     (:func:`zkauction.learn.evaluate.evaluate`, options from ``[train.evaluation]``).
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out}: exists and is not a folder (training writes a folder of files)")
     unknown = sorted(set(config.train) - set(TRAIN_DEFAULTS))
     if unknown:
-        raise ValueError(f"{config.name}: [train] keys {unknown} are not AMA training options (known: {sorted(TRAIN_DEFAULTS)})")
+        raise ConfigError(f"{config.label}: [train] keys {unknown} are not AMA training options (known: {sorted(TRAIN_DEFAULTS)})")
     opt = {**TRAIN_DEFAULTS, **config.train}
     if opt["threads"]:
         torch.set_num_threads(int(opt["threads"]))
@@ -99,23 +119,42 @@ def train_ama(
     state_file = out / TRAIN_STATE_FILE
     if resume:
         if not state_file.is_file():
-            raise FileNotFoundError(f"{state_file}: no training state to resume from")
+            raise CheckpointError(f"{out}: no {STATE_FILE} to resume from (train without resume to start afresh)")
         state = torch.load(state_file, map_location="cpu", weights_only=False)
         if state.get("config") != config.raw:
-            raise ValueError(f"{out}: cannot resume, the checkpoint was trained with a different config")
+            raise ConfigError(f"{out}: cannot resume, the checkpoint was trained with a different config")
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         start_step, elapsed0 = state["step"], state["elapsed_s"]
         best_state, best_revenue, best_step = state["best_state"], state["best_revenue"], state["best_step"]
+        truncate_log(out / LOG_FILE, "step", start_step)  # a run killed between its log line and its state
+    else:
+        for stale in (METRICS_FILE, STATE_FILE):
+            (out / stale).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic() - elapsed0
     t_start, t_end = float(opt["temperature_start"]), float(opt["temperature_end"])
     lr0, lr1 = float(opt["lr"]), float(opt["lr_end"])
     end = steps if stop_after is None else min(steps, start_step + int(stop_after))
     step = start_step
-    finished = False
+    finished = start_step >= steps  # interrupted during the final evaluation: evaluate again
+
+    def save_state() -> None:
+        state = {
+            "config": config.raw,
+            "net": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "elapsed_s": time.monotonic() - t0,
+            "best_state": best_state,
+            "best_revenue": best_revenue,
+            "best_step": best_step,
+        }
+        torch.save(state, state_file.with_suffix(".tmp"))
+        state_file.with_suffix(".tmp").replace(state_file)
+
     net.train()
-    with open(out / LOG_FILE, "a" if resume else "w") as log:
+    with open(out / LOG_FILE, "a" if resume else "w") as log, DeferredInterrupt() as interrupt:
         while step < end:
             frac = step / max(1, steps - 1)
             net.temperature = t_start * (t_end / t_start) ** frac
@@ -154,18 +193,11 @@ def train_ama(
                         file=sys.stderr,
                         flush=True,
                     )
-                state = {
-                    "config": config.raw,
-                    "net": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "elapsed_s": time.monotonic() - t0,
-                    "best_state": best_state,
-                    "best_revenue": best_revenue,
-                    "best_step": best_step,
-                }
-                torch.save(state, state_file.with_suffix(".tmp"))
-                state_file.with_suffix(".tmp").replace(state_file)
+                save_state()
+            elif interrupt.requested:
+                save_state()
+            if interrupt.requested:
+                raise TrainingInterrupted(interrupted_message(out, step, steps, "step"))
             if over_time:
                 break
     if not finished:
@@ -174,7 +206,6 @@ def train_ama(
     net.load_state_dict(best_state)
     net.eval()
     save_checkpoint(net, out, experiment=dict(config.raw))
-    state_file.unlink(missing_ok=True)
     metrics: dict[str, Any] = {
         "name": config.name,
         "command": command if command is not None else " ".join(shlex.quote(a) for a in sys.argv),
@@ -189,6 +220,7 @@ def train_ama(
     if evaluate_at_end:
         metrics.update(evaluate_ama(net, dict(opt["evaluation"])))
     write_metrics(out, metrics)
+    state_file.unlink(missing_ok=True)
     return net
 
 

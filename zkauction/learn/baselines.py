@@ -1,4 +1,4 @@
-"""Baseline mechanisms and known optimal revenues (shared/REFERENCE.md).
+"""Baseline mechanisms and known optimal revenues (sources in docs/reference.md).
 
 Every baseline is an :class:`~zkauction.learn.nets.AuctionNet`, so it goes through the same
 :func:`zkauction.learn.evaluate.evaluate` and the same evaluation-grade attack as a learned net, and it

@@ -1,14 +1,18 @@
 """Checkpoints in ``trained/<name>/``: config.json (kind, setting, participation, hyper-parameters,
-and the experiment config that produced it), weights.pt, metrics.json, train_log.jsonl."""
+and the experiment config that produced it), weights.pt, metrics.json, train_log.jsonl, and while
+training train_state.pt (what a resumed run needs)."""
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zkauction.errors import ZkAuctionError
 from zkauction.learn.nets import AuctionNet, net_class
 from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
@@ -16,10 +20,76 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "train_log.jsonl"
+STATE_FILE = "train_state.pt"  # optimizer, attacker and RNG state of an unfinished training
+TRAINED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, LOG_FILE, STATE_FILE)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ZkAuctionError, ValueError):
     """A checkpoint folder that is missing files or whose files do not fit together."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, raised once the state at the last finished step is saved; the
+    message says where, and how to continue."""
+
+
+def trained_files_in(path: str | Path) -> list[str]:
+    """The files of a trained auction (or of an unfinished training) already in ``path``."""
+    path = Path(path)
+    return [name for name in TRAINED_FILES if (path / name).exists()] if path.is_dir() else []
+
+
+class DeferredInterrupt:
+    """Ctrl-C (SIGINT) during training only sets :attr:`requested`; the training loop checks it
+    after each step, saves a consistent state and raises :class:`TrainingInterrupted`. Stopping in
+    the middle of a step instead could save weights already updated beside a step counter that is
+    not. A second Ctrl-C stops at once. Outside the main thread (where signal handlers cannot be
+    set) it does nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+            self._installed = False
+
+
+def truncate_log(path: Path, key: str, last: int) -> None:
+    """Drop the lines of a training log whose ``key`` (the iteration or step) is above ``last``,
+    atomically: a resumed run logs those steps again. Lines without ``key`` (a warm start's) stay;
+    a line cut short by a killed process goes."""
+    if not path.is_file():
+        return
+
+    def kept(line: str) -> bool:
+        try:
+            return line.endswith("\n") and json.loads(line).get(key, 0) <= last
+        except json.JSONDecodeError:
+            return False
+
+    lines = path.read_text().splitlines(keepends=True)
+    keep = [line for line in lines if kept(line)]
+    if len(keep) != len(lines):
+        _atomic_write_text(path, "".join(keep))
+
+
+def interrupted_message(out: Path, step: int, total: int, unit: str = "iteration") -> str:
+    return (f"training stopped at {unit} {step} of {total}, its state saved in {out / STATE_FILE}; "
+            "the same command with --resume (in Python: resume=True) continues it")
 
 
 def net_description(net: AuctionNet) -> dict[str, Any]:
@@ -33,13 +103,20 @@ def net_description(net: AuctionNet) -> dict[str, Any]:
 
 def build_net(description: dict[str, Any]) -> AuctionNet:
     """An untrained net from the dict written by :func:`net_description`."""
+    if not isinstance(description, dict):
+        raise CheckpointError(f"{CONFIG_FILE}: expected a JSON object, got {type(description).__name__}")
     for key in ("kind", "setting"):
         if key not in description:
             raise CheckpointError(f"{CONFIG_FILE}: missing key {key!r}")
-    setting = AuctionSetting.from_dict(description["setting"])
-    participation = ParticipationModel.from_dict(description.get("participation", {}), setting.n)
-    cls = net_class(description["kind"])
-    return cls.from_hyperparameters(setting, participation, dict(description.get("hyperparameters", {})))
+    try:
+        setting = AuctionSetting.from_dict(description["setting"])
+        participation = ParticipationModel.from_dict(description.get("participation", {}), setting.n)
+        cls = net_class(description["kind"])
+        return cls.from_hyperparameters(setting, participation, dict(description.get("hyperparameters", {})))
+    except ZkAuctionError:
+        raise
+    except (TypeError, ValueError, AttributeError) as e:  # hyper-parameters that do not fit the kind
+        raise CheckpointError(f"{CONFIG_FILE}: cannot build a {description['kind']!r} net: {e}") from None
 
 
 def save_checkpoint(
@@ -70,6 +147,8 @@ def load_auction(path: str | Path) -> AuctionNet:
     if path.is_file() and path.name == CONFIG_FILE:
         path = path.parent
     cfg_file, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such folder (expected a trained auction folder with {CONFIG_FILE} and {WEIGHTS_FILE})")
     if not cfg_file.is_file():
         raise CheckpointError(f"{path}: no {CONFIG_FILE} (not a trained auction folder)")
     if not weights.is_file():
@@ -127,7 +206,10 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     f = Path(path) / METRICS_FILE
     if not f.is_file():
         raise CheckpointError(f"{path}: no {METRICS_FILE}")
-    return json.loads(f.read_text())
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{f}: not valid JSON: {e}") from None
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zkauction.errors import ZkAuctionError
 from zkauction.learn.setting import AuctionSetting, ParticipationModel, SettingError
 
 
-class ConfigError(ValueError):
+class ConfigError(ZkAuctionError, ValueError):
     """A config file that cannot be used, naming the file and the problem."""
 
 
@@ -29,6 +30,12 @@ class ExperimentConfig:
     net: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the file it was read from, for error messages
+
+    @property
+    def label(self) -> str:
+        """What error messages call this config: its file, else its name."""
+        return self.source or self.name
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -43,11 +50,13 @@ def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
     path = Path(path).resolve()
     if path in _seen:
         raise ConfigError(f"{path}: 'base' chain loops back to itself")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a config file (.toml)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     base = d.pop("base", None)
     if base is not None:
@@ -58,11 +67,16 @@ def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
 def config_from_dict(d: dict[str, Any], source: str = "config") -> ExperimentConfig:
     if "setting" not in d:
         raise ConfigError(f"{source}: missing [setting] table")
+    for table in ("setting", "participation", "net", "train"):
+        if table in d and not isinstance(d[table], dict):
+            raise ConfigError(f"{source}: {table} must be a table ([{table}]), got {d[table]!r}")
     try:
         setting = AuctionSetting.from_dict(d["setting"])
         participation = ParticipationModel.from_dict(d.get("participation", {}), setting.n)
     except SettingError as e:
         raise ConfigError(f"{source}: {e}") from None
+    except (TypeError, ValueError) as e:  # e.g. a support that is not numbers
+        raise ConfigError(f"{source}: [setting]/[participation]: {e}") from None
     name = d.get("name") or Path(source).stem
     return ExperimentConfig(
         name=str(name),
@@ -71,6 +85,7 @@ def config_from_dict(d: dict[str, Any], source: str = "config") -> ExperimentCon
         net=dict(d.get("net", {})),
         train=dict(d.get("train", {})),
         raw=d,
+        source=source if source != "config" else "",
     )
 
 

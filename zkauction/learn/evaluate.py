@@ -31,10 +31,10 @@ from typing import Any, Mapping
 
 import torch
 
-from zkauction.learn.data import sample_profile
+from zkauction.learn.data import check_sample_size, sample_profile
 from zkauction.learn.nets import AuctionNet
 from zkauction.learn.regret import AttackConfig, evaluation_attack
-from zkauction.learn.setting import profile_string
+from zkauction.learn.setting import SettingError, profile_string
 
 
 def score(revenue: float, regret: float) -> float:
@@ -131,28 +131,38 @@ def evaluate(
     progress: bool = False,
 ) -> Evaluation:
     """Revenue, regret (evaluation-grade attack) and score of ``net``, per profile of
-    ``net.participation`` and aggregated. ``n_revenue`` and ``n_regret`` are per profile."""
+    ``net.participation`` and aggregated. ``n_revenue`` and ``n_regret`` are per profile.
+
+    With ``progress`` a bar (on stderr) counts the misreport searches, one per attacked profile and
+    present bidder, so it advances with the attack, which is nearly all of the time."""
+    if n_revenue < 1 or n_regret < 1:
+        raise SettingError(f"evaluation: n_revenue and n_regret must be positive, got {n_revenue} and {n_regret}")
     attack = attack or AttackConfig()
     setting, participation = net.setting, net.participation
+    check_sample_size(setting, max(n_revenue, n_regret), "evaluation (n_revenue, n_regret)")
     was_training = net.training
     net.eval()
     per: list[ProfileEvaluation] = []
     profiles = list(zip(participation.profiles, participation.probabilities))
-    it = profiles
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(profiles, desc="evaluate", unit="profile")
-    for g, q in it:
+        total = sum(n_regret * sum(g) for g, _ in profiles)
+        bar = tqdm(total=total, desc="evaluate", unit="search", dynamic_ncols=True)
+    for g, q in profiles:
         key = profile_string(g)
         k_present = sum(g)
+        if bar is not None:
+            bar.set_postfix(profile=key)
         if k_present == 0:  # nobody bids: nothing is sold, nobody can deviate
             pe = ProfileEvaluation(key, q, 0.0, 0.0, 0.0, [0.0] * setting.n, 0.0, 0.0, 0.0, 0, 0)
         else:
             values = sample_profile(setting, g, max(n_revenue, n_regret), _profile_seed(seed, key))
             values = values.to(net.value_scale.device)  # evaluate where the net lives (CPU or GPU)
             rev = revenue_of(net, values[:n_revenue])
-            rg = evaluation_attack(net, values[:n_regret], attack, seed=_profile_seed(seed + 1, key))
+            rg = evaluation_attack(net, values[:n_regret], attack, seed=_profile_seed(seed + 1, key),
+                                   on_progress=None if bar is None else bar.update)
             total = rg.sum(-1)
             r_mean, t_mean = rev.mean().item(), total.mean().item()
             pe = ProfileEvaluation(
@@ -171,6 +181,8 @@ def evaluate(
         if optima is not None:
             pe.optimum = optima.get(key)
         per.append(pe)
+    if bar is not None:
+        bar.close()
     net.train(was_training)
     return aggregate(
         per, setting.n, attack=attack.to_dict(setting.m), n_revenue=n_revenue, n_regret=n_regret, seed=seed,

@@ -1,7 +1,7 @@
 """Auction networks.
 
-:class:`AuctionNet` is the contract every auction in the toolkit honours (shared/DESIGN.md, "Auction
-network contract"): ``net(bids [B, n, m]) -> (allocation [B, n, m], payment [B, n])``; allocations
+:class:`AuctionNet` is the contract every auction in the toolkit honours (ONNX export, proofs,
+evaluation and the protocol rely on it): ``net(bids [B, n, m]) -> (allocation [B, n, m], payment [B, n])``; allocations
 per item sum to at most 1; payment never exceeds the bidder's allocated value (individual
 rationality); a bidder whose bid row is all zero is absent and gets nothing, pays nothing.
 

@@ -1,4 +1,4 @@
-"""Misreport search: how much a bidder gains by lying (paper, section 5.3; shared/DESIGN.md, Metrics).
+"""Misreport search: how much a bidder gains by lying (paper, section 5.3).
 
 The regret of bidder i at a value profile v is ``max_{b in support_i} u_i(b, v_-i) - u_i(v_i, v_-i)``
 with the others truthful, where ``u_i = sum_j allocation_ij * v_ij - payment_i``. Every function here
@@ -18,7 +18,7 @@ Three searches, from cheap to thorough:
   each; the best utility seen anywhere counts. Learned misreport nets underestimate regret: never
   report their figures.
 
-Participation (DESIGN.md): an absent bidder (all-zero row) has zero regret and is never attacked; a
+Participation (paper, section 3.1.1): an absent bidder (all-zero row) has zero regret and is never attacked; a
 present bidder's misreport stays in its support, so it never becomes all-zero (never "absent").
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -149,12 +150,15 @@ def evaluation_attack(
     attack: AttackConfig | None = None,
     *,
     seed: int = 0,
+    on_progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Evaluation-grade regret [B, n] of every bidder at every profile ``values`` [B, n, m].
 
     For each present bidder: starts = truthful point, ``attack.starts`` uniform random points, and
     (m <= 2) the best point of a grid (refined once); ``attack.steps`` projected Adam steps from each;
     regret = max(0, best utility seen - truthful utility). Absent bidders get exactly 0.
+    ``on_progress(k)`` is called after each block of ``attack.batch_size`` profiles and each bidder,
+    with k the number of (profile, present bidder) pairs just attacked (for a progress bar).
     """
     attack = attack or AttackConfig()
     values = values.detach()
@@ -182,6 +186,8 @@ def evaluation_attack(
                 r = (best - truth_u[rows, i]).clamp_min(0.0)
                 block = regret[s : s + attack.batch_size]
                 block[rows.nonzero()[:, 0], i] = r
+                if on_progress is not None:
+                    on_progress(int(rows.sum()))
     finally:
         for p, r in zip(net.parameters(), req):
             p.requires_grad_(r)

@@ -15,10 +15,16 @@ from typing import Any, Sequence
 
 import torch
 
+from zkauction.errors import ZkAuctionError
+
 PROBABILITY_TOLERANCE = 1e-6
+# Sizes beyond any auction this toolkit can learn, prove or evaluate: refused up front, before a
+# support table or a profile list is built (a config of 10^9 bidders would otherwise exhaust memory).
+MAX_BIDDER_ITEMS = 100_000  # n * m
+MAX_INDEPENDENT_BIDDERS = 16  # independent participation enumerates up to 2^n profiles
 
 
-class SettingError(ValueError):
+class SettingError(ZkAuctionError, ValueError):
     """An auction setting or participation model that cannot be used, with the reason."""
 
 
@@ -82,6 +88,11 @@ class AuctionSetting:
             raise SettingError(f"n_bidders must be a positive integer, got {self.n_bidders!r}")
         if not isinstance(self.n_items, int) or self.n_items < 1:
             raise SettingError(f"n_items must be a positive integer, got {self.n_items!r}")
+        if self.n_bidders * self.n_items > MAX_BIDDER_ITEMS:
+            raise SettingError(
+                f"n_bidders x n_items = {self.n_bidders:,} x {self.n_items:,} is too large: at most "
+                f"{MAX_BIDDER_ITEMS:,} bidder-item values are supported"
+            )
         support = self.support if self.support else (0.0, 1.0)
         object.__setattr__(self, "support", _as_support(support, self.n_bidders, self.n_items))
 
@@ -122,10 +133,15 @@ class AuctionSetting:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AuctionSetting":
+        sizes = []
         for key in ("n_bidders", "n_items"):
             if key not in d:
                 raise SettingError(f"setting: missing key {key!r}")
-        return cls(int(d["n_bidders"]), int(d["n_items"]), d.get("support", (0.0, 1.0)))
+            x = d[key]
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x != int(x):
+                raise SettingError(f"setting: {key} must be a positive integer, got {d[key]!r}")
+            sizes.append(int(d[key]))
+        return cls(sizes[0], sizes[1], d.get("support", (0.0, 1.0)))
 
     def check_bids(self, bids: torch.Tensor, *, allow_absent: bool = True) -> None:
         """Raise :class:`SettingError` naming the problem if ``bids`` is not a valid [B, n, m] profile.
@@ -215,6 +231,11 @@ class ParticipationModel:
         n = len(ps)
         if n == 0:
             raise SettingError("participation: no bidders")
+        if n > MAX_INDEPENDENT_BIDDERS:
+            raise SettingError(
+                f"participation: independent participation of {n} bidders has up to 2^{n} profiles; at most "
+                f"{MAX_INDEPENDENT_BIDDERS} bidders are supported (list 'profiles' and 'probabilities' instead)"
+            )
         table = []
         for g in itertools.product((1, 0), repeat=n):
             q = math.prod(p if x else 1 - p for p, x in zip(ps, g))

@@ -4,7 +4,7 @@ regret honest.
 Loss, per minibatch: ``-(sqrt(rev) - sqrt_regret_weight * sqrt(rgt)) + regret_weight * rgt`` with
 rev the mean total payment and rgt the mean total regret (sum over bidders) of the attacker's
 misreports; both weights default to 1, which is the paper's loss with its sign corrected (the paper
-prints ``- rgt``; the term is meant to favour low regret, so the sign is a typo: shared/DESIGN.md).
+prints ``- rgt``; the term is meant to favour low regret, so the sign is a typo: docs/reference.md).
 At a stationary point the net trades revenue for regret at the rate drev/drgt = sqrt(rev) *
 (sqrt_regret_weight / sqrt(rgt) + 2 regret_weight): a ``sqrt_regret_weight`` below 1 accepts more
 regret for more revenue, a large ``regret_weight`` pushes regret down.
@@ -61,13 +61,24 @@ from typing import Any
 
 import torch
 
-from zkauction.learn.checkpoint import LOG_FILE, machine_description, save_checkpoint, write_metrics
+from zkauction.learn.checkpoint import (
+    LOG_FILE,
+    METRICS_FILE,
+    STATE_FILE,
+    CheckpointError,
+    DeferredInterrupt,
+    TrainingInterrupted,
+    interrupted_message,
+    machine_description,
+    save_checkpoint,
+    truncate_log,
+    write_metrics,
+)
 from zkauction.learn.config import ConfigError, ExperimentConfig
 from zkauction.learn.data import sample_tweaked
 from zkauction.learn.nets import AuctionNet, net_class
 from zkauction.learn.regret import AttackConfig, GradientAttacker, GridAttacker, MisreportNetAttacker, regret_of
 
-STATE_FILE = "train_state.pt"
 PAPER_LRS = (5e-4, 5e-5, 5e-6)
 # "gradient": warm-started gradient ascent; "grid": the same, restarted at every visit from the best
 # of a misreport grid (m <= 2) and random starts; "network": the paper's misreport MLP.
@@ -111,7 +122,10 @@ class TrainConfig:
     evaluation: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "[train]") -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], source: str = "") -> "TrainConfig":
+        """The ``[train]`` table ``d``; errors name ``source`` (the config file) and the field."""
+        prefix = f"{source}: " if source else ""
+        source = prefix + "[train]"
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -125,9 +139,15 @@ class TrainConfig:
         if cfg.attacker not in ATTACKERS:
             raise ConfigError(f"{source}: attacker must be one of {list(ATTACKERS)}, got {cfg.attacker!r}")
         for name in ("dataset_size", "batch_size", "iterations", "log_every", "checkpoint_every", "threads"):
-            if int(getattr(cfg, name)) < 1:
-                raise ConfigError(f"{source}: {name} must be positive, got {getattr(cfg, name)!r}")
-        cfg.schedule()  # validates phases
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{source}: {name} must be a positive integer, got {value!r}")
+        try:
+            cfg.schedule()  # validates phases
+        except ConfigError as e:
+            raise ConfigError(f"{prefix}{e}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: phases: {e}") from None
         return cfg
 
     def schedule(self) -> list[Phase]:
@@ -184,7 +204,7 @@ def build_net(config: ExperimentConfig) -> AuctionNet:
         cls = net_class(kind)
         return cls.from_hyperparameters(config.setting, config.participation, hp)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{config.name}: [net] {e}") from None
+        raise ConfigError(f"{config.label}: [net] {e}") from None
 
 
 def train(
@@ -201,21 +221,25 @@ def train(
     """Train the net of ``config`` and write ``out`` (see the module docstring). Returns the net
     (on the CPU).
 
-    With ``resume=True`` and a train_state.pt in ``out``, continue where it stopped (same config).
-    ``stop_after`` ends this call after that many iterations (state saved, no metrics): a time-boxed
-    run that a later ``resume=True`` call finishes. ``device`` ("cpu", "cuda", "cuda:1") is where
-    the net, the data and the attacker live; checkpoints are written with CPU tensors, so a net
-    trained on a GPU loads anywhere."""
+    With ``resume=True``, continue from ``out``'s train_state.pt where it stopped (same config; no
+    saved state is an error); the log keeps exactly one line per logged iteration. Without it, a
+    fresh run replaces ``out``'s log and metrics. ``stop_after`` ends this call after that many
+    iterations (state saved, no metrics): a time-boxed run that a later ``resume=True`` call
+    finishes. Ctrl-C stops after the current iteration, saves the state and raises
+    :class:`~zkauction.learn.checkpoint.TrainingInterrupted`. ``device`` ("cpu", "cuda", "cuda:1")
+    is where the net, the data and the attacker live; checkpoints are written with CPU tensors, so
+    a net trained on a GPU loads anywhere."""
     device = torch.device(device)
+    check_training_folder(Path(out), resume)
     if config.net.get("kind") == "ama":  # strategy-proof by construction: no attacker (zkauction/ama.py)
         from zkauction.learn.ama_train import train_ama
 
         if device.type != "cpu":
-            raise ConfigError(f"{config.name}: affine maximizers train on the CPU (got device {str(device)!r})")
+            raise ConfigError(f"{config.label}: affine maximizers train on the CPU (got device {str(device)!r})")
         return train_ama(config, out, resume=resume, progress=progress, command=command,
                          evaluate_at_end=evaluate_at_end, stop_after=stop_after)
     out = Path(out)
-    tc = TrainConfig.from_dict(config.train)
+    tc = TrainConfig.from_dict(config.train, config.source)
     schedule = tc.schedule()
     total = sum(p.iterations for p in schedule)
     torch.set_num_threads(int(tc.threads))
@@ -233,7 +257,7 @@ def train(
         try:
             net.load_state_dict(load_auction(tc.init).state_dict())
         except RuntimeError as e:
-            raise ConfigError(f"[train] init {tc.init!r}: weights do not fit the [net] of this config: {e}") from None
+            raise ConfigError(f"{config.label}: [train] init {tc.init!r}: weights do not fit the [net] of this config: {e}") from None
     if tc.teacher and tc.distill_iterations > 0 and not (resume and (out / STATE_FILE).is_file()):
         distill_log = distill(net, _teacher(tc.teacher, config, tc.teacher_temperature).to(device), values, tc)
     opt = torch.optim.Adam(net.parameters(), lr=schedule[0].lr)
@@ -247,7 +271,7 @@ def train(
                 points=tc.misreport_grid, starts=tc.misreport_starts,
             )
         except ValueError as e:
-            raise ConfigError(f"[train] attacker 'grid': {e}") from None
+            raise ConfigError(f"{config.label}: [train] attacker 'grid': {e}") from None
     else:
         attacker = MisreportNetAttacker(
             net,
@@ -260,7 +284,8 @@ def train(
         )
     start, elapsed_before, cpu_before, perm, pos = 0, 0.0, 0.0, torch.randperm(K, generator=gen), 0
     state_file = out / STATE_FILE
-    if resume and state_file.is_file():
+    acc = {"rev": 0.0, "rgt": 0.0, "loss": 0.0, "k": 0}  # sums over the iterations since the last log line
+    if resume:
         st = torch.load(state_file, map_location="cpu", weights_only=False)
         if st.get("config") != config.raw:
             raise ConfigError(f"{out}: cannot resume, the checkpoint was trained with a different config")
@@ -274,8 +299,12 @@ def train(
             attacker.gen.set_state(st["attacker_gen"])
         start, elapsed_before, perm, pos = st["iteration"], st["elapsed"], st["perm"], st["pos"]
         cpu_before = st.get("cpu", 0.0)
-    elif not resume and (out / LOG_FILE).exists():
-        (out / LOG_FILE).unlink()  # a fresh run starts a fresh log
+        acc = st.get("log_accumulator", acc)
+        # Lines logged after the saved state (a run killed between checkpoints) are logged again.
+        truncate_log(out / LOG_FILE, "iteration", start)
+    else:
+        for stale in (LOG_FILE, METRICS_FILE, STATE_FILE):  # a fresh run starts a fresh log
+            (out / stale).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     if distill_log:
         with open(out / LOG_FILE, "a") as log:
@@ -297,6 +326,7 @@ def train(
             "cpu": cpu_before + time.process_time() - c0,
             "perm": perm,
             "pos": pos,
+            "log_accumulator": dict(acc),
         }
         tmp = state_file.with_suffix(".tmp")
         torch.save(st, tmp)
@@ -307,11 +337,10 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=start, desc=config.name, unit="it", dynamic_ncols=True)
-    acc = {"rev": 0.0, "rgt": 0.0, "loss": 0.0, "k": 0}
     net.train()
     it = start
     end = total if stop_after is None else min(total, start + int(stop_after))
-    with open(out / LOG_FILE, "a") as log:
+    with open(out / LOG_FILE, "a") as log, DeferredInterrupt() as interrupt:
         while it < end:
             phase = _phase_at(schedule, it)
             for group in opt.param_groups:
@@ -355,8 +384,12 @@ def train(
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 acc = {"rev": 0.0, "rgt": 0.0, "loss": 0.0, "k": 0}
-            if it % tc.checkpoint_every == 0 or it == end:
+            if it % tc.checkpoint_every == 0 or it == end or interrupt.requested:
                 save_state(it, elapsed_before + time.monotonic() - t0)
+            if interrupt.requested:
+                if bar is not None:
+                    bar.close()
+                raise TrainingInterrupted(interrupted_message(out, it, total))
     if bar is not None:
         bar.close()
     if it < total:
@@ -390,6 +423,14 @@ def train(
     return net.cpu()
 
 
+def check_training_folder(out: Path, resume: bool) -> None:
+    """``out`` must be a folder (or not exist yet); with ``resume`` it must hold a saved state."""
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out}: exists and is not a folder (training writes a folder of files)")
+    if resume and not (out / STATE_FILE).is_file():
+        raise CheckpointError(f"{out}: no {STATE_FILE} to resume from (train without resume to start afresh)")
+
+
 def _teacher(spec: str, config: ExperimentConfig, temperature: float = 0.0) -> AuctionNet:
     from zkauction.learn.baselines import make_baseline
     from zkauction.learn.checkpoint import load_auction
@@ -400,14 +441,14 @@ def _teacher(spec: str, config: ExperimentConfig, temperature: float = 0.0) -> A
         try:
             teacher = make_baseline(spec, config.setting, config.participation)
         except ValueError:
-            raise ConfigError(f"[train] teacher {spec!r}: neither a trained folder nor a baseline name") from None
+            raise ConfigError(f"{config.label}: [train] teacher {spec!r}: neither a trained folder nor a baseline name") from None
     if teacher.setting != config.setting:
-        raise ConfigError(f"[train] teacher {spec!r} was built for a different setting")
+        raise ConfigError(f"{config.label}: [train] teacher {spec!r} was built for a different setting")
     if temperature > 0:
         # An affine maximizer's training mode is its entropic relaxation at `temperature`: a smooth
         # mechanism that is itself truthful and IR (zkauction/ama.py), so a smooth net can fit it.
         if not hasattr(teacher, "temperature"):
-            raise ConfigError(f"[train] teacher_temperature needs an AMA teacher, {spec!r} is {teacher.kind!r}")
+            raise ConfigError(f"{config.label}: [train] teacher_temperature needs an AMA teacher, {spec!r} is {teacher.kind!r}")
         teacher.temperature = float(temperature)
         for p in teacher.parameters():
             p.requires_grad_(False)
