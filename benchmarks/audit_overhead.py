@@ -132,7 +132,7 @@ def main() -> None:
     tmp_fast.cleanup()
     with tmp_run, run:
         t = time.perf_counter()
-        sel = run.reveal_and_select()
+        sel = run.reveal()
         results["reveal_select_s"] = time.perf_counter() - t
         circuit.ensure_proving_key()
         prove_times, verify_times = [], []
@@ -144,7 +144,7 @@ def main() -> None:
             verify_bundle(bundle, circuit)
             verify_times.append(time.perf_counter() - t)
         t = time.perf_counter()
-        report = run.auditor.audit()
+        report = run.verdict()
         results["audit_check_s"] = time.perf_counter() - t
         assert report.valid, report
         t = time.perf_counter()

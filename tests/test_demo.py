@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from zkauction.zk.circuit import Outcome
-from zkauction.cli.protocol import default_demo_auction, run_demo
+from zkauction.protocol.demo import default_demo_auction, run_demo
 from zkauction.protocol.local import LocalRun
 from zkauction.protocol.roles import circuit_outcome_function
 from zkauction.protocol.state import OUTCOME
@@ -44,23 +44,29 @@ def test_demo_end_to_end(demo):
         assert summary["circuit_source"].startswith("shipped") and summary["logrows"] == 8
     assert summary["rounds"] == 20 and len(summary["audited_rounds"]) == 1
     assert json.loads((out / "summary.json").read_text())["ledger_entries"] == summary["ledger_entries"]
+    # every bidder kept a checkpoint of the whole log and checked consistency at every contact
+    kept = summary["bidder_checkpoints"]
+    assert len(kept) == 2 and all(k["size"] >= summary["ledger_entries"] - 2 and k["consistency_checks"] >= 20 for k in kept)
     proofs = list((out / "proofs").glob("round_*.json"))
     assert len(proofs) == 1
     # The CLI's proof file verifies against the ledger; a tampered copy does not.
     from zkauction.zk.bundle import ProofBundle, VerificationError
     from zkauction.protocol.log import Ledger
-    from zkauction.protocol.audit import check_bundle_against_ledger
+    from zkauction.protocol.bundle_log import check_bundle_against_ledger
 
     bundle = ProofBundle.load(proofs[0])
-    with Ledger.open(out / "auction.db") as ledger:
+    assert bundle.log is not None  # self-contained: the log proof binds round and commitments
+    with Ledger.open(out / "auction.db", writer=False) as ledger:
         assert check_bundle_against_ledger(bundle, ledger) == bundle.round_id
         pay = list(bundle.outcome.payment)
         pay[0] += 0.5
         import dataclasses
 
         lie = dataclasses.replace(bundle, outcome=Outcome(bundle.outcome.allocation, tuple(pay)))
-        with pytest.raises(VerificationError, match=f"round {bundle.round_id}:"):
+        with pytest.raises(VerificationError, match=f"round {bundle.round_id}: the proven outcome is not the published one"):
             check_bundle_against_ledger(lie, ledger)
+        with pytest.raises(VerificationError, match=f"round {bundle.round_id}: the proven outcome is not the published one"):
+            check_bundle_against_ledger(dataclasses.replace(lie, log=None), ledger)
 
 
 @pytest.mark.slow
@@ -86,14 +92,15 @@ def test_dishonest_auctioneer_is_caught_in_zk_mode(demo, tmp_path):
 
         run.auctioneer.outcome = dishonest
         run.play()
-        run.reveal_and_select()
+        run.reveal()
         run.answer_audit([2])  # one proof keeps the test short; the auditor checks round 2
-        verdict = run.auditor.check_round(2)
-        honest_round = run.auditor.check_round(1)
+        st = run.state
+        verdict = run.auditor().check_audited_round(st, 2)
+        honest_round = run.auditor().check_audited_round(st, 1)
     assert not verdict.valid and verdict.round == 2
     assert verdict.reason.startswith("round 2:") and "payment" in verdict.reason
     assert not honest_round.valid and "no proof" in honest_round.reason  # round 1 was not proven here
-    with Ledger.open(tmp_path / "z.db") as ledger:
+    with Ledger.open(tmp_path / "z.db", writer=False) as ledger:
         ledger.verify_chain()  # the chain is fine: the lie is in the content
 
 
@@ -121,7 +128,7 @@ def test_cli_run_audit_prove_verify(demo, tmp_path, monkeypatch):
     res = cli.invoke(app, ["run", "--circuit", str(out / "circuit"), "--rounds", "5", "--db", "a.db", "--mode", "reveal",
                            "--audits", "2", "--seed", "4"])
     assert res.exit_code == 0, res.output
-    assert "played 5 rounds" in res.output and "INSECURE" in res.output
+    assert "played 5 rounds" in res.output and "UNTRUSTED" in res.output
     res = cli.invoke(app, ["run", "--db", "a.db"])
     assert res.exit_code == 0 and "nothing to play" in res.output
     res = cli.invoke(app, ["audit", "--db", "a.db"])
@@ -131,8 +138,14 @@ def test_cli_run_audit_prove_verify(demo, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     res = cli.invoke(app, ["verify", "p.json", "--circuit", str(out / "circuit"), "--db", "a.db"])
     assert res.exit_code == 0, res.output
+    assert "valid: round 2 of log" in res.output and "matches the log a.db" in res.output
     res = cli.invoke(app, ["verify", "p.json", "--circuit", str(out / "circuit"), "--db", "a.db", "--round", "3"])
     assert res.exit_code == 1 and "round 2, not round 3" in res.output
+    res = cli.invoke(app, ["log", "checkpoint", "--db", "a.db"])
+    assert res.exit_code == 0, res.output
+    Path("cp.json").write_text(res.output)
+    res = cli.invoke(app, ["log", "verify", "--db", "a.db", "--since", "cp.json"])
+    assert res.exit_code == 0 and "log verified" in res.output, res.output
     # user errors: one line, exit 2
     res = cli.invoke(app, ["run", "--db", "new.db", "--rounds", "3"])
     assert res.exit_code == 2 and "give --circuit" in res.output
@@ -153,6 +166,7 @@ def test_cli_demo_reuses_the_compiled_circuit(demo):
                                    "--audits", "1", "--seed", "5"])
     assert res.exit_code == 0, res.output
     assert "reusing the compiled circuit" in res.output and "INSECURE" in res.output
+    assert "bidder 0 kept" in res.output and "consistency checks made" in res.output
     assert "audited rounds" in res.output and "all valid" in res.output
     assert json.loads((out / "summary.json").read_text())["rounds"] == 4
 

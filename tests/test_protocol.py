@@ -1,5 +1,6 @@
-"""The repeated-auction protocol (Algorithm 1) over the signed ledger, with a plain auction net as
-the announced auction (reveal and trusted-third-party modes; zk mode runs in tests/test_demo.py)."""
+"""The repeated-auction protocol (Algorithm 1) over the transparency log, with a plain auction net
+as the announced auction (reveal and trusted-third-party modes; zk mode runs in tests/test_demo.py).
+The cheating auctioneer's attacks are in tests/test_attacks.py."""
 
 import dataclasses
 import os
@@ -11,16 +12,25 @@ import time
 import pytest
 import torch
 
+from zkauction.learn.nets import RegretNet
+from zkauction.learn.setting import AuctionSetting, ParticipationModel
+from zkauction.protocol.audit import Auditor, audit_draw, check_round, draw_digest, select_audit_rounds
+from zkauction.protocol.bundle_log import check_bundle_against_ledger
+from zkauction.protocol.local import LocalRun
+from zkauction.protocol.log import Ledger, SigningKey
+from zkauction.protocol.roles import net_outcome_function
+from zkauction.protocol.state import (
+    BID_COMMITMENT,
+    OUTCOME,
+    REJECTION_REASONS,
+    AuditError,
+    ProtocolError,
+    absent_commitment,
+    read_state,
+)
 from zkauction.zk.bundle import ProofBundle, VerificationError
 from zkauction.zk.circuit import Outcome
 from zkauction.zk.commitments import CommitmentError, Opening
-from zkauction.protocol.log import Ledger, SigningKey
-from zkauction.learn.nets import RegretNet
-from zkauction.protocol.audit import audit_selection, check_bundle_against_ledger, select_audit_rounds, selection_digest
-from zkauction.protocol.local import LocalRun
-from zkauction.protocol.roles import net_outcome_function
-from zkauction.protocol.state import AUDIT_SELECTION, AuditError, BID_COMMITMENT, OUTCOME, ProtocolError, SEED_REVEAL, absent_commitment, read_state
-from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
 SETTING = AuctionSetting(2, 2)
 PARTICIPATION = ParticipationModel.independent([0.7, 0.9])
@@ -41,118 +51,152 @@ def make_run(tmp_path, mode="reveal", rounds=12, audits=2, name="a.db", **kw):
     )
 
 
+def present_bidders(run, r):
+    return [i for i in range(2) if any(run.bids_of_round(r)[i])]
+
+
 @pytest.mark.parametrize("mode", ["reveal", "ttp"])
 def test_honest_run_passes_the_audit(tmp_path, mode):
     with make_run(tmp_path, mode) as run:
         assert run.play() == 12
         report = run.audit()
-        assert report.valid and report.penalty_due == 0.0
+        assert report.status == "valid" and report.penalty_due == 0.0, report.to_dict()
         assert len(report.rounds) == 2 and all(v.valid for v in report.verdicts)
         st = read_state(run.ledger)
-        assert st.result.data["valid"] is True and not st.anomalies
-        # zk secrecy of the log: no bid appears in the ledger outside the audited rounds' openings
+        assert not st.breaches and not st.notes
+        # zk secrecy of the log: no bid appears outside the audited rounds' openings
         for r in range(1, 13):
             for e in run.ledger.entries(round=r, kind=BID_COMMITMENT):
                 assert set(e.data) == {"bidder", "commitment"}
-        # every bidder finds its own commitment in the outcomes of the rounds it bid in
-        for r in range(1, 13):
-            for b in run.bidders:
-                if st.outcomes[r].data["participants"][b.index]:
-                    b.check_own_commitment(r, st)
+        # every bidder holds a checkpoint of the whole log (minus the audit's answers) and co-signed it
+        for b in run.bidders:
+            assert b.view.kept.size >= st.reveals[b.index].data["checkpoint"]["size"]
+            assert st.reveals[b.index].data["checkpoint"]["size"] > st.outcomes[12].seq
 
 
-@pytest.mark.parametrize("mode", ["reveal", "ttp"])
-def test_dishonest_auctioneer_changing_one_payment_fails_that_rounds_audit(tmp_path, mode):
+def test_dishonest_payment_fails_that_rounds_audit(tmp_path):
     # k = T: every round is audited, so the lie in round 3 is certainly looked at.
-    with make_run(tmp_path, mode, rounds=6, audits=6) as run:
+    with make_run(tmp_path, rounds=6, audits=6) as run:
         honest = run.auctioneer.outcome
 
         def dishonest(bids, salts):
             out = honest(bids, salts)
-            if run.auctioneer.ledger.entries(kind=OUTCOME, round=2) and not run.auctioneer.ledger.entries(kind=OUTCOME, round=3):
-                out = Outcome(out.allocation, (out.payment[0] + 0.125,) + out.payment[1:])
+            if run.ledger.entries(kind=OUTCOME, round=2) and not run.ledger.entries(kind=OUTCOME, round=3):
+                out = Outcome(out.allocation, tuple(min(p + 0.001, 0.5) if a[0] > 0 else p
+                                                    for p, a in zip(out.payment, out.allocation)))
             return out
 
         run.auctioneer.outcome = dishonest
         run.play()
         report = run.audit()
-    assert run.ledger is not None
-    with Ledger.open(tmp_path / "a.db") as ledger:
-        check = ledger.verify_chain()  # the lie is in the content, not in the chain
-        assert check.n_entries > 6
-    assert report.failed == [3] and not report.valid
+        assert run.ledger.verify_chain().n_entries > 6  # the lie is in the content, not in the chain
+    assert report.status == "invalid" and report.failed == [3]
     bad = [v for v in report.verdicts if not v.valid][0]
-    assert bad.round == 3 and bad.reason.startswith("round 3:") and "payment" in bad.reason
+    assert bad.reason.startswith("round 3:") and "payment" in bad.reason
     assert report.penalty_due == pytest.approx(7 * 2.0)  # (T + 1) * aRgt*
 
 
-def test_bad_opening_is_rejected_logged_and_treated_as_absent(tmp_path):
+def test_bad_opening_is_rejected_with_a_reason_code_and_the_bidder_is_absent(tmp_path):
     with make_run(tmp_path, rounds=3, audits=3) as run:
-        bids = run.bids_of_round(1)
-        present = [i for i in range(2) if any(bids[i])]
+        present = present_bidders(run, 1)
         assert present, "seed 7 should give a present bidder in round 1"
         i = present[0]
-        opening = run.bidders[i].bid(1, bids[i], 12)
+        bids = run.bids_of_round(1)
+        for j in present:
+            run.bidders[j].commit(1, bids[j])
+        run.auctioneer.close_commitments(1)
+        opening = run.bidders[i].open(1)
         forged = Opening(tuple(min(1.0, b + 0.25) for b in opening.bids), opening.salt)
-        with pytest.raises(CommitmentError, match=f"round 1: bidder {i}'s opening is rejected: opening does not match"):
+        with pytest.raises(CommitmentError, match=f"round 1: bidder {i}'s opening is rejected \\(opening_mismatch\\)"):
             run.auctioneer.receive_opening(1, i, forged)
-        with pytest.raises(CommitmentError, match="earlier opening was rejected"):  # the rejection stands
+        with pytest.raises(CommitmentError, match="no open commitment"):  # the rejection stands
             run.auctioneer.receive_opening(1, i, opening)
         for j in present[1:]:
-            run.auctioneer.receive_opening(1, j, run.bidders[j].bid(1, bids[j], 12))
+            run.auctioneer.receive_opening(1, j, run.bidders[j].open(1))
         out = run.auctioneer.close_round(1)
         st = read_state(run.ledger)
-        assert "opening does not match commitment" in st.rejections[1][i]
+        assert st.rejections[1][i] == "opening_mismatch" and "opening_mismatch" in REJECTION_REASONS
         assert out.data["participants"][i] == 0
         assert out.data["commitments"][i] == absent_commitment(2, 12)
         assert out.data["payment"][i] == 0.0
         run.play()
-        assert run.audit().valid  # the honest auctioneer computed round 1 without the bad bidder
+        # the honest bidder i whose (real) opening was never sent could dispute; it did not: valid
+        assert run.audit().valid
 
 
 def test_bids_outside_the_support_are_rejected(tmp_path):
     with make_run(tmp_path, rounds=2, audits=1) as run:
-        opening = run.bidders[0].bid(1, [1.5, 0.5], 12)
-        with pytest.raises(CommitmentError, match="outside the support"):
-            run.auctioneer.receive_opening(1, 0, opening)
-        with pytest.raises(CommitmentError, match="no commitment of this bidder"):
-            run.auctioneer.receive_opening(1, 1, opening)
+        run.bidders[0].commit(1, [1.5, 0.5])
+        run.auctioneer.close_commitments(1)
+        with pytest.raises(CommitmentError, match="outside_support"):
+            run.auctioneer.receive_opening(1, 0, run.bidders[0].open(1))
+        with pytest.raises(CommitmentError, match="no open commitment"):
+            run.auctioneer.receive_opening(1, 1, run.bidders[0].open(1))
         run.auctioneer.close_round(1)
         st = read_state(run.ledger)
-        assert "outside the support" in st.rejections[1][0] and st.outcomes[1].data["participants"] == [0, 0]
+        assert st.rejections[1] == {0: "outside_support"} and st.outcomes[1].data["participants"] == [0, 0]
+        # a dispute with that opening does not show the rejection false: it was outside the support
+        run.bidders[0].dispute(1)
+        assert not check_round(read_state(run.ledger), 1)
 
 
-def test_audit_selection_waits_for_all_reveals_and_depends_on_each(tmp_path):
-    with make_run(tmp_path, rounds=40, audits=3) as run:
-        with pytest.raises(AuditError, match="only 0 of 40 rounds"):
-            audit_selection(run.ledger)
-        with pytest.raises(ProtocolError, match="not revealing"):
-            run.bidders[0].reveal_audit_seed()
+def test_a_bidder_that_commits_but_never_opens_is_absent(tmp_path):
+    with make_run(tmp_path, rounds=2, audits=2) as run:
+        run.bidders[1].commit(1, [0.5, 0.25])  # committed, opening never sent
+        run.bidders[0].commit(1, [0.75, 0.5])
+        run.auctioneer.close_commitments(1)
+        run.auctioneer.receive_opening(1, 0, run.bidders[0].open(1))
+        out = run.auctioneer.close_round(1)
+        assert out.data["participants"] == [1, 0]
+        assert read_state(run.ledger).rejections[1] == {1: "no_opening"}
         run.play()
-        with pytest.raises(AuditError, match=r"waiting for audit-seed reveals from bidder\(s\) 0, 1"):
-            audit_selection(run.ledger)
-        run.bidders[1].reveal_audit_seed()
-        with pytest.raises(AuditError, match=r"bidder\(s\) 0$"):
-            audit_selection(run.ledger)
-        run.bidders[0].reveal_audit_seed()
-        sel = audit_selection(run.ledger)
-        st = read_state(run.ledger)
-        assert sel.rounds == select_audit_rounds(selection_digest(st.reveals, st.outcomes[40].hash), 40, 3)
-        assert len(set(sel.rounds)) == 3 and all(1 <= r <= 40 for r in sel.rounds)
-        assert sel.head == st.outcomes[40].hash and sel.revealed == [0, 1]
+        assert run.audit().valid
 
-    # Changing any single reveal (or the head) changes the selection.
-    reveals = {0: "11" * 32, 1: "22" * 32, 2: "33" * 32}
-    head = "ab" * 32
-    base = select_audit_rounds(selection_digest(reveals, head), 10_000, 3)
-    for i in reveals:
+
+def test_openings_wait_for_the_checkpointed_close(tmp_path):
+    """Sealed commit phase: the auctioneer refuses openings before the close is checkpointed, and a
+    bidder does not release its opening before a checkpoint it accepted covers the close."""
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.bidders[0].commit(1, [0.5, 0.5])
+        with pytest.raises(ProtocolError, match="not closed in a checkpoint bidder 0 holds"):
+            run.bidders[0].open(1)
+        opening = run.bidders[0]._openings[1]
+        with pytest.raises(ProtocolError, match="openings are refused until the round's commitments are closed"):
+            run.auctioneer.receive_opening(1, 0, opening)
+        run.auctioneer.close_commitments(1)
+        run.auctioneer.receive_opening(1, 0, run.bidders[0].open(1))
+
+
+def test_audit_draw_waits_for_the_reveal_phase_and_depends_on_every_seed(tmp_path):
+    with make_run(tmp_path, rounds=40, audits=3) as run:
+        with pytest.raises(AuditError, match="0 of 40 rounds played"):
+            audit_draw(read_state(run.ledger))
+        with pytest.raises(ProtocolError, match="not revealing the audit seed"):
+            run.bidders[0].reveal()
+        run.play()
+        run.bidders[1].reveal()
+        with pytest.raises(AuditError, match="the reveal phase is open"):
+            audit_draw(read_state(run.ledger))
+        run.bidders[0].reveal()
+        run.auctioneer.close_reveals()
+        st = read_state(run.ledger)
+        draw = audit_draw(st)
+        seeds = {i: run.bidders[i].seed for i in range(2)}
+        assert draw.rounds == select_audit_rounds(draw_digest(st.log_id, seeds), 40, 3)
+        assert len(set(draw.rounds)) == 3 and draw.revealed == [0, 1] and draw.fallback is None
+
+    # Changing any single seed (or the log id) changes the draw.
+    seeds = {0: "11" * 32, 1: "22" * 32, 2: "33" * 32}
+    log_id = "ab" * 32
+    base = select_audit_rounds(draw_digest(log_id, seeds), 10_000, 3)
+    for i in seeds:
         for byte in range(0, 32, 7):
-            changed = dict(reveals)
+            changed = dict(seeds)
             b = bytearray.fromhex(changed[i])
             b[byte] ^= 1
             changed[i] = b.hex()
-            assert select_audit_rounds(selection_digest(changed, head), 10_000, 3) != base
-    assert select_audit_rounds(selection_digest(reveals, "ac" * 32), 10_000, 3) != base
+            assert select_audit_rounds(draw_digest(log_id, changed), 10_000, 3) != base
+    assert select_audit_rounds(draw_digest("ac" * 32, seeds), 10_000, 3) != base
 
 
 def test_selection_is_uniform_without_replacement():
@@ -164,56 +208,47 @@ def test_selection_is_uniform_without_replacement():
     assert all(abs(c - 600) < 100 for c in counts), counts
 
 
-def test_a_bidder_that_never_reveals_is_declared_missing_and_left_out(tmp_path):
-    with make_run(tmp_path, rounds=8, audits=2) as run:
-        run.play()
-        report = run.audit(withhold=[1])
-        st = read_state(run.ledger)
-        assert st.missing == {1} and set(st.reveals) == {0}
-        sel = st.selection.data
-        assert sel["revealed"] == [0] and sel["missing"] == [1] and sel["fallback"] is None
-        assert sel["rounds"] == select_audit_rounds(selection_digest({0: st.reveals[0]}, st.outcomes[8].hash), 8, 2)
-        assert report.valid
-        # a reveal after the phase closed does not count
-        run.ledger.append(SEED_REVEAL, {"bidder": 1, "seed": run.bidders[1].seed}, run.bidders[1].key)
-        st = read_state(run.ledger)
-        assert 1 not in st.reveals and any("declared missing" in a[2] for a in st.anomalies)
-
-
-def test_no_reveal_at_all_audits_every_round(tmp_path):
+@pytest.mark.parametrize("withhold", [[1], [0, 1]])
+def test_a_withheld_seed_audits_every_round(tmp_path, withhold):
     with make_run(tmp_path, rounds=5, audits=1) as run:
         run.play()
-        report = run.audit(withhold=[0, 1])
+        report = run.audit(withhold=withhold)
         assert report.rounds == [1, 2, 3, 4, 5] and report.valid
-        assert "every round is audited" in read_state(run.ledger).selection.data["fallback"]
+        assert report.draw.withheld == withhold and "every round is audited" in report.draw.fallback
+        # a reveal after the phase closed does not count (and is not the auctioneer's breach)
+        if withhold == [1]:
+            run.ledger.append("seed_reveal", {"bidder": 1, "seed": run.bidders[1].seed,
+                                              "checkpoint": {"size": len(run.ledger), "root": run.ledger.root()}},
+                              run.bidders[1].key)
+            st = read_state(run.ledger)
+            assert 1 not in st.reveals and any("after the reveal phase closed" in n for n in st.notes)
+            assert not st.breaches
 
 
-def test_entries_by_the_wrong_party_do_not_count(tmp_path):
+def test_a_strangers_entries_are_the_hosts_breach(tmp_path):
+    """The auctioneer hosts the log: an entry signed by nobody in the announcement should never have
+    been accepted. A bidder's own rule-breaking entries only do not count."""
     with make_run(tmp_path, rounds=3, audits=1) as run:
-        stranger = SigningKey.generate()
-        run.ledger.append(OUTCOME, {"participants": [0, 0], "commitments": [], "allocation": [], "payment": []}, stranger, round=1)
-        run.ledger.append(BID_COMMITMENT, {"bidder": 0, "commitment": "00" * 32}, run.bidders[1].key, round=1)
-        run.ledger.append(AUDIT_SELECTION, {"rounds": [1]}, run.bidders[0].key)
-        st = read_state(run.ledger)
-        assert 1 not in st.outcomes and 1 not in st.commitments and st.selection is None
-        reasons = [a[2] for a in st.anomalies]
-        assert "outcome not signed by the auctioneer" in reasons[0]
-        assert "bid_commitment for bidder 0 not signed by that bidder's key" in reasons[1]
-        assert "audit_selection not signed by the auditor" in reasons[2]
         run.play()
-        rep = run.audit()
-        assert rep.valid  # strangers' and bidders' noise is not the auctioneer's fault
+        stranger = SigningKey.generate()
+        run.ledger.append(BID_COMMITMENT, {"bidder": 0, "commitment": "00" * 32}, run.bidders[1].key, round=3)
+        st = read_state(run.ledger)
+        assert not st.breaches and any("not signed by that bidder's key" in n for n in st.notes)
+        run.ledger.append(OUTCOME, {"participants": [0, 0]}, stranger, round=1)
+        st = read_state(run.ledger)
+        assert any("signed by unknown signer" in b.reason for b in st.breaches)
 
 
-def test_a_second_outcome_for_a_round_fails_the_audit(tmp_path):
+def test_a_second_outcome_for_a_round_is_a_breach(tmp_path):
     with make_run(tmp_path, rounds=3, audits=1) as run:
         run.play()
         first = run.ledger.entries(kind=OUTCOME, round=2)[0].data
         first["payment"] = [0.0, 0.0]
-        run.ledger.append(OUTCOME, first, run.auctioneer.key, round=2)
+        run.ledger.append(OUTCOME, first, run.auctioneer.key, round=2)  # bypasses the uniqueness key
+        run.auctioneer.checkpoint()
         rep = run.audit()
-        assert not rep.valid and rep.penalty_due > 0
-        assert any("a second outcome for round 2" in a for a in rep.anomalies)
+        assert rep.status == "invalid" and rep.penalty_due > 0
+        assert any("a second outcome for round 2" in str(b) for b in rep.breaches)
 
 
 def _fake_bundle(st, r, **change):
@@ -226,7 +261,6 @@ def _fake_bundle(st, r, **change):
 
 
 def test_check_bundle_against_ledger(tmp_path):
-    # an announcement with circuit hashes, so the bundle's hashes can be compared
     fn = net_outcome_function(small_net())
     run = LocalRun.create(tmp_path / "b.db", fn, setting=SETTING, participation=PARTICIPATION, input_scale=12,
                           auction={"name": "c", "manifest_sha256": "aa" * 32, "vk_sha256": "bb" * 32},
@@ -236,10 +270,10 @@ def test_check_bundle_against_ledger(tmp_path):
     assert check_bundle_against_ledger(_fake_bundle(st, 2), run.ledger) == 2
     out = st.outcome_of(2)
     lie = Outcome(out.allocation, (out.payment[0] + 2**-12,) + out.payment[1:])
-    with pytest.raises(VerificationError, match="round 2: published payment") as err:
+    with pytest.raises(VerificationError, match="round 2: the proven outcome is not the published one") as err:
         check_bundle_against_ledger(_fake_bundle(st, 2, outcome=lie), run.ledger)
     assert err.value.check == "ledger"
-    with pytest.raises(VerificationError, match="round 2: bidder 1's commitment"):
+    with pytest.raises(VerificationError, match="round 2: the bundle's commitments are not the ones"):
         check_bundle_against_ledger(_fake_bundle(st, 2, commitments=(st.commitments_of(2)[0], "00" * 32)), run.ledger)
     with pytest.raises(VerificationError, match="round 2: the bundle's circuit manifest"):
         check_bundle_against_ledger(_fake_bundle(st, 2, manifest_sha256="cc" * 32), run.ledger)
@@ -264,7 +298,7 @@ run.play(on_round=lambda r: print(r, flush=True))
 """
 
 
-def test_killed_mid_run_the_ledger_is_consistent_and_the_run_resumes(tmp_path):
+def test_killed_mid_run_the_log_is_consistent_and_the_run_resumes(tmp_path):
     T = 60
     db = tmp_path / "k.db"
     script = DRIVER.format(tests=os.path.dirname(__file__))
@@ -279,66 +313,28 @@ def test_killed_mid_run_the_ledger_is_consistent_and_the_run_resumes(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    with Ledger.open(db) as ledger:
+    with Ledger.open(db, writer=False) as ledger:
         ledger.verify_chain()
         st = read_state(ledger)
         done = st.rounds_done
-        assert 15 <= done < T and not st.anomalies
+        assert 15 <= done < T and not st.breaches
         assert sorted(st.outcomes) == list(range(1, done + 1))
         for r in range(1, done + 1):  # every committed round intact: its commitments are the logged ones
-            coms = st.outcomes[r].data["commitments"]
-            for i, c in st.commitments.get(r, {}).items():
-                assert coms[i] == c
-    with LocalRun(db, net_outcome_function(small_net())) as run:  # resume
+            assert not check_round(st, r)
+    with LocalRun(db, net_outcome_function(small_net())) as run:  # resume: every party's state is on its side
         assert run.play() == T - done
         st = read_state(run.ledger)
-        assert st.rounds_done == T and not st.anomalies
-        # The audit in reveal mode publishes openings from the auctioneer's store, including rounds
-        # from before the crash, and recomputes every audited outcome.
+        assert st.rounds_done == T and not st.breaches
         report = run.audit()
-        assert report.valid
+        assert report.valid, report.to_dict()
         assert all(run.auctioneer.round_inputs(r) for r in range(1, T + 1))
 
 
-@pytest.mark.parametrize("mode", ["reveal", "ttp"])
-def test_outcome_computed_on_substituted_bids_fails_the_audit(tmp_path, mode):
-    """The auctioneer swaps a bidder's commitment for one of its own making (and can open it): the
-    openings are consistent with the outcome, but not with what the bidder logged."""
-    from zkauction.zk.commitments import make_commitment
-
-    with make_run(tmp_path, mode, rounds=3, audits=3) as run:
-        bids = run.bids_of_round(1)
-        present = [i for i in range(2) if any(bids[i])]
-        for i in present:
-            run.bidders[i].bid(1, bids[i], 12)
-        i = present[0]
-        fake_com, fake_open = make_commitment([0.9, 0.9], 12)
-        fake_bids = [list(r) for r in bids]
-        fake_bids[i] = list(fake_open.bids)
-        salts = ["0" * 64] * 2
-        coms = [absent_commitment(2, 12)] * 2
-        parts = [0, 0]
-        for j in present:
-            o = run.bidders[j]._openings[1] if j != i else fake_open
-            fake_bids[j], salts[j], parts[j] = list(o.bids), o.salt, 1
-            coms[j] = read_state(run.ledger).commitments[1][j] if j != i else fake_com
-            run.auctioneer.store.put(1, j, o)
-        out = run.auctioneer.outcome(fake_bids, salts)
-        run.ledger.append(OUTCOME, {"participants": parts, "commitments": coms, **out.to_dict()}, run.auctioneer.key, round=1)
+def test_the_verdict_is_computed_by_anyone_from_the_log(tmp_path):
+    """No verdict is logged: a fresh reader of the file (no keys) reaches the same verdict."""
+    with make_run(tmp_path, rounds=4, audits=2) as run:
         run.play()
-        report = run.audit()
-    assert report.failed == [1]
-    reason = [v.reason for v in report.verdicts if not v.valid][0]
-    assert reason == f"round 1: the outcome does not use bidder {i}'s logged commitment"
-
-
-def test_a_bidder_that_commits_but_never_opens_is_absent(tmp_path):
-    with make_run(tmp_path, rounds=2, audits=2) as run:
-        run.bidders[1].bid(1, [0.5, 0.25], 12)  # committed, opening never sent
-        opening = run.bidders[0].bid(1, [0.75, 0.5], 12)
-        run.auctioneer.receive_opening(1, 0, opening)
-        out = run.auctioneer.close_round(1)
-        assert out.data["participants"] == [1, 0]
-        assert read_state(run.ledger).rejections[1] == {1: "no opening was received"}
-        run.play()
-        assert run.audit().valid
+        mine = run.audit()
+    with Ledger.open(tmp_path / "a.db", writer=False) as ledger:
+        theirs = Auditor(ledger, outcome=net_outcome_function(small_net())).audit()
+    assert theirs.to_dict() == mine.to_dict() and theirs.valid

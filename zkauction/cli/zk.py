@@ -88,53 +88,101 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="proof bundle (JSON) written by `zkauction prove`"),
         circuit: Optional[Path] = typer.Option(
             None, "--circuit", help="circuit folder, or a folder with its manifest.json, settings.json and vk.key "
-            "(default: circuits/<the bundle's circuit name>)"),
+            "(default: the folder under ./circuits or the package's circuits/ whose manifest the bundle names)"),
         srs: Optional[Path] = typer.Option(None, "--srs", help="SRS file (default: the path in the manifest)"),
-        db: Optional[Path] = typer.Option(None, "--db", help="also check the bundle against this auction ledger"),
-        round: Optional[int] = typer.Option(None, "--round", help="round the bundle must be for (with --db)"),
+        db: Optional[Path] = typer.Option(None, "--db", help="also check the bundle against this auction log"),
+        round: Optional[int] = typer.Option(None, "--round", help="round the bundle must be for"),
+        since: Optional[Path] = typer.Option(None, "--since", help="with --db: a checkpoint you kept; the log must extend it"),
+        trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable)"),
         as_json: bool = typer.Option(False, "--json", help="print the verified outcome as JSON"),
     ) -> None:
-        """Verify a proof bundle: manifest and vk hashes, the ezkl proof, commitments, outcome.
-
-        Exit 0 only if every check passes; otherwise exit 1 with the failed check and its reason.
-        """
+        """Verify a proof bundle: manifest and vk hashes, the ezkl proof, commitments, outcome, and the
+        log proof that binds it to its round (or, with --db, the log itself, at the same cost at any
+        length). Exit 0 only if every check passes; 1 with the failed check; 2 for a usage error."""
         from zkauction.zk.bundle import BundleError, ProofBundle, VerificationError, verify_bundle
+        from zkauction.zk.srs import check_pins
 
         try:
             b = ProofBundle.load(bundle)
-        except BundleError as e:
+            pins = check_pins(trusted_srs)
+        except (BundleError, ValueError) as e:
             _fail(str(e))
         if circuit is None:
-            guess = Path("circuits") / b.circuit_name if b.circuit_name else None
-            if guess is None or not (guess / "manifest.json").is_file():
-                _fail("no --circuit given and the bundle's circuit folder was not found; pass --circuit DIR")
-            circuit = guess
+            circuit = find_circuit(b.manifest_sha256, b.circuit_name)
+            if circuit is None:
+                _fail(f"no --circuit given and no circuit folder with manifest {b.manifest_sha256[:16]}... was found "
+                      "under ./circuits or the package's circuits/; pass --circuit DIR")
+        if db is not None and not db.is_file():
+            _fail(f"--db {db}: no such log file")
+        if since is not None and db is None:
+            _fail("--since needs --db (the log to check against the kept checkpoint)")
+        if round is not None and b.log is None and db is None:
+            _fail("--round needs a bundle with a log proof or --db: without either, nothing binds the round number")
+        binding = None
         try:
-            result = verify_bundle(b, circuit, srs_path=srs)
-            if db is not None:
-                from zkauction.protocol.log import Ledger
-                from zkauction.protocol.audit import check_bundle_against_ledger
+            if b.log is not None:
+                from zkauction.protocol.bundle_log import check_log_proof
 
-                if not db.is_file():
-                    raise VerificationError("ledger", f"ledger database not found: {db}")
-                ledger = Ledger.open(db)
-                try:
-                    check_bundle_against_ledger(b, ledger, round)
-                finally:
-                    close = getattr(ledger, "close", None)
-                    if close is not None:
-                        close()
+                binding = check_log_proof(b)
+                if round is not None and binding.round != round:
+                    raise VerificationError("log", f"the bundle is for round {binding.round}, not round {round}")
+            expected = binding.announcement.auction.get("manifest_sha256") if binding else None
+            result = verify_bundle(b, circuit, srs_path=srs, expected_manifest_sha256=expected, trusted_srs=pins)
+            if db is not None:
+                check_against_log(b, db, round, since)
         except VerificationError as e:
             typer.echo(f"INVALID: {e}", err=True)
             raise typer.Exit(1)
+        out = {"valid": True, "round": binding.round if binding else None, "bound_to_log": binding is not None,
+               "log_id": binding.log_id if binding else None,
+               "checkpoint": binding.checkpoint.to_dict() if binding else None,
+               "commitments": list(result.commitments), "srs": result.srs.to_dict(), **result.outcome.to_dict()}
         if as_json:
-            typer.echo(json.dumps({"valid": True, "round": result.round_id, "commitments": list(result.commitments),
-                                   "insecure_srs": result.srs_insecure, **result.outcome.to_dict()}))
+            typer.echo(json.dumps(out))
             return
-        typer.echo(f"valid: round {result.round_id} of circuit {result.circuit_name or circuit}")
+        if binding:
+            typer.echo(f"valid: round {binding.round} of log {binding.log_id[:16]}... (checkpoint size "
+                       f"{binding.checkpoint.size}, signed by the announced auctioneer), circuit {result.circuit_name or circuit}")
+        else:
+            typer.echo(f"valid proof of an outcome of circuit {result.circuit_name or circuit}")
+            typer.echo("  NOT BOUND: the bundle carries no log proof, so its round number "
+                       f"({b.round_id!r}) and circuit name are its own claims; check it with --db or a bundle from `zkauction prove`")
         typer.echo(f"  allocation {[list(r) for r in result.outcome.allocation]}")
         typer.echo(f"  payment    {list(result.outcome.payment)} (revenue {result.outcome.revenue:g})")
         if db is not None:
-            typer.echo(f"  matches the ledger {db}")
-        if result.srs_insecure:
-            typer.echo("  WARNING: the circuit uses an INSECURE dev SRS: whoever generated it could forge proofs")
+            typer.echo(f"  matches the log {db}" + (f" and extends the checkpoint {since}" if since else ""))
+        typer.echo(f"  {result.srs}")
+
+
+def find_circuit(manifest_sha256: str, name: str) -> Path | None:
+    """The circuit folder whose manifest has this SHA-256: ./circuits/<name>, the package's
+    circuits/<name>, then any folder under either."""
+    from zkauction.zk.circuit import MANIFEST_FILE, sha256_file
+
+    roots = [Path.cwd() / "circuits", Path(__file__).resolve().parents[2] / "circuits"]
+    candidates = [r / name for r in roots if name] + [d for r in roots if r.is_dir() for d in sorted(r.iterdir())]
+    for d in candidates:
+        mf = d / MANIFEST_FILE
+        if mf.is_file() and sha256_file(mf) == manifest_sha256:
+            return d
+    return None
+
+
+def check_against_log(bundle: object, db: Path, round: int | None, since: Path | None) -> None:
+    """The bundle against the log database (read-only): inclusion and consistency, O(log n)."""
+    from zkauction.protocol.bundle_log import check_bundle_against_ledger
+    from zkauction.protocol.checkpoint import SignedCheckpoint
+    from zkauction.protocol.log import Ledger, LedgerError
+    from zkauction.zk.bundle import VerificationError
+
+    try:
+        kept = SignedCheckpoint.load(since) if since is not None else None
+        ledger = Ledger.open(db, writer=False)
+    except LedgerError as e:
+        _fail(f"{e}")
+    try:
+        check_bundle_against_ledger(bundle, ledger, round, kept=kept)
+    except LedgerError as e:
+        raise VerificationError("ledger", str(e)) from None
+    finally:
+        ledger.close()

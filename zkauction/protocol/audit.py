@@ -1,39 +1,52 @@
-"""The audit: seed commitments and the audit draw, per-round checks (zk, reveal, ttp), the
-Auditor and the trusted third party (paper, Algorithm 1 lines 9-14)."""
+"""The audit, as a function of the log that every verifier computes itself (the paper's Algorithm 1,
+lines 9-14): the public checks of every round, the audit draw, and the check of each audited round.
+
+Nothing here writes to the log and nothing is taken from a logged verdict: a bidder, a regulator or
+anyone with the log and the announced circuit's public artefacts reaches the same verdict.
+
+**The draw cannot be ground.** It uses only the bidders' audit seeds, committed in their
+registrations before round 1 and revealed after the checkpoint that closes round T, and the log id
+(fixed before any seed was chosen). Nothing the auctioneer writes after registration enters it: not
+the log's head, not a rejection's text, not the order of entries. If any registered seed is not
+revealed when the auctioneer closes the reveal phase, every round is audited: a withheld seed (a
+shill's, or a censored honest one) widens the audit, it never chooses it.
+
+**Every round is checked, not only the audited ones** (:func:`check_round`): the close lists
+exactly the logged commitments, one outcome after it naming exactly those commitments (rejected
+bidders absent), allocations feasible, absent bidders get nothing and pay nothing, payments between
+0 and the allocated value at the top of the support (individual rationality as far as it is
+checkable without bids), every rejection has a reason from the closed set, and a dispute that
+publishes a valid opening proves the rejection false.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
 
-from zkauction.protocol.log import ChainCheck, ChainError, Ledger, SigningKey
+from zkauction.protocol.log import Ledger
 from zkauction.protocol.state import (
-    AUDIT_RESULT,
-    AUDIT_SELECTION,
-    REVEAL_MISSING,
-    SELECTION_DOMAIN,
-    VERDICT,
     AuditError,
+    Breach,
     LedgerState,
     OutcomeFunction,
     ProtocolError,
+    absent_commitment,
     read_state,
 )
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
-from zkauction.zk.commitments import CommitmentError
 
-# --------------------------------------------------------------------------------------------------
-# Audit seeds and selection
-
+DRAW_DOMAIN = b"zkauction-audit-draw-v2\x00"
+DEFAULT_TOLERANCE = 1e-6  # float outcomes (a plain net in tests); circuit outcomes give their own grid
 
 
-def selection_digest(reveals: dict[int, str], head: str) -> bytes:
-    """SHA3-256 over the ledger head and every revealed seed, in bidder order."""
-    h = hashlib.sha3_256(SELECTION_DOMAIN + bytes.fromhex(head))
-    for i in sorted(reveals):
-        h.update(i.to_bytes(4, "big") + bytes.fromhex(reveals[i]))
+def draw_digest(log_id: str, seeds: dict[int, str]) -> bytes:
+    """SHA3-256(domain, log id, then for every bidder in order: index (4 bytes), seed (32 bytes))."""
+    h = hashlib.sha3_256(DRAW_DOMAIN + bytes.fromhex(log_id))
+    for i in sorted(seeds):
+        h.update(i.to_bytes(4, "big") + bytes.fromhex(seeds[i]))
     return h.digest()
 
 
@@ -56,39 +69,145 @@ def select_audit_rounds(digest: bytes, rounds: int, audits: int) -> list[int]:
     return sorted(chosen)
 
 
-
 @dataclass(frozen=True)
-class AuditSelection:
+class AuditDraw:
     rounds: list[int]
-    head: str
+    digest: str | None
     revealed: list[int]
-    missing: list[int]
+    withheld: list[int]
     fallback: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def audit_selection(ledger: Ledger, state: LedgerState | None = None) -> AuditSelection:
-    """The audited rounds, derived from every revealed seed and the ledger head at round T.
-
-    Raises :class:`AuditError` while any round is unlogged or any committed seed is neither
-    revealed nor declared missing: before that, nobody (the auctioneer included) can compute it.
-    """
-    st = state or read_state(ledger)
+def audit_draw(st: LedgerState) -> AuditDraw:
+    """The audited rounds. Raises :class:`AuditError` while the reveal phase is open."""
     ann = st.announcement
-    if st.rounds_done < ann.rounds:
-        raise AuditError(f"only {st.rounds_done} of {ann.rounds} rounds are logged: the audit starts after round {ann.rounds}")
-    pending = sorted(set(st.seed_commitments) - set(st.reveals) - st.missing)
-    if pending:
-        raise AuditError(f"waiting for audit-seed reveals from bidder(s) {', '.join(map(str, pending))}")
-    head = st.outcomes[ann.rounds].hash
-    if not st.reveals:
-        return AuditSelection(list(range(1, ann.rounds + 1)), head, [], sorted(st.missing),
-                              "no audit seed was revealed: every round is audited")
-    rounds = select_audit_rounds(selection_digest(st.reveals, head), ann.rounds, ann.audits)
-    return AuditSelection(rounds, head, sorted(st.reveals), sorted(st.missing), None)
+    if st.reveals_closed is None:
+        done = st.rounds_done
+        if done < ann.rounds:
+            raise AuditError(f"{done} of {ann.rounds} rounds played: the audit starts after round {ann.rounds}")
+        raise AuditError(f"the reveal phase is open (seeds revealed by {sorted(st.reveals)} of {ann.n} bidders)")
+    revealed = sorted(st.reveals)
+    withheld = [i for i in range(ann.n) if i not in st.reveals]
+    if withheld:
+        return AuditDraw(list(range(1, ann.rounds + 1)), None, revealed, withheld,
+                         f"bidder(s) {', '.join(map(str, withheld))} revealed no seed: every round is audited")
+    digest = draw_digest(st.log_id, {i: str(st.reveals[i].data["seed"]) for i in revealed})
+    return AuditDraw(select_audit_rounds(digest, ann.rounds, ann.audits), digest.hex(), revealed, [], None)
 
+
+# --------------------------------------------------------------------------------------------------
+# Public checks of every round
+
+
+def valid_opening(st: LedgerState, bidder: int, commitment: str, bids: Any, salt: Any) -> str | None:
+    """None if (bids, salt) is a valid opening of ``commitment`` within the support, else why not."""
+    ann = st.announcement
+    try:
+        if not isinstance(bids, list) or len(bids) != ann.m:
+            return f"expected {ann.m} bids"
+        commitments.check_opening(commitment, commitments.Opening(tuple(float(b) for b in bids), str(salt)), ann.input_scale)
+    except (commitments.CommitmentError, TypeError, ValueError) as e:
+        return f"not an opening of the logged commitment ({e})"
+    if all(float(b) == 0 for b in bids):
+        return "all-zero bids"
+    for j, b in enumerate(bids):
+        lo, hi = ann.support[bidder][j]
+        if not lo <= float(b) <= hi:
+            return f"bid for item {j} is {b}, outside [{lo}, {hi}]"
+    return None
+
+
+def tolerance(st: LedgerState) -> float:
+    """How far float rounding may carry a feasible outcome: one grid step per bidder for a circuit's
+    fixed-point outputs, :data:`DEFAULT_TOLERANCE` for float outcomes."""
+    scale = st.announcement.auction.get("output_scale")
+    return st.announcement.n * 2.0 ** -int(scale) if isinstance(scale, int) else DEFAULT_TOLERANCE
+
+
+def check_round(st: LedgerState, r: int) -> list[Breach]:
+    """Every public check of round ``r`` (see the module docstring)."""
+    ann = st.announcement
+    n, m = ann.n, ann.m
+    if r not in st.closes:
+        return [Breach(None, r, f"round {r}: its commitments were never closed")]
+    if r not in st.outcomes:
+        return [Breach(None, r, f"round {r}: no outcome was logged")]
+    e = st.outcomes[r]
+    d = e.data
+    out: list[Breach] = []
+
+    def breach(reason: str) -> None:
+        out.append(Breach(e.seq, r, f"round {r}: {reason}"))
+
+    coms, present = d.get("commitments"), d.get("participants")
+    alloc, pay = d.get("allocation"), d.get("payment")
+    if not (isinstance(coms, list) and len(coms) == n and isinstance(present, list) and len(present) == n
+            and isinstance(alloc, list) and len(alloc) == n and all(isinstance(a, list) and len(a) == m for a in alloc)
+            and isinstance(pay, list) and len(pay) == n):
+        breach(f"the outcome must list {n} commitments, participants, allocation rows of {m} and payments")
+        return out
+    logged, rejected = st.commitments.get(r, {}), st.rejections.get(r, {})
+    absent = absent_commitment(m, ann.input_scale)
+    for i in range(n):
+        if i in logged and i not in rejected:
+            if coms[i] != logged[i] or present[i] != 1:
+                breach(f"the outcome does not use bidder {i}'s logged commitment")
+        elif coms[i] != absent or present[i] != 0:
+            breach(f"bidder {i} must be absent from the outcome ({'its opening was rejected' if i in rejected else 'it did not bid'})")
+    tol = tolerance(st)
+    for j in range(m):
+        if sum(float(alloc[i][j]) for i in range(n)) > 1 + tol:
+            breach(f"item {j} is allocated more than once (sum {sum(float(alloc[i][j]) for i in range(n)):g})")
+    for i in range(n):
+        a = [float(x) for x in alloc[i]]
+        if any(x < -tol or x > 1 + tol for x in a):
+            breach(f"bidder {i}'s allocation {a} is outside [0, 1]")
+        if present[i] == 0 and (any(x != 0 for x in a) or float(pay[i]) != 0):
+            breach(f"absent bidder {i} was allocated items or charged")
+        top = sum(x * ann.support[i][j][1] for j, x in enumerate(a))
+        if float(pay[i]) < -tol or float(pay[i]) > top + tol:
+            breach(f"bidder {i} pays {pay[i]}, outside [0, {top:g}] (its allocation at the top of its support)")
+    for i, reason in rejected.items():
+        dispute = st.disputes.get(r, {}).get(i)
+        if dispute is not None:
+            dd = dispute.data
+            if valid_opening(st, i, logged[i], dd.get("bids"), dd.get("salt")) is None:
+                out.append(Breach(dispute.seq, r, f"round {r}: bidder {i}'s opening was rejected ({reason}) but the "
+                                                  "opening it published is valid: a false rejection"))
+    return out
+
+
+def public_checks(st: LedgerState) -> list[Breach]:
+    """Every breach the log shows: the reading's, and every round's public checks. Rounds after
+    the last outcome are pending (not breaches) until the auctioneer closes the reveal phase."""
+    ann = st.announcement
+    out = list(st.breaches)
+    last = max(st.outcomes, default=0)
+    upto = ann.rounds if st.reveals_closed is not None else last
+    for r in range(1, upto + 1):
+        out.extend(check_round(st, r))
+    return out
+
+
+def check_cosigned(ledger: Ledger, st: LedgerState) -> list[Breach]:
+    """Each seed reveal carries the checkpoint its bidder accepted: the log must extend every one of
+    them. A log that does not was shown differently to that bidder (fork) or cut (truncation)."""
+    out = []
+    for i, e in sorted(st.reveals.items()):
+        cp = e.data["checkpoint"]
+        size, root = cp.get("size"), cp.get("root")
+        if size > len(ledger):
+            out.append(Breach(e.seq, None, f"bidder {i} co-signed a log of {size} entries; this one has {len(ledger)} (truncated)"))
+        elif ledger.root(size) != root:
+            out.append(Breach(e.seq, None, f"bidder {i} co-signed another log of {size} entries than this one (fork)"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The audited rounds
 
 
 @dataclass(frozen=True)
@@ -102,138 +221,86 @@ class Verdict:
         return dict(self.__dict__)
 
 
-def check_round_openings(
-    state: LedgerState, round: int, bids: Sequence[Sequence[float]], salts: Sequence[str], outcome: OutcomeFunction
-) -> None:
-    """Reveal / third-party check: the openings open the logged commitments and the announced
-    auction on them gives the logged outcome exactly. Raises :class:`ProtocolError` naming the round."""
-    ann = state.announcement
-    logged = state.commitments_of(round)
+def _compare_outcomes(round: int, published: Outcome, expected: Outcome, what: str) -> None:
+    if published.payment != expected.payment:
+        raise ProtocolError(f"round {round}: published payment {list(published.payment)} but {what} {list(expected.payment)}")
+    if published.allocation != expected.allocation:
+        raise ProtocolError(f"round {round}: published allocation {[list(r) for r in published.allocation]} but {what} "
+                            f"{[list(r) for r in expected.allocation]}")
+
+
+def check_round_openings(st: LedgerState, round: int, bids: Sequence[Sequence[float]], salts: Sequence[str],
+                         outcome: OutcomeFunction) -> None:
+    """Reveal / third-party check: the openings open the commitments the outcome names and the
+    announced auction gives the published outcome on them."""
+    ann = st.announcement
+    logged = st.commitments_of(round)
     if len(bids) != ann.n or len(salts) != ann.n:
         raise ProtocolError(f"round {round}: expected openings of {ann.n} bidders")
     for i in range(ann.n):
         try:
             got = commitments.commit(list(map(float, bids[i])), salts[i], ann.input_scale)
-        except CommitmentError as e:
+        except commitments.CommitmentError as e:
             raise ProtocolError(f"round {round}: bidder {i}'s opening is malformed: {e}") from None
         if got != logged[i]:
             raise ProtocolError(f"round {round}: bidder {i}'s opening does not match the commitment the outcome names")
-    expected = outcome(bids, salts)
-    published = state.outcome_of(round)
-    _compare_outcomes(round, published, expected, "the announced auction gives")
+    _compare_outcomes(round, st.outcome_of(round), outcome(bids, salts), "the announced auction gives")
 
 
-def _compare_outcomes(round: int, published: Outcome, expected: Outcome, what: str) -> None:
-    if published.payment != expected.payment:
-        raise ProtocolError(
-            f"round {round}: published payment {list(published.payment)} but {what} {list(expected.payment)}"
-        )
-    if published.allocation != expected.allocation:
-        raise ProtocolError(
-            f"round {round}: published allocation {[list(r) for r in published.allocation]} but {what} "
-            f"{[list(r) for r in expected.allocation]}"
-        )
+@dataclass
+class AuditReport:
+    """The verdict every verifier computes. ``status``: ``pending`` (the audit cannot be decided
+    yet: ``reason`` says why), ``valid`` or ``invalid`` (the penalty is due)."""
 
+    status: str
+    reason: str
+    draw: AuditDraw | None
+    verdicts: list[Verdict] = field(default_factory=list)
+    breaches: list[Breach] = field(default_factory=list)
+    penalty_due: float = 0.0
+    srs: dict[str, Any] | None = None
+    log_size: int = 0
 
-def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None = None) -> int:
-    """Check a proof bundle against the ledger: the chain verifies, the bundle is for the announced
-    circuit (manifest and vk hashes), its commitments are the ones the round's outcome was computed
-    on and its outcome is the logged one. Returns the round; raises
-    :class:`~zkauction.zk.bundle.VerificationError` with ``check == "ledger"`` naming the round.
+    @property
+    def valid(self) -> bool:
+        return self.status == "valid"
 
-    The proof itself is checked by :func:`zkauction.zk.bundle.verify_bundle`; call both.
-    """
-    from zkauction.zk.bundle import ProofBundle, VerificationError
+    @property
+    def rounds(self) -> list[int]:
+        return self.draw.rounds if self.draw else []
 
-    if not isinstance(bundle, ProofBundle):
-        bundle = ProofBundle.load(bundle)
-    try:
-        ledger.verify_chain()
-        st = read_state(ledger)
-    except (ChainError, ProtocolError) as e:
-        raise VerificationError("ledger", str(e)) from None
-    r = round if round is not None else bundle.round_id
-    if not isinstance(r, int):
-        raise VerificationError("ledger", f"the bundle names no round (round_id {bundle.round_id!r}); pass the round")
-    if bundle.round_id is not None and bundle.round_id != r:
-        raise VerificationError("ledger", f"the bundle is for round {bundle.round_id}, not round {r}")
-    if r not in st.outcomes:
-        raise VerificationError("ledger", f"round {r}: no outcome is logged for this round")
-    auction = st.announcement.auction
-    if bundle.manifest_sha256 != auction.get("manifest_sha256"):
-        raise VerificationError("ledger", f"round {r}: the bundle's circuit manifest is not the announced one")
-    if bundle.vk_sha256 != auction.get("vk_sha256"):
-        raise VerificationError("ledger", f"round {r}: the bundle's verifying key is not the announced one")
-    try:
-        st.check_outcome_inputs(r)
-    except ProtocolError as e:
-        raise VerificationError("ledger", str(e)) from None
-    logged = st.commitments_of(r)
-    for i, (got, want) in enumerate(zip(bundle.commitments, logged)):
-        if got.lower() != want.lower():
-            raise VerificationError("ledger", f"round {r}: bidder {i}'s commitment in the proof is not the logged one")
-    if len(bundle.commitments) != len(logged):
-        raise VerificationError("ledger", f"round {r}: the bundle has {len(bundle.commitments)} commitments, the ledger {len(logged)}")
-    try:
-        _compare_outcomes(r, st.outcome_of(r), bundle.outcome, "the proof shows")
-    except ProtocolError as e:
-        raise VerificationError("ledger", str(e)) from None
-    return r
+    @property
+    def failed(self) -> list[int]:
+        return [v.round for v in self.verdicts if not v.valid]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "valid": self.valid,
+                "draw": self.draw.to_dict() if self.draw else None, "verdicts": [v.to_dict() for v in self.verdicts],
+                "failed": self.failed, "breaches": [str(b) for b in self.breaches], "penalty_due": self.penalty_due,
+                "srs": self.srs, "log_size": self.log_size}
 
 
 class Auditor:
-    """Replays the chain, closes the reveal phase, selects and checks the audited rounds.
+    """Anyone: computes the audit's verdict from the log. ``circuit`` (public artefacts suffice)
+    verifies zk proofs, ``outcome`` recomputes outcomes in reveal mode; ``trusted_srs`` pins SRS
+    hashes. Never writes to the log."""
 
-    ``circuit`` (public artefacts suffice) verifies zk proofs; ``outcome`` recomputes outcomes in
-    reveal mode.
-    """
-
-    def __init__(self, key: SigningKey, ledger: Ledger, *, circuit: Any = None, outcome: OutcomeFunction | None = None,
-                 verify_bundle: Callable[..., Any] | None = None):
-        self.key = key
+    def __init__(self, ledger: Ledger, *, circuit: Any = None, outcome: OutcomeFunction | None = None,
+                 trusted_srs: Iterable[str] = (), verify_bundle: Callable[..., Any] | None = None):
         self.ledger = ledger
         self.circuit = circuit
         self.outcome = outcome
+        self.trusted_srs = list(trusted_srs)
         self._verify_bundle = verify_bundle
+        self.srs: dict[str, Any] | None = None
 
-    def verify_chain(self) -> ChainCheck:
-        return self.ledger.verify_chain()
-
-    def close_reveals(self) -> list[int]:
-        """End the reveal phase: every bidder that committed a seed and has not revealed is logged
-        as missing. Returns those bidders."""
-        st = read_state(self.ledger)
-        if st.rounds_done < st.announcement.rounds:
-            raise AuditError(f"the reveal phase opens after round {st.announcement.rounds}; {st.rounds_done} rounds are logged")
-        missing = sorted(set(st.seed_commitments) - set(st.reveals) - st.missing)
-        for i in missing:
-            self.ledger.append(REVEAL_MISSING, {"bidder": i}, self.key)
-        return missing
-
-    def select(self) -> AuditSelection:
-        st = read_state(self.ledger)
-        sel = audit_selection(self.ledger, st)
-        if st.selection is None:
-            self.ledger.append(AUDIT_SELECTION, sel.to_dict(), self.key)
-        elif st.selection.data["rounds"] != sel.rounds:
-            raise AuditError(f"ledger entry {st.selection.seq}: the logged audit selection is not the one the reveals give")
-        return sel
-
-    def check_round(self, round: int, state: LedgerState | None = None) -> Verdict:
-        """Check one audited round in the announced mode; never raises for a failed check (the
-        verdict says why), only for a round that cannot be checked by this auditor."""
-        st = state or read_state(self.ledger)
+    def check_audited_round(self, st: LedgerState, round: int) -> Verdict:
+        """One audited round in the announced mode; a failed check is a verdict, never an exception."""
         mode = st.announcement.mode
-        if round not in st.outcomes:
-            return Verdict(round, mode, False, f"round {round}: no outcome was logged")
         try:
-            st.check_outcome_inputs(round)
-            if mode == "zk":
-                self._check_zk(st, round)
-            elif mode == "reveal":
-                self._check_reveal(st, round)
-            else:
-                self._check_ttp(st, round)
+            if round not in st.outcomes:
+                raise ProtocolError(f"round {round}: no outcome was logged")
+            {"zk": self._check_zk, "reveal": self._check_reveal, "ttp": self._check_ttp}[mode](st, round)
         except ProtocolError as e:
             return Verdict(round, mode, False, str(e))
         return Verdict(round, mode, True, f"round {round}: outcome verified ({mode})")
@@ -243,18 +310,24 @@ class Auditor:
 
         if round not in st.proofs:
             raise ProtocolError(f"round {round}: the auctioneer logged no proof")
+        if self.circuit is None:
+            raise ProtocolError(f"round {round}: no circuit given to verify the proof")
         try:
             bundle = ProofBundle.from_dict(st.proofs[round].data)
-            check_bundle_against_ledger(bundle, self.ledger, round)
+            if bundle.round_id != round:
+                raise ProtocolError(f"round {round}: the logged proof names round {bundle.round_id!r}")
             verify = self._verify_bundle
             if verify is None:
                 from zkauction.zk.bundle import verify_bundle as verify
-            if self.circuit is None:
-                raise ProtocolError(f"round {round}: no circuit given to verify the proof")
-            verify(bundle, self.circuit, expected_commitments=st.commitments_of(round), expected_outcome=st.outcome_of(round))
+            res = verify(bundle, self.circuit, expected_commitments=st.commitments_of(round),
+                         expected_outcome=st.outcome_of(round),
+                         expected_manifest_sha256=st.announcement.auction.get("manifest_sha256"),
+                         trusted_srs=self.trusted_srs)
+            srs = getattr(res, "srs", None)
+            if srs is not None:
+                self.srs = srs.to_dict()
         except VerificationError as e:
-            reason = e.reason if e.reason.startswith(f"round {round}") else f"round {round}: {e}"
-            raise ProtocolError(reason) from None
+            raise ProtocolError(e.reason if e.reason.startswith(f"round {round}") else f"round {round}: {e}") from None
         except BundleError as e:
             raise ProtocolError(f"round {round}: unreadable proof bundle: {e}") from None
 
@@ -267,67 +340,34 @@ class Auditor:
         check_round_openings(st, round, d["bids"], d["salts"], self.outcome)
 
     def _check_ttp(self, st: LedgerState, round: int) -> None:
-        if round not in st.verdicts:
+        if round not in st.ttp_verdicts:
             raise ProtocolError(f"round {round}: the trusted third party logged no verdict")
-        v = st.verdicts[round].data
-        if not v.get("valid"):
-            raise ProtocolError(v.get("reason", f"round {round}: the trusted third party rejected the outcome"))
+        v = st.ttp_verdicts[round].data
+        if v.get("valid") is not True:
+            raise ProtocolError(str(v.get("reason", f"round {round}: the trusted third party rejected the outcome")))
 
-    def audit(self) -> "AuditReport":
-        """Check every selected round, log verdicts (zk, reveal) and the audit result with the
-        penalty due. Requires the selection (:meth:`select`)."""
-        st = read_state(self.ledger)
-        if st.selection is None:
-            raise AuditError("no audit selection is logged yet (close the reveals and select first)")
-        rounds = list(st.selection.data["rounds"])
-        verdicts = []
-        for r in rounds:
-            v = self.check_round(r, st)
-            if st.announcement.mode != "ttp" and r not in st.verdicts:
-                self.ledger.append(VERDICT, v.to_dict(), self.key, round=r)
-            verdicts.append(v)
-        failed = [v.round for v in verdicts if not v.valid]
-        anomalies = st.auctioneer_anomalies()
-        valid = not failed and not anomalies
-        penalty = st.announcement.penalty if not valid else 0.0
-        if st.result is None:
-            self.ledger.append(AUDIT_RESULT, {"rounds": rounds, "failed": failed, "anomalies": anomalies,
-                                              "valid": valid, "penalty_due": penalty}, self.key)
-        return AuditReport(rounds, verdicts, failed, anomalies, penalty, self.ledger.verify_chain())
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    rounds: list[int]
-    verdicts: list[Verdict]
-    failed: list[int]
-    anomalies: list[str]  # protocol breaches signed by the auctioneer (e.g. two outcomes for a round)
-    penalty_due: float
-    chain: ChainCheck
-
-    @property
-    def valid(self) -> bool:
-        return not self.failed and not self.anomalies
-
-
-class TrustedThirdParty:
-    """The paper's third verifier: receives openings privately, recomputes, logs a signed verdict."""
-
-    def __init__(self, key: SigningKey, ledger: Ledger, outcome: OutcomeFunction):
-        self.key = key
-        self.ledger = ledger
-        self.outcome = outcome
-
-    def audit_round(self, round: int, bids: Sequence[Sequence[float]], salts: Sequence[str]) -> Verdict:
-        st = read_state(self.ledger)
+    def audit(self, state: LedgerState | None = None) -> AuditReport:
+        """The verdict: pending, valid, or invalid with the penalty due."""
+        st = state or read_state(self.ledger)
+        ann = st.announcement
+        breaches = public_checks(st) + check_cosigned(self.ledger, st)
         try:
-            st.check_outcome_inputs(round)
-            check_round_openings(st, round, bids, salts, self.outcome)
-            v = Verdict(round, "ttp", True, f"round {round}: outcome verified (ttp)")
-        except ProtocolError as e:
-            v = Verdict(round, "ttp", False, str(e))
-        if round not in st.verdicts:
-            self.ledger.append(VERDICT, v.to_dict(), self.key, round=round)
-        return v
-
-
+            draw = audit_draw(st)
+        except AuditError as e:
+            if breaches:
+                return AuditReport("invalid", f"{len(breaches)} breach(es) in the log", None, [], breaches,
+                                   ann.penalty, None, st.size)
+            return AuditReport("pending", str(e), None, [], [], 0.0, None, st.size)
+        answers = {"zk": st.proofs, "reveal": st.openings, "ttp": st.ttp_verdicts}[ann.mode]
+        waiting = [r for r in draw.rounds if r not in answers]
+        if waiting and not breaches:
+            return AuditReport("pending", f"waiting for the auctioneer's {ann.mode} answer for round(s) {waiting}",
+                               draw, [], [], 0.0, None, st.size)
+        verdicts = [self.check_audited_round(st, r) for r in draw.rounds]
+        failed = [v.round for v in verdicts if not v.valid]
+        if breaches or failed:
+            why = "; ".join(filter(None, [f"audited round(s) {failed} failed" if failed else "",
+                                          f"{len(breaches)} breach(es) in the log" if breaches else ""]))
+            return AuditReport("invalid", why, draw, verdicts, breaches, ann.penalty, self.srs, st.size)
+        return AuditReport("valid", f"rounds {draw.rounds} verified ({ann.mode}); every round's public checks hold",
+                           draw, verdicts, [], 0.0, self.srs, st.size)

@@ -1,81 +1,42 @@
-"""A whole run in one process (simulated truthful bidders): what `zkauction run`, `audit`, `prove`
-and `demo` drive."""
+"""A whole run in one process with simulated truthful bidders: what ``zkauction run``, ``audit``,
+``prove`` and ``demo`` drive.
+
+Every party still keeps its own state: its key, its secret and the last checkpoint it accepted, in
+its own file under ``<db>.private/`` (0700 folder, 0600 files). A cheating auctioneer who rolls back,
+rewrites or re-keys ``<db>`` cannot touch those; the tests play it by replacing the database file
+between two steps. In a deployment the parties run apart (see the service); the protocol is the same.
+
+One round (the paper's Algorithm 1, lines 3-8, with a sealed commit phase)::
+
+    bidders commit -> auctioneer closes the commitments, checkpoint -> bidders check the
+    checkpointed close and send openings -> auctioneer checks them (rejections with a reason code),
+    computes the canonical outcome, logs it with the rejections in one transaction, checkpoint ->
+    bidders check the outcome (and dispute a false rejection).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from zkauction.protocol.audit import (
-    Auditor,
-    AuditReport,
-    AuditSelection,
-    TrustedThirdParty,
-)
+from zkauction.protocol.audit import Auditor, AuditReport, audit_draw
+from zkauction.protocol.checkpoint import LogView
 from zkauction.protocol.log import Ledger, SigningKey
-from zkauction.protocol.roles import Auctioneer, Bidder, OpeningStore
-from zkauction.protocol.state import (
-    MODES,
-    OUTCOME,
-    OutcomeFunction,
-    ProtocolError,
-    read_state,
-)
+from zkauction.protocol.private import private_folder, write_private
+from zkauction.protocol.roles import Auctioneer, Bidder, OpeningStore, TrustedThirdParty
+from zkauction.protocol.state import MODES, OUTCOME, OutcomeFunction, ProtocolError, read_state
 from zkauction.zk.commitments import CommitmentError
-
-# --------------------------------------------------------------------------------------------------
-# Driving a run (simulated bidders)
-
-
-def run_rounds(
-    auctioneer: Auctioneer,
-    bidders: Sequence[Bidder],
-    bids_of_round: Callable[[int], Sequence[Sequence[float]]],
-    rounds: Iterable[int] | None = None,
-    *,
-    on_round: Callable[[int], None] | None = None,
-) -> int:
-    """Play rounds (default: every round not yet logged, in order; resumes after a crash).
-
-    ``bids_of_round(r)`` gives the [n][m] bids of round r; an all-zero row is an absent bidder.
-    Returns the number of rounds played now.
-    """
-    ann = auctioneer.announcement()
-    if rounds is None:
-        st = read_state(auctioneer.ledger)
-        todo = [r for r in range(st.rounds_done + 1, ann.rounds + 1) if r not in st.outcomes]
-    else:  # cheap per-round queries, so playing one round at a time stays O(1) per round
-        todo = [r for r in rounds if not any(e.signer == ann.auctioneer for e in auctioneer.ledger.entries(kind=OUTCOME, round=r))]
-    played = 0
-    for r in todo:
-        profile = bids_of_round(r)
-        for b in bidders:
-            row = [float(x) for x in profile[b.index]]
-            if any(x != 0 for x in row):
-                opening = b.bid(r, row, ann.input_scale)
-                try:
-                    auctioneer.receive_opening(r, b.index, opening)
-                except CommitmentError:
-                    pass  # logged as opening_rejected; the bidder is absent from this round
-        auctioneer.close_round(r)
-        played += 1
-        if on_round is not None:
-            on_round(r)
-    return played
-
-
-# --------------------------------------------------------------------------------------------------
-# A whole run in one process: what `zkauction run`, `audit`, `prove` and `demo` drive.
 
 RUN_FILE = "run.json"
 OPENINGS_FILE = "openings.db"
 
 
 def private_dir(db: str | Path) -> Path:
-    """Where a local run keeps every party's secrets: ``<db>.private/`` (git-ignored). In a real
-    deployment each party holds its own key; here all parties are simulated in one process."""
+    """Where a local run keeps every party's secrets and kept checkpoints: ``<db>.private/``."""
     db = Path(db)
     return db.with_name(db.name + ".private")
 
@@ -89,12 +50,46 @@ def simulated_bids(setting: Any, participation: Any, seed: int, round: int) -> l
     return sample_tweaked(setting, participation, 1, frame_seed).values[0].tolist()
 
 
-class LocalRun:
-    """The auctioneer, n simulated truthful bidders, the auditor and (ttp mode) the trusted third
-    party over one ledger file, with their keys and secrets in :func:`private_dir`."""
+def play_round(auctioneer: Auctioneer, bidders: Sequence[Bidder], round: int, profile: Sequence[Sequence[float]],
+               *, dispute: bool = True) -> Any:
+    """One round: commit, close (checkpointed), open, outcome (checkpointed), each bidder checks it.
+    Resumable: every step is idempotent, so a round interrupted by a crash is completed."""
+    present = [b for b in bidders if any(float(x) != 0 for x in profile[b.index])]
+    for b in present:
+        b.commit(round, [float(x) for x in profile[b.index]])
+    auctioneer.close_commitments(round)
+    for b in present:
+        try:
+            auctioneer.receive_opening(round, b.index, b.open(round))
+        except CommitmentError:
+            pass  # logged as opening_rejected; the bidder is absent from this round
+    out = auctioneer.close_round(round)
+    for b in present:
+        if b.check_outcome(round) == "rejected" and dispute:
+            b.dispute(round)  # an honest bidder's opening is valid: the dispute shows the rejection false
+    return out
 
-    def __init__(self, db: str | Path, outcome: OutcomeFunction, *, circuit: Any = None, durable: bool = True):
-        """``durable=False`` skips the fsync per append (SQLite synchronous=NORMAL): still safe
+
+def run_rounds(auctioneer: Auctioneer, bidders: Sequence[Bidder], bids_of_round: Callable[[int], Sequence[Sequence[float]]],
+               rounds: Iterable[int] | None = None, *, on_round: Callable[[int], None] | None = None) -> int:
+    """Play rounds (default: every round without an outcome, in order). Returns how many."""
+    ann = auctioneer.announcement()
+    todo = list(rounds) if rounds is not None else [
+        r for r in range(1, ann.rounds + 1) if not auctioneer.ledger.entries(kind=OUTCOME, round=r)]
+    for r in todo:
+        play_round(auctioneer, bidders, r, bids_of_round(r))
+        if on_round is not None:
+            on_round(r)
+    return len(todo)
+
+
+class LocalRun:
+    """The auctioneer, n simulated truthful bidders and (ttp mode) the trusted third party over one
+    log file; each party's key, secret and kept checkpoint in :func:`private_dir`."""
+
+    def __init__(self, db: str | Path, outcome: OutcomeFunction, *, circuit: Any = None, durable: bool = True,
+                 trusted_srs: Sequence[str] = ()):
+        """``durable=False`` skips the fsync per transaction (SQLite synchronous=NORMAL): still safe
         against a killed process, not against a power cut."""
         from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
@@ -103,88 +98,93 @@ class LocalRun:
         cfg_file = self.dir / RUN_FILE
         if not self.db.is_file() or not cfg_file.is_file():
             raise ProtocolError(f"{self.db}: no local run here (start one with `zkauction run`)")
-        self.config = json.loads(cfg_file.read_text())
-        self.setting = AuctionSetting.from_dict(self.config["setting"])
-        self.participation = ParticipationModel.from_dict(self.config["participation"], self.setting.n)
-        self.seed = int(self.config["seed"])
+        try:
+            self.config = json.loads(cfg_file.read_text())
+            self.setting = AuctionSetting.from_dict(self.config["setting"])
+            self.participation = ParticipationModel.from_dict(self.config["participation"], self.setting.n)
+            self.seed = int(self.config["seed"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise ProtocolError(f"{cfg_file}: not a run description ({e})") from None
         self.circuit = circuit
-        self.ledger = Ledger.open(self.db, durable=durable)
-        self.state = read_state(self.ledger)
-        ann = self.state.announcement
-        keys = {name: SigningKey.load(self.dir / f"{name}.pem") for name in self._key_names(ann.n)}
         self.outcome = outcome
-        self.auctioneer = Auctioneer(keys["auctioneer"], self.ledger, outcome,
+        self.trusted_srs = list(trusted_srs)
+        self.ledger = Ledger.open(self.db, durable=durable)
+        try:
+            self._open_parties(durable)
+        except BaseException:
+            self.ledger.close()
+            raise
+
+    def _open_parties(self, durable: bool) -> None:
+        n = self.setting.n
+        keys = {name: SigningKey.load(self.dir / f"{name}.pem") for name in self._key_names(n)}
+        self.auctioneer = Auctioneer(keys["auctioneer"], self.ledger, self.outcome,
                                      store=OpeningStore(self.dir / OPENINGS_FILE, durable=durable))
+        expected = dict(self.config.get("expected", {}))
         self.bidders = [
-            Bidder(i, keys[f"bidder_{i}"], self.ledger, secret=bytes.fromhex((self.dir / f"bidder_{i}.secret").read_text().strip()))
-            for i in range(ann.n)
+            Bidder(i, keys[f"bidder_{i}"], self.ledger, secret=bytes.fromhex((self.dir / f"bidder_{i}.secret").read_text().strip()),
+                   view_path=self.dir / f"bidder_{i}.checkpoint.json", expected=expected)
+            for i in range(n)
         ]
-        self.auditor = Auditor(keys["auditor"], self.ledger, circuit=circuit, outcome=outcome)
-        self.third_party = TrustedThirdParty(keys["third_party"], self.ledger, outcome)
-        if ann.auctioneer != keys["auctioneer"].public_hex or [b.key.public_hex for b in self.bidders] != ann.bidders:
-            raise ProtocolError(f"{self.dir}: the keys there are not the ones {self.db} announces")
+        self.third_party = TrustedThirdParty(keys["third_party"], self.ledger, self.outcome)
+        self.monitor = LogView(keys["auctioneer"].public_hex, self.dir / "monitor.checkpoint.json")
+
+    @property
+    def state(self) -> Any:
+        return read_state(self.ledger)
 
     @staticmethod
     def _key_names(n: int) -> list[str]:
-        return ["auctioneer", "auditor", "third_party"] + [f"bidder_{i}" for i in range(n)]
+        return ["auctioneer", "third_party"] + [f"bidder_{i}" for i in range(n)]
 
     @classmethod
-    def create(
-        cls,
-        db: str | Path,
-        outcome: OutcomeFunction,
-        *,
-        setting: Any,
-        participation: Any,
-        input_scale: int,
-        auction: dict[str, Any],
-        rounds: int,
-        audits: int = 1,
-        penalty: float | None = None,
-        mode: str = "zk",
-        seed: int = 0,
-        circuit: Any = None,
-        extra_config: dict[str, Any] | None = None,
-        durable: bool = True,
-    ) -> "LocalRun":
-        """Generate every party's key, announce the auction, commit the bidders' audit seeds.
+    def create(cls, db: str | Path, outcome: OutcomeFunction, *, setting: Any, participation: Any, input_scale: int,
+               auction: dict[str, Any], rounds: int, audits: int = 1, penalty: float | None = None, mode: str = "zk",
+               seed: int = 0, circuit: Any = None, extra_config: dict[str, Any] | None = None, durable: bool = True,
+               trusted_srs: Sequence[str] = ()) -> "LocalRun":
+        """Generate every party's key, announce the auction, have every bidder register.
 
         ``penalty`` defaults to (T + 1) * aRgt*, just above section 4.1's threshold T * aRgt*."""
-        import secrets as _secrets
-
         from zkauction.protocol.credibility import argt_bound
 
         db = Path(db)
         if db.exists() and db.stat().st_size > 0:
             raise ProtocolError(f"{db} already exists: resume it, or choose a new --db")
-        d = private_dir(db)
-        d.mkdir(parents=True, exist_ok=True)
         if mode not in MODES:
             raise ProtocolError(f"mode must be one of {MODES}, got {mode!r}")
+        if penalty is not None and not penalty >= 0:
+            raise ProtocolError(f"the penalty must be non-negative, got {penalty!r}")
+        d = private_folder(private_dir(db))
         keys = {name: SigningKey.generate() for name in cls._key_names(setting.n)}
         for name, k in keys.items():
             k.save(d / f"{name}.pem")
         for i in range(setting.n):
-            f = d / f"bidder_{i}.secret"
-            f.write_text(_secrets.token_hex(32) + "\n")
-            f.chmod(0o600)
+            write_private(d / f"bidder_{i}.secret", secrets.token_hex(32) + "\n")
+            (d / f"bidder_{i}.checkpoint.json").unlink(missing_ok=True)
+        (d / "monitor.checkpoint.json").unlink(missing_ok=True)
         if penalty is None:
             penalty = (rounds + 1) * argt_bound(setting)
         (d / OPENINGS_FILE).unlink(missing_ok=True)
-        cfg = {"seed": seed, "setting": setting.to_dict(), "participation": participation.to_dict(), **(extra_config or {})}
-        (d / RUN_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        # What each bidder was told out of band and checks in the announcement before registering.
+        expected = {k: auction[k] for k in ("manifest_sha256", "vk_sha256") if k in auction}
+        cfg = {"seed": seed, "setting": setting.to_dict(), "participation": participation.to_dict(),
+               "expected": expected, **(extra_config or {})}
+        write_private(d / RUN_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         with Ledger.open(db) as ledger:
             Auctioneer(keys["auctioneer"], ledger, outcome).announce(
                 n=setting.n, m=setting.m, support=setting.support, input_scale=input_scale, auction=auction,
                 rounds=rounds, audits=audits, penalty=penalty, mode=mode,
                 bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
-                auditor=keys["auditor"].public_hex,
                 third_party=keys["third_party"].public_hex if mode == "ttp" else None,
             )
-        run = cls(db, outcome, circuit=circuit, durable=durable)
-        for b in run.bidders:
-            b.commit_audit_seed()
+        run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
+        run.register()
         return run
+
+    def register(self) -> None:
+        for b in self.bidders:
+            b.register()
+        self.auctioneer.checkpoint()
 
     def close(self) -> None:
         self.auctioneer.store.close()
@@ -199,27 +199,34 @@ class LocalRun:
     def bids_of_round(self, round: int) -> list[list[float]]:
         return simulated_bids(self.setting, self.participation, self.seed, round)
 
+    def rounds_done(self) -> int:
+        ann = self.auctioneer.announcement()
+        r = 0
+        while r < ann.rounds and self.ledger.entries(kind=OUTCOME, round=r + 1):
+            r += 1
+        return r
+
     def play(self, on_round: Callable[[int], None] | None = None) -> int:
         """Play every round not yet logged (resumes after a crash). Returns how many were played."""
-        for b in self.bidders:  # a crash between the announcement and the seed commitments
-            if not read_state(self.ledger).commitments:
-                b.commit_audit_seed()
+        self.register()  # a crash between the announcement and the registrations
         return run_rounds(self.auctioneer, self.bidders, self.bids_of_round, on_round=on_round)
 
-    def reveal_and_select(self, *, withhold: Sequence[int] = ()) -> AuditSelection:
-        """Bidders reveal their audit seeds (except ``withhold``, to simulate non-revealers), the
-        auditor closes the reveal phase and logs the selection."""
+    def reveal(self, *, withhold: Sequence[int] = ()) -> Any:
+        """Bidders reveal their audit seeds (except ``withhold``, to simulate non-revealers); the
+        auctioneer closes the reveal phase. Returns the audit draw."""
+        ann = self.auctioneer.announcement()
+        done = self.rounds_done()
+        if done < ann.rounds:
+            raise ProtocolError(f"{done} of {ann.rounds} rounds played; resume with `zkauction run` before the audit")
         for b in self.bidders:
             if b.index not in withhold:
-                b.reveal_audit_seed()
-        self.auditor.close_reveals()
-        return self.auditor.select()
+                b.reveal()
+        self.auctioneer.close_reveals()
+        return audit_draw(read_state(self.ledger))
 
     def answer_audit(self, rounds: Sequence[int], *, progress: bool = False,
                      on_round: Callable[[int, float], None] | None = None) -> None:
         """The auctioneer's side of the audit, in the announced mode (proofs are timed)."""
-        import time
-
         st = read_state(self.ledger)
         mode = st.announcement.mode
         for r in rounds:
@@ -230,14 +237,23 @@ class LocalRun:
                 self.auctioneer.prove(r, self.circuit, progress=progress)
             elif mode == "reveal" and r not in st.openings:
                 self.auctioneer.publish_openings(r)
-            elif mode == "ttp" and r not in st.verdicts:
-                bids, salts = self.auctioneer.round_inputs(r, st)
+            elif mode == "ttp" and r not in st.ttp_verdicts:
+                bids, salts = self.auctioneer.round_inputs(r)
                 self.third_party.audit_round(r, bids, salts)
+                self.auctioneer.checkpoint()
             if on_round is not None:
                 on_round(r, time.perf_counter() - t)
 
+    def auditor(self) -> Auditor:
+        return Auditor(self.ledger, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs)
+
+    def verdict(self) -> AuditReport:
+        """The audit's verdict, as any verifier computes it (after the monitor accepted the log)."""
+        self.monitor.observe(self.ledger)
+        return self.auditor().audit()
+
     def audit(self, *, withhold: Sequence[int] = (), progress: bool = False) -> AuditReport:
-        """Reveal, select, answer (prove / publish / third party) and check: the whole audit."""
-        sel = self.reveal_and_select(withhold=withhold)
-        self.answer_audit(sel.rounds, progress=progress)
-        return self.auditor.audit()
+        """Reveal, draw, answer (prove / publish / third party) and compute the verdict."""
+        draw = self.reveal(withhold=withhold)
+        self.answer_audit(draw.rounds, progress=progress)
+        return self.verdict()

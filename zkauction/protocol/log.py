@@ -1,41 +1,52 @@
-"""The ledger: the paper's broadcast channel (Algorithm 1's logs L_theta, L_a, L_p and everything the
-audit needs), as an append-only, hash-chained, signed log.
+"""The transparency log: the paper's broadcast channel (Algorithm 1's logs L_theta, L_a, L_p and
+everything the audit needs), in the manner of Certificate Transparency (RFC 9162).
 
 Every entry has a sequence number, a round (or None), a kind, a canonical-JSON payload, the hash of
-the previous entry, its own hash (SHA3-256 over all of the above and the signer) and an Ed25519
-signature by its author over that hash (pycryptodome, RFC 8032). Anyone holding the file can replay
-the chain with :meth:`Ledger.verify_chain`, which names the first entry whose hash, link or signature
-fails: editing, deleting or reordering entries behind the ledger's back is detected, and only the
-holder of a signer's key can write entries in its name.
+the previous entry, its own hash (SHA3-256 over all of the above and the signer, length-prefixed)
+and an Ed25519 signature by its author over that hash (RFC 8032). The entries are the leaves of an
+RFC 9162 Merkle tree (leaf data: the 32-byte entry hash; :mod:`zkauction.protocol.merkle`), and the
+log operator (the auctioneer) signs *checkpoints* (log id, size, root;
+:mod:`zkauction.protocol.checkpoint`). The log id is the hash of entry 0, the announcement: a log
+rebuilt under other keys is another log.
 
-What the chain does not check is whether the content is true (an auctioneer can sign a wrong
-payment): that is the audit's job (:mod:`zkauction.protocol.audit`).
+Why both a hash chain and a tree: the chain makes a full replay (:meth:`Ledger.verify_chain`) name
+the first entry whose hash, link or signature fails; the tree gives every party O(log n) inclusion
+proofs for an entry and consistency proofs between two checkpoints, so a party that kept a
+checkpoint refuses any later view that is not an extension of it (rollback, truncation, fork).
 
-Storage is one small interface, :class:`Storage`: :class:`SQLiteStorage` (WAL, one transaction per
-append, so a crash leaves every committed entry intact and nothing half-written) is the embedded
-default, :class:`MemoryStorage` is for tests and benchmarks; a server database can implement the
-same four methods.
+What neither checks is whether the content is true (an auctioneer can sign a wrong payment): that is
+the public checks' and the audit's job (:mod:`zkauction.protocol.state`, :mod:`zkauction.protocol.audit`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Sequence
 
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
+from zkauction.protocol import merkle
+from zkauction.protocol.storage import (
+    DuplicateEntryError,
+    Entry,
+    LedgerError,
+    LogLockedError,
+    MemoryStorage,
+    SQLiteStorage,
+    Storage,
+)
+
+__all__ = [
+    "GENESIS_HASH", "ChainCheck", "ChainError", "DuplicateEntryError", "Entry", "Ledger", "LedgerError",
+    "LogLockedError", "SigningKey", "canonical_json", "entry_hash", "leaf_hash_of", "verify_signature",
+]
+
 GENESIS_HASH = "0" * 64  # the "previous hash" of entry 0
 HASH_DOMAIN = b"zkauction-ledger-entry-v1\x00"
-
-
-class LedgerError(ValueError):
-    """A ledger that cannot be opened or appended to, with the reason."""
 
 
 class ChainError(LedgerError):
@@ -53,7 +64,9 @@ def canonical_json(payload: Any) -> str:
     Floats are written with Python's shortest round-trip repr, so a payload read back hashes the same.
     """
     try:
-        return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")  # a lone surrogate has no UTF-8 form: it could be neither hashed nor stored
+        return text
     except (TypeError, ValueError) as e:
         raise LedgerError(f"payload is not canonical JSON (plain dicts, lists, str, int, finite float): {e}") from None
 
@@ -79,6 +92,13 @@ class SigningKey:
         return cls(ECC.generate(curve="Ed25519"))
 
     @classmethod
+    def from_seed(cls, seed: bytes) -> "SigningKey":
+        """The key whose RFC 8032 private seed is ``seed`` (32 bytes): for known-answer vectors."""
+        if len(seed) != 32:
+            raise LedgerError(f"an Ed25519 seed is 32 bytes, got {len(seed)}")
+        return cls(eddsa.import_private_key(seed))
+
+    @classmethod
     def from_pem(cls, text: str) -> "SigningKey":
         try:
             return cls(ECC.import_key(text))
@@ -96,12 +116,9 @@ class SigningKey:
         return self._key.export_key(format="PEM")
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_pem())
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        from zkauction.protocol.private import write_private
+
+        write_private(Path(path), self.to_pem())
 
     def sign(self, message: bytes) -> str:
         return self._signer.sign(message).hex()
@@ -127,36 +144,6 @@ def verify_signature(public_hex: str, message: bytes, signature_hex: str) -> boo
 # Entries
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One ledger entry. ``payload`` is the canonical JSON text; :attr:`data` parses it."""
-
-    seq: int
-    round: int | None
-    kind: str
-    payload: str
-    prev_hash: str
-    hash: str
-    signer: str
-    signature: str
-
-    @property
-    def data(self) -> Any:
-        return json.loads(self.payload)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "round": self.round,
-            "kind": self.kind,
-            "payload": self.data,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-            "signer": self.signer,
-            "signature": self.signature,
-        }
-
-
 def entry_hash(seq: int, round: int | None, kind: str, payload: str, prev_hash: str, signer: str) -> str:
     """SHA3-256 over the entry's fields (length-prefixed, so no two field lists collide)."""
     h = hashlib.sha3_256(HASH_DOMAIN)
@@ -167,18 +154,27 @@ def entry_hash(seq: int, round: int | None, kind: str, payload: str, prev_hash: 
     return h.hexdigest()
 
 
-def check_entry(entry: Entry, expected_seq: int, expected_prev: str) -> None:
-    """Raise :class:`ChainError` unless ``entry`` is well-formed, linked, hashed and signed."""
+def leaf_hash_of(entry: Entry) -> bytes:
+    """The entry's Merkle leaf hash: RFC 9162's SHA-256(0x00 || entry hash)."""
+    return merkle.leaf_hash(bytes.fromhex(entry.hash))
+
+
+def check_entry(entry: Entry, expected_seq: int | None = None, expected_prev: str | None = None) -> None:
+    """Raise :class:`ChainError` unless ``entry`` is well-formed, hashed and signed (and, where
+    given, has the expected sequence number and previous-hash link)."""
     seq = entry.seq
-    if seq != expected_seq:
+    if expected_seq is not None and seq != expected_seq:
         raise ChainError(expected_seq, f"sequence number is {seq}, expected {expected_seq} (entry missing or reordered)")
-    if entry.prev_hash != expected_prev:
+    if expected_prev is not None and entry.prev_hash != expected_prev:
         raise ChainError(seq, f"previous-hash link is {entry.prev_hash[:16]}..., expected {expected_prev[:16]}...")
     try:
         json.loads(entry.payload)
     except (json.JSONDecodeError, TypeError):
         raise ChainError(seq, "payload is not valid JSON") from None
-    recomputed = entry_hash(seq, entry.round, entry.kind, entry.payload, entry.prev_hash, entry.signer)
+    try:
+        recomputed = entry_hash(seq, entry.round, entry.kind, entry.payload, entry.prev_hash, entry.signer)
+    except UnicodeEncodeError:
+        raise ChainError(seq, "a field is not valid Unicode text (lone surrogate)") from None
     if recomputed != entry.hash:
         raise ChainError(seq, f"hash mismatch: stored {entry.hash[:16]}..., content hashes to {recomputed[:16]}...")
     if not verify_signature(entry.signer, bytes.fromhex(entry.hash), entry.signature):
@@ -186,170 +182,138 @@ def check_entry(entry: Entry, expected_seq: int, expected_prev: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Storage
+# Signed checkpoints (RFC 9162's signed tree head; the views parties keep are in checkpoint.py)
+
+CHECKPOINT_HEADER = "zkauction-checkpoint-v1"
 
 
-class Storage(Protocol):
-    """What the ledger needs from a database. ``append`` must be atomic and must fail (raise
-    :class:`LedgerError`) if an entry with that sequence number already exists."""
-
-    def append(self, entry: Entry) -> None: ...
-
-    def last(self) -> Entry | None: ...
-
-    def scan(self, start: int = 0, kind: str | None = None, round: int | None = None) -> Iterator[Entry]: ...
-
-    def close(self) -> None: ...
+class CheckpointError(LedgerError):
+    """A checkpoint or a view of the log that a party must refuse, with the reason."""
 
 
-class MemoryStorage:
-    """A list in memory (tests, benchmarks)."""
-
-    def __init__(self) -> None:
-        self._entries: list[Entry] = []
-
-    def append(self, entry: Entry) -> None:
-        if entry.seq != len(self._entries):
-            raise LedgerError(f"cannot append entry {entry.seq}: the ledger has {len(self._entries)} entries")
-        self._entries.append(entry)
-
-    def last(self) -> Entry | None:
-        return self._entries[-1] if self._entries else None
-
-    def scan(self, start: int = 0, kind: str | None = None, round: int | None = None) -> Iterator[Entry]:
-        for e in self._entries[start:]:
-            if (kind is None or e.kind == kind) and (round is None or e.round == round):
-                yield e
-
-    def close(self) -> None:
-        pass
+class CheckpointSignatureError(CheckpointError):
+    """A checkpoint whose signature is not the announced operator's."""
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY,
-    round INTEGER,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    signer TEXT NOT NULL,
-    signature TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_kind_round ON entries (kind, round);
-CREATE INDEX IF NOT EXISTS entries_round ON entries (round);
--- Defence in depth: honest tools cannot rewrite history. Someone with the file can drop these, and
--- then the hash chain is what catches them.
-CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
-BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-"""
-
-_COLUMNS = "seq, round, kind, payload, prev_hash, hash, signer, signature"
+def _hex32(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 64:
+        raise CheckpointError(f"checkpoint {what} must be 64 hex characters")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise CheckpointError(f"checkpoint {what} is not hex") from None
+    return value.lower()
 
 
-class SQLiteStorage:
-    """SQLite in WAL mode, one transaction per append.
-
-    A process killed at any point leaves the file with every committed append and no partial one.
-    ``durable=True`` (``synchronous=FULL``) also survives a power cut after each append returns, at
-    the cost of an fsync per entry; ``durable=False`` (``synchronous=NORMAL``) survives process
-    crashes but may lose the last appends on a power cut.
-    """
-
-    def __init__(self, path: str | Path, *, durable: bool = True):
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_file():
-            raise LedgerError(f"{self.path}: not a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise LedgerError(f"{self.path}: not a ledger database ({e})") from None
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    log_id: str
+    size: int
+    root: str
+    signer: str
+    signature: str
 
     @staticmethod
-    def _row(r: tuple) -> Entry:
-        return Entry(int(r[0]), None if r[1] is None else int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+    def message(log_id: str, size: int, root: str) -> bytes:
+        return f"{CHECKPOINT_HEADER}\n{log_id}\n{size}\n{root}\n".encode()
 
-    def append(self, entry: Entry) -> None:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    (top,) = self._db.execute("SELECT MAX(seq) FROM entries").fetchone()
-                    n = 0 if top is None else int(top) + 1
-                    if entry.seq != n:
-                        raise LedgerError(
-                            f"cannot append entry {entry.seq}: the ledger has {n} entries (another writer?)"
-                        )
-                    self._db.execute(
-                        f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (entry.seq, entry.round, entry.kind, entry.payload, entry.prev_hash, entry.hash,
-                         entry.signer, entry.signature),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
-                raise LedgerError(f"{self.path}: append of entry {entry.seq} failed: {e}") from None
+    @classmethod
+    def sign(cls, key: SigningKey, log_id: str, size: int, root: str) -> "SignedCheckpoint":
+        return cls(log_id, size, root, key.public_hex, key.sign(cls.message(log_id, size, root)))
 
-    def last(self) -> Entry | None:
-        with self._lock:
-            r = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if r is None else self._row(r)
+    def verify(self, operator: str) -> None:
+        """Raise unless this checkpoint is signed by ``operator`` (public key hex)."""
+        if self.signer != operator:
+            raise CheckpointSignatureError(f"checkpoint of size {self.size} is signed by {self.signer[:16]}..., "
+                                           f"not by the announced auctioneer {operator[:16]}...")
+        if not verify_signature(operator, self.message(self.log_id, self.size, self.root), self.signature):
+            raise CheckpointSignatureError(f"checkpoint of size {self.size}: the signature does not verify")
 
-    def scan(self, start: int = 0, kind: str | None = None, round: int | None = None) -> Iterator[Entry]:
-        sql = f"SELECT {_COLUMNS} FROM entries WHERE seq >= ?"
-        args: list[Any] = [start]
-        if kind is not None:
-            sql += " AND kind = ?"
-            args.append(kind)
-        if round is not None:
-            sql += " AND round = ?"
-            args.append(round)
-        sql += " ORDER BY seq"
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        for r in rows:
-            yield self._row(r)
+    def to_dict(self) -> dict[str, Any]:
+        return {"log_id": self.log_id, "size": self.size, "root": self.root, "signer": self.signer, "signature": self.signature}
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "SignedCheckpoint":
+        if not isinstance(d, dict):
+            raise CheckpointError("a checkpoint must be a JSON object")
+        missing = [k for k in ("log_id", "size", "root", "signer", "signature") if k not in d]
+        if missing:
+            raise CheckpointError(f"checkpoint: missing field(s) {', '.join(missing)}")
+        size = d["size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise CheckpointError(f"checkpoint size must be a non-negative integer, got {size!r}")
+        if not isinstance(d["signature"], str):
+            raise CheckpointError("checkpoint signature must be hex text")
+        return cls(_hex32(d["log_id"], "log_id"), size, _hex32(d["root"], "root"), _hex32(d["signer"], "signer"),
+                   d["signature"])
+
+    @classmethod
+    def from_json(cls, text: str) -> "SignedCheckpoint":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"checkpoint is not valid JSON: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SignedCheckpoint":
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file")
+        try:
+            return cls.from_json(path.read_text())
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+
 
 
 # --------------------------------------------------------------------------------------------------
-# The ledger
+# The log
 
 
 @dataclass(frozen=True)
 class ChainCheck:
-    """A chain that verified: how many entries, and the head hash."""
+    """A chain that verified: how many entries, the head hash and the Merkle root."""
 
     n_entries: int
     head: str
+    root: str = ""
 
 
 class Ledger:
-    """Append-only, hash-chained, signed log over a :class:`Storage`.
+    """The append-only, hash-chained, signed log with its Merkle tree, over a :class:`Storage`.
 
-    ``Ledger.open("auction.db")`` opens (or creates) an SQLite ledger. Appends are signed by the
-    caller's :class:`SigningKey`; reads never trust the cache of another process (the head is
-    re-read before each append, and the storage refuses a sequence number that is taken).
+    ``Ledger.open("auction.db")`` opens (or creates) an SQLite log for writing: it takes the
+    writer's lock and replays the whole chain first (an honest writer never appends to a log whose
+    history does not verify). ``Ledger.open(path, writer=False)`` is a read-only view (anyone,
+    no lock). The Merkle tree is rebuilt from the stored entry hashes on open.
     """
 
-    def __init__(self, storage: Storage):
+    def __init__(self, storage: Storage, *, verify: bool = False):
         self.storage = storage
+        self.tree = merkle.MerkleTree()
+        self._head = GENESIS_HASH
+        prev = GENESIS_HASH
+        for e in storage.scan(0):
+            if verify:
+                check_entry(e, self.tree.size, prev)
+            prev = e.hash
+            try:
+                self.tree.append(leaf_hash_of(e))
+            except (ValueError, TypeError):  # merkle.MerkleError is a ValueError
+                raise ChainError(e.seq, "the stored hash is not 32 bytes of hex") from None
+        self._head = prev
 
     @classmethod
-    def open(cls, path: str | Path, *, durable: bool = True) -> "Ledger":
-        return cls(SQLiteStorage(path, durable=durable))
+    def open(cls, path: str | Path, *, durable: bool = True, writer: bool = True, verify: bool | None = None) -> "Ledger":
+        storage = SQLiteStorage(path, durable=durable, writer=writer)
+        try:
+            return cls(storage, verify=writer if verify is None else verify)
+        except BaseException:
+            storage.close()
+            raise
 
     @classmethod
     def in_memory(cls) -> "Ledger":
@@ -365,40 +329,89 @@ class Ledger:
         self.close()
 
     def head(self) -> str:
-        """Hash of the last entry (GENESIS_HASH for an empty ledger)."""
-        last = self.storage.last()
-        return GENESIS_HASH if last is None else last.hash
+        """Hash of the last entry (GENESIS_HASH for an empty log)."""
+        return self._head
 
     def __len__(self) -> int:
-        last = self.storage.last()
-        return 0 if last is None else last.seq + 1
+        return self.tree.size
 
-    def append(self, kind: str, payload: Any, key: SigningKey, round: int | None = None) -> Entry:
-        """Sign and append one entry; returns it. Atomic: after a crash it is either there or not."""
-        if not isinstance(kind, str) or not kind:
-            raise LedgerError("entry kind must be a non-empty string")
-        if round is not None and (isinstance(round, bool) or not isinstance(round, int)):
-            raise LedgerError(f"round must be an integer or None, got {round!r}")
-        text = canonical_json(payload)
-        last = self.storage.last()
-        seq = 0 if last is None else last.seq + 1
-        prev = GENESIS_HASH if last is None else last.hash
-        h = entry_hash(seq, round, kind, text, prev, key.public_hex)
-        entry = Entry(seq, round, kind, text, prev, h, key.public_hex, key.sign(bytes.fromhex(h)))
-        self.storage.append(entry)
-        return entry
+    @property
+    def log_id(self) -> str:
+        """The hash of entry 0 (the announcement): names this log."""
+        first = self.storage.get(0)
+        if first is None:
+            raise LedgerError("the log is empty: it has no id before its announcement")
+        return first.hash
 
-    def entries(self, kind: str | None = None, round: int | None = None, start: int = 0) -> list[Entry]:
-        return list(self.storage.scan(start, kind, round))
+    def _check_not_moved(self) -> None:
+        last = self.storage.last()
+        if (GENESIS_HASH if last is None else last.hash) != self._head or (0 if last is None else last.seq + 1) != self.tree.size:
+            raise LedgerError("the log changed under this writer (another writer, or the file was replaced): reopen it")
+
+    def append(self, kind: str, payload: Any, key: SigningKey, round: int | None = None, *, unique: str | None = None) -> Entry:
+        """Sign and append one entry; returns it. Atomic: after a crash it is either there or not.
+        ``unique`` is a key no other entry of the log may carry (e.g. ``outcome/7``)."""
+        return self.append_many([(kind, payload, key, round, unique)])[0]
+
+    def append_many(self, items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]]) -> list[Entry]:
+        """Sign and append several entries in one transaction (all or none)."""
+        self._check_not_moved()
+        seq, prev, built = self.tree.size, self._head, []
+        for kind, payload, key, rnd, unique in items:
+            if not isinstance(kind, str) or not kind:
+                raise LedgerError("entry kind must be a non-empty string")
+            if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int)):
+                raise LedgerError(f"round must be an integer or None, got {rnd!r}")
+            text = canonical_json(payload)
+            h = entry_hash(seq, rnd, kind, text, prev, key.public_hex)
+            built.append((Entry(seq, rnd, kind, text, prev, h, key.public_hex, key.sign(bytes.fromhex(h))), unique))
+            seq, prev = seq + 1, h
+        self.storage.append_many(built)
+        for e, _ in built:
+            self.tree.append(leaf_hash_of(e))
+        self._head = prev
+        return [e for e, _ in built]
+
+    def get(self, seq: int) -> Entry:
+        e = self.storage.get(seq)
+        if e is None:
+            raise LedgerError(f"the log has no entry {seq} (size {len(self)})")
+        return e
+
+    def entries(self, kind: str | None = None, round: int | None = None, start: int = 0, stop: int | None = None) -> list[Entry]:
+        return list(self.storage.scan(start, kind, round, stop))
 
     def __iter__(self) -> Iterator[Entry]:
         return self.storage.scan(0)
 
+    def root(self, size: int | None = None) -> str:
+        return self.tree.root(size).hex()
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[str]:
+        return [h.hex() for h in self.tree.inclusion_proof(seq, size)]
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
+        return [h.hex() for h in self.tree.consistency_proof(old_size, new_size)]
+
     def verify_chain(self) -> ChainCheck:
         """Replay the whole chain. Returns a :class:`ChainCheck`, or raises :class:`ChainError`
         naming the first entry whose sequence number, link, hash or signature fails."""
-        prev, n = GENESIS_HASH, 0
+        prev, n, tree = GENESIS_HASH, 0, merkle.MerkleTree()
         for entry in self.storage.scan(0):
             check_entry(entry, n, prev)
+            tree.append(leaf_hash_of(entry))
             prev, n = entry.hash, n + 1
-        return ChainCheck(n, prev)
+        return ChainCheck(n, prev, tree.root().hex())
+
+    # Signed checkpoints (the operator signs; everyone keeps the last one it accepted).
+
+    def checkpoint(self, key: SigningKey) -> SignedCheckpoint:
+        """Sign a checkpoint of the log as it is now and store it beside the entries."""
+        cp = SignedCheckpoint.sign(key, self.log_id, len(self), self.root())
+        self.storage.put_checkpoint(cp.size, cp.to_json())
+        return cp
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The newest signed checkpoint stored with the log, or None."""
+        text = self.storage.latest_checkpoint()
+        return None if text is None else SignedCheckpoint.from_json(text)

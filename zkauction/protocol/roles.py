@@ -1,41 +1,56 @@
-"""The auctioneer and the bidders (paper, Algorithm 1 lines 1-8): outcome functions, the
-auctioneer's private store of openings, Bidder and Auctioneer."""
+"""The auctioneer and the bidders (the paper's Algorithm 1, lines 1-8), each with its own key and
+its own view of the log.
+
+A :class:`Bidder` keeps, on its own side, its key, a secret (its salts and audit seed derive from
+it) and the last checkpoint it accepted (:class:`~zkauction.protocol.checkpoint.LogView`). It
+registers only for an announcement that names its key and the circuit it was told about; it sends
+its opening only once a checkpoint it accepted covers the round's closed list of commitments with
+its own in it (so no shill can commit after seeing it); it checks every outcome it takes part in;
+it disputes a rejection of a valid opening by publishing the opening; it reveals its audit seed only
+once a checkpoint it accepted covers round T, and puts that checkpoint in its reveal.
+
+The :class:`Auctioneer` hosts the log and signs its checkpoints; it keeps received openings in its
+own private store, never in the log (zk mode).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
+from zkauction.protocol.checkpoint import LogView, SignedCheckpoint
 from zkauction.protocol.log import Entry, Ledger, SigningKey
+from zkauction.protocol.private import private_folder
 from zkauction.protocol.state import (
     ANNOUNCEMENT,
     BID_COMMITMENT,
+    COMMITMENTS_CLOSED,
+    DISPUTE,
     MODES,
     OPENING_REJECTED,
     OPENINGS,
     OUTCOME,
     PROOF,
+    REGISTRATION,
+    REVEALS_CLOSED,
     SALT_DOMAIN,
-    SEED_COMMITMENT,
     SEED_REVEAL,
     ZERO_SALT,
     Announcement,
-    LedgerState,
     OutcomeFunction,
     ProtocolError,
     absent_commitment,
-    read_state,
+    read_announcement,
     seed_commitment,
+    unique_key,
 )
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 from zkauction.zk.commitments import CommitmentError, Opening
-
-# --------------------------------------------------------------------------------------------------
-# Outcome functions
 
 
 def circuit_outcome_function(circuit: Any) -> OutcomeFunction:
@@ -57,34 +72,28 @@ def net_outcome_function(net: Any) -> OutcomeFunction:
     return fn
 
 
-
-# --------------------------------------------------------------------------------------------------
-# The auctioneer's private store of openings (never in the ledger in zk mode)
-
-
 class OpeningStore:
-    """Openings the auctioneer received, by (round, bidder). In memory, or SQLite at ``path``."""
+    """Openings the auctioneer received, by (round, bidder). In memory, or SQLite at ``path``
+    (created 0600 in a 0700 folder: bids and salts are private)."""
 
     def __init__(self, path: str | Path | None = None, *, durable: bool = True):
+        if path is not None:
+            path = Path(path)
+            private_folder(path.parent)
+            if not path.exists():
+                path.touch(mode=0o600)
         self._db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None, check_same_thread=False)
         if path is not None:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS openings (round INTEGER, bidder INTEGER, opening TEXT, PRIMARY KEY (round, bidder))"
-        )
-
-    def put(self, round: int, bidder: int, opening: Opening) -> None:
-        self.put_round(round, {bidder: opening})
+        self._db.execute("CREATE TABLE IF NOT EXISTS openings (round INTEGER, bidder INTEGER, opening TEXT, PRIMARY KEY (round, bidder))")
 
     def put_round(self, round: int, openings: dict[int, Opening]) -> None:
         """Store a round's openings in one transaction (one fsync per round, not per bidder)."""
         self._db.execute("BEGIN")
         try:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO openings VALUES (?, ?, ?)",
-                [(round, i, json.dumps(o.to_dict())) for i, o in openings.items()],
-            )
+            self._db.executemany("INSERT OR REPLACE INTO openings VALUES (?, ?, ?)",
+                                 [(round, i, json.dumps(o.to_dict())) for i, o in openings.items()])
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -98,83 +107,156 @@ class OpeningStore:
         self._db.close()
 
 
-# --------------------------------------------------------------------------------------------------
-# Roles
-
-
-def _derive_hex(secret: bytes, label: bytes, nbytes: int = 32) -> bytes:
+def _derive(secret: bytes, label: bytes, nbytes: int = 32) -> bytes:
     return hashlib.shake_256(SALT_DOMAIN + secret + label).digest(nbytes)
 
 
+def _round_entry(ledger: Ledger, kind: str, round: int, signer: str) -> Entry | None:
+    """The first ``kind`` entry of ``round`` signed by ``signer`` (an index lookup, O(1) per round)."""
+    return next((e for e in ledger.entries(kind=kind, round=round) if e.signer == signer), None)
+
+
 class Bidder:
-    """A bidder: signs its seed commitment, bid commitments and seed reveal.
+    """A bidder with its own key, secret and kept checkpoint (see the module docstring).
 
-    With ``secret`` (bytes) the salts and audit seed are derived from it (reproducible after a
-    crash); without, they are fresh random values kept in memory.
-    """
+    ``expected`` holds what the bidder was told about the auction out of band (e.g. the circuit's
+    ``manifest_sha256`` and ``vk_sha256``, ``rounds``): it registers only if the announcement says
+    the same."""
 
-    def __init__(self, index: int, key: SigningKey, ledger: Ledger, *, secret: bytes | None = None):
+    def __init__(self, index: int, key: SigningKey, ledger: Ledger, *, secret: bytes | None = None,
+                 view_path: str | Path | None = None, expected: dict[str, Any] | None = None):
         self.index = index
         self.key = key
         self.ledger = ledger
-        import secrets as _secrets
-
-        self._secret = secret if secret is not None else _secrets.token_bytes(32)
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self.expected = dict(expected or {})
         self._openings: dict[int, Opening] = {}
+        self._view_path = view_path
+        self._view: LogView | None = None
+        self._ann: Announcement | None = None
 
     @property
     def seed(self) -> str:
-        return _derive_hex(self._secret, b"audit-seed").hex()
+        return _derive(self._secret, b"audit-seed").hex()
 
-    def _salt(self, round: int) -> str:
-        x = int.from_bytes(_derive_hex(self._secret, b"salt" + round.to_bytes(8, "big"), 64), "big")
+    def salt(self, round: int) -> str:
+        x = int.from_bytes(_derive(self._secret, b"salt" + round.to_bytes(8, "big"), 64), "big")
         return commitments.int_to_felt(x % commitments.FIELD_MODULUS)
 
-    def commit_audit_seed(self) -> Entry | None:
-        st = read_state(self.ledger)
-        if self.index in st.seed_commitments:
-            return None
-        if st.commitments:
-            raise ProtocolError(f"bidder {self.index}: too late to commit an audit seed (round 1 has begun)")
-        return self.ledger.append(SEED_COMMITMENT, {"bidder": self.index, "commitment": seed_commitment(self.index, self.seed)}, self.key)
+    @property
+    def announcement(self) -> Announcement:
+        if self._ann is None:
+            self._ann, first = read_announcement(self.ledger)
+            self._check_announcement(self._ann)
+            self._log_id = first.hash
+        return self._ann
 
-    def bid(self, round: int, bids: Sequence[float], scale: int) -> Opening:
-        """Commit to ``bids`` for ``round`` (snapped to the grid) and return the opening, to be sent
-        to the auctioneer only. Idempotent after a crash: the same bids give the same commitment."""
-        commitment, opening = commitments.make_commitment(bids, scale, salt=self._salt(round))
-        logged = [
-            e for e in self.ledger.entries(kind=BID_COMMITMENT, round=round)
-            if e.signer == self.key.public_hex and e.data.get("bidder") == self.index
-        ]
-        if logged:
-            if logged[0].data["commitment"] != commitment:
+    @property
+    def view(self) -> LogView:
+        if self._view is None:
+            ann = self.announcement
+            self._view = LogView(ann.auctioneer, self._view_path, log_id=self._log_id)
+        return self._view
+
+    def _check_announcement(self, ann: Announcement) -> None:
+        if not 0 <= self.index < ann.n or ann.bidders[self.index] != self.key.public_hex:
+            raise ProtocolError(f"bidder {self.index}: the announcement does not name this bidder's key at index {self.index}")
+        for k, want in self.expected.items():
+            got = ann.auction.get(k, getattr(ann, k, None))
+            if got != want:
+                raise ProtocolError(f"bidder {self.index}: the announcement's {k} is {got!r}, not the {want!r} "
+                                    "this bidder was told: refusing to take part")
+
+    def sync(self) -> SignedCheckpoint:
+        """Accept the log's newest checkpoint (a proven extension of the kept one) and keep it."""
+        return self.view.observe(self.ledger)
+
+    def register(self) -> Entry | None:
+        """Sign the announcement and commit to an audit seed (idempotent)."""
+        ann = self.announcement
+        self.sync()
+        if _round_entry(self.ledger, REGISTRATION, None, self.key.public_hex) is not None:
+            return None
+        payload = {"bidder": self.index, "announcement": self._log_id, "seed_commitment": seed_commitment(self.index, self.seed)}
+        del ann
+        return self.ledger.append(REGISTRATION, payload, self.key, unique=unique_key(REGISTRATION, bidder=self.index))
+
+    def commit(self, round: int, bids: Sequence[float]) -> str:
+        """Commit to ``bids`` for ``round`` (snapped to the grid); the opening stays with the bidder
+        until :meth:`open`. Idempotent after a crash: the same bids give the same commitment."""
+        ann = self.announcement
+        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
+        logged = _round_entry(self.ledger, BID_COMMITMENT, round, self.key.public_hex)
+        if logged is not None:
+            if logged.data["commitment"] != commitment:
                 raise ProtocolError(f"bidder {self.index} already committed to other bids in round {round}")
         else:
-            self.ledger.append(BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round=round)
+            self.ledger.append(BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round=round,
+                               unique=unique_key(BID_COMMITMENT, round, self.index))
         self._openings[round] = opening
-        return opening
+        return commitment
 
-    def reveal_audit_seed(self) -> Entry | None:
-        st = read_state(self.ledger)
-        if st.rounds_done < st.announcement.rounds:
-            raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before round {st.announcement.rounds} is logged")
-        if self.index in st.reveals:
-            return None
-        return self.ledger.append(SEED_REVEAL, {"bidder": self.index, "seed": self.seed}, self.key)
-
-    def check_own_commitment(self, round: int, state: LedgerState | None = None) -> None:
-        """A bidder checks that the outcome of ``round`` was computed on its commitment."""
-        st = state or read_state(self.ledger)
+    def open(self, round: int) -> Opening:
+        """The opening for ``round``, released only when a checkpoint this bidder accepted covers the
+        round's closed list of commitments with this bidder's own commitment in it."""
+        ann = self.announcement
         if round not in self._openings:
-            raise ProtocolError(f"bidder {self.index} did not bid in round {round}")
-        com = commitments.commit(self._openings[round].bids, self._openings[round].salt, st.announcement.input_scale)
-        if st.commitments_of(round)[self.index] != com:
-            raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
+            raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
+        self.sync()
+        close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        if close is None or close.seq >= self.view.kept.size:
+            raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
+                                "the opening is not sent")
+        self.view.check_included(self.ledger, close.seq)
+        mine = commitments.commit(self._openings[round].bids, self._openings[round].salt, ann.input_scale)
+        if close.data["commitments"][self.index] != mine:
+            raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
+        return self._openings[round]
+
+    def check_outcome(self, round: int) -> str:
+        """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
+        computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute)."""
+        ann = self.announcement
+        self.sync()
+        out = _round_entry(self.ledger, OUTCOME, round, ann.auctioneer)
+        if out is None or out.seq >= self.view.kept.size:
+            raise ProtocolError(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
+        self.view.check_included(self.ledger, out.seq)
+        if round not in self._openings:
+            return "ok"
+        mine = commitments.commit(self._openings[round].bids, self._openings[round].salt, ann.input_scale)
+        if out.data["commitments"][self.index] == mine and out.data["participants"][self.index] == 1:
+            return "ok"
+        if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
+               for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):
+            return "rejected"
+        raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
+
+    def dispute(self, round: int) -> Entry:
+        """Publish this round's opening to contest its rejection; every verifier decides."""
+        o = self._openings.get(round)
+        if o is None:
+            raise ProtocolError(f"bidder {self.index} has no opening for round {round} to publish")
+        return self.ledger.append(DISPUTE, {"bidder": self.index, "bids": list(o.bids), "salt": o.salt}, self.key,
+                                  round=round, unique=unique_key(DISPUTE, round, self.index))
+
+    def reveal(self) -> Entry | None:
+        """Reveal the audit seed, once a checkpoint this bidder accepted covers round T's outcome;
+        the reveal carries that checkpoint (the bidder's co-signature of the log it saw)."""
+        ann = self.announcement
+        cp = self.sync()
+        out = _round_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer)
+        if out is None or out.seq >= cp.size:
+            raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {ann.rounds}")
+        if _round_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
+            return None
+        payload = {"bidder": self.index, "seed": self.seed, "checkpoint": {"size": cp.size, "root": cp.root}}
+        return self.ledger.append(SEED_REVEAL, payload, self.key, unique=unique_key(SEED_REVEAL, bidder=self.index))
 
 
 class Auctioneer:
-    """Runs the rounds and answers the audit. ``outcome`` computes what it publishes (honest: the
-    announced auction's canonical outcome; a test can inject a dishonest one)."""
+    """Hosts the log, runs the rounds and answers the audit. ``outcome`` computes what it publishes
+    (honest: the announced auction's canonical outcome; a test can inject a dishonest one)."""
 
     def __init__(self, key: SigningKey, ledger: Ledger, outcome: OutcomeFunction, *, store: OpeningStore | None = None):
         self.key = key
@@ -182,141 +264,170 @@ class Auctioneer:
         self.outcome = outcome
         self.store = store or OpeningStore()
         self._pending: dict[int, dict[int, Opening]] = {}
-        self._announcement: Announcement | None = None
+        self._ann: Announcement | None = None
 
-    def announce(
-        self,
-        *,
-        n: int,
-        m: int,
-        support: Sequence[Sequence[Sequence[float]]],
-        input_scale: int,
-        auction: dict[str, Any],
-        rounds: int,
-        audits: int,
-        penalty: float,
-        mode: str,
-        bidders: Sequence[str],
-        auditor: str,
-        third_party: str | None = None,
-    ) -> Entry:
+    def announce(self, *, n: int, m: int, support: Sequence[Sequence[Sequence[float]]], input_scale: int,
+                 auction: dict[str, Any], rounds: int, audits: int, penalty: float, mode: str, bidders: Sequence[str],
+                 third_party: str | None = None, deadlines: dict[str, Any] | None = None) -> Entry:
         if len(self.ledger):
-            raise ProtocolError("the ledger already holds an auction: announce on an empty ledger")
+            raise ProtocolError("the log already holds an auction: announce on an empty log")
         if mode not in MODES:
             raise ProtocolError(f"mode must be one of {MODES}, got {mode!r}")
-        if mode == "ttp" and third_party is None:
-            raise ProtocolError("mode 'ttp' needs the trusted third party's public key")
-        if not isinstance(rounds, int) or rounds < 1:
-            raise ProtocolError(f"rounds T must be a positive integer, got {rounds!r}")
-        if not isinstance(audits, int) or not 1 <= audits <= rounds:
-            raise ProtocolError(f"audits k must be in [1, T={rounds}], got {audits!r}")
+        if not isinstance(penalty, (int, float)) or not penalty >= 0:
+            raise ProtocolError(f"the penalty must be a non-negative number, got {penalty!r}")
         ann = Announcement(
             rounds=rounds, audits=audits, penalty=float(penalty), mode=mode, n=n, m=m, input_scale=input_scale,
             support=[[list(map(float, p)) for p in row] for row in support], auction=dict(auction),
-            auctioneer=self.key.public_hex, bidders=list(bidders), auditor=auditor, third_party=third_party,
+            auctioneer=self.key.public_hex, bidders=list(bidders), third_party=third_party, deadlines=dict(deadlines or {}),
         )
         Announcement.from_dict(ann.to_dict())
-        return self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key)
-
-    def receive_opening(self, round: int, bidder: int, opening: Opening) -> None:
-        """The private channel: a bidder's opening for ``round``, checked at once against the
-        commitment that bidder logged and against the support. A bad opening raises
-        :class:`~zkauction.zk.commitments.CommitmentError` naming the round and bidder, is logged as
-        ``opening_rejected``, and the bidder is absent from the round."""
-        ann = self.announcement()
-        logged = [
-            e for e in self.ledger.entries(kind=BID_COMMITMENT, round=round)
-            if e.data.get("bidder") == bidder and 0 <= bidder < ann.n and e.signer == ann.bidders[bidder]
-        ]
-        already = any(
-            r.data.get("bidder") == bidder and r.signer == self.key.public_hex
-            for r in self.ledger.entries(kind=OPENING_REJECTED, round=round)
-        )
-        try:
-            if not logged:
-                raise CommitmentError("no commitment of this bidder is logged for the round")
-            if already:  # final: the ledger already says this bidder is absent from the round
-                raise CommitmentError("an earlier opening was rejected; the bidder is absent from this round")
-            commitments.check_opening(logged[0].data["commitment"], opening, ann.input_scale)
-            self._check_bids(ann, bidder, opening.bids)
-        except CommitmentError as e:
-            if logged and not already:
-                self.ledger.append(OPENING_REJECTED, {"bidder": bidder, "reason": str(e)}, self.key, round=round)
-            raise CommitmentError(f"round {round}: bidder {bidder}'s opening is rejected: {e}") from None
-        self._pending.setdefault(round, {})[bidder] = opening
-
-    def _check_bids(self, ann: Announcement, bidder: int, bids: Sequence[float]) -> None:
-        if len(bids) != ann.m:
-            raise CommitmentError(f"expected {ann.m} bids, got {len(bids)}")
-        if all(b == 0 for b in bids):
-            raise CommitmentError("all-zero bids (an absent bidder does not commit)")
-        for j, b in enumerate(bids):
-            lo, hi = ann.support[bidder][j]
-            if not lo <= b <= hi:
-                raise CommitmentError(f"bid for item {j} is {b:g}, outside the support [{lo:g}, {hi:g}]")
+        e = self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key, unique=ANNOUNCEMENT)
+        self.checkpoint()
+        return e
 
     def announcement(self) -> Announcement:
-        if self._announcement is None:
-            first = next(iter(self.ledger), None)
-            if first is None or first.kind != ANNOUNCEMENT:
-                raise ProtocolError("no auction has been announced on this ledger")
-            self._announcement = Announcement.from_dict(first.data)
-        return self._announcement
+        if self._ann is None:
+            self._ann, _ = read_announcement(self.ledger)
+        return self._ann
 
-    def close_round(self, round: int) -> Entry:
-        """Close the round: bidders who committed but sent no valid opening are logged as rejected
-        and absent; compute the outcome on the others' bids and log it.
+    def checkpoint(self) -> SignedCheckpoint:
+        return self.ledger.checkpoint(self.key)
 
-        Reads only this round's entries (and the previous round's outcome), so a round costs the
-        same at round 1 and round 10^5."""
+    def _commitments_of(self, round: int) -> dict[int, str]:
+        ann, out = self.announcement(), {}
+        for e in self.ledger.entries(kind=BID_COMMITMENT, round=round):
+            i = e.data.get("bidder")
+            if isinstance(i, int) and 0 <= i < ann.n and e.signer == ann.bidders[i]:
+                out.setdefault(i, e.data["commitment"])
+        return out
+
+    def close_commitments(self, round: int) -> Entry:
+        """Close round ``round``'s commit phase: log the list of its commitments and checkpoint it.
+        Openings are accepted only after this."""
         ann = self.announcement()
         if not isinstance(round, int) or not 1 <= round <= ann.rounds:
             raise ProtocolError(f"round must be in 1..{ann.rounds}, got {round!r}")
-        if round > 1 and not self.ledger.entries(kind=OUTCOME, round=round - 1):
-            raise ProtocolError(f"round {round} cannot close before round {round - 1}")
-        this_round = self.ledger.entries(round=round)
-        if any(e.kind == OUTCOME and e.signer == self.key.public_hex for e in this_round):
+        done = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        if done is None:
+            if round == 1 and len(self.ledger.entries(kind=REGISTRATION)) < ann.n:
+                raise ProtocolError("round 1 cannot start before every bidder has registered")
+            if round > 1 and _round_entry(self.ledger, OUTCOME, round - 1, ann.auctioneer) is None:
+                raise ProtocolError(f"round {round} cannot start before round {round - 1}'s outcome")
+            logged = self._commitments_of(round)
+            done = self.ledger.append(COMMITMENTS_CLOSED, {"commitments": [logged.get(i) for i in range(ann.n)]}, self.key,
+                                      round=round, unique=unique_key(COMMITMENTS_CLOSED, round))
+        cp = self.ledger.latest_checkpoint()
+        if cp is None or cp.size <= done.seq:
+            self.checkpoint()
+        return done
+
+    def receive_opening(self, round: int, bidder: int, opening: Opening) -> None:
+        """The private channel: a bidder's opening for ``round``, accepted only after the round's
+        commitments are closed and checkpointed. A bad opening raises
+        :class:`~zkauction.zk.commitments.CommitmentError` naming the round and bidder, is logged as
+        ``opening_rejected`` with a reason from the closed set, and the bidder is absent."""
+        ann = self.announcement()
+        close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        cp = self.ledger.latest_checkpoint()
+        if close is None or cp is None or cp.size <= close.seq:
+            raise ProtocolError(f"round {round}: openings are refused until the round's commitments are closed and checkpointed")
+        com = close.data["commitments"][bidder] if 0 <= bidder < ann.n else None
+        rejected = any(e.data.get("bidder") == bidder for e in self.ledger.entries(kind=OPENING_REJECTED, round=round))
+        if com is None or rejected:
+            raise CommitmentError(f"round {round}: bidder {bidder} has no open commitment in this round")
+        reason, detail = self._opening_problem(ann, com, opening)
+        if reason is None:
+            detail = self._support_problem(ann, bidder, opening.bids)
+            reason = "outside_support" if detail else None
+        if reason is not None:
+            self.ledger.append(OPENING_REJECTED, {"bidder": bidder, "reason": reason}, self.key, round=round,
+                               unique=unique_key(OPENING_REJECTED, round, bidder))
+            raise CommitmentError(f"round {round}: bidder {bidder}'s opening is rejected ({reason}): {detail}")
+        self._pending.setdefault(round, {})[bidder] = opening
+
+    @staticmethod
+    def _opening_problem(ann: Announcement, commitment: str, opening: Any) -> tuple[str | None, str | None]:
+        """(reason code, detail) if ``opening`` is malformed or does not open ``commitment``."""
+        try:
+            if not isinstance(opening, Opening) or len(opening.bids) != ann.m:
+                raise CommitmentError(f"expected {ann.m} bids and a salt")
+            commitments.check_salt(opening.salt)
+            commitments.snap_bids(opening.bids, ann.input_scale)
+        except (CommitmentError, TypeError, ValueError) as e:
+            return "malformed_opening", str(e)
+        try:
+            commitments.check_opening(commitment, opening, ann.input_scale)
+        except CommitmentError as e:
+            return "opening_mismatch", str(e)
+        return None, None
+
+    @staticmethod
+    def _support_problem(ann: Announcement, bidder: int, bids: Sequence[float]) -> str | None:
+        if len(bids) != ann.m:
+            return f"expected {ann.m} bids, got {len(bids)}"
+        if all(b == 0 for b in bids):
+            return "all-zero bids (an absent bidder does not commit)"
+        for j, b in enumerate(bids):
+            lo, hi = ann.support[bidder][j]
+            if not lo <= b <= hi:
+                return f"bid for item {j} is {b:g}, outside the support [{lo:g}, {hi:g}]"
+        return None
+
+    def close_round(self, round: int) -> Entry:
+        """Bidders who committed but sent no valid opening are rejected (``no_opening``); the outcome
+        is computed on the others' bids and logged with the rejections in one transaction, then
+        checkpointed. Reads only this round's entries: a round costs the same at round 1 and 10^5."""
+        ann = self.announcement()
+        close = self.close_commitments(round)
+        if _round_entry(self.ledger, OUTCOME, round, ann.auctioneer) is not None:
             raise ProtocolError(f"round {round} already has an outcome")
-        logged: dict[int, str] = {}
-        rejected: set[int] = set()
-        for e in this_round:
-            d = e.data
-            if e.kind == BID_COMMITMENT and 0 <= d.get("bidder", -1) < ann.n and e.signer == ann.bidders[d["bidder"]]:
-                logged.setdefault(d["bidder"], d["commitment"])
-            elif e.kind == OPENING_REJECTED and e.signer == self.key.public_hex:
-                rejected.add(d["bidder"])
+        listed = close.data["commitments"]
+        rejected = {e.data.get("bidder") for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)}
         received = self._pending.pop(round, {})
-        bids = [[0.0] * ann.m for _ in range(ann.n)]
-        salts = [ZERO_SALT] * ann.n
-        coms = [absent_commitment(ann.m, ann.input_scale)] * ann.n
-        present = [0] * ann.n
+        bids, salts = [[0.0] * ann.m for _ in range(ann.n)], [ZERO_SALT] * ann.n
+        coms, present = [absent_commitment(ann.m, ann.input_scale)] * ann.n, [0] * ann.n
         accepted: dict[int, Opening] = {}
-        for i in sorted(logged):
-            if i in rejected:
+        items: list[tuple[str, Any, SigningKey, int | None, str | None]] = []
+        for i in range(ann.n):
+            if listed[i] is None or i in rejected:
                 continue
-            opening = received.get(i)  # only openings that passed receive_opening's checks
-            if opening is None:
-                self.ledger.append(OPENING_REJECTED, {"bidder": i, "reason": "no opening was received"}, self.key, round=round)
+            o = received.get(i)
+            if o is None:
+                items.append((OPENING_REJECTED, {"bidder": i, "reason": "no_opening"}, self.key, round,
+                              unique_key(OPENING_REJECTED, round, i)))
                 continue
-            accepted[i] = opening
-            bids[i], salts[i], coms[i], present[i] = list(opening.bids), opening.salt, logged[i], 1
+            accepted[i] = o
+            bids[i], salts[i], coms[i], present[i] = list(o.bids), o.salt, listed[i], 1
         # Stored before the outcome is logged: an outcome whose openings are lost could not be proven.
         if accepted:
             self.store.put_round(round, accepted)
         out = self.outcome(bids, salts)
-        payload = {"participants": present, "commitments": coms, **out.to_dict()}
-        return self.ledger.append(OUTCOME, payload, self.key, round=round)
+        items.append((OUTCOME, {"participants": present, "commitments": coms, **out.to_dict()}, self.key, round,
+                      unique_key(OUTCOME, round)))
+        entries = self.ledger.append_many(items)
+        self.checkpoint()
+        return entries[-1]
 
-    def round_inputs(self, round: int, state: LedgerState | None = None) -> tuple[list[list[float]], list[str]]:
+    def close_reveals(self) -> Entry:
+        """End the reveal phase (after round T); a seed not revealed by now audits every round."""
+        ann = self.announcement()
+        if _round_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer) is None:
+            raise ProtocolError(f"the reveal phase cannot close before round {ann.rounds}'s outcome")
+        e = _round_entry(self.ledger, REVEALS_CLOSED, None, ann.auctioneer)
+        if e is None:
+            e = self.ledger.append(REVEALS_CLOSED, {}, self.key, unique=REVEALS_CLOSED)
+            self.checkpoint()
+        return e
+
+    def round_inputs(self, round: int) -> tuple[list[list[float]], list[str]]:
         """The bids and salts the outcome of ``round`` was computed on (from the private store)."""
-        st = state or read_state(self.ledger)
-        ann = st.announcement
-        present = st.outcomes[round].data["participants"] if round in st.outcomes else None
-        if present is None:
+        ann = self.announcement()
+        out = _round_entry(self.ledger, OUTCOME, round, ann.auctioneer)
+        if out is None:
             raise ProtocolError(f"round {round} has no logged outcome")
         got = self.store.get(round)
         bids, salts = [[0.0] * ann.m for _ in range(ann.n)], [ZERO_SALT] * ann.n
-        for i, p in enumerate(present):
+        for i, p in enumerate(out.data["participants"]):
             if p:
                 if i not in got:
                     raise ProtocolError(f"round {round}: the auctioneer's store lacks bidder {i}'s opening")
@@ -324,19 +435,56 @@ class Auctioneer:
         return bids, salts
 
     def prove(self, round: int, circuit: Any, *, progress: bool = False) -> Any:
-        """zk mode: prove ``round`` with the circuit, log the bundle, return it."""
+        """zk mode: prove ``round``, attach the log proof (announcement and outcome entries with
+        their inclusion proofs under a signed checkpoint), log the bundle, return it."""
+        import dataclasses
+
+        from zkauction.protocol.bundle_log import make_log_proof
         from zkauction.zk.prove import prove_round
 
-        st = read_state(self.ledger)
-        bids, salts = self.round_inputs(round, st)
+        ann = self.announcement()
+        logged = _round_entry(self.ledger, PROOF, round, ann.auctioneer)
+        if logged is not None:
+            from zkauction.zk.bundle import ProofBundle
+
+            return ProofBundle.from_dict(logged.data)
+        bids, salts = self.round_inputs(round)
         bundle = prove_round(circuit, bids, salts, round_id=round, progress=progress)
-        if round not in st.proofs:
-            self.ledger.append(PROOF, bundle.to_dict(), self.key, round=round)
+        bundle = dataclasses.replace(bundle, log=make_log_proof(self.ledger, round, self.ledger.latest_checkpoint()))
+        self.ledger.append(PROOF, bundle.to_dict(), self.key, round=round, unique=unique_key(PROOF, round))
+        self.checkpoint()
         return bundle
 
     def publish_openings(self, round: int) -> Entry:
         """reveal mode: log the round's openings (bids and salts) for everyone to check."""
         bids, salts = self.round_inputs(round)
-        return self.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, self.key, round=round)
+        e = self.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, self.key, round=round, unique=unique_key(OPENINGS, round))
+        self.checkpoint()
+        return e
 
 
+class TrustedThirdParty:
+    """The paper's third verifier (ttp mode): receives an audited round's openings privately,
+    recomputes the outcome and logs a signed verdict."""
+
+    def __init__(self, key: SigningKey, ledger: Ledger, outcome: OutcomeFunction):
+        self.key = key
+        self.ledger = ledger
+        self.outcome = outcome
+
+    def audit_round(self, round: int, bids: Sequence[Sequence[float]], salts: Sequence[str]) -> Any:
+        from zkauction.protocol.audit import Verdict, check_round, check_round_openings
+        from zkauction.protocol.state import TTP_VERDICT, round_state
+
+        st = round_state(self.ledger, round)
+        try:
+            problems = check_round(st, round)
+            if problems:
+                raise ProtocolError(str(problems[0]))
+            check_round_openings(st, round, bids, salts, self.outcome)
+            v = Verdict(round, "ttp", True, f"round {round}: outcome verified (ttp)")
+        except ProtocolError as e:
+            v = Verdict(round, "ttp", False, str(e))
+        if _round_entry(self.ledger, TTP_VERDICT, round, self.key.public_hex) is None:
+            self.ledger.append(TTP_VERDICT, v.to_dict(), self.key, round=round, unique=unique_key(TTP_VERDICT, round))
+        return v

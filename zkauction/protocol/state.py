@@ -1,44 +1,27 @@
-"""The credible repeated-auction protocol (paper, Algorithm 1), over the signed ledger.
+"""Reading the log: entry kinds, the announcement, and the state every verifier derives itself.
 
-Roles, each with its own Ed25519 key (:class:`~zkauction.protocol.log.SigningKey`):
+The log of one auction (the paper's Algorithm 1, made credible against the auctioneer):
 
-- :class:`Auctioneer` announces the auction (circuit manifest and vk hashes, T, k, penalty, the
-  verification mode, every party's public key), receives bidders' openings privately, checks each
-  against its logged commitment, computes the canonical outcome and logs it (L_a, L_p); at audit time
-  it proves the selected rounds (zk), publishes their openings (reveal) or hands them to the trusted
-  third party (ttp).
-- :class:`Bidder` commits to an audit seed before round 1, commits to its bids each round it is
-  present (L_theta holds commitments, never bids), sends the opening to the auctioneer only, and
-  reveals its audit seed after round T.
-- :class:`Auditor` (anyone: a bidder, a regulator) replays the chain, closes the reveal phase,
-  derives the audited rounds, checks each and logs verdicts and the penalty due.
-- :class:`TrustedThirdParty` is the paper's third verifier: it receives the audited rounds'
-  openings privately and logs a signed verdict.
+1. ``announcement`` (entry 0, auctioneer): the auction, its circuit's manifest and vk hashes, T, k,
+   the penalty, the verification mode, deadlines and every participant's public key. Its hash is the
+   log id.
+2. ``registration`` (each bidder, before round 1): the bidder signs the announcement's hash and
+   commits to its audit seed (SHA3-256 of domain, bidder index, seed). No round starts until all n
+   bidders have registered: a bidder who never agreed to take part is never in a run.
+3. Each round r: ``bid_commitment`` (bidders, Poseidon commitments, never bids), then
+   ``commitments_closed`` (auctioneer: the list of the round's commitments), covered by a signed
+   checkpoint before any bidder sends its opening (sealed commit phase); ``opening_rejected``
+   (auctioneer, a reason from :data:`REJECTION_REASONS`); ``outcome`` (auctioneer: participants,
+   the n commitments the outcome was computed on, allocation, payment); ``dispute`` (a bidder whose
+   opening was rejected publishes it; every verifier decides from the log).
+4. After round T: ``seed_reveal`` (bidders; each carries the checkpoint the bidder holds, covering
+   round T, as a co-signature of the log it saw), ``reveals_closed`` (auctioneer), then the audited
+   rounds' ``proof`` (zk), ``openings`` (reveal) or ``ttp_verdict`` (trusted third party).
 
-A round r: present bidders log ``bid_commitment`` entries; the auctioneer checks each opening (a bad
-or missing opening, or bids outside the support, makes that bidder absent for the round, logged as
-``opening_rejected``), computes the outcome with the announced auction on the snapped bids (absent
-bidders bid all zeros, salt 0, so their commitment is public) and logs ``outcome`` with the n
-commitments the outcome was computed on: exactly the public inputs of a proof of that round. The
-auditor checks that list against what the bidders themselves logged, so an outcome computed on
-substituted bids fails even when its openings are consistent.
-
-Audit selection (shared/DESIGN.md): every bidder logs SHA3-256(domain, bidder, seed) before round 1
-and reveals the seed after round T. Once every committed seed is revealed or declared missing, the k
-audited rounds are drawn uniformly without replacement from SHA3 of all reveals and the ledger head
-when round T was logged. Until then :func:`audit_selection` refuses. A bidder that never reveals is
-declared missing by the auditor (``reveal_missing``) and its seed is left out; the others' seeds
-still make the choice unpredictable to the auctioneer. If no seed at all is revealed, there is no
-randomness the auctioneer could not have predicted, so every round is audited.
-
-Resuming after a crash: the ledger is the state. Rounds with a logged outcome are final; a round
-interrupted before its outcome is completed on restart (bidders re-send the same openings: a
-simulated bidder derives its salts and seed from a private secret, so they are reproducible).
-The auctioneer keeps received openings in its own private store, never in the ledger (zk mode).
-
-The outcome function is injectable (:data:`OutcomeFunction`): the circuit's canonical outcome in
-production (:func:`circuit_outcome_function`), a plain :class:`~zkauction.learn.nets.AuctionNet` for tests
-(:func:`net_outcome_function`), or a deliberately dishonest one.
+Nothing in the log is a verdict: the audit draw, the public checks and the audit's verdict are
+functions of the log (:mod:`zkauction.protocol.audit`) that every verifier computes. Entries that
+break the rules are kept out of the state; those the auctioneer signed (or, as the log's host,
+accepted) are *breaches* and carry the penalty, those of other parties are *notes*.
 """
 
 from __future__ import annotations
@@ -53,30 +36,39 @@ from zkauction.protocol.log import Entry, Ledger
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 
-PROTOCOL_FORMAT = "zkauction-protocol/1"
+PROTOCOL_FORMAT = "zkauction-protocol/2"
 MODES = ("zk", "reveal", "ttp")
 ZERO_SALT = "0" * 64  # an absent bidder's salt: its commitment to all-zero bids is public
 
 SEED_DOMAIN = b"zkauction-audit-seed-v1\x00"
-SELECTION_DOMAIN = b"zkauction-audit-selection-v1\x00"
 SALT_DOMAIN = b"zkauction-bid-salt-v1\x00"
 
-# Entry kinds and who may sign them.
 ANNOUNCEMENT = "announcement"  # auctioneer
-SEED_COMMITMENT = "seed_commitment"  # bidder
+REGISTRATION = "registration"  # bidder
 BID_COMMITMENT = "bid_commitment"  # bidder
+COMMITMENTS_CLOSED = "commitments_closed"  # auctioneer
 OPENING_REJECTED = "opening_rejected"  # auctioneer
 OUTCOME = "outcome"  # auctioneer
+DISPUTE = "dispute"  # bidder
 SEED_REVEAL = "seed_reveal"  # bidder
-REVEAL_MISSING = "reveal_missing"  # auditor
-AUDIT_SELECTION = "audit_selection"  # auditor
+REVEALS_CLOSED = "reveals_closed"  # auctioneer
 PROOF = "proof"  # auctioneer (zk)
-OPENINGS = "openings"  # auctioneer (reveal mode only)
-VERDICT = "verdict"  # auditor (zk, reveal) or trusted third party (ttp)
-AUDIT_RESULT = "audit_result"  # auditor: valid or penalty due
+OPENINGS = "openings"  # auctioneer (reveal)
+TTP_VERDICT = "ttp_verdict"  # trusted third party (ttp)
 
 OutcomeFunction = Callable[[Sequence[Sequence[float]], Sequence[str]], Outcome]
 """(snapped bids [n][m], salts [n]) -> the announced auction's outcome on those bids."""
+
+ROUND_KINDS = (BID_COMMITMENT, COMMITMENTS_CLOSED, OPENING_REJECTED, OUTCOME, DISPUTE, PROOF, OPENINGS, TTP_VERDICT)
+
+# Why the auctioneer may reject an opening: nothing else (free text would be a covert channel and
+# an excuse nobody can check). Every one of them is decidable from a published opening.
+REJECTION_REASONS = {
+    "opening_mismatch": "the opening does not open the logged commitment",
+    "outside_support": "a bid is outside the announced support (or all bids are zero)",
+    "malformed_opening": "the opening is not m numbers and a field element",
+    "no_opening": "no opening was received",
+}
 
 
 class ProtocolError(ValueError):
@@ -84,8 +76,12 @@ class ProtocolError(ValueError):
 
 
 class AuditError(ProtocolError):
-    """The audit cannot proceed yet or at all (e.g. reveals outstanding), with the reason."""
+    """The audit cannot proceed yet or at all (e.g. the reveal phase is open), with the reason."""
 
+
+def unique_key(kind: str, round: int | None = None, bidder: int | None = None) -> str:
+    """The storage-level uniqueness key of an entry: one of each per round (and bidder)."""
+    return "/".join(str(x) for x in (kind, round, bidder) if x is not None)
 
 
 def seed_commitment(bidder: int, seed: str) -> str:
@@ -97,11 +93,6 @@ def seed_commitment(bidder: int, seed: str) -> str:
 def absent_commitment(m: int, scale: int) -> str:
     """The public commitment of an absent bidder: all-zero bids under salt 0."""
     return commitments.commit([0.0] * m, ZERO_SALT, scale)
-
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading the ledger
 
 
 @dataclass
@@ -117,14 +108,14 @@ class Announcement:
     auction: dict[str, Any]
     auctioneer: str
     bidders: list[str]
-    auditor: str
     third_party: str | None
+    deadlines: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": PROTOCOL_FORMAT, **self.__dict__}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Announcement":
+    def from_dict(cls, d: Any) -> "Announcement":
         if not isinstance(d, dict) or d.get("format") != PROTOCOL_FORMAT:
             raise ProtocolError(f"announcement: format {d.get('format') if isinstance(d, dict) else d!r}, expected {PROTOCOL_FORMAT!r}")
         try:
@@ -133,34 +124,56 @@ class Announcement:
             raise ProtocolError(f"announcement: missing field {e.args[0]!r}") from None
         if a.mode not in MODES:
             raise ProtocolError(f"announcement: mode {a.mode!r}, expected one of {MODES}")
-        if len(a.bidders) != a.n:
-            raise ProtocolError(f"announcement: {len(a.bidders)} bidder keys for n={a.n}")
+        if not isinstance(a.bidders, list) or len(a.bidders) != a.n or len(set(a.bidders)) != a.n:
+            raise ProtocolError(f"announcement: expected {a.n} distinct bidder keys")
+        if not isinstance(a.rounds, int) or a.rounds < 1 or not isinstance(a.audits, int) or not 1 <= a.audits <= a.rounds:
+            raise ProtocolError(f"announcement: T = {a.rounds!r}, k = {a.audits!r} (need 1 <= k <= T)")
+        if a.mode == "ttp" and not a.third_party:
+            raise ProtocolError("announcement: mode 'ttp' without the trusted third party's key")
         return a
+
+
+@dataclass(frozen=True)
+class Breach:
+    """Something the log shows that an honest auctioneer never does: it carries the penalty."""
+
+    seq: int | None
+    round: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"ledger entry {self.seq}" if self.seq is not None else "the log"
+        return f"{where}: {self.reason}"
 
 
 @dataclass
 class LedgerState:
-    """Everything the protocol has logged, checked for authorship: each kind is signed by the party
-    that may write it (else :class:`ProtocolError` names the entry)."""
+    """Everything the log holds, each kind checked for authorship and order."""
 
     announcement: Announcement
     announcement_entry: Entry
-    seed_commitments: dict[int, str] = field(default_factory=dict)
+    size: int = 0
+    registrations: dict[int, str] = field(default_factory=dict)  # bidder -> seed commitment
     commitments: dict[int, dict[int, str]] = field(default_factory=dict)  # round -> bidder -> commitment
+    closes: dict[int, Entry] = field(default_factory=dict)
     rejections: dict[int, dict[int, str]] = field(default_factory=dict)
     outcomes: dict[int, Entry] = field(default_factory=dict)
-    reveals: dict[int, str] = field(default_factory=dict)
-    missing: set[int] = field(default_factory=set)
-    selection: Entry | None = None
+    disputes: dict[int, dict[int, Entry]] = field(default_factory=dict)
+    reveals: dict[int, Entry] = field(default_factory=dict)
+    reveals_closed: Entry | None = None
     proofs: dict[int, Entry] = field(default_factory=dict)
     openings: dict[int, Entry] = field(default_factory=dict)
-    verdicts: dict[int, Entry] = field(default_factory=dict)
-    result: Entry | None = None
-    # Entries that break the protocol (kept out of the state above): (seq, signer role, reason).
-    anomalies: list[tuple[int, str, str]] = field(default_factory=list)
+    ttp_verdicts: dict[int, Entry] = field(default_factory=dict)
+    breaches: list[Breach] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
-    def auctioneer_anomalies(self) -> list[str]:
-        return [f"ledger entry {seq}: {reason}" for seq, role, reason in self.anomalies if role == "auctioneer"]
+    @property
+    def log_id(self) -> str:
+        return self.announcement_entry.hash
+
+    @property
+    def registered(self) -> bool:
+        return len(self.registrations) == self.announcement.n
 
     @property
     def rounds_done(self) -> int:
@@ -180,140 +193,236 @@ class LedgerState:
             raise ProtocolError(f"round {round} has no logged outcome")
         return list(self.outcomes[round].data["commitments"])
 
-    def check_outcome_inputs(self, round: int) -> None:
-        """The outcome of ``round`` must name, for each bidder, the commitment that bidder logged
-        (unless the auctioneer logged a rejection of its opening) and the public absent commitment
-        otherwise. Raises :class:`ProtocolError` naming the round and the bidder."""
-        ann = self.announcement
-        if round not in self.outcomes:
-            raise ProtocolError(f"round {round}: no outcome was logged")
-        d = self.outcomes[round].data
-        coms, present = d.get("commitments"), d.get("participants")
-        if not isinstance(coms, list) or len(coms) != ann.n or not isinstance(present, list) or len(present) != ann.n:
-            raise ProtocolError(f"round {round}: the outcome must list {ann.n} commitments and participants")
-        logged, rejected = self.commitments.get(round, {}), self.rejections.get(round, {})
-        absent = absent_commitment(ann.m, ann.input_scale)
-        for i in range(ann.n):
-            if i in logged and i not in rejected:
-                if coms[i] != logged[i] or present[i] != 1:
-                    raise ProtocolError(f"round {round}: the outcome does not use bidder {i}'s logged commitment")
-            elif coms[i] != absent or present[i] != 0:
-                why = "its opening was rejected" if i in rejected else "it did not bid"
-                raise ProtocolError(f"round {round}: bidder {i} must be absent from the outcome ({why})")
+
+class _Skip(Exception):
+    """An entry left out of the state (its reason is already recorded)."""
 
 
-def read_state(ledger: Ledger) -> LedgerState:
-    """Parse the ledger into a :class:`LedgerState`.
+def _writers(ann: Announcement) -> dict[str, str]:
+    return {
+        ANNOUNCEMENT: "auctioneer", REGISTRATION: "bidder", BID_COMMITMENT: "bidder", COMMITMENTS_CLOSED: "auctioneer",
+        OPENING_REJECTED: "auctioneer", OUTCOME: "auctioneer", DISPUTE: "bidder", SEED_REVEAL: "bidder",
+        REVEALS_CLOSED: "auctioneer", PROOF: "auctioneer", OPENINGS: "auctioneer", TTP_VERDICT: "trusted third party",
+    }
 
-    Each kind must be signed by the party that may write it. Entries that break the protocol (wrong
-    signer, a second outcome for a round, a bid after the round's outcome, a seed revealed early)
-    are left out of the state and listed in ``anomalies``, so a misbehaving party cannot stop the
-    others from reading the ledger; the audit fails on any anomaly signed by the auctioneer.
-    """
-    entries = iter(ledger)
-    first = next(entries, None)
+
+class _Reader:
+    """Replays the log into a :class:`LedgerState`, one handler per entry kind."""
+
+    def __init__(self, ann: Announcement, first: Entry):
+        self.st = LedgerState(ann, first, size=1)
+        self.ann = ann
+        self.bidder_of = {k: i for i, k in enumerate(ann.bidders)}
+        self.writers = _writers(ann)
+        self.handlers: dict[str, Callable[[Entry, dict[str, Any]], None]] = {
+            REGISTRATION: self.registration, BID_COMMITMENT: self.bid_commitment, COMMITMENTS_CLOSED: self.close,
+            OPENING_REJECTED: self.rejection, OUTCOME: self.outcome, DISPUTE: self.dispute, SEED_REVEAL: self.reveal,
+            REVEALS_CLOSED: self.reveals_closed, PROOF: self.proof, OPENINGS: self.openings_entry,
+            TTP_VERDICT: self.ttp_verdict, ANNOUNCEMENT: self.second_announcement,
+        }
+        self.entry: Entry | None = None
+        self.blame = "note"
+
+    def bad(self, reason: str) -> None:
+        e = self.entry
+        if self.blame == "auctioneer":
+            self.st.breaches.append(Breach(e.seq, e.round, reason))
+        else:
+            self.st.notes.append(f"ledger entry {e.seq}: {reason} (not counted)")
+        raise _Skip
+
+    def role_of(self, e: Entry) -> str:
+        if e.signer == self.ann.auctioneer:
+            return "auctioneer"
+        if self.ann.third_party and e.signer == self.ann.third_party:
+            return "trusted third party"
+        return f"bidder {self.bidder_of[e.signer]}" if e.signer in self.bidder_of else "unknown signer"
+
+    def read(self, e: Entry) -> None:
+        self.entry, self.st.size = e, e.seq + 1
+        # The auctioneer hosts the log: whatever it signed, and any entry that should never have been
+        # accepted into its log, is its breach. Entries of others that break the rules only do not count.
+        known = e.signer in self.bidder_of or e.signer == self.ann.third_party
+        self.blame = "note" if known and e.signer != self.ann.auctioneer else "auctioneer"
+        try:
+            if e.kind not in self.writers:
+                self.bad(f"unknown entry kind {e.kind!r}")
+            try:
+                d = e.data
+            except json.JSONDecodeError:
+                self.bad(f"{e.kind} payload is not JSON")
+            if not isinstance(d, dict):
+                self.bad(f"{e.kind} payload is not an object")
+            want, role = self.writers[e.kind], self.role_of(e)
+            if want == "bidder":
+                if self.bidder_of.get(e.signer) != d.get("bidder"):
+                    self.bad(f"{e.kind} for bidder {d.get('bidder')!r} not signed by that bidder's key")
+            elif role != want:
+                self.bad(f"{e.kind} signed by {role}, not by the {want}")
+            if e.kind in ROUND_KINDS and (not isinstance(e.round, int) or not 1 <= e.round <= self.ann.rounds):
+                self.bad(f"{e.kind} for round {e.round}, outside 1..{self.ann.rounds}")
+            if e.kind not in (ANNOUNCEMENT, REGISTRATION) and not self.st.registered:
+                self.blame = "auctioneer"
+                self.bad(f"{e.kind} logged before every bidder registered "
+                         f"(registered: {sorted(self.st.registrations)} of {self.ann.n})")
+            self.handlers[e.kind](e, d)
+        except _Skip:
+            pass
+        except (KeyError, TypeError, ValueError) as err:
+            try:
+                self.bad(f"malformed {e.kind} payload ({err})")
+            except _Skip:
+                pass
+
+    # One handler per kind ---------------------------------------------------------------------
+
+    def second_announcement(self, e: Entry, d: dict[str, Any]) -> None:
+        self.bad("a second announcement")
+
+    def registration(self, e: Entry, d: dict[str, Any]) -> None:
+        i = d["bidder"]
+        if self.st.commitments or self.st.closes:
+            self.bad(f"bidder {i} registered after round 1 began")
+        if i in self.st.registrations:
+            self.bad(f"bidder {i} registered twice (the first counts)")
+        if d["announcement"] != self.st.log_id:
+            self.bad(f"bidder {i}'s registration signs another announcement")
+        self.st.registrations[i] = str(d["seed_commitment"])
+
+    def bid_commitment(self, e: Entry, d: dict[str, Any]) -> None:
+        r, i = e.round, d["bidder"]
+        if r in self.st.closes:
+            self.blame = "auctioneer"
+            self.bad(f"bidder {i}'s commitment for round {r} logged after the round's commitments were closed")
+        if r > 1 and r - 1 not in self.st.outcomes:
+            self.blame = "auctioneer"
+            self.bad(f"bidder {i}'s commitment for round {r} logged before round {r - 1}'s outcome")
+        if i in self.st.commitments.setdefault(r, {}):
+            self.bad(f"bidder {i} committed twice in round {r} (the first counts)")
+        commitments.check_felt(d["commitment"], "commitment")
+        self.st.commitments[r][i] = str(d["commitment"])
+
+    def close(self, e: Entry, d: dict[str, Any]) -> None:
+        r, n = e.round, self.ann.n
+        if r in self.st.closes:
+            self.bad(f"a second close of round {r}'s commitments")
+        if r > 1 and r - 1 not in self.st.outcomes:
+            self.bad(f"round {r}'s commitments closed before round {r - 1}'s outcome")
+        listed = d["commitments"]
+        logged = self.st.commitments.get(r, {})
+        want = [logged.get(i) for i in range(n)]
+        if listed != want:
+            self.bad(f"round {r}'s close lists commitments {listed}, but the log holds {want}")
+        self.st.closes[r] = e
+
+    def rejection(self, e: Entry, d: dict[str, Any]) -> None:
+        r, i = e.round, d["bidder"]
+        if r not in self.st.closes or r in self.st.outcomes:
+            self.bad(f"rejection of bidder {i} in round {r} outside the round's opening phase")
+        if i not in self.st.commitments.get(r, {}):
+            self.bad(f"rejection of bidder {i} in round {r}, which has no logged commitment")
+        if d["reason"] not in REJECTION_REASONS:
+            self.bad(f"rejection of bidder {i} in round {r} with reason {d['reason']!r}, not one of {sorted(REJECTION_REASONS)}")
+        if i in self.st.rejections.setdefault(r, {}):
+            self.bad(f"bidder {i} rejected twice in round {r}")
+        self.st.rejections[r][i] = d["reason"]
+
+    def outcome(self, e: Entry, d: dict[str, Any]) -> None:
+        r = e.round
+        if r in self.st.outcomes:
+            self.bad(f"a second outcome for round {r}")
+        if r not in self.st.closes:
+            self.bad(f"an outcome for round {r} before its commitments were closed")
+        Outcome.from_dict(d)
+        self.st.outcomes[r] = e
+
+    def dispute(self, e: Entry, d: dict[str, Any]) -> None:
+        r, i = e.round, d["bidder"]
+        if i not in self.st.rejections.get(r, {}):
+            self.bad(f"bidder {i} disputes a rejection in round {r} that was never logged")
+        if self.st.reveals_closed is not None:
+            self.bad(f"bidder {i}'s dispute of round {r} came after the reveal phase closed")
+        if i in self.st.disputes.setdefault(r, {}):
+            self.bad(f"bidder {i} disputed round {r} twice (the first counts)")
+        self.st.disputes[r][i] = e
+
+    def reveal(self, e: Entry, d: dict[str, Any]) -> None:
+        i, T = d["bidder"], self.ann.rounds
+        if T not in self.st.outcomes:
+            self.bad(f"bidder {i} revealed its audit seed before round {T}'s outcome")
+        if self.st.reveals_closed is not None:
+            self.bad(f"bidder {i}'s seed reveal came after the reveal phase closed")
+        if i in self.st.reveals:
+            self.bad(f"bidder {i} revealed twice (the first counts)")
+        if seed_commitment(i, str(d["seed"])) != self.st.registrations.get(i):
+            self.bad(f"bidder {i}'s revealed seed does not match its registration's seed commitment")
+        cp = d["checkpoint"]
+        if not isinstance(cp, dict) or not isinstance(cp.get("size"), int) or cp["size"] <= self.st.outcomes[T].seq:
+            self.bad(f"bidder {i}'s reveal carries no checkpoint covering round {T}'s outcome")
+        self.st.reveals[i] = e
+
+    def reveals_closed(self, e: Entry, d: dict[str, Any]) -> None:
+        if self.st.reveals_closed is not None:
+            self.bad("a second close of the reveal phase")
+        if self.ann.rounds not in self.st.outcomes:
+            self.bad(f"the reveal phase closed before round {self.ann.rounds}'s outcome")
+        self.st.reveals_closed = e
+
+    def _after_reveals(self, what: str, r: int) -> None:
+        if self.st.reveals_closed is None:
+            self.bad(f"{what} for round {r} before the reveal phase closed")
+
+    def proof(self, e: Entry, d: dict[str, Any]) -> None:
+        self._after_reveals("a proof", e.round)
+        self.st.proofs.setdefault(e.round, e)
+
+    def openings_entry(self, e: Entry, d: dict[str, Any]) -> None:
+        self._after_reveals("openings", e.round)
+        self.st.openings.setdefault(e.round, e)
+
+    def ttp_verdict(self, e: Entry, d: dict[str, Any]) -> None:
+        self._after_reveals("a third-party verdict", e.round)
+        self.st.ttp_verdicts.setdefault(e.round, e)
+
+
+def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
+    first = ledger.storage.get(0)
     if first is None:
-        raise ProtocolError("the ledger is empty: no auction has been announced")
+        raise ProtocolError("the log is empty: no auction has been announced")
     if first.kind != ANNOUNCEMENT:
         raise ProtocolError(f"ledger entry 0 is a {first.kind!r}, expected the auction announcement")
     ann = Announcement.from_dict(first.data)
     if first.signer != ann.auctioneer:
         raise ProtocolError("ledger entry 0: the announcement is not signed by the auctioneer it names")
-    st = LedgerState(ann, first)
-    roles = {ann.auctioneer: "auctioneer", ann.auditor: "auditor"}
-    if ann.third_party:
-        roles[ann.third_party] = "trusted third party"
-    bidder_of = {k: i for i, k in enumerate(ann.bidders)}
-    for k, i in bidder_of.items():
-        roles.setdefault(k, f"bidder {i}")
-    verdict_role = "trusted third party" if ann.mode == "ttp" else "auditor"
-    writers = {
-        ANNOUNCEMENT: "auctioneer", OPENING_REJECTED: "auctioneer", OUTCOME: "auctioneer", PROOF: "auctioneer",
-        OPENINGS: "auctioneer", REVEAL_MISSING: "auditor", AUDIT_SELECTION: "auditor", AUDIT_RESULT: "auditor",
-        VERDICT: verdict_role, SEED_COMMITMENT: "bidder", BID_COMMITMENT: "bidder", SEED_REVEAL: "bidder",
-    }
-    started = False
-
-    class Skip(Exception):
-        pass
-
-    for e in entries:
-        role = roles.get(e.signer, "unknown signer")
-
-        def bad(reason: str) -> None:
-            st.anomalies.append((e.seq, role, reason))
-            raise Skip
-
-        try:
-            k = e.kind
-            if k not in writers:
-                bad(f"unknown entry kind {k!r}")
-            want = writers[k]
-            try:
-                d = e.data
-            except json.JSONDecodeError:
-                bad("payload is not JSON")
-            if not isinstance(d, dict):
-                bad("payload is not an object")
-            if want == "bidder":
-                i = d.get("bidder")
-                if bidder_of.get(e.signer) != i:
-                    bad(f"{k} for bidder {i} not signed by that bidder's key")
-            elif role != want:
-                bad(f"{k} not signed by the {want}")
-            r = e.round
-            if k in (BID_COMMITMENT, OPENING_REJECTED, OUTCOME, PROOF, OPENINGS, VERDICT):
-                if r is None or not 1 <= r <= ann.rounds:
-                    bad(f"{k} for round {r}, outside 1..{ann.rounds}")
-            if k == ANNOUNCEMENT:
-                bad("a second announcement")
-            elif k == SEED_COMMITMENT:
-                if started:
-                    bad(f"bidder {i}'s seed commitment came after round 1 began (not counted)")
-                if i in st.seed_commitments:
-                    bad(f"bidder {i} committed a second audit seed (not counted)")
-                st.seed_commitments[i] = str(d["commitment"])
-            elif k == BID_COMMITMENT:
-                started = True
-                if r in st.outcomes:
-                    bad(f"bidder {i}'s commitment for round {r} came after the round's outcome")
-                if i in st.commitments.setdefault(r, {}):
-                    bad(f"bidder {i} committed twice in round {r} (the first counts)")
-                st.commitments[r][i] = str(d["commitment"])
-            elif k == OPENING_REJECTED:
-                st.rejections.setdefault(r, {})[int(d["bidder"])] = str(d["reason"])
-            elif k == OUTCOME:
-                if r in st.outcomes:
-                    bad(f"a second outcome for round {r}")
-                st.outcomes[r] = e
-            elif k == SEED_REVEAL:
-                if ann.rounds not in st.outcomes:
-                    bad(f"bidder {i} revealed its audit seed before round {ann.rounds} was logged (not counted)")
-                if i not in st.seed_commitments:
-                    bad(f"bidder {i} revealed a seed it never committed to in time (not counted)")
-                if i in st.reveals or i in st.missing:
-                    bad(f"bidder {i}'s reveal came after it was revealed or declared missing (not counted)")
-                if seed_commitment(i, str(d["seed"])) != st.seed_commitments[i]:
-                    bad(f"bidder {i}'s revealed seed does not match its seed commitment (not counted)")
-                st.reveals[i] = str(d["seed"])
-            elif k == REVEAL_MISSING:
-                st.missing.add(int(d["bidder"]))
-            elif k == AUDIT_SELECTION:
-                if st.selection is not None:
-                    bad("a second audit selection")
-                st.selection = e
-            elif k == PROOF:
-                st.proofs.setdefault(r, e)
-            elif k == OPENINGS:
-                st.openings.setdefault(r, e)
-            elif k == VERDICT:
-                st.verdicts.setdefault(r, e)
-            elif k == AUDIT_RESULT:
-                st.result = st.result or e
-        except Skip:
-            continue
-        except (KeyError, TypeError, ValueError) as err:
-            st.anomalies.append((e.seq, role, f"malformed {e.kind} payload ({err})"))
-    return st
+    return ann, first
 
 
+def read_state(ledger: Ledger, *, stop: int | None = None) -> LedgerState:
+    """Replay the log (its first ``stop`` entries) into a :class:`LedgerState`.
+
+    Raises :class:`ProtocolError` only for a log without a valid announcement; everything else that
+    breaks the rules is recorded in ``breaches`` (the auctioneer's) or ``notes`` (others')."""
+    ann, first = read_announcement(ledger)
+    reader = _Reader(ann, first)
+    for e in ledger.entries(start=1, stop=stop):
+        reader.read(e)
+    return reader.st
+
+
+def round_state(ledger: Ledger, round: int) -> LedgerState:
+    """The state of one round only (its entries, the registrations and the previous round's
+    outcome), read with index lookups: what checking one round costs, at any length of the log."""
+    ann, first = read_announcement(ledger)
+    reader = _Reader(ann, first)
+    for e in ledger.entries(kind=REGISTRATION):
+        reader.read(e)
+    if round > 1:  # taken as given: only its existence orders this round
+        prev = [e for e in ledger.entries(kind=OUTCOME, round=round - 1) if e.signer == ann.auctioneer][:1]
+        reader.st.outcomes.update({round - 1: e for e in prev})
+    closed = [e for e in ledger.entries(kind=REVEALS_CLOSED) if e.signer == ann.auctioneer][:1]
+    for e in sorted(ledger.entries(round=round) + closed, key=lambda e: e.seq):
+        if e.kind == REVEALS_CLOSED:  # taken as given too: it orders disputes and proofs
+            reader.st.reveals_closed = e
+        else:
+            reader.read(e)
+    return reader.st

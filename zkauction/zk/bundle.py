@@ -27,15 +27,16 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import ezkl
 
 from zkauction.zk.circuit import Circuit, CircuitError, MANIFEST_FILE, Outcome, SETTINGS_FILE, VK_FILE, _quiet, ezkl_version, sha256_file
+from zkauction.zk.srs import SrsLabel, label_srs
 from zkauction.zk.witness import decode_outputs
 
 BUNDLE_FORMAT = "zkauction-proof/1"
-CHECKS = ("manifest", "vk", "proof", "commitments", "outcome")
+CHECKS = ("manifest", "vk", "proof", "commitments", "outcome", "log", "ledger")  # log, ledger: zkauction.protocol.bundle_log
 
 
 class BundleError(ValueError):
@@ -63,6 +64,10 @@ class ProofBundle:
     ezkl_version: str
     round_id: int | str | None = None
     circuit_name: str = ""
+    # The log proof (announcement and outcome entries, their inclusion proofs, the signed checkpoint
+    # covering them): binds round, commitments and circuit to the log. Opaque here; checked by
+    # zkauction.protocol.bundle_log.
+    log: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +80,7 @@ class ProofBundle:
             "commitments": list(self.commitments),
             "outcome": self.outcome.to_dict(),
             "proof": self.proof,
+            **({"log": self.log} if self.log is not None else {}),
         }
 
     @classmethod
@@ -101,6 +107,7 @@ class ProofBundle:
             ezkl_version=str(d["ezkl_version"]),
             round_id=d.get("round_id"),
             circuit_name=str(d.get("circuit_name", "")),
+            log=d["log"] if isinstance(d.get("log"), dict) else None,
         )
 
     def to_json(self) -> str:
@@ -137,7 +144,12 @@ class VerifiedOutcome:
     round_id: int | str | None
     manifest_sha256: str
     circuit_name: str
-    srs_insecure: bool
+    srs: SrsLabel
+
+    @property
+    def srs_insecure(self) -> bool:
+        """The verifier's label, not the manifest's: untrusted unless pinned or a known ceremony."""
+        return not self.srs.trusted
 
 
 def proof_instances(proof: dict[str, Any], n: int) -> tuple[list[str], list[str]]:
@@ -167,9 +179,14 @@ def verify_bundle(
     srs_path: str | Path | None = None,
     expected_commitments: Sequence[str] | None = None,
     expected_outcome: Outcome | None = None,
+    expected_manifest_sha256: str | None = None,
+    trusted_srs: Iterable[str] = (),
 ) -> VerifiedOutcome:
     """Check ``bundle`` against ``circuit`` (a Circuit, or a folder with manifest.json, settings.json
     and vk.key); ``srs_path`` overrides the SRS path recorded in the manifest.
+    ``expected_manifest_sha256`` is the announced circuit (from the log): the folder given must be
+    it, so its output scales are the announced ones, not whatever came with the bundle.
+    ``trusted_srs`` are SHA-256 pins; the result's ``srs`` label is computed here from the file.
 
     Returns a :class:`VerifiedOutcome` only if all checks pass; otherwise raises
     :class:`VerificationError` naming the first failed check (see the module docstring).
@@ -182,6 +199,9 @@ def verify_bundle(
     c = _load_public_circuit(circuit, srs_path)
 
     # 1. manifest
+    if expected_manifest_sha256 is not None and c.manifest_sha256() != expected_manifest_sha256:
+        raise VerificationError("manifest", f"the circuit folder {c.dir} has manifest {c.manifest_sha256()[:16]}..., "
+                                f"not the announced {expected_manifest_sha256[:16]}...")
     if bundle.manifest_sha256 != c.manifest_sha256():
         raise VerificationError(
             "manifest", f"the bundle is for manifest {bundle.manifest_sha256[:16]}..., this circuit's is "
@@ -251,7 +271,7 @@ def verify_bundle(
         round_id=bundle.round_id,
         manifest_sha256=bundle.manifest_sha256,
         circuit_name=bundle.circuit_name,
-        srs_insecure=c.srs_insecure,
+        srs=label_srs(srs, trusted_srs),
     )
 
 

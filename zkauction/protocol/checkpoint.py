@@ -1,0 +1,143 @@
+"""Signed checkpoints and the view each party keeps of the log.
+
+A checkpoint is the log operator's signed statement "log L has N entries with Merkle root R"
+(RFC 9162's signed tree head). Every party (bidder, auditor, monitor, anyone) keeps the last
+checkpoint it accepted, on its own side, and accepts a newer view only as a *proven extension* of
+it (a consistency proof), so whatever the auctioneer does to its own database afterwards:
+
+- a smaller log than the kept checkpoint is a rollback or a truncation (:class:`RollbackError`);
+- the same size with another root, or a consistency proof that fails, is a fork: two different
+  logs shown under the operator's signature (:class:`ForkError`). The kept checkpoint is the
+  evidence: it is signed by the auctioneer, and anyone holding the log it now serves can compute
+  that log's root at that size and see it differ;
+- another log id (the log rebuilt from entry 0, e.g. under new keys) is another log
+  (:class:`LogIdentityError`);
+- a checkpoint not signed by the announced operator is refused (:class:`CheckpointSignatureError`).
+
+The checkpoint's signed text (one line per field, like a transparency-dev checkpoint note)::
+
+    zkauction-checkpoint-v1
+    <log id: hash of entry 0, hex>
+    <size, decimal>
+    <root, hex>
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zkauction.protocol import merkle
+from zkauction.protocol.log import (  # noqa: F401  (the checkpoint format lives with the log)
+    CHECKPOINT_HEADER,
+    CheckpointError,
+    CheckpointSignatureError,
+    Ledger,
+    SignedCheckpoint,
+)
+from zkauction.protocol.private import write_private
+
+class LogIdentityError(CheckpointError):
+    """A checkpoint or log of another log (another entry 0): for example the log re-keyed."""
+
+
+class RollbackError(CheckpointError):
+    """The log is smaller than a checkpoint already accepted: rolled back or truncated."""
+
+
+class ForkError(CheckpointError):
+    """The log is not an extension of a checkpoint already accepted: a fork (split view)."""
+
+
+def check_extension(kept: SignedCheckpoint, new: SignedCheckpoint, proof: list[str]) -> None:
+    """Raise unless ``new`` is a proven extension of ``kept`` (same log, size not smaller,
+    consistency proof valid). Both signatures are the caller's to check."""
+    if new.log_id != kept.log_id:
+        raise LogIdentityError(f"the log id changed from {kept.log_id[:16]}... to {new.log_id[:16]}...: "
+                               "this is another log (rebuilt or re-keyed)")
+    if new.size < kept.size:
+        raise RollbackError(f"the log has {new.size} entries, fewer than the {kept.size} of the checkpoint kept: "
+                            "rolled back or truncated")
+    try:
+        merkle.verify_consistency(kept.size, new.size, bytes.fromhex(kept.root), bytes.fromhex(new.root),
+                                  [bytes.fromhex(h) for h in proof])
+    except (merkle.MerkleError, ValueError) as e:
+        raise ForkError(f"the log of size {new.size} is not an extension of the checkpoint kept at size "
+                        f"{kept.size} (fork): {e}") from None
+
+
+def check_log_extends(ledger: Ledger, kept: SignedCheckpoint) -> None:
+    """Raise unless the entries of ``ledger`` (read in full) extend ``kept``: a party holding the
+    whole log compares the log's own root at the kept size with the kept root."""
+    if len(ledger) == 0 or ledger.log_id != kept.log_id:
+        got = ledger.log_id[:16] + "..." if len(ledger) else "an empty log"
+        raise LogIdentityError(f"the log is {got}, not the log {kept.log_id[:16]}... of the checkpoint kept")
+    if len(ledger) < kept.size:
+        raise RollbackError(f"the log has {len(ledger)} entries, fewer than the {kept.size} of the checkpoint kept: "
+                            "rolled back or truncated")
+    if ledger.root(kept.size) != kept.root:
+        raise ForkError(f"the log's first {kept.size} entries are not the ones of the checkpoint kept (fork or rewrite)")
+
+
+class LogView:
+    """One party's view of the log: the operator it trusts to sign checkpoints, the log id it
+    registered in, and the last checkpoint it accepted (persisted 0600 at ``path`` if given).
+
+    :meth:`observe` accepts the log's newest checkpoint only if it is signed by the operator, is
+    for the same log, matches the entries this party reads, and extends the kept one."""
+
+    def __init__(self, operator: str, path: str | Path | None = None, *, log_id: str | None = None):
+        self.operator = operator
+        self.path = Path(path) if path is not None else None
+        self.kept: SignedCheckpoint | None = None
+        self.log_id = log_id
+        self.checks = 0  # consistency checks made (reported by the demo)
+        if self.path is not None and self.path.is_file():
+            self.kept = SignedCheckpoint.load(self.path)
+            self.log_id = self.log_id or self.kept.log_id
+
+    def accept(self, cp: SignedCheckpoint, proof: list[str] | None) -> SignedCheckpoint:
+        """Accept ``cp`` given a consistency proof from the kept checkpoint (a light client)."""
+        cp.verify(self.operator)
+        if self.log_id is not None and cp.log_id != self.log_id:
+            raise LogIdentityError(f"checkpoint is for log {cp.log_id[:16]}..., not the log {self.log_id[:16]}... "
+                                   "this party registered in (rebuilt or re-keyed)")
+        if self.kept is not None:
+            check_extension(self.kept, cp, proof or [])
+            self.checks += 1
+        self._keep(cp)
+        return cp
+
+    def observe(self, ledger: Ledger) -> SignedCheckpoint:
+        """Accept the ledger's newest checkpoint, checking it against the entries themselves."""
+        cp = ledger.latest_checkpoint()
+        if cp is None:
+            raise CheckpointError("the log has no signed checkpoint")
+        if cp.size > len(ledger):
+            raise RollbackError(f"the newest checkpoint covers {cp.size} entries but the log has {len(ledger)}: truncated")
+        if ledger.root(cp.size) != cp.root:
+            raise ForkError(f"the log's entries do not hash to its own checkpoint of size {cp.size}")
+        proof = ledger.consistency_proof(self.kept.size, cp.size) if self.kept is not None and self.kept.size <= cp.size else []
+        if self.kept is not None and cp.size < self.kept.size:
+            check_log_extends(ledger, self.kept)  # names the rollback
+        return self.accept(cp, proof)
+
+    def check_included(self, ledger: Ledger, seq: int) -> None:
+        """Raise unless entry ``seq`` is covered by the kept checkpoint (inclusion proof)."""
+        if self.kept is None or seq >= self.kept.size:
+            raise CheckpointError(f"entry {seq} is not covered by a checkpoint this party holds")
+        e = ledger.get(seq)
+        from zkauction.protocol.log import check_entry, leaf_hash_of
+
+        check_entry(e, seq)  # the leaf is the stored hash: the content must hash to it (ChainError)
+        try:
+            merkle.verify_inclusion(leaf_hash_of(e), seq, self.kept.size,
+                                    [bytes.fromhex(h) for h in ledger.inclusion_proof(seq, self.kept.size)],
+                                    bytes.fromhex(self.kept.root))
+        except merkle.MerkleError as err:
+            raise ForkError(f"entry {seq} is not in the log of the checkpoint kept: {err}") from None
+
+    def _keep(self, cp: SignedCheckpoint) -> None:
+        self.kept = cp
+        self.log_id = cp.log_id
+        if self.path is not None:
+            write_private(self.path, cp.to_json())

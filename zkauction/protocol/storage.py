@@ -1,0 +1,310 @@
+"""Where a log's entries live: one small interface (:class:`Storage`), an in-memory list for tests
+and benchmarks, and SQLite (WAL) as the embedded default.
+
+Honest-operator safety lives here (the auctioneer is the adversary, but an honest operator must not
+be penalised by its own tools):
+
+- **one writer per log**: a writer holds an exclusive ``flock`` on ``<db>.lock`` for as long as it
+  is open; a second writer (two processes resuming one run) gets :class:`LogLockedError` at once;
+- **check-and-append in one transaction**: an entry may carry a *uniqueness key* (for example
+  ``outcome/7``: one outcome per round); the key is a UNIQUE column, so a second entry with the same
+  key is refused inside the same transaction that would have added it
+  (:class:`DuplicateEntryError`), whoever tries;
+- readers open the file read-only and never create or lock anything.
+
+Entries are rows ``(seq, round, kind, payload, prev_hash, hash, signer, signature, uniq)``; signed
+checkpoints (see :mod:`zkauction.protocol.checkpoint`) are kept beside them, one row per size.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+
+
+class LedgerError(ValueError):
+    """A ledger that cannot be opened or appended to, with the reason."""
+
+
+class LogLockedError(LedgerError):
+    """Another process is writing to this log (it holds the writer's lock)."""
+
+
+class DuplicateEntryError(LedgerError):
+    """An entry whose uniqueness key (e.g. one outcome per round) is already taken."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One log entry. ``payload`` is the canonical JSON text; :attr:`data` parses it."""
+
+    seq: int
+    round: int | None
+    kind: str
+    payload: str
+    prev_hash: str
+    hash: str
+    signer: str
+    signature: str
+
+    @property
+    def data(self) -> Any:
+        import json
+
+        return json.loads(self.payload)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "round": self.round, "kind": self.kind, "payload": self.payload,
+            "prev_hash": self.prev_hash, "hash": self.hash, "signer": self.signer, "signature": self.signature,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Entry":
+        """An entry from :meth:`to_dict` (``payload`` as the exact canonical text that was hashed)."""
+        try:
+            rnd = d["round"]
+            return cls(int(d["seq"]), None if rnd is None else int(rnd), str(d["kind"]), str(d["payload"]),
+                       str(d["prev_hash"]), str(d["hash"]), str(d["signer"]), str(d["signature"]))
+        except (KeyError, TypeError, ValueError):
+            raise LedgerError("an entry must be an object with seq, round, kind, payload, prev_hash, hash, "
+                              "signer and signature") from None
+
+
+class Storage(Protocol):
+    """What the log needs from a database. ``append_many`` is atomic (all or nothing), refuses a
+    sequence number that is not the next one and a uniqueness key that is taken."""
+
+    def append_many(self, entries: Sequence[tuple[Entry, str | None]]) -> None: ...
+
+    def last(self) -> Entry | None: ...
+
+    def get(self, seq: int) -> Entry | None: ...
+
+    def scan(self, start: int = 0, kind: str | None = None, round: int | None = None,
+             stop: int | None = None) -> Iterator[Entry]: ...
+
+    def put_checkpoint(self, size: int, text: str) -> None: ...
+
+    def latest_checkpoint(self) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStorage:
+    """A list in memory (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self._entries: list[Entry] = []
+        self._keys: set[str] = set()
+        self._checkpoints: dict[int, str] = {}
+
+    def append_many(self, entries: Sequence[tuple[Entry, str | None]]) -> None:
+        keys = [k for _, k in entries if k is not None]
+        taken = [k for k in keys if k in self._keys]
+        if taken or len(set(keys)) != len(keys):
+            raise DuplicateEntryError(f"entry key {(taken or keys)[0]!r} is already in the log")
+        for i, (e, _) in enumerate(entries):
+            if e.seq != len(self._entries) + i:
+                raise LedgerError(f"cannot append entry {e.seq}: the log has {len(self._entries) + i} entries")
+        self._entries.extend(e for e, _ in entries)
+        self._keys.update(keys)
+
+    def last(self) -> Entry | None:
+        return self._entries[-1] if self._entries else None
+
+    def get(self, seq: int) -> Entry | None:
+        return self._entries[seq] if 0 <= seq < len(self._entries) else None
+
+    def scan(self, start: int = 0, kind: str | None = None, round: int | None = None,
+             stop: int | None = None) -> Iterator[Entry]:
+        for e in self._entries[start:stop]:
+            if (kind is None or e.kind == kind) and (round is None or e.round == round):
+                yield e
+
+    def put_checkpoint(self, size: int, text: str) -> None:
+        self._checkpoints[size] = text
+
+    def latest_checkpoint(self) -> str | None:
+        return self._checkpoints[max(self._checkpoints)] if self._checkpoints else None
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY,
+    round INTEGER,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    signer TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    uniq TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS entries_kind_round ON entries (kind, round);
+CREATE INDEX IF NOT EXISTS entries_round ON entries (round);
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, checkpoint TEXT NOT NULL);
+-- Defence in depth: honest tools cannot rewrite history. Someone with the file can drop these, and
+-- then the hash chain, the Merkle tree and the checkpoints the parties kept are what catch them.
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+"""
+
+_COLUMNS = "seq, round, kind, payload, prev_hash, hash, signer, signature"
+
+
+def lock_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+class SQLiteStorage:
+    """SQLite in WAL mode, one transaction per :meth:`append_many` (a round's entries together).
+
+    A process killed at any point leaves the file with every committed transaction and no partial
+    one. ``durable=True`` (``synchronous=FULL``) also survives a power cut once ``append_many``
+    returns; ``durable=False`` (``synchronous=NORMAL``) survives process crashes but may lose the
+    last transactions on a power cut. ``writer=False`` opens the file read-only (a missing file is
+    an error) and takes no lock; it reads one snapshot of the log, as it was when opened (a read
+    transaction held until :meth:`close`), so that its entries, tree and checkpoints agree while a
+    writer goes on appending: reopen for a newer view.
+    """
+
+    def __init__(self, path: str | Path, *, durable: bool = True, writer: bool = True):
+        self.path = Path(path)
+        self.writer = writer
+        self._lock = threading.Lock()
+        self._lockfile: int | None = None
+        if self.path.exists() and not self.path.is_file():
+            raise LedgerError(f"{self.path}: not a file")
+        if not writer and not self.path.is_file():
+            raise LedgerError(f"{self.path}: no such log file")
+        if writer:
+            self._take_lock()
+        try:
+            if writer:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._db.executescript(_SCHEMA)
+            else:
+                uri = f"file:{self.path.resolve()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+                self._db.execute("BEGIN")  # the snapshot starts with the first read and lasts until close
+                self._db.execute("SELECT 1 FROM entries LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as e:
+            self._release_lock()
+            raise LedgerError(f"{self.path}: not a zkauction log database ({e})") from None
+
+    def _take_lock(self) -> None:
+        lp = lock_path(self.path.resolve())  # one lock per file, whatever path (symlink) names it
+        lp.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LogLockedError(f"{self.path}: another process is writing to this log (lock {lp} is held)") from None
+        self._lockfile = fd
+
+    def _release_lock(self) -> None:
+        if self._lockfile is not None:
+            fcntl.flock(self._lockfile, fcntl.LOCK_UN)
+            os.close(self._lockfile)
+            self._lockfile = None
+
+    @staticmethod
+    def _row(r: tuple) -> Entry:
+        return Entry(int(r[0]), None if r[1] is None else int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+
+    def append_many(self, entries: Sequence[tuple[Entry, str | None]]) -> None:
+        if not self.writer:
+            raise LedgerError(f"{self.path}: opened read-only")
+        if not entries:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    (top,) = self._db.execute("SELECT MAX(seq) FROM entries").fetchone()
+                    n = 0 if top is None else int(top) + 1
+                    for i, (e, _) in enumerate(entries):
+                        if e.seq != n + i:
+                            raise LedgerError(f"cannot append entry {e.seq}: the log has {n + i} entries (another writer?)")
+                    self._db.executemany(
+                        f"INSERT INTO entries ({_COLUMNS}, uniq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(e.seq, e.round, e.kind, e.payload, e.prev_hash, e.hash, e.signer, e.signature, k)
+                         for e, k in entries],
+                    )
+                except sqlite3.IntegrityError as e:
+                    self._db.execute("ROLLBACK")
+                    raise DuplicateEntryError(f"{self.path}: an entry with the same key is already in the log ({e})") from None
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                raise LedgerError(f"{self.path}: append of entry {entries[0][0].seq} failed: {e}") from None
+
+    def last(self) -> Entry | None:
+        with self._lock:
+            r = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if r is None else self._row(r)
+
+    def get(self, seq: int) -> Entry | None:
+        with self._lock:
+            r = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE seq = ?", (seq,)).fetchone()
+        return None if r is None else self._row(r)
+
+    def scan(self, start: int = 0, kind: str | None = None, round: int | None = None,
+             stop: int | None = None) -> Iterator[Entry]:
+        sql = f"SELECT {_COLUMNS} FROM entries WHERE seq >= ?"
+        args: list[Any] = [start]
+        for col, val in (("kind", kind), ("round", round)):
+            if val is not None:
+                sql += f" AND {col} = ?"
+                args.append(val)
+        if stop is not None:
+            sql += " AND seq < ?"
+            args.append(stop)
+        sql += " ORDER BY seq"
+        with self._lock:
+            try:
+                rows = self._db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise LedgerError(f"{self.path}: cannot read entries: {e}") from None
+        for r in rows:
+            yield self._row(r)
+
+    def put_checkpoint(self, size: int, text: str) -> None:
+        if not self.writer:
+            raise LedgerError(f"{self.path}: opened read-only")
+        with self._lock:
+            try:
+                self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (size, text))
+            except sqlite3.DatabaseError as e:
+                raise LedgerError(f"{self.path}: cannot store the checkpoint of size {size}: {e}") from None
+
+    def latest_checkpoint(self) -> str | None:
+        with self._lock:
+            try:
+                r = self._db.execute("SELECT checkpoint FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+            except sqlite3.DatabaseError:
+                return None
+        return None if r is None else r[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        self._release_lock()
