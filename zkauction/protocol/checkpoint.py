@@ -25,6 +25,7 @@ The checkpoint's signed text (one line per field, like a transparency-dev checkp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from zkauction.protocol import merkle
 from zkauction.protocol.log import (  # noqa: F401  (the checkpoint format lives with the log)
@@ -121,11 +122,13 @@ class LogView:
             check_log_extends(ledger, self.kept)  # names the rollback
         return self.accept(cp, proof)
 
-    def check_included(self, ledger: Ledger, seq: int) -> None:
-        """Raise unless entry ``seq`` is covered by the kept checkpoint (inclusion proof)."""
+    def check_included(self, ledger: Ledger, seq: int, entry: Any = None) -> None:
+        """Raise unless entry ``seq`` (``entry``, the very object the caller acts on, if given: the
+        host could serve other content on a second read) is well-formed, signed and covered by the
+        kept checkpoint (inclusion proof)."""
         if self.kept is None or seq >= self.kept.size:
             raise CheckpointError(f"entry {seq} is not covered by a checkpoint this party holds")
-        e = ledger.get(seq)
+        e = entry if entry is not None else ledger.get(seq)
         from zkauction.protocol.log import check_entry, leaf_hash_of
 
         check_entry(e, seq)  # the leaf is the stored hash: the content must hash to it (ChainError)

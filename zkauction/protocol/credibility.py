@@ -31,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Literal
 
+from zkauction.errors import ZkAuctionError
 import numpy as np
 
 from zkauction.learn.setting import AuctionSetting
@@ -40,7 +41,7 @@ ACCOUNTINGS = ("keep", "forfeit")
 STRATEGIES = ("always", "rounds", "threshold")
 
 
-class CredibilityError(ValueError):
+class CredibilityError(ZkAuctionError, ValueError):
     """Parameters of a penalty computation or simulation that do not make sense, with the reason."""
 
 

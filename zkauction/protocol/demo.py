@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zkauction.protocol.state import ProtocolError
+
 
 INSECURE = "INSECURE dev SRS: whoever generated it can forge proofs; for demos and tests only"
 
@@ -60,18 +62,27 @@ def start_or_resume(
     from zkauction.learn.setting import AuctionSetting, ParticipationModel
 
     cfg_file = private_dir(db) / RUN_FILE
-    if db.is_file() and cfg_file.is_file():
-        cfg = json.loads(cfg_file.read_text())
-        recorded = Path(cfg["circuit"])
-        if circuit_dir is not None and circuit_dir.resolve() != recorded:
+    if db.is_file() and not cfg_file.is_file():
+        raise ProtocolError(f"{db} is not a local run of this machine: its parties' files ({cfg_file}) are missing")
+    if db.is_file():
+        try:
+            cfg = json.loads(cfg_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ProtocolError(f"{cfg_file}: not valid JSON ({e})") from None
+        if not isinstance(cfg, dict):
+            raise ProtocolError(f"{cfg_file}: not a run description")
+        if "circuit" not in cfg and circuit_dir is None:
+            raise ProtocolError(f"{db} records no circuit folder (a run made from Python?): give --circuit DIR")
+        recorded = Path(cfg.get("circuit") or circuit_dir)
+        if circuit_dir is not None and circuit_dir.resolve() != recorded.resolve():
             raise ProtocolError(f"{db} runs the circuit {recorded}, not {circuit_dir}")
         circuit = load_circuit(recorded)
         run = LocalRun(db, circuit_outcome_function(circuit), circuit=circuit, trusted_srs=trusted_srs or [])
-        ann = run.state.announcement
+        ann = run.auctioneer.announcement()
         if rounds is not None and rounds != ann.rounds:
             run.close()
             raise ProtocolError(f"{db} announces T = {ann.rounds} rounds, not {rounds} (resume with the same T or use a new --db)")
-        if run.state.announcement.auction.get("manifest_sha256") != circuit.manifest_sha256():
+        if ann.auction.get("manifest_sha256") != circuit.manifest_sha256():
             run.close()
             raise ProtocolError(f"{recorded} is not the circuit {db} announces (manifest changed)")
         return run
@@ -79,6 +90,12 @@ def start_or_resume(
         raise ProtocolError(f"{db}: no run there yet; give --circuit to start one")
     if rounds is None:
         raise ProtocolError("give --rounds T to start a run")
+    if rounds < 1 or not 1 <= audits <= rounds:
+        raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
+    if penalty is not None and not penalty >= 0:
+        raise ProtocolError(f"--penalty {penalty}: must be a non-negative number")
+    if mode not in ("zk", "reveal", "ttp"):
+        raise ProtocolError(f"--mode {mode!r}: expected zk, reveal or ttp")
     circuit = load_circuit(circuit_dir)
     setting = AuctionSetting.from_dict(circuit.manifest["setting"])
     participation = ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n)
@@ -168,9 +185,15 @@ def run_demo(
     from zkauction.protocol.state import read_state
 
     t_all = time.perf_counter()
+    if not isinstance(rounds, int) or rounds < 1 or not isinstance(audits, int) or not 1 <= audits <= rounds:
+        raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ProtocolError(f"--out {out}: not a folder")
     trained = Path(auction) if auction is not None else default_demo_auction()
+    if not (trained / "config.json").is_file():
+        raise ProtocolError(f"--auction {trained}: not a trained auction folder (no config.json)")
+    out.mkdir(parents=True, exist_ok=True)
     circuit_dir = out / "circuit"
     timings: dict[str, float] = {}
 

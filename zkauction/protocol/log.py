@@ -52,6 +52,8 @@ HASH_DOMAIN = b"zkauction-ledger-entry-v1\x00"
 class ChainError(LedgerError):
     """The chain check failed at entry ``seq`` (the first bad one) for ``reason``."""
 
+    exit_code = 1  # a failed check, not bad input
+
     def __init__(self, seq: int, reason: str):
         super().__init__(f"ledger entry {seq}: {reason}")
         self.seq = seq
@@ -189,6 +191,8 @@ CHECKPOINT_HEADER = "zkauction-checkpoint-v1"
 
 class CheckpointError(LedgerError):
     """A checkpoint or a view of the log that a party must refuse, with the reason."""
+
+    exit_code = 1  # a failed check (rollback, fork, another log), not bad input
 
 
 class CheckpointSignatureError(CheckpointError):

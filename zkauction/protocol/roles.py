@@ -207,7 +207,7 @@ class Bidder:
         if close is None or close.seq >= self.view.kept.size:
             raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
                                 "the opening is not sent")
-        self.view.check_included(self.ledger, close.seq)
+        self.view.check_included(self.ledger, close.seq, close)
         mine = commitments.commit(self._openings[round].bids, self._openings[round].salt, ann.input_scale)
         if close.data["commitments"][self.index] != mine:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
@@ -221,7 +221,7 @@ class Bidder:
         out = _round_entry(self.ledger, OUTCOME, round, ann.auctioneer)
         if out is None or out.seq >= self.view.kept.size:
             raise ProtocolError(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
-        self.view.check_included(self.ledger, out.seq)
+        self.view.check_included(self.ledger, out.seq, out)
         if round not in self._openings:
             return "ok"
         mine = commitments.commit(self._openings[round].bids, self._openings[round].salt, ann.input_scale)

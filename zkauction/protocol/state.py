@@ -32,7 +32,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from zkauction.protocol.log import Entry, Ledger
+from zkauction.errors import ZkAuctionError
+from zkauction.protocol.log import GENESIS_HASH, ChainError, Entry, Ledger, check_entry
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 
@@ -71,7 +72,7 @@ REJECTION_REASONS = {
 }
 
 
-class ProtocolError(ValueError):
+class ProtocolError(ZkAuctionError, ValueError):
     """A protocol step that cannot be taken (wrong order, wrong party, unknown round), with the reason."""
 
 
@@ -391,6 +392,10 @@ def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
         raise ProtocolError("the log is empty: no auction has been announced")
     if first.kind != ANNOUNCEMENT:
         raise ProtocolError(f"ledger entry 0 is a {first.kind!r}, expected the auction announcement")
+    try:  # the announcement is what every party registers for: its content must hash to its id
+        check_entry(first, 0, GENESIS_HASH)
+    except ChainError as e:
+        raise ProtocolError(f"the announcement does not verify: {e}") from None
     ann = Announcement.from_dict(first.data)
     if first.signer != ann.auctioneer:
         raise ProtocolError("ledger entry 0: the announcement is not signed by the auctioneer it names")

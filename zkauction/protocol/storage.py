@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
+from zkauction.errors import ZkAuctionError
 
-class LedgerError(ValueError):
+
+class LedgerError(ZkAuctionError, ValueError):
     """A ledger that cannot be opened or appended to, with the reason."""
 
 

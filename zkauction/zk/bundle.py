@@ -31,7 +31,18 @@ from typing import Any, Iterable, Sequence
 
 import ezkl
 
-from zkauction.zk.circuit import Circuit, CircuitError, MANIFEST_FILE, Outcome, SETTINGS_FILE, VK_FILE, _quiet, ezkl_version, sha256_file
+from zkauction.errors import ZkAuctionError
+from zkauction.zk.circuit import (
+    MANIFEST_FILE,
+    SETTINGS_FILE,
+    VK_FILE,
+    Circuit,
+    CircuitError,
+    Outcome,
+    _quiet,
+    ezkl_version,
+    sha256_file,
+)
 from zkauction.zk.srs import SrsLabel, label_srs
 from zkauction.zk.witness import decode_outputs
 
@@ -39,12 +50,14 @@ BUNDLE_FORMAT = "zkauction-proof/1"
 CHECKS = ("manifest", "vk", "proof", "commitments", "outcome", "log", "ledger")  # log, ledger: zkauction.protocol.bundle_log
 
 
-class BundleError(ValueError):
+class BundleError(ZkAuctionError, ValueError):
     """A proof bundle file that cannot be read (not JSON, missing fields)."""
 
 
-class VerificationError(Exception):
+class VerificationError(ZkAuctionError):
     """A failed verification check; ``.check`` is one of :data:`CHECKS`, ``.reason`` one line."""
+
+    exit_code = 1
 
     def __init__(self, check: str, reason: str):
         super().__init__(f"{check} check failed: {reason}")

@@ -39,6 +39,7 @@ Public API:
 """
 
 from __future__ import annotations
+
 import contextlib
 import hashlib
 import json
@@ -50,9 +51,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
 import ezkl
 
-
+from zkauction.errors import ZkAuctionError
 
 MANIFEST_FORMAT = "zkauction-circuit/1"
 MANIFEST_FILE = "manifest.json"
@@ -84,11 +86,11 @@ INSECURE_SRS_NOTE = (
 )
 
 
-class CircuitError(RuntimeError):
+class CircuitError(ZkAuctionError, RuntimeError):
     """A circuit folder that is missing files, was tampered with, or a failed ezkl step."""
 
 
-class RoundInputError(ValueError):
+class RoundInputError(ZkAuctionError, ValueError):
     """Bids or salts that cannot be proven (wrong shape, NaN, outside the support, bad salt)."""
 
 

@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import ezkl
 
+from zkauction.errors import ZkAuctionError
+
 # The BN254 scalar field: ezkl's circuits (halo2, KZG on BN254) compute modulo this prime.
 FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 FELT_HEX_LENGTH = 64  # 32 bytes, little-endian, lowercase hex, no prefix
@@ -39,7 +41,7 @@ FELT_HEX_LENGTH = 64  # 32 bytes, little-endian, lowercase hex, no prefix
 MAX_GRID_STEPS = 2**24
 
 
-class CommitmentError(ValueError):
+class CommitmentError(ZkAuctionError, ValueError):
     """A bid, salt, commitment or opening that is malformed or does not match, with the reason."""
 
 

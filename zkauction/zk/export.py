@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from zkauction.errors import ZkAuctionError
 from zkauction.learn.nets import AuctionNet
 
 OUTPUT_NAMES = ("allocation", "payment")
 OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(ZkAuctionError, RuntimeError):
     """The net could not be exported to an ONNX graph that honours the circuit contract."""
 
 
