@@ -177,8 +177,9 @@ def test_informed_shill_cannot_commit_after_an_opening(tmp_path):
         honest.open(1)
     # (b) it closes, reads the opening, then logs the shill's commitment tuned to it: a breach
     run.auctioneer.close_commitments(1)
-    opening = honest.open(1)
-    run.auctioneer.receive_opening(1, 0, opening)
+    signed = honest.open(1)
+    run.auctioneer.receive_opening(1, 0, signed)
+    opening = signed.opening
     shill.commit(1, [b - 2**-12 for b in opening.bids])
     st = read_state(run.ledger)
     assert any("logged after the round's commitments were closed" in b.reason for b in st.breaches)
@@ -194,37 +195,74 @@ def test_informed_shill_cannot_commit_after_an_opening(tmp_path):
 
 # 5. Exclusion at will -------------------------------------------------------------------------------------
 
-def test_a_false_rejection_is_disputed_and_penalised(tmp_path):
+def test_exclusion_at_will_is_a_breach(tmp_path):
     honest_passes(tmp_path, rounds=4, audits=1)
+    from zkauction.protocol.local import play_round
+    from zkauction.zk.commitments import CommitmentError
+
+    # (a) a valid opening rejected with a listed reason, its own signed opening as "evidence"
     run = make_run(tmp_path, rounds=4, audits=1)
     real = run.auctioneer.receive_opening
 
-    def exclude(round, bidder, opening):
-        if round == 2 and bidder == 0:  # a valid opening, rejected with a made-up (but listed) reason
-            run.ledger.append(OPENING_REJECTED, {"bidder": 0, "reason": "opening_mismatch"}, run.auctioneer.key, round=2)
-            from zkauction.zk.commitments import CommitmentError
-
+    def exclude(round, bidder, signed):
+        if round == 2 and bidder == 0:
+            evidence = {"bids": list(signed.opening.bids), "salt": signed.opening.salt, "signature": signed.signature}
+            run.ledger.append(OPENING_REJECTED, {"bidder": 0, "reason": "opening_mismatch", "evidence": evidence},
+                              run.auctioneer.key, round=2)
             raise CommitmentError("rejected")
-        return real(round, bidder, opening)
+        return real(round, bidder, signed)
 
     run.auctioneer.receive_opening = exclude
-    from zkauction.protocol.local import play_round
-
     play_round(run.auctioneer, run.bidders, 1, run.bids_of_round(1))
-    play_round(run.auctioneer, run.bidders, 2, [[0.75, 0.5], [0.25, 0.5]])  # bidder 0 disputes: honest client
-    st = read_state(run.ledger)
-    assert 0 in st.disputes[2]
+    play_round(run.auctioneer, run.bidders, 2, [[0.75, 0.5], [0.25, 0.5]])
     run.play()
     report = run.audit()
     assert report.status == "invalid" and report.penalty_due > 0
-    assert any("false rejection" in str(b) for b in report.breaches)
+    assert any("round 2: bidder 0's rejection: opening_mismatch, but the evidence is bidder 0's valid opening: a false rejection"
+               in str(b) for b in report.breaches), report.to_dict()
     run.close()
-    # A rejection with free text as its reason is a breach by itself, even undisputed.
+
+    # (b) "no opening received" although it was: the bidder publishes its opening before the outcome,
+    #     and an outcome without it is a breach
+    run = make_run(tmp_path, rounds=4, audits=1, name="b.db")
+    real_b = run.auctioneer.receive_opening
+    real_close = run.auctioneer.close_round
+
+    def drop(round, bidder, signed):
+        if not (round == 2 and bidder == 0):
+            return real_b(round, bidder, signed)
+
+    def close_without_published(round):
+        run.auctioneer._pending.setdefault(round, {})
+        entries = run.ledger.entries
+        run.ledger.entries = lambda kind=None, round=None, start=0, stop=None: [] if kind == "dispute" else entries(kind, round, start, stop)
+        try:
+            return real_close(round)
+        finally:
+            run.ledger.entries = entries
+
+    run.auctioneer.receive_opening = drop
+    run.auctioneer.close_round = close_without_published
+    play_round(run.auctioneer, run.bidders, 1, run.bids_of_round(1))
+    play_round(run.auctioneer, run.bidders, 2, [[0.75, 0.5], [0.25, 0.5]])
+    st = read_state(run.ledger)
+    assert st.rejections[2] == {0: "no_opening"} and 0 in st.disputes[2]  # the honest client published it
+    run.play()
+    report = run.audit()
+    assert report.status == "invalid"
+    assert any("round 2: the outcome does not use bidder 0's logged commitment" in str(b) for b in report.breaches)
+    run.close()
+
+    # (c) a rejection without evidence, or with free text as its reason, is a breach by itself
     run = make_run(tmp_path, rounds=2, audits=1, name="c.db")
+    run.bidders[0].commit(1, [0.5, 0.5])
     run.bidders[1].commit(1, [0.5, 0.5])
     run.auctioneer.close_commitments(1)
+    run.ledger.append(OPENING_REJECTED, {"bidder": 0, "reason": "outside_support"}, run.auctioneer.key, round=1)
     run.ledger.append(OPENING_REJECTED, {"bidder": 1, "reason": "we did not like it"}, run.auctioneer.key, round=1)
-    assert any("'we did not like it', not one of" in b.reason for b in read_state(run.ledger).breaches)
+    reasons = [b.reason for b in read_state(run.ledger).breaches]
+    assert any("(outside_support) carries no evidence" in r for r in reasons)
+    assert any("'we did not like it', not one of" in r for r in reasons)
     run.close()
 
 

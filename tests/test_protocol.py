@@ -105,12 +105,16 @@ def test_bad_opening_is_rejected_with_a_reason_code_and_the_bidder_is_absent(tmp
         for j in present:
             run.bidders[j].commit(1, bids[j])
         run.auctioneer.close_commitments(1)
-        opening = run.bidders[i].open(1)
-        forged = Opening(tuple(min(1.0, b + 0.25) for b in opening.bids), opening.salt)
+        signed = run.bidders[i].open(1)
+        opening = signed.opening
+        with pytest.raises(CommitmentError, match="not signed by bidder"):  # unsigned: ignored, nothing logged
+            run.auctioneer.receive_opening(1, i, dataclasses.replace(signed, signature="00" * 64))
+        # a misbehaving bidder signs and sends a bad opening
+        forged = run.bidders[i].sign_opening(1, Opening(tuple(min(1.0, b + 0.25) for b in opening.bids), opening.salt))
         with pytest.raises(CommitmentError, match=f"round 1: bidder {i}'s opening is rejected \\(opening_mismatch\\)"):
             run.auctioneer.receive_opening(1, i, forged)
         with pytest.raises(CommitmentError, match="no open commitment"):  # the rejection stands
-            run.auctioneer.receive_opening(1, i, opening)
+            run.auctioneer.receive_opening(1, i, signed)
         for j in present[1:]:
             run.auctioneer.receive_opening(1, j, run.bidders[j].open(1))
         out = run.auctioneer.close_round(1)
@@ -119,8 +123,13 @@ def test_bad_opening_is_rejected_with_a_reason_code_and_the_bidder_is_absent(tmp
         assert out.data["participants"][i] == 0
         assert out.data["commitments"][i] == absent_commitment(2, 12)
         assert out.data["payment"][i] == 0.0
+        # the bidder then publishes its good opening to frame the auctioneer: the logged evidence
+        # (its own signed bad opening) justifies the rejection
+        run.bidders[i].dispute(1)
+        st = read_state(run.ledger)
+        assert st.rejection_entries[1][i].data["evidence"]["signature"] == forged.signature
+        assert not check_round(st, 1)
         run.play()
-        # the honest bidder i whose (real) opening was never sent could dispute; it did not: valid
         assert run.audit().valid
 
 

@@ -270,15 +270,16 @@ def test_golden_false_rejection_log_is_invalid_naming_the_false_rejection():
     ledger = load("false_rejection")
     (pinned,) = g["audit"]["breaches"]
     seq = pinned["seq"]
-    dispute = ledger.get(seq)
-    assert dispute.kind == "dispute" and dispute.round == 3 and dispute.data["bidder"] == 0
-    rejection = ledger.get(g["facts"]["false_rejection_seq"])
-    assert rejection.kind == "opening_rejected" and rejection.data == {"bidder": 0, "reason": "opening_mismatch"}
+    assert seq == g["facts"]["false_rejection_seq"]  # the breach is the rejection itself
+    rejection = ledger.get(seq)
+    assert rejection.kind == "opening_rejected" and rejection.round == 3
+    assert {k: v for k, v in rejection.data.items() if k != "evidence"} == {"bidder": 0, "reason": "opening_mismatch"}
+    assert set(rejection.data["evidence"]) == {"bids", "salt", "signature"}
     # the log itself is well formed: the chain and the checkpoint hold; its public checks do not
     report = verify_log(ledger)
     assert not report["ok"]
     assert [c["check"] for c in report["checks"] if c["ok"]] == ["chain", "checkpoint"]
-    assert report["failure"].startswith(f"public checks: ledger entry {seq}: round 3: bidder 0's opening was rejected")
+    assert report["failure"].startswith(f"public checks: ledger entry {seq}: round 3: bidder 0's rejection: opening_mismatch")
     assert "false rejection" in report["failure"]
     rep = Auditor(ledger, outcome=second_price).audit()
     assert rep.status == g["audit"]["status"] == "invalid"

@@ -15,8 +15,9 @@ shill's, or a censored honest one) widens the audit, it never chooses it.
 exactly the logged commitments, one outcome after it naming exactly those commitments (rejected
 bidders absent), allocations feasible, absent bidders get nothing and pay nothing, payments between
 0 and the allocated value at the top of the support (individual rationality as far as it is
-checkable without bids), every rejection has a reason from the closed set, and a dispute that
-publishes a valid opening proves the rejection false.
+checkable without bids), every rejection has a reason from the closed set and, for a bad opening,
+the bidder's own signed opening as evidence that is indeed bad (else it is a false rejection), and a
+bidder rejected for ``no_opening`` who published a valid opening before the outcome is in it.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from zkauction.protocol.log import Ledger
+from zkauction.protocol.log import Ledger, LedgerError, verify_signature
 from zkauction.protocol.state import (
+    EVIDENCE_REASONS,
     AuditError,
     Breach,
     LedgerState,
     OutcomeFunction,
     ProtocolError,
     absent_commitment,
+    opening_message,
     read_state,
 )
 from zkauction.zk import commitments
@@ -151,8 +154,13 @@ def check_round(st: LedgerState, r: int) -> list[Breach]:
         return out
     logged, rejected = st.commitments.get(r, {}), st.rejections.get(r, {})
     absent = absent_commitment(m, ann.input_scale)
+    for i in sorted(rejected):
+        problem = rejection_problem(st, r, i)
+        if problem:
+            out.append(Breach(st.rejection_entries[r][i].seq, r, f"round {r}: bidder {i}'s rejection: {problem}"))
+    cured = published_openings(st, r, before=e.seq)
     for i in range(n):
-        if i in logged and i not in rejected:
+        if i in logged and (i not in rejected or i in cured):
             if coms[i] != logged[i] or present[i] != 1:
                 breach(f"the outcome does not use bidder {i}'s logged commitment")
         elif coms[i] != absent or present[i] != 0:
@@ -170,13 +178,37 @@ def check_round(st: LedgerState, r: int) -> list[Breach]:
         top = sum(x * ann.support[i][j][1] for j, x in enumerate(a))
         if float(pay[i]) < -tol or float(pay[i]) > top + tol:
             breach(f"bidder {i} pays {pay[i]}, outside [0, {top:g}] (its allocation at the top of its support)")
-    for i, reason in rejected.items():
-        dispute = st.disputes.get(r, {}).get(i)
-        if dispute is not None:
-            dd = dispute.data
-            if valid_opening(st, i, logged[i], dd.get("bids"), dd.get("salt")) is None:
-                out.append(Breach(dispute.seq, r, f"round {r}: bidder {i}'s opening was rejected ({reason}) but the "
-                                                  "opening it published is valid: a false rejection"))
+    return out
+
+
+def rejection_problem(st: LedgerState, r: int, i: int) -> str | None:
+    """None if the rejection of bidder ``i`` in round ``r`` is justified by the log, else why not:
+    an evidence reason needs the bidder's signed opening, and that opening must indeed be bad."""
+    e = st.rejection_entries[r][i]
+    reason = st.rejections[r][i]
+    if reason not in EVIDENCE_REASONS:
+        return None
+    ev = e.data.get("evidence")
+    try:
+        msg = opening_message(st.log_id, r, i, ev["bids"], ev["salt"])
+        signed = verify_signature(st.announcement.bidders[i], msg, str(ev["signature"]))
+    except (KeyError, TypeError, ValueError, LedgerError):
+        signed = False
+    if not signed:
+        return f"{reason}, but its evidence is not an opening signed by bidder {i}"
+    if valid_opening(st, i, st.commitments[r][i], ev["bids"], ev["salt"]) is None:
+        return f"{reason}, but the evidence is bidder {i}'s valid opening: a false rejection"
+    return None
+
+
+def published_openings(st: LedgerState, r: int, before: int) -> set[int]:
+    """Bidders rejected for ``no_opening`` in round ``r`` who published a valid opening on the log
+    (``dispute``) before entry ``before`` (the outcome): the outcome must include them."""
+    out = set()
+    for i, d in st.disputes.get(r, {}).items():
+        if st.rejections.get(r, {}).get(i) == "no_opening" and d.seq < before:
+            if valid_opening(st, i, st.commitments[r][i], d.data.get("bids"), d.data.get("salt")) is None:
+                out.add(i)
     return out
 
 

@@ -62,11 +62,14 @@ def play_round(auctioneer: Auctioneer, bidders: Sequence[Bidder], round: int, pr
         try:
             auctioneer.receive_opening(round, b.index, b.open(round))
         except CommitmentError:
-            pass  # logged as opening_rejected; the bidder is absent from this round
+            pass  # logged as opening_rejected (with the signed opening as evidence): absent from the round
+    missing = auctioneer.reject_missing(round)
+    for b in present:
+        if dispute and b.index in missing and b.rejected_for_no_opening(round):
+            b.dispute(round)  # "no opening received": the bidder publishes it; the outcome must include it
     out = auctioneer.close_round(round)
     for b in present:
-        if b.check_outcome(round) == "rejected" and dispute:
-            b.dispute(round)  # an honest bidder's opening is valid: the dispute shows the rejection false
+        b.check_outcome(round)
     return out
 
 

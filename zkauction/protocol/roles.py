@@ -19,11 +19,12 @@ import hashlib
 import json
 import secrets
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from zkauction.protocol.checkpoint import LogView, SignedCheckpoint
-from zkauction.protocol.log import Entry, Ledger, SigningKey
+from zkauction.protocol.log import Entry, Ledger, SigningKey, verify_signature
 from zkauction.protocol.private import private_folder
 from zkauction.protocol.state import (
     ANNOUNCEMENT,
@@ -46,6 +47,7 @@ from zkauction.protocol.state import (
     absent_commitment,
     read_announcement,
     seed_commitment,
+    opening_message,
     unique_key,
 )
 from zkauction.zk import commitments
@@ -105,6 +107,15 @@ class OpeningStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+@dataclass(frozen=True)
+class SignedOpening:
+    """An opening as a bidder sends it: signed over (log id, round, bidder, bids, salt), so that the
+    auctioneer can show a bad one on the log as the evidence of its rejection."""
+
+    opening: Opening
+    signature: str
 
 
 def _derive(secret: bytes, label: bytes, nbytes: int = 32) -> bytes:
@@ -196,9 +207,15 @@ class Bidder:
         self._openings[round] = opening
         return commitment
 
-    def open(self, round: int) -> Opening:
-        """The opening for ``round``, released only when a checkpoint this bidder accepted covers the
-        round's closed list of commitments with this bidder's own commitment in it."""
+    def sign_opening(self, round: int, opening: Opening) -> SignedOpening:
+        ann = self.announcement
+        del ann
+        msg = opening_message(self._log_id, round, self.index, list(opening.bids), opening.salt)
+        return SignedOpening(opening, self.key.sign(msg))
+
+    def open(self, round: int) -> SignedOpening:
+        """The signed opening for ``round``, released only when a checkpoint this bidder accepted
+        covers the round's closed list of commitments with this bidder's own commitment in it."""
         ann = self.announcement
         if round not in self._openings:
             raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
@@ -211,7 +228,7 @@ class Bidder:
         mine = commitments.commit(self._openings[round].bids, self._openings[round].salt, ann.input_scale)
         if close.data["commitments"][self.index] != mine:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
-        return self._openings[round]
+        return self.sign_opening(round, self._openings[round])
 
     def check_outcome(self, round: int) -> str:
         """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
@@ -229,11 +246,18 @@ class Bidder:
             return "ok"
         if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
                for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):
-            return "rejected"
+            return "rejected"  # justified or not, the public checks decide from the log
         raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
 
+    def rejected_for_no_opening(self, round: int) -> bool:
+        """Whether the auctioneer logged ``no_opening`` for this bidder in ``round``."""
+        ann = self.announcement
+        return any(e.data.get("bidder") == self.index and e.data.get("reason") == "no_opening" and e.signer == ann.auctioneer
+                   for e in self.ledger.entries(kind=OPENING_REJECTED, round=round))
+
     def dispute(self, round: int) -> Entry:
-        """Publish this round's opening to contest its rejection; every verifier decides."""
+        """Publish this round's opening on the log, against a ``no_opening`` rejection: logged before
+        the round's outcome, the outcome must include it."""
         o = self._openings.get(round)
         if o is None:
             raise ProtocolError(f"bidder {self.index} has no opening for round {round} to publish")
@@ -321,11 +345,12 @@ class Auctioneer:
             self.checkpoint()
         return done
 
-    def receive_opening(self, round: int, bidder: int, opening: Opening) -> None:
-        """The private channel: a bidder's opening for ``round``, accepted only after the round's
-        commitments are closed and checkpointed. A bad opening raises
-        :class:`~zkauction.zk.commitments.CommitmentError` naming the round and bidder, is logged as
-        ``opening_rejected`` with a reason from the closed set, and the bidder is absent."""
+    def receive_opening(self, round: int, bidder: int, signed: SignedOpening) -> None:
+        """The private channel: a bidder's signed opening for ``round``, accepted only after the
+        round's commitments are closed and checkpointed. An unsigned opening is ignored (it could not
+        be shown as evidence). A bad one raises :class:`~zkauction.zk.commitments.CommitmentError`
+        naming the round and bidder, and is logged as ``opening_rejected`` with a reason from the
+        closed set and the signed opening as evidence; the bidder is absent from the round."""
         ann = self.announcement()
         close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         cp = self.ledger.latest_checkpoint()
@@ -335,13 +360,22 @@ class Auctioneer:
         rejected = any(e.data.get("bidder") == bidder for e in self.ledger.entries(kind=OPENING_REJECTED, round=round))
         if com is None or rejected:
             raise CommitmentError(f"round {round}: bidder {bidder} has no open commitment in this round")
+        opening = getattr(signed, "opening", None)
+        try:
+            msg = opening_message(self.ledger.log_id, round, bidder, list(opening.bids), opening.salt)
+            ok = verify_signature(ann.bidders[bidder], msg, signed.signature)
+        except (AttributeError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise CommitmentError(f"round {round}: bidder {bidder}'s opening is not signed by bidder {bidder}: ignored")
         reason, detail = self._opening_problem(ann, com, opening)
         if reason is None:
             detail = self._support_problem(ann, bidder, opening.bids)
             reason = "outside_support" if detail else None
         if reason is not None:
-            self.ledger.append(OPENING_REJECTED, {"bidder": bidder, "reason": reason}, self.key, round=round,
-                               unique=unique_key(OPENING_REJECTED, round, bidder))
+            evidence = {"bids": list(opening.bids), "salt": opening.salt, "signature": signed.signature}
+            self.ledger.append(OPENING_REJECTED, {"bidder": bidder, "reason": reason, "evidence": evidence}, self.key,
+                               round=round, unique=unique_key(OPENING_REJECTED, round, bidder))
             raise CommitmentError(f"round {round}: bidder {bidder}'s opening is rejected ({reason}): {detail}")
         self._pending.setdefault(round, {})[bidder] = opening
 
@@ -373,40 +407,61 @@ class Auctioneer:
                 return f"bid for item {j} is {b:g}, outside the support [{lo:g}, {hi:g}]"
         return None
 
-    def close_round(self, round: int) -> Entry:
-        """Bidders who committed but sent no valid opening are rejected (``no_opening``); the outcome
-        is computed on the others' bids and logged with the rejections in one transaction, then
-        checkpointed. Reads only this round's entries: a round costs the same at round 1 and 10^5."""
+    def reject_missing(self, round: int) -> list[int]:
+        """Log ``no_opening`` for every bidder who committed but sent no valid opening, and
+        checkpoint: such a bidder may then publish its opening on the log before the outcome."""
         ann = self.announcement()
         close = self.close_commitments(round)
+        rejected = {e.data.get("bidder") for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)}
+        received = self._pending.get(round, {})
+        missing = [i for i in range(ann.n) if close.data["commitments"][i] is not None and i not in rejected and i not in received]
+        if missing:
+            self.ledger.append_many([(OPENING_REJECTED, {"bidder": i, "reason": "no_opening"}, self.key, round,
+                                      unique_key(OPENING_REJECTED, round, i)) for i in missing])
+            self.checkpoint()
+        return missing
+
+    def close_round(self, round: int) -> Entry:
+        """Compute the outcome on the accepted openings (and on openings that bidders rejected for
+        ``no_opening`` published on the log), log it and checkpoint. Reads only this round's
+        entries: a round costs the same at round 1 and 10^5."""
+        from zkauction.protocol.audit import valid_opening
+        from zkauction.protocol.state import round_state
+
+        ann = self.announcement()
+        self.reject_missing(round)
         if _round_entry(self.ledger, OUTCOME, round, ann.auctioneer) is not None:
             raise ProtocolError(f"round {round} already has an outcome")
+        close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         listed = close.data["commitments"]
-        rejected = {e.data.get("bidder") for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)}
-        received = self._pending.pop(round, {})
+        rejected = {e.data.get("bidder"): e.data.get("reason") for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)}
+        received = dict(self._pending.pop(round, {}))
+        published = self.ledger.entries(kind=DISPUTE, round=round)
+        if published:
+            st = round_state(self.ledger, round)
+            for e in published:
+                i = e.data.get("bidder")
+                if rejected.get(i) == "no_opening" and i not in received and e.signer == ann.bidders[i] and \
+                        valid_opening(st, i, listed[i], e.data.get("bids"), e.data.get("salt")) is None:
+                    received[i] = Opening(tuple(float(b) for b in e.data["bids"]), str(e.data["salt"]))
+                    rejected.pop(i)
         bids, salts = [[0.0] * ann.m for _ in range(ann.n)], [ZERO_SALT] * ann.n
         coms, present = [absent_commitment(ann.m, ann.input_scale)] * ann.n, [0] * ann.n
         accepted: dict[int, Opening] = {}
-        items: list[tuple[str, Any, SigningKey, int | None, str | None]] = []
         for i in range(ann.n):
-            if listed[i] is None or i in rejected:
+            if listed[i] is None or i in rejected or i not in received:
                 continue
-            o = received.get(i)
-            if o is None:
-                items.append((OPENING_REJECTED, {"bidder": i, "reason": "no_opening"}, self.key, round,
-                              unique_key(OPENING_REJECTED, round, i)))
-                continue
+            o = received[i]
             accepted[i] = o
             bids[i], salts[i], coms[i], present[i] = list(o.bids), o.salt, listed[i], 1
         # Stored before the outcome is logged: an outcome whose openings are lost could not be proven.
         if accepted:
             self.store.put_round(round, accepted)
         out = self.outcome(bids, salts)
-        items.append((OUTCOME, {"participants": present, "commitments": coms, **out.to_dict()}, self.key, round,
-                      unique_key(OUTCOME, round)))
-        entries = self.ledger.append_many(items)
+        entry = self.ledger.append(OUTCOME, {"participants": present, "commitments": coms, **out.to_dict()}, self.key,
+                                   round=round, unique=unique_key(OUTCOME, round))
         self.checkpoint()
-        return entries[-1]
+        return entry
 
     def close_reveals(self) -> Entry:
         """End the reveal phase (after round T); a seed not revealed by now audits every round."""

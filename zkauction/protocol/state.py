@@ -10,10 +10,11 @@ The log of one auction (the paper's Algorithm 1, made credible against the aucti
    bidders have registered: a bidder who never agreed to take part is never in a run.
 3. Each round r: ``bid_commitment`` (bidders, Poseidon commitments, never bids), then
    ``commitments_closed`` (auctioneer: the list of the round's commitments), covered by a signed
-   checkpoint before any bidder sends its opening (sealed commit phase); ``opening_rejected``
-   (auctioneer, a reason from :data:`REJECTION_REASONS`); ``outcome`` (auctioneer: participants,
-   the n commitments the outcome was computed on, allocation, payment); ``dispute`` (a bidder whose
-   opening was rejected publishes it; every verifier decides from the log).
+   checkpoint before any bidder sends its (signed) opening (sealed commit phase);
+   ``opening_rejected`` (auctioneer, a reason from :data:`REJECTION_REASONS`, with the bidder's
+   signed bad opening as evidence); ``dispute`` (a bidder rejected for ``no_opening`` publishes its
+   opening, before the outcome); ``outcome`` (auctioneer: participants, the n commitments the
+   outcome was computed on, allocation, payment).
 4. After round T: ``seed_reveal`` (bidders; each carries the checkpoint the bidder holds, covering
    round T, as a co-signature of the log it saw), ``reveals_closed`` (auctioneer), then the audited
    rounds' ``proof`` (zk), ``openings`` (reveal) or ``ttp_verdict`` (trusted third party).
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from zkauction.errors import ZkAuctionError
-from zkauction.protocol.log import GENESIS_HASH, ChainError, Entry, Ledger, check_entry
+from zkauction.protocol.log import GENESIS_HASH, ChainError, Entry, Ledger, canonical_json, check_entry
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 
@@ -63,13 +64,27 @@ OutcomeFunction = Callable[[Sequence[Sequence[float]], Sequence[str]], Outcome]
 ROUND_KINDS = (BID_COMMITMENT, COMMITMENTS_CLOSED, OPENING_REJECTED, OUTCOME, DISPUTE, PROOF, OPENINGS, TTP_VERDICT)
 
 # Why the auctioneer may reject an opening: nothing else (free text would be a covert channel and
-# an excuse nobody can check). Every one of them is decidable from a published opening.
+# an excuse nobody can check). Each is decidable from the log: the first three carry the bidder's
+# signed opening as evidence (a rejection whose evidence is missing, not signed by the bidder, or a
+# valid opening after all is a breach: so a bidder cannot frame an honest auctioneer by sending a bad
+# opening and publishing a good one); ``no_opening`` cannot carry evidence (delivery over a private
+# channel cannot be proven), so the bidder may publish its opening on the log (``dispute``) before
+# the round's outcome, and the outcome must then include it.
 REJECTION_REASONS = {
     "opening_mismatch": "the opening does not open the logged commitment",
     "outside_support": "a bid is outside the announced support (or all bids are zero)",
     "malformed_opening": "the opening is not m numbers and a field element",
     "no_opening": "no opening was received",
 }
+EVIDENCE_REASONS = ("opening_mismatch", "outside_support", "malformed_opening")
+OPENING_DOMAIN = "zkauction-opening-v1"
+
+
+def opening_message(log_id: str, round: int, bidder: int, bids: Any, salt: Any) -> bytes:
+    """What a bidder signs when it sends an opening: it binds the opening to this log, round and
+    bidder, so the auctioneer can show a bad opening as evidence and nobody can replay it."""
+    return (OPENING_DOMAIN + "\n" + canonical_json({"log": log_id, "round": round, "bidder": bidder,
+                                                     "bids": bids, "salt": salt})).encode()
 
 
 class ProtocolError(ZkAuctionError, ValueError):
@@ -157,7 +172,8 @@ class LedgerState:
     registrations: dict[int, str] = field(default_factory=dict)  # bidder -> seed commitment
     commitments: dict[int, dict[int, str]] = field(default_factory=dict)  # round -> bidder -> commitment
     closes: dict[int, Entry] = field(default_factory=dict)
-    rejections: dict[int, dict[int, str]] = field(default_factory=dict)
+    rejections: dict[int, dict[int, str]] = field(default_factory=dict)  # round -> bidder -> reason
+    rejection_entries: dict[int, dict[int, Entry]] = field(default_factory=dict)
     outcomes: dict[int, Entry] = field(default_factory=dict)
     disputes: dict[int, dict[int, Entry]] = field(default_factory=dict)
     reveals: dict[int, Entry] = field(default_factory=dict)
@@ -326,7 +342,10 @@ class _Reader:
             self.bad(f"rejection of bidder {i} in round {r} with reason {d['reason']!r}, not one of {sorted(REJECTION_REASONS)}")
         if i in self.st.rejections.setdefault(r, {}):
             self.bad(f"bidder {i} rejected twice in round {r}")
+        if d["reason"] in EVIDENCE_REASONS and not isinstance(d.get("evidence"), dict):
+            self.bad(f"rejection of bidder {i} in round {r} ({d['reason']}) carries no evidence")
         self.st.rejections[r][i] = d["reason"]
+        self.st.rejection_entries.setdefault(r, {})[i] = e
 
     def outcome(self, e: Entry, d: dict[str, Any]) -> None:
         r = e.round

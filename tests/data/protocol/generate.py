@@ -21,8 +21,9 @@ Two golden logs (reveal mode, n = 3 bidders, m = 2 items, T = 4 rounds, k = 2 au
   ``outside_support`` rejection that its bidder disputes (the published opening is outside the
   support, so the dispute proves nothing) and a ``no_opening`` rejection without a dispute.
 - ``golden_log_false_rejection.jsonl``: the same run, except that in round 3 the auctioneer also
-  rejects bidder 0's valid opening (``opening_mismatch``); bidder 0 disputes with its opening, which
-  proves the rejection false: the audit is invalid whatever the draw.
+  rejects bidder 0's valid opening (``opening_mismatch``), with bidder 0's signed opening as its
+  "evidence": the evidence is a valid opening, so the rejection is false and the audit is invalid
+  whatever the draw.
 
 Both start with the same announcement (the same log id) and differ from round 3 on.
 """
@@ -119,9 +120,10 @@ def build(false_rejection: bool) -> tuple[Ledger, dict[str, Any]]:
             if r == 3 and false_rejection and b.index == 0:
                 # The dishonest auctioneer receives a valid opening and logs it as not matching.
                 commitments.check_opening(ledger.entries(kind="commitments_closed", round=r)[0].data["commitments"][0],
-                                          opening, SCALE)
-                e = ledger.append(OPENING_REJECTED, {"bidder": 0, "reason": "opening_mismatch"}, auct.key, round=r,
-                                  unique=unique_key(OPENING_REJECTED, r, 0))
+                                          opening.opening, SCALE)
+                evidence = {"bids": list(opening.opening.bids), "salt": opening.opening.salt, "signature": opening.signature}
+                e = ledger.append(OPENING_REJECTED, {"bidder": 0, "reason": "opening_mismatch", "evidence": evidence},
+                                  auct.key, round=r, unique=unique_key(OPENING_REJECTED, r, 0))
                 facts["false_rejection_seq"] = e.seq
                 continue
             try:
@@ -130,6 +132,8 @@ def build(false_rejection: bool) -> tuple[Ledger, dict[str, Any]]:
                 pass  # logged as opening_rejected
         auct.close_round(r)
         for b in present:
+            # a bidder whose opening was rejected publishes it anyway (after the outcome it cannot
+            # change the outcome; the logged evidence decides whether the rejection was false)
             if b.check_outcome(r) == "rejected" and b.index != 1:
                 d = b.dispute(r)
                 facts.setdefault("disputes", []).append({"round": r, "bidder": b.index, "seq": d.seq})
