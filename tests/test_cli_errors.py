@@ -70,11 +70,6 @@ def files(tmp_path_factory) -> dict[str, str]:
     return f
 
 
-# A --circuit that is not a circuit folder is bad input (exit 2), not a failed proof (exit 1); the
-# verify command still reports it as a failed manifest check.
-VERIFY_CIRCUIT_USAGE = pytest.mark.xfail(reason="verify reports a --circuit that is not a folder as a failed check (exit 1)",
-                                         strict=False)
-
 # (id, argv with {placeholders} from `files`, exit code, substrings the output must contain[, mark])
 CASES = [
     # train
@@ -124,10 +119,8 @@ CASES = [
     ("verify-missing-bundle", ["verify", "{missing}.json"], 2, ["missing.json", "not found"]),
     ("verify-not-json", ["verify", "{not_json}"], 2, ["not_json.json", "JSON"]),
     ("verify-truncated", ["verify", "{truncated}"], 2, ["truncated.json", "JSON"]),
-    ("verify-circuit-missing", ["verify", str(EXAMPLE_PROOF), "--circuit", "{missing}"], 2, ["missing"],
-     VERIFY_CIRCUIT_USAGE),
-    ("verify-circuit-is-file", ["verify", str(EXAMPLE_PROOF), "--circuit", "{readme}"], 2, ["README.md"],
-     VERIFY_CIRCUIT_USAGE),
+    ("verify-circuit-missing", ["verify", str(EXAMPLE_PROOF), "--circuit", "{missing}"], 2, ["missing", "no such folder"]),
+    ("verify-circuit-is-file", ["verify", str(EXAMPLE_PROOF), "--circuit", "{readme}"], 2, ["README.md", "not a folder"]),
     # the app itself
     ("unknown-command", ["trian", str(TINY)], 2, ["trian"]),
     ("unknown-option", ["evaluate", "{shipped}", "--frobnicate"], 2, ["--frobnicate"]),

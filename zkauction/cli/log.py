@@ -88,6 +88,20 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
 def register(app: typer.Typer) -> None:
     app.add_typer(log_app, name="log")
 
+    @app.command("show")
+    def show_round(
+        what: str = typer.Argument(..., help="what to show: round"),
+        r: int = typer.Argument(..., help="the round R"),
+        db: Optional[Path] = typer.Option(None, "--db", help="the log (default: $ZKAUCTION_DB or ./auction.db)"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """`zkauction show round R`: the same as `zkauction log show --round R`."""
+        import os
+
+        if what != "round":
+            _fail(f"show {what!r}: only 'show round R' is known")
+        show_cmd(db or Path(os.environ.get("ZKAUCTION_DB", "auction.db")), r, as_json)
+
 
 @log_app.command("checkpoint")
 def checkpoint_cmd(db: Path = typer.Option(..., "--db", help="the log (SQLite file)")) -> None:
@@ -132,3 +146,99 @@ def verify_cmd(
         typer.echo("log verified" if report["ok"] else f"LOG INVALID: {report['failure']}")
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+def _entry_line(e: Any) -> dict[str, Any]:
+    """One entry as the listing shows it: no bids (there are none in zk mode except in openings
+    the auctioneer published for audit), payloads shortened to what a reader scans for."""
+    d = e.data
+    brief: dict[str, Any] = {k: v for k, v in d.items() if k in ("bidder", "reason", "participants", "payment", "allocation",
+                                                                   "commitment", "valid", "round_id")}
+    if "commitments" in d and isinstance(d["commitments"], list):
+        brief["commitments"] = [c[:12] + "..." if isinstance(c, str) else c for c in d["commitments"]]
+    if e.kind == "announcement":
+        brief = {"auction": d.get("auction", {}).get("name"), "T": d.get("rounds"), "k": d.get("audits"),
+                 "penalty": d.get("penalty"), "mode": d.get("mode"), "n": d.get("n"), "m": d.get("m")}
+    return {"seq": e.seq, "round": e.round, "kind": e.kind, "signer": e.signer[:12] + "...", **brief}
+
+
+@log_app.command("ls")
+def ls_cmd(
+    db: Path = typer.Option(..., "--db", help="the log (SQLite file)"),
+    kind: Optional[str] = typer.Option(None, "--kind", help="only entries of this kind (e.g. outcome)"),
+    round: Optional[int] = typer.Option(None, "--round", help="only entries of this round"),
+    limit: int = typer.Option(50, "--limit", help="at most this many entries (0: all)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
+) -> None:
+    """List log entries (read-only), newest last."""
+    if limit < 0:
+        _fail(f"--limit {limit}: must be 0 (all) or positive")
+    ledger = _open(db)
+    try:
+        rows = [_entry_line(e) for e in ledger.entries(kind=kind, round=round)]
+    finally:
+        ledger.close()
+    rows = rows[-limit:] if limit else rows
+    for r in rows:
+        if as_json:
+            typer.echo(json.dumps(r))
+        else:
+            rest = {k: v for k, v in r.items() if k not in ("seq", "round", "kind", "signer")}
+            typer.echo(f"{r['seq']:>6}  {'' if r['round'] is None else r['round']:>5}  {r['kind']:<19} {json.dumps(rest)}")
+
+
+def round_summary(ledger: Any, r: int) -> dict[str, Any]:
+    """One round as every verifier sees it: commitments, rejections, outcome, public checks, audit."""
+    from zkauction.protocol.audit import audit_draw, check_round
+    from zkauction.protocol.state import AuditError, ProtocolError, read_state, round_state
+
+    st = round_state(ledger, r)
+    ann = st.announcement
+    if not 1 <= r <= ann.rounds:
+        raise ProtocolError(f"--round {r}: the auction has rounds 1..{ann.rounds}")
+    out = st.outcomes.get(r)
+    summary: dict[str, Any] = {
+        "round": r, "commitments": st.commitments.get(r, {}), "closed": r in st.closes,
+        "rejections": st.rejections.get(r, {}), "published_openings": sorted(st.disputes.get(r, {})),
+        "outcome": None if out is None else {k: out.data[k] for k in ("participants", "allocation", "payment")},
+        "public_checks": [str(b) for b in st.breaches + check_round(st, r)] if out is not None else ["pending: no outcome yet"],
+    }
+    try:
+        draw = audit_draw(read_state(ledger))
+        summary["audited"] = r in draw.rounds
+    except AuditError as e:
+        summary["audited"] = f"not drawn yet ({e})"
+    summary["proof_logged"] = r in st.proofs
+    return summary
+
+
+@log_app.command("show")
+def show_cmd(
+    db: Path = typer.Option(..., "--db", help="the log (SQLite file)"),
+    round: int = typer.Option(..., "--round", help="the round R to show"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """One round: commitments, rejections, outcome, its public checks and whether it is audited."""
+    from zkauction.protocol.state import ProtocolError
+
+    ledger = _open(db)
+    try:
+        s = round_summary(ledger, round)
+    except ProtocolError as e:
+        _fail(str(e))
+    finally:
+        ledger.close()
+    if as_json:
+        typer.echo(json.dumps(s, indent=2))
+        return
+    typer.echo(f"round {round}: {len(s['commitments'])} commitment(s), {'closed' if s['closed'] else 'NOT closed'}")
+    for i, c in sorted(s["commitments"].items()):
+        typer.echo(f"  bidder {i}: {c[:16]}...")
+    for i, reason in sorted(s["rejections"].items()):
+        typer.echo(f"  bidder {i} rejected: {reason}")
+    if s["outcome"] is not None:
+        o = s["outcome"]
+        typer.echo(f"  outcome: participants {o['participants']}, allocation {o['allocation']}, payment {o['payment']}")
+    checks = s["public_checks"]
+    typer.echo("  public checks: " + ("all hold" if not checks else "; ".join(checks)))
+    typer.echo(f"  audited: {s['audited']}; proof logged: {s['proof_logged']}")

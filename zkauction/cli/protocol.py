@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty if an audit fails (default (T+1) x aRgt*)"),
         mode: str = typer.Option("zk", "--mode", help="verification mode: zk, reveal or ttp (trusted third party)"),
         trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable)"),
+        as_json: bool = typer.Option(False, "--json", help="print {rounds, seconds, rounds_per_s, ...} as JSON"),
     ) -> None:
         """Run T sealed-bid rounds with simulated truthful bidders over the transparency log (every
         bidder registers, commits, opens after the checkpointed close, checks its outcome).
@@ -73,20 +74,28 @@ def register(app: typer.Typer) -> None:
             pins = check_pins(trusted_srs)
             run = start_or_resume(db, circuit, rounds=rounds, audits=audits, penalty=penalty, mode=mode, seed=seed,
                                   trusted_srs=pins)
+            say = (lambda *a, **k: None) if as_json else typer.echo
             with run:
                 ann = run.auctioneer.announcement()
                 done = run.rounds_done()
-                typer.echo(f"{'resuming' if done else 'running'} {ann.auction.get('name')} for T={ann.rounds} rounds "
+                say(f"{'resuming' if done else 'running'} {ann.auction.get('name')} for T={ann.rounds} rounds "
                            f"(k={ann.audits} audits, mode {ann.mode}, penalty {ann.penalty:g}) -> {db}")
                 if run.circuit is not None:
-                    typer.echo(f"  {srs_note(run.circuit, pins)}")
-                played, secs = play(run, echo=typer.echo)
+                    say(f"  {srs_note(run.circuit, pins)}")
+                played, secs = play(run, echo=say)
                 cp = run.ledger.latest_checkpoint()
+                revenue = sum(sum(e.data["payment"]) for e in run.ledger.entries(kind="outcome"))
         except _user_errors() + (ValueError,) as e:
             _fail(e)
+        if as_json:
+            typer.echo(json.dumps({"rounds": played, "seconds": secs, "rounds_per_s": played / secs if secs > 0 else None,
+                                   "rounds_total": ann.rounds, "revenue": revenue, "log_entries": cp.size,
+                                   "checkpoint": cp.to_dict()}))
+            return
         if played:
-            typer.echo(f"played {played} rounds in {secs:.1f} s ({played / secs:.1f} rounds/s); "
-                       f"log {cp.size} entries, checkpoint root {cp.root[:16]}...")
+            typer.echo(f"played {played} rounds in {secs:.1f} s ({played / secs:.1f} rounds/s); revenue so far "
+                       f"{revenue:.4f} ({revenue / ann.rounds:.4f} per round of T); log {cp.size} entries, "
+                       f"checkpoint root {cp.root[:16]}...")
         else:
             typer.echo(f"nothing to play: every round is logged; log {cp.size} entries, checkpoint root {cp.root[:16]}...")
 
@@ -130,6 +139,7 @@ def register(app: typer.Typer) -> None:
         db: Optional[Path] = typer.Option(None, "--db", help="log of the run (default: $ZKAUCTION_DB or ./auction.db)"),
         round: int = typer.Option(..., "--round", help="round R to prove"),
         out: Optional[Path] = typer.Option(None, "--out", help="proof bundle to write (default: proof_round_R.json)"),
+        as_json: bool = typer.Option(False, "--json", help="print {round, seconds, out} as JSON"),
     ) -> None:
         """Prove round R in zero knowledge and write its proof bundle, with the log proof that binds
         it to the round (also logged)."""
@@ -147,7 +157,11 @@ def register(app: typer.Typer) -> None:
                 bundle.save(out)
         except _user_errors() + (ValueError,) as e:
             _fail(e)
-        typer.echo(f"proved round {round} in {time.perf_counter() - t:.1f} s -> {out}")
+        secs = time.perf_counter() - t
+        if as_json:
+            typer.echo(json.dumps({"round": round, "seconds": secs, "out": str(out)}))
+            return
+        typer.echo(f"proved round {round} in {secs:.1f} s -> {out}")
 
     @app.command("penalty")
     def penalty_cmd(
@@ -165,6 +179,14 @@ def register(app: typer.Typer) -> None:
         from zkauction.protocol import credibility as cr
 
         try:
+            if accounting not in cr.ACCOUNTINGS:
+                raise ValueError(f"--accounting {accounting!r}: expected one of {', '.join(cr.ACCOUNTINGS)}")
+            if rounds < 1 or not 1 <= audits <= rounds:
+                raise ValueError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
+            if penalty is not None and not penalty >= 0:
+                raise ValueError(f"--penalty {penalty}: must be a non-negative number")
+            if trials < 1:
+                raise ValueError(f"--trials {trials}: must be positive")
             setting, participation, net = _setting_source(source)
             a = cr.argt_bound(setting)
             reports = {acc: cr.minimal_penalty(rounds, audits, a, acc) for acc in cr.ACCOUNTINGS}
@@ -219,14 +241,18 @@ def register(app: typer.Typer) -> None:
         rounds: int = typer.Option(200, "--rounds", help="T"),
         audits: int = typer.Option(2, "--audits", help="k"),
         seed: int = typer.Option(0, "--seed"),
+        as_json: bool = typer.Option(False, "--json", help="print only the summary, as JSON"),
     ) -> None:
         """The whole flow on a small shipped auction: its shipped circuit (circuits/NAME, compiled from
         the same weights) or else a fresh compile, both with a dev SRS (INSECURE); run T rounds with
         simulated bidders, audit k rounds in zero knowledge, verify, and print timings."""
         try:
-            summary = run_demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed, echo=typer.echo)
+            summary = run_demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed,
+                               echo=(lambda *a, **k: None) if as_json else typer.echo)
         except _user_errors() as e:
             _fail(e)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
         if not summary["audit_valid"] or not summary["verified"]:
             raise typer.Exit(1)
 

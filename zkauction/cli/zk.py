@@ -107,6 +107,9 @@ def register(app: typer.Typer) -> None:
             pins = check_pins(trusted_srs)
         except (BundleError, ValueError) as e:
             _fail(str(e))
+        if circuit is not None and not circuit.is_dir():
+            _fail(f"--circuit {circuit}: {'not a folder' if circuit.exists() else 'no such folder'} (expected a circuit "
+                  "folder with manifest.json, settings.json and vk.key)")
         if circuit is None:
             circuit = find_circuit(b.manifest_sha256, b.circuit_name)
             if circuit is None:

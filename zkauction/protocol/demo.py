@@ -214,7 +214,7 @@ def run_demo(
     else:
         echo(f"      compiling to {circuit_dir} with a locally generated SRS")
         kind = json.loads((trained / "config.json").read_text()).get("kind") if (trained / "config.json").is_file() else None
-        # An affine maximizer fits in 2^12 rows (REFERENCE.md: proving ~2 s there, ~12 s at the default 15).
+        # An affine maximizer fits in 2^12 rows (docs/reference.md: proving ~2 s there, ~12 s at the default 15).
         circuit = compile_auction(trained, circuit_dir, dev_srs=True, **({"max_logrows": 12} if kind == "ama" else {}))
         source = "compiled"
     timings["compile_s"] = time.perf_counter() - t

@@ -84,11 +84,14 @@ class OpeningStore:
             private_folder(path.parent)
             if not path.exists():
                 path.touch(mode=0o600)
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None, check_same_thread=False)
-        if path is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute("CREATE TABLE IF NOT EXISTS openings (round INTEGER, bidder INTEGER, opening TEXT, PRIMARY KEY (round, bidder))")
+        try:
+            self._db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None, check_same_thread=False)
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._db.execute("CREATE TABLE IF NOT EXISTS openings (round INTEGER, bidder INTEGER, opening TEXT, PRIMARY KEY (round, bidder))")
+        except sqlite3.DatabaseError as e:
+            raise ProtocolError(f"{path}: not the auctioneer's openings store ({e})") from None
 
     def put_round(self, round: int, openings: dict[int, Opening]) -> None:
         """Store a round's openings in one transaction (one fsync per round, not per bidder)."""

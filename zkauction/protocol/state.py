@@ -393,15 +393,19 @@ class _Reader:
             self.bad(f"{what} for round {r} before the reveal phase closed")
 
     def proof(self, e: Entry, d: dict[str, Any]) -> None:
-        self._after_reveals("a proof", e.round)
+        # a proof reveals nothing: the auctioneer may prove any round once its outcome is logged
+        if e.round not in self.st.outcomes:
+            self.bad(f"a proof for round {e.round} before its outcome")
         self.st.proofs.setdefault(e.round, e)
 
     def openings_entry(self, e: Entry, d: dict[str, Any]) -> None:
+        # published openings reveal bids: only for the audited rounds, so only once they are drawn
         self._after_reveals("openings", e.round)
         self.st.openings.setdefault(e.round, e)
 
     def ttp_verdict(self, e: Entry, d: dict[str, Any]) -> None:
-        self._after_reveals("a third-party verdict", e.round)
+        if e.round not in self.st.outcomes:
+            self.bad(f"a third-party verdict for round {e.round} before its outcome")
         self.st.ttp_verdicts.setdefault(e.round, e)
 
 

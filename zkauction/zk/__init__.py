@@ -6,6 +6,6 @@ bundles with their verification. The verification path (:mod:`zkauction.zk.bundl
 import os
 from pathlib import Path
 
-# ezkl writes a cache under ~/.ezkl unless told otherwise; keep it in the project (DESIGN.md). Set
+# ezkl writes a cache under ~/.ezkl unless told otherwise; keep it in the project (docs/design.md). Set
 # here, before any module of this package imports ezkl.
 os.environ.setdefault("EZKL_REPO_PATH", str(Path(__file__).resolve().parents[2] / ".ezkl"))

@@ -1,4 +1,4 @@
-"""ezkl circuits of auctions: compile, canonical outcome, prove (shared/DESIGN.md, "ONNX and circuit
+"""ezkl circuits of auctions: compile, canonical outcome, prove (docs/design.md, "ONNX and circuit
 contract").
 
 Each step is one ezkl call with files in and files out, named as ezkl names them::

@@ -1,7 +1,7 @@
 """Sealed-bid commitments (paper, Algorithm 1: bidders publish c_i = Com(b_i, r_i) before the outcome).
 
 A bidder's commitment for a round is the Poseidon hash that ezkl computes for that bidder's hashed
-input in the auction circuit (shared/DESIGN.md, "ONNX and circuit contract")::
+input in the auction circuit (docs/design.md, "ONNX and circuit contract")::
 
     commitment = ezkl.poseidon_hash([float_to_felt(b_1, S), ..., float_to_felt(b_m, S), salt])[0]
 
@@ -88,7 +88,7 @@ def new_salt() -> str:
     """A fresh salt: a uniform element of the BN254 scalar field from :mod:`secrets`.
 
     Written as a felt (not a float): ezkl parses float inputs as 32-bit floats, which would throw
-    away the salt's entropy (DESIGN.md).
+    away the salt's entropy (docs/design.md).
     """
     return int_to_felt(secrets.randbelow(FIELD_MODULUS))
 

@@ -1,6 +1,6 @@
 """Compiling a trained auction into an ezkl circuit: ONNX export, settings, calibration on the
 setting's tweaked data, compile, SRS (ceremony file or an insecure dev SRS), keys and the fidelity
-check (shared/DESIGN.md, "ONNX and circuit contract")."""
+check (docs/design.md, "ONNX and circuit contract")."""
 
 from __future__ import annotations
 import contextlib
@@ -68,7 +68,7 @@ def get_dev_srs(logrows: int, progress: bool = False) -> Path:
     return path
 
 def _calibration_json(net: Any, k: int, seed: int, scale: int) -> dict[str, Any]:
-    """Tweaked-data samples (DESIGN.md: calibrate on the setting's tweaked data), as float rows."""
+    """Tweaked-data samples (docs/design.md: calibrate on the setting's tweaked data), as float rows."""
     from zkauction.learn.data import sample_tweaked
 
     data = sample_tweaked(net.setting, net.participation, k, seed).values

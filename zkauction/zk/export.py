@@ -1,4 +1,4 @@
-"""ONNX export of any :class:`~zkauction.learn.nets.AuctionNet` for ezkl (shared/DESIGN.md, "ONNX and
+"""ONNX export of any :class:`~zkauction.learn.nets.AuctionNet` for ezkl (docs/design.md, "ONNX and
 circuit contract").
 
 The exported graph has one input per bidder, ``bidder_0`` ... ``bidder_{n-1}``, each ``[1, m + 1]``:
