@@ -486,12 +486,17 @@ def test_keys_round_trip_and_key_files_are_private(tmp_path, key):
     (tmp_path / "bad.pem").write_text("not a key")
     with pytest.raises(LedgerError, match="Ed25519"):
         SigningKey.load(tmp_path / "bad.pem")
-    from Crypto.PublicKey import ECC
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
     with pytest.raises(LedgerError, match="Ed25519"):
-        SigningKey(ECC.generate(curve="P-256"))
-    with pytest.raises(LedgerError, match="private"):
-        SigningKey(ECC.generate(curve="Ed25519").public_key())
+        SigningKey(ec.generate_private_key(ec.SECP256R1()))
+    with pytest.raises(LedgerError, match="public key only"):
+        SigningKey(ed25519.Ed25519PrivateKey.generate().public_key())
+    p256 = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    with pytest.raises(LedgerError, match="not an Ed25519 private key"):
+        SigningKey.from_pem(p256)
 
 
 def test_private_folder_and_files(tmp_path):

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from Crypto.PublicKey import ECC
-from Crypto.Signature import eddsa
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from zkauction.protocol import merkle
 from zkauction.protocol.storage import (
@@ -78,34 +79,37 @@ def canonical_json(payload: Any) -> str:
 
 
 class SigningKey:
-    """An Ed25519 key pair (pycryptodome). ``public_hex`` (32 raw bytes, hex) names the signer."""
+    """An Ed25519 key pair (pyca/cryptography, RFC 8032). ``public_hex`` (32 raw bytes, hex) names
+    the signer. Keys are stored as PKCS#8 PEM (0600)."""
 
-    def __init__(self, key: ECC.EccKey):
-        if not key.has_private():
-            raise LedgerError("a signing key needs its private part")
-        if key.curve not in ("Ed25519", "ed25519"):
-            raise LedgerError(f"expected an Ed25519 key, got curve {key.curve}")
+    def __init__(self, key: Any):
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            kind = "a public key only" if isinstance(key, ed25519.Ed25519PublicKey) else type(key).__name__
+            raise LedgerError(f"a signing key needs an Ed25519 private key, got {kind}")
         self._key = key
-        self._signer = eddsa.new(key, "rfc8032")
-        self.public_hex = key.public_key().export_key(format="raw").hex()
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.public_hex = raw.hex()
 
     @classmethod
     def generate(cls) -> "SigningKey":
-        return cls(ECC.generate(curve="Ed25519"))
+        return cls(ed25519.Ed25519PrivateKey.generate())
 
     @classmethod
     def from_seed(cls, seed: bytes) -> "SigningKey":
         """The key whose RFC 8032 private seed is ``seed`` (32 bytes): for known-answer vectors."""
         if len(seed) != 32:
             raise LedgerError(f"an Ed25519 seed is 32 bytes, got {len(seed)}")
-        return cls(eddsa.import_private_key(seed))
+        return cls(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
 
     @classmethod
     def from_pem(cls, text: str) -> "SigningKey":
         try:
-            return cls(ECC.import_key(text))
-        except (ValueError, IndexError, TypeError) as e:
+            key = serialization.load_pem_private_key(text.encode(), password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as e:
             raise LedgerError(f"not an Ed25519 private key in PEM: {e}") from None
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise LedgerError(f"not an Ed25519 private key in PEM: a {type(key).__name__}")
+        return cls(key)
 
     @classmethod
     def load(cls, path: str | Path) -> "SigningKey":
@@ -115,7 +119,8 @@ class SigningKey:
         return cls.from_pem(path.read_text())
 
     def to_pem(self) -> str:
-        return self._key.export_key(format="PEM")
+        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()).decode()
 
     def save(self, path: str | Path) -> None:
         from zkauction.protocol.private import write_private
@@ -123,7 +128,7 @@ class SigningKey:
         write_private(Path(path), self.to_pem())
 
     def sign(self, message: bytes) -> str:
-        return self._signer.sign(message).hex()
+        return self._key.sign(message).hex()
 
 
 _VERIFIERS: dict[str, Any] = {}
@@ -134,11 +139,12 @@ def verify_signature(public_hex: str, message: bytes, signature_hex: str) -> boo
     try:
         verifier = _VERIFIERS.get(public_hex)
         if verifier is None:
-            key = eddsa.import_public_key(bytes.fromhex(public_hex))
-            verifier = _VERIFIERS.setdefault(public_hex, eddsa.new(key, "rfc8032"))
-        verifier.verify(message, bytes.fromhex(signature_hex))
+            verifier = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
+            if len(_VERIFIERS) < 4096:
+                _VERIFIERS[public_hex] = verifier
+        verifier.verify(bytes.fromhex(signature_hex), message)
         return True
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, InvalidSignature):
         return False
 
 
