@@ -17,7 +17,7 @@ import pytest
 
 from test_protocol import PARTICIPATION, SETTING, make_run, small_net
 
-from zkauction.protocol.audit import Auditor, audit_draw, public_checks
+from zkauction.protocol.audit import Auditor, audit_draw, check_round, public_checks
 from zkauction.protocol.checkpoint import ForkError, LogIdentityError, RollbackError, SignedCheckpoint, check_log_extends
 from zkauction.protocol.local import LocalRun, private_dir
 from zkauction.protocol.log import ChainError, DuplicateEntryError, Ledger, LogLockedError
@@ -141,7 +141,7 @@ def test_no_round_without_every_bidders_registration(tmp_path):
                           auction={"name": "x", "manifest_sha256": "aa" * 32}, rounds=3, audits=1, mode="reveal")
     run.close()
     cfg = json.loads((private_dir(tmp_path / "c.db") / "run.json").read_text())
-    assert cfg["expected"] == {"manifest_sha256": "aa" * 32}
+    assert cfg["expected"]["manifest_sha256"] == "aa" * 32 and cfg["expected"]["rounds"] == 3
     # The host announces with a bidder key of its choosing and nobody's consent: before every bidder
     # signs the announcement, no round can start, and entries forced in are breaches.
     run = make_run(tmp_path, rounds=3, audits=1, name="d.db")
@@ -180,9 +180,21 @@ def test_informed_shill_cannot_commit_after_an_opening(tmp_path):
     signed = honest.open(1)
     run.auctioneer.receive_opening(1, 0, signed)
     opening = signed.opening
-    shill.commit(1, [b - 2**-12 for b in opening.bids])
+    with pytest.raises(ProtocolError, match="the commitments are closed"):  # an honest client would not
+        shill.commit(1, [b - 2**-12 for b in opening.bids])
+    from zkauction.zk.commitments import make_commitment
+
+    late = make_commitment([b - 2**-12 for b in opening.bids], 12, salt=shill.salt(1))[0]
+    run.ledger.append(BID_COMMITMENT, {"bidder": 1, "commitment": late}, shill.key, round=1)  # the host's shill signs it
     st = read_state(run.ledger)
-    assert any("logged after the round's commitments were closed" in b.reason for b in st.breaches)
+    assert 1 not in st.commitments[1]  # not counted: the checkpointed close is what counts
+    assert any("logged after the round's commitments were closed" in n for n in st.notes)
+    # and an outcome that uses it is a breach
+    out = run.auctioneer.outcome([list(opening.bids), [b - 2**-12 for b in opening.bids]], [opening.salt, shill.salt(1)])
+    close = st.closes[1].data["commitments"]
+    run.ledger.append(OUTCOME, {"participants": [1, 1], "commitments": [close[0], late], **out.to_dict()},
+                      run.auctioneer.key, round=1)
+    assert any("bidder 1 must be absent" in str(b) for b in check_round(read_state(run.ledger), 1))
     # (c) it rolls back to before the close, has the shill commit there and closes again: the
     #     honest bidder's kept checkpoint covers the first close, so this history is a fork to it
     run = restore(run, before_close)
@@ -222,35 +234,43 @@ def test_exclusion_at_will_is_a_breach(tmp_path):
                in str(b) for b in report.breaches), report.to_dict()
     run.close()
 
-    # (b) "no opening received" although it was: the bidder publishes its opening before the outcome,
-    #     and an outcome without it is a breach
+    # (b) "no opening received" although it was: the honest client publishes its opening on the log;
+    #     an outcome without it (or without the bidder's abstention) is a breach
     run = make_run(tmp_path, rounds=4, audits=1, name="b.db")
-    real_b = run.auctioneer.receive_opening
-    real_close = run.auctioneer.close_round
-
-    def drop(round, bidder, signed):
-        if not (round == 2 and bidder == 0):
-            return real_b(round, bidder, signed)
-
-    def close_without_published(round):
-        run.auctioneer._pending.setdefault(round, {})
-        entries = run.ledger.entries
-        run.ledger.entries = lambda kind=None, round=None, start=0, stop=None: [] if kind == "dispute" else entries(kind, round, start, stop)
-        try:
-            return real_close(round)
-        finally:
-            run.ledger.entries = entries
-
-    run.auctioneer.receive_opening = drop
-    run.auctioneer.close_round = close_without_published
     play_round(run.auctioneer, run.bidders, 1, run.bids_of_round(1))
-    play_round(run.auctioneer, run.bidders, 2, [[0.75, 0.5], [0.25, 0.5]])
-    st = read_state(run.ledger)
-    assert st.rejections[2] == {0: "no_opening"} and 0 in st.disputes[2]  # the honest client published it
+    for b in run.bidders:
+        b.commit(2, [[0.75, 0.5], [0.25, 0.5]][b.index])
+    run.auctioneer.close_commitments(2)
+    run.bidders[0].open(2)  # sent; the host drops it
+    run.auctioneer.receive_opening(2, 1, run.bidders[1].open(2))
+    assert run.auctioneer.reject_missing(2) == [0]
+    run.bidders[0].dispute(2)  # the honest client publishes its opening before the outcome
+    # the host logs an outcome without bidder 0 all the same
+    shill = run.bidders[1]._openings[2]
+    out = run.auctioneer.outcome([[0.0, 0.0], list(shill.bids)], ["00" * 32, shill.salt])
+    from zkauction.protocol.state import absent_commitment
+
+    close = run.ledger.entries(kind=COMMITMENTS_CLOSED, round=2)[0].data["commitments"]
+    run.ledger.append(OUTCOME, {"participants": [0, 1], "commitments": [absent_commitment(2, 12), close[1]], **out.to_dict()},
+                      run.auctioneer.key, round=2)
+    run.auctioneer.store.put_round(2, {1: shill})
+    run.auctioneer.checkpoint()
     run.play()
     report = run.audit()
     assert report.status == "invalid"
     assert any("round 2: the outcome does not use bidder 0's logged commitment" in str(b) for b in report.breaches)
+    run.close()
+    # and without the bidder's published opening or abstention, a no_opening exclusion is a breach too
+    run = make_run(tmp_path, rounds=2, audits=1, name="d.db")
+    run.bidders[0].commit(1, [0.5, 0.5])
+    run.auctioneer.close_commitments(1)
+    run.auctioneer.reject_missing(1)
+    with pytest.raises(ProtocolError, match="the round waits for them"):
+        run.auctioneer.close_round(1)  # the honest auctioneer does not exclude on its own word
+    out = run.auctioneer.outcome([[0.0, 0.0], [0.0, 0.0]], ["00" * 32] * 2)
+    run.ledger.append(OUTCOME, {"participants": [0, 0], "commitments": [absent_commitment(2, 12)] * 2, **out.to_dict()},
+                      run.auctioneer.key, round=1)
+    assert any("neither published a valid opening nor abstained" in str(b) for b in check_round(read_state(run.ledger), 1))
     run.close()
 
     # (c) a rejection without evidence, or with free text as its reason, is a breach by itself
@@ -279,14 +299,14 @@ def test_every_round_is_checked_not_only_the_audited_ones(tmp_path):
     fake_com = make_commitment([0.9, 0.9], 12)[0]
     real_append = run.ledger.append_many
 
-    def substitute(items):
+    def substitute(items, **kw):
         out = []
         for kind, payload, key, rnd, unique in items:
             if kind == OUTCOME and rnd == 4:
                 payload = dict(payload, commitments=[fake_com] + payload["commitments"][1:],
                                participants=[1] + payload["participants"][1:])
             out.append((kind, payload, key, rnd, unique))
-        return real_append(out)
+        return real_append(out, **kw)
 
     run.ledger.append_many = substitute
     run.play()

@@ -155,6 +155,9 @@ def test_a_bidder_that_commits_but_never_opens_is_absent(tmp_path):
         run.bidders[0].commit(1, [0.75, 0.5])
         run.auctioneer.close_commitments(1)
         run.auctioneer.receive_opening(1, 0, run.bidders[0].open(1))
+        with pytest.raises(ProtocolError, match=r"bidder\(s\) \[1\] committed but neither opened"):
+            run.auctioneer.close_round(1)  # the honest auctioneer does not exclude on its own word
+        run.bidders[1].abstain(1)
         out = run.auctioneer.close_round(1)
         assert out.data["participants"] == [1, 0]
         assert read_state(run.ledger).rejections[1] == {1: "no_opening"}

@@ -120,9 +120,11 @@ def test_entry_hashes_and_signatures():
 
 
 def test_bidder_secrets_seeds_and_salts():
+    ledger = load("honest")
     for v in V["bidder_secrets"]:
         i = v["bidder"]
-        b = Bidder(i, key(f"bidder{i}"), Ledger.in_memory(), secret=bytes.fromhex(v["secret"]))
+        assert v["log_id"] == ledger.log_id
+        b = Bidder(i, key(f"bidder{i}"), ledger, secret=bytes.fromhex(v["secret"]))
         assert b.seed == v["audit_seed"]
         assert {str(r): b.salt(int(r)) for r in v["salts"]} == v["salts"]
 
@@ -189,9 +191,10 @@ def test_the_recipes_in_the_notes_reproduce_the_vectors():
     prime = commitments.FIELD_MODULUS
     for v in V["bidder_secrets"]:
         secret = b"zkauction-bid-salt-v1\x00" + bytes.fromhex(v["secret"])
-        assert hashlib.shake_256(secret + b"audit-seed").hexdigest(32) == v["audit_seed"]
+        log_id = bytes.fromhex(v["log_id"])
+        assert hashlib.shake_256(secret + b"audit-seed" + log_id).hexdigest(32) == v["audit_seed"]
         for r, salt in v["salts"].items():
-            x = int.from_bytes(hashlib.shake_256(secret + b"salt" + int(r).to_bytes(8, "big")).digest(64), "big")
+            x = int.from_bytes(hashlib.shake_256(secret + b"salt" + log_id + int(r).to_bytes(8, "big")).digest(64), "big")
             assert (x % prime).to_bytes(32, "little").hex() == salt
     for c in V["checkpoints"]:
         assert c["signed_text"] == f"zkauction-checkpoint-v1\n{c['log_id']}\n{c['size']}\n{c['root']}\n"

@@ -181,8 +181,10 @@ def register(app: typer.Typer) -> None:
         try:
             if accounting not in cr.ACCOUNTINGS:
                 raise ValueError(f"--accounting {accounting!r}: expected one of {', '.join(cr.ACCOUNTINGS)}")
-            if rounds < 1 or not 1 <= audits <= rounds:
-                raise ValueError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
+            if rounds < 1:
+                raise ValueError(f"--rounds {rounds}: T must be a positive integer")
+            if not 1 <= audits <= rounds:
+                raise ValueError(f"--audits {audits}: audits k must be in [1, T={rounds}]")
             if penalty is not None and not penalty >= 0:
                 raise ValueError(f"--penalty {penalty}: must be a non-negative number")
             if trials < 1:

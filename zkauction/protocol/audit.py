@@ -26,7 +26,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from zkauction.protocol.log import Ledger, LedgerError, verify_signature
+from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
 from zkauction.protocol.state import (
     EVIDENCE_REASONS,
     AuditError,
@@ -36,6 +36,7 @@ from zkauction.protocol.state import (
     ProtocolError,
     absent_commitment,
     opening_message,
+    read_announcement,
     read_state,
 )
 from zkauction.zk import commitments
@@ -127,7 +128,10 @@ def tolerance(st: LedgerState) -> float:
     """How far float rounding may carry a feasible outcome: one grid step per bidder for a circuit's
     fixed-point outputs, :data:`DEFAULT_TOLERANCE` for float outcomes."""
     scale = st.announcement.auction.get("output_scale")
-    return st.announcement.n * 2.0 ** -int(scale) if isinstance(scale, int) else DEFAULT_TOLERANCE
+    # the auctioneer writes this: only a sane grid may loosen the checks, never a negative scale
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 52:
+        return DEFAULT_TOLERANCE
+    return st.announcement.n * 2.0 ** -scale
 
 
 def check_round(st: LedgerState, r: int) -> list[Breach]:
@@ -152,6 +156,11 @@ def check_round(st: LedgerState, r: int) -> list[Breach]:
             and isinstance(pay, list) and len(pay) == n):
         breach(f"the outcome must list {n} commitments, participants, allocation rows of {m} and payments")
         return out
+    try:
+        Outcome.from_dict(d)  # finite real numbers only
+    except ValueError as err:
+        breach(str(err))
+        return out
     logged, rejected = st.commitments.get(r, {}), st.rejections.get(r, {})
     absent = absent_commitment(m, ann.input_scale)
     for i in sorted(rejected):
@@ -159,6 +168,12 @@ def check_round(st: LedgerState, r: int) -> list[Breach]:
         if problem:
             out.append(Breach(st.rejection_entries[r][i].seq, r, f"round {r}: bidder {i}'s rejection: {problem}"))
     cured = published_openings(st, r, before=e.seq)
+    for i, reason in sorted(rejected.items()):
+        if reason == "no_opening" and i not in cured:
+            abstained = st.abstentions.get(r, {}).get(i)
+            if abstained is None or abstained.seq > e.seq:
+                out.append(Breach(st.rejection_entries[r][i].seq, r, f"round {r}: bidder {i} was rejected for no_opening, "
+                                  "but neither published a valid opening nor abstained before the outcome"))
     for i in range(n):
         if i in logged and (i not in rejected or i in cured):
             if coms[i] != logged[i] or present[i] != 1:
@@ -167,16 +182,17 @@ def check_round(st: LedgerState, r: int) -> list[Breach]:
             breach(f"bidder {i} must be absent from the outcome ({'its opening was rejected' if i in rejected else 'it did not bid'})")
     tol = tolerance(st)
     for j in range(m):
-        if sum(float(alloc[i][j]) for i in range(n)) > 1 + tol:
-            breach(f"item {j} is allocated more than once (sum {sum(float(alloc[i][j]) for i in range(n)):g})")
+        total = sum(float(alloc[i][j]) for i in range(n))
+        if not total <= 1 + tol:
+            breach(f"item {j} is allocated more than once (sum {total:g})")
     for i in range(n):
         a = [float(x) for x in alloc[i]]
-        if any(x < -tol or x > 1 + tol for x in a):
+        if not all(-tol <= x <= 1 + tol for x in a):
             breach(f"bidder {i}'s allocation {a} is outside [0, 1]")
         if present[i] == 0 and (any(x != 0 for x in a) or float(pay[i]) != 0):
             breach(f"absent bidder {i} was allocated items or charged")
         top = sum(x * ann.support[i][j][1] for j, x in enumerate(a))
-        if float(pay[i]) < -tol or float(pay[i]) > top + tol:
+        if not -tol <= float(pay[i]) <= top + tol:
             breach(f"bidder {i} pays {pay[i]}, outside [0, {top:g}] (its allocation at the top of its support)")
     return out
 
@@ -229,8 +245,8 @@ def check_cosigned(ledger: Ledger, st: LedgerState) -> list[Breach]:
     them. A log that does not was shown differently to that bidder (fork) or cut (truncation)."""
     out = []
     for i, e in sorted(st.reveals.items()):
-        cp = e.data["checkpoint"]
-        size, root = cp.get("size"), cp.get("root")
+        cp = SignedCheckpoint.from_dict(e.data["checkpoint"])  # signed by the auctioneer: checked on reading
+        size, root = cp.size, cp.root
         if size > len(ledger):
             out.append(Breach(e.seq, None, f"bidder {i} co-signed a log of {size} entries; this one has {len(ledger)} (truncated)"))
         elif ledger.root(size) != root:
@@ -380,6 +396,12 @@ class Auditor:
 
     def audit(self, state: LedgerState | None = None) -> AuditReport:
         """The verdict: pending, valid, or invalid with the penalty due."""
+        try:  # every entry's content, hash and signature, before anything is read from them
+            self.ledger.verify_chain()
+        except ChainError as e:
+            ann, _ = read_announcement(self.ledger)
+            return AuditReport("invalid", f"the log does not verify: {e}", None, [], [Breach(e.seq, None, str(e))],
+                               ann.penalty, None, len(self.ledger))
         st = state or read_state(self.ledger)
         ann = st.announcement
         breaches = public_checks(st) + check_cosigned(self.ledger, st)

@@ -170,6 +170,8 @@ class LocalRun:
         (d / OPENINGS_FILE).unlink(missing_ok=True)
         # What each bidder was told out of band and checks in the announcement before registering.
         expected = {k: auction[k] for k in ("manifest_sha256", "vk_sha256") if k in auction}
+        expected.update(mode=mode, rounds=rounds, audits=audits, penalty=float(penalty),
+                        third_party=keys["third_party"].public_hex if mode == "ttp" else None)
         cfg = {"seed": seed, "setting": setting.to_dict(), "participation": participation.to_dict(),
                "expected": expected, **(extra_config or {})}
         write_private(d / RUN_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n")

@@ -42,12 +42,16 @@ from zkauction.protocol.storage import (
 )
 
 __all__ = [
-    "GENESIS_HASH", "ChainCheck", "ChainError", "DuplicateEntryError", "Entry", "Ledger", "LedgerError",
+    "GENESIS_HASH", "ChainCheck", "ChainError", "LogChangedError", "DuplicateEntryError", "Entry", "Ledger", "LedgerError",
     "LogLockedError", "SigningKey", "canonical_json", "entry_hash", "leaf_hash_of", "verify_signature",
 ]
 
 GENESIS_HASH = "0" * 64  # the "previous hash" of entry 0
 HASH_DOMAIN = b"zkauction-ledger-entry-v1\x00"
+
+
+class LogChangedError(LedgerError):
+    """The log grew between a writer's read and its append (see ``expect_size``)."""
 
 
 class ChainError(LedgerError):
@@ -363,9 +367,14 @@ class Ledger:
         ``unique`` is a key no other entry of the log may carry (e.g. ``outcome/7``)."""
         return self.append_many([(kind, payload, key, round, unique)])[0]
 
-    def append_many(self, items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]]) -> list[Entry]:
-        """Sign and append several entries in one transaction (all or none)."""
+    def append_many(self, items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]],
+                    *, expect_size: int | None = None) -> list[Entry]:
+        """Sign and append several entries in one transaction (all or none). ``expect_size``: refuse
+        (:class:`LogChangedError`) if the log no longer has that many entries, so a writer that
+        decided on what it read appends only if nothing came in since (check-and-append)."""
         self._check_not_moved()
+        if expect_size is not None and self.tree.size != expect_size:
+            raise LogChangedError(f"the log has {self.tree.size} entries, not the {expect_size} this append was decided on")
         seq, prev, built = self.tree.size, self._head, []
         for kind, payload, key, rnd, unique in items:
             if not isinstance(kind, str) or not kind:

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from zkauction.protocol.checkpoint import LogView, SignedCheckpoint
-from zkauction.protocol.log import Entry, Ledger, SigningKey, verify_signature
+from zkauction.protocol.log import Entry, Ledger, LogChangedError, SigningKey, verify_signature
 from zkauction.protocol.private import private_folder
 from zkauction.protocol.state import (
+    ABSTENTION,
     ANNOUNCEMENT,
     BID_COMMITMENT,
     COMMITMENTS_CLOSED,
@@ -149,12 +150,17 @@ class Bidder:
         self._view: LogView | None = None
         self._ann: Announcement | None = None
 
+    # Seeds and salts derive from the secret AND the log id: a secret reused in another auction gives
+    # unrelated values (else that auction's host would know this one's seed and salts in advance).
+
     @property
     def seed(self) -> str:
-        return _derive(self._secret, b"audit-seed").hex()
+        self.announcement
+        return _derive(self._secret, b"audit-seed" + bytes.fromhex(self._log_id)).hex()
 
     def salt(self, round: int) -> str:
-        x = int.from_bytes(_derive(self._secret, b"salt" + round.to_bytes(8, "big"), 64), "big")
+        self.announcement
+        x = int.from_bytes(_derive(self._secret, b"salt" + bytes.fromhex(self._log_id) + round.to_bytes(8, "big"), 64), "big")
         return commitments.int_to_felt(x % commitments.FIELD_MODULUS)
 
     @property
@@ -175,6 +181,9 @@ class Bidder:
     def _check_announcement(self, ann: Announcement) -> None:
         if not 0 <= self.index < ann.n or ann.bidders[self.index] != self.key.public_hex:
             raise ProtocolError(f"bidder {self.index}: the announcement does not name this bidder's key at index {self.index}")
+        if ann.mode == "ttp" and "third_party" not in self.expected:
+            raise ProtocolError(f"bidder {self.index}: ttp mode, but this bidder was told of no trusted third party: "
+                                "refusing to take part (the auctioneer could name its own key)")
         for k, want in self.expected.items():
             got = ann.auction.get(k, getattr(ann, k, None))
             if got != want:
@@ -201,6 +210,8 @@ class Bidder:
         ann = self.announcement
         commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
         logged = _round_entry(self.ledger, BID_COMMITMENT, round, self.key.public_hex)
+        if logged is None and _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer) is not None:
+            raise ProtocolError(f"round {round}: the commitments are closed; bidder {self.index} is too late")
         if logged is not None:
             if logged.data["commitment"] != commitment:
                 raise ProtocolError(f"bidder {self.index} already committed to other bids in round {round}")
@@ -267,6 +278,12 @@ class Bidder:
         return self.ledger.append(DISPUTE, {"bidder": self.index, "bids": list(o.bids), "salt": o.salt}, self.key,
                                   round=round, unique=unique_key(DISPUTE, round, self.index))
 
+    def abstain(self, round: int) -> Entry:
+        """Declare, before the outcome, that this bidder will not open its commitment of ``round``
+        (what lets the auctioneer reject it for ``no_opening`` and close the round)."""
+        return self.ledger.append(ABSTENTION, {"bidder": self.index}, self.key, round=round,
+                                  unique=unique_key(ABSTENTION, round, self.index))
+
     def reveal(self) -> Entry | None:
         """Reveal the audit seed, once a checkpoint this bidder accepted covers round T's outcome;
         the reveal carries that checkpoint (the bidder's co-signature of the log it saw)."""
@@ -277,7 +294,7 @@ class Bidder:
             raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {ann.rounds}")
         if _round_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
             return None
-        payload = {"bidder": self.index, "seed": self.seed, "checkpoint": {"size": cp.size, "root": cp.root}}
+        payload = {"bidder": self.index, "seed": self.seed, "checkpoint": cp.to_dict()}
         return self.ledger.append(SEED_REVEAL, payload, self.key, unique=unique_key(SEED_REVEAL, bidder=self.index))
 
 
@@ -438,7 +455,8 @@ class Auctioneer:
         close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         listed = close.data["commitments"]
         rejected = {e.data.get("bidder"): e.data.get("reason") for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)}
-        received = dict(self._pending.pop(round, {}))
+        received = dict(self._pending.get(round, {}))
+        size = len(self.ledger)
         published = self.ledger.entries(kind=DISPUTE, round=round)
         if published:
             st = round_state(self.ledger, round)
@@ -448,6 +466,12 @@ class Auctioneer:
                         valid_opening(st, i, listed[i], e.data.get("bids"), e.data.get("salt")) is None:
                     received[i] = Opening(tuple(float(b) for b in e.data["bids"]), str(e.data["salt"]))
                     rejected.pop(i)
+        abstained = {e.data.get("bidder") for e in self.ledger.entries(kind=ABSTENTION, round=round)
+                     if 0 <= e.data.get("bidder", -1) < ann.n and e.signer == ann.bidders[e.data["bidder"]]}
+        waiting = [i for i, why in rejected.items() if why == "no_opening" and i not in abstained]
+        if waiting:  # an honest auctioneer never excludes a bidder on its own word
+            raise ProtocolError(f"round {round}: bidder(s) {waiting} committed but neither opened, published the "
+                                "opening on the log nor abstained: the round waits for them")
         bids, salts = [[0.0] * ann.m for _ in range(ann.n)], [ZERO_SALT] * ann.n
         coms, present = [absent_commitment(ann.m, ann.input_scale)] * ann.n, [0] * ann.n
         accepted: dict[int, Opening] = {}
@@ -461,8 +485,12 @@ class Auctioneer:
         if accepted:
             self.store.put_round(round, accepted)
         out = self.outcome(bids, salts)
-        entry = self.ledger.append(OUTCOME, {"participants": present, "commitments": coms, **out.to_dict()}, self.key,
-                                   round=round, unique=unique_key(OUTCOME, round))
+        try:  # appended only if nothing (a published opening) came in since it was read
+            (entry,) = self.ledger.append_many([(OUTCOME, {"participants": present, "commitments": coms, **out.to_dict()},
+                                                 self.key, round, unique_key(OUTCOME, round))], expect_size=size)
+        except LogChangedError:
+            return self.close_round(round)
+        self._pending.pop(round, None)
         self.checkpoint()
         return entry
 

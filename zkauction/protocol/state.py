@@ -34,7 +34,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from zkauction.errors import ZkAuctionError
-from zkauction.protocol.log import GENESIS_HASH, ChainError, Entry, Ledger, canonical_json, check_entry
+from zkauction.protocol.log import (
+    GENESIS_HASH,
+    ChainError,
+    CheckpointError,
+    Entry,
+    Ledger,
+    SignedCheckpoint,
+    canonical_json,
+    check_entry,
+)
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 
@@ -52,6 +61,7 @@ COMMITMENTS_CLOSED = "commitments_closed"  # auctioneer
 OPENING_REJECTED = "opening_rejected"  # auctioneer
 OUTCOME = "outcome"  # auctioneer
 DISPUTE = "dispute"  # bidder
+ABSTENTION = "abstention"  # bidder: it will not open its commitment in this round
 SEED_REVEAL = "seed_reveal"  # bidder
 REVEALS_CLOSED = "reveals_closed"  # auctioneer
 PROOF = "proof"  # auctioneer (zk)
@@ -61,7 +71,8 @@ TTP_VERDICT = "ttp_verdict"  # trusted third party (ttp)
 OutcomeFunction = Callable[[Sequence[Sequence[float]], Sequence[str]], Outcome]
 """(snapped bids [n][m], salts [n]) -> the announced auction's outcome on those bids."""
 
-ROUND_KINDS = (BID_COMMITMENT, COMMITMENTS_CLOSED, OPENING_REJECTED, OUTCOME, DISPUTE, PROOF, OPENINGS, TTP_VERDICT)
+ROUND_KINDS = (BID_COMMITMENT, COMMITMENTS_CLOSED, OPENING_REJECTED, OUTCOME, DISPUTE, ABSTENTION, PROOF, OPENINGS,
+               TTP_VERDICT)
 
 # Why the auctioneer may reject an opening: nothing else (free text would be a covert channel and
 # an excuse nobody can check). Each is decidable from the log: the first three carry the bidder's
@@ -176,6 +187,7 @@ class LedgerState:
     rejection_entries: dict[int, dict[int, Entry]] = field(default_factory=dict)
     outcomes: dict[int, Entry] = field(default_factory=dict)
     disputes: dict[int, dict[int, Entry]] = field(default_factory=dict)
+    abstentions: dict[int, dict[int, Entry]] = field(default_factory=dict)
     reveals: dict[int, Entry] = field(default_factory=dict)
     reveals_closed: Entry | None = None
     proofs: dict[int, Entry] = field(default_factory=dict)
@@ -218,7 +230,7 @@ class _Skip(Exception):
 def _writers(ann: Announcement) -> dict[str, str]:
     return {
         ANNOUNCEMENT: "auctioneer", REGISTRATION: "bidder", BID_COMMITMENT: "bidder", COMMITMENTS_CLOSED: "auctioneer",
-        OPENING_REJECTED: "auctioneer", OUTCOME: "auctioneer", DISPUTE: "bidder", SEED_REVEAL: "bidder",
+        OPENING_REJECTED: "auctioneer", OUTCOME: "auctioneer", DISPUTE: "bidder", ABSTENTION: "bidder", SEED_REVEAL: "bidder",
         REVEALS_CLOSED: "auctioneer", PROOF: "auctioneer", OPENINGS: "auctioneer", TTP_VERDICT: "trusted third party",
     }
 
@@ -233,7 +245,8 @@ class _Reader:
         self.writers = _writers(ann)
         self.handlers: dict[str, Callable[[Entry, dict[str, Any]], None]] = {
             REGISTRATION: self.registration, BID_COMMITMENT: self.bid_commitment, COMMITMENTS_CLOSED: self.close,
-            OPENING_REJECTED: self.rejection, OUTCOME: self.outcome, DISPUTE: self.dispute, SEED_REVEAL: self.reveal,
+            OPENING_REJECTED: self.rejection, OUTCOME: self.outcome, DISPUTE: self.dispute, ABSTENTION: self.abstention,
+            SEED_REVEAL: self.reveal,
             REVEALS_CLOSED: self.reveals_closed, PROOF: self.proof, OPENINGS: self.openings_entry,
             TTP_VERDICT: self.ttp_verdict, ANNOUNCEMENT: self.second_announcement,
         }
@@ -278,8 +291,7 @@ class _Reader:
                 self.bad(f"{e.kind} signed by {role}, not by the {want}")
             if e.kind in ROUND_KINDS and (not isinstance(e.round, int) or not 1 <= e.round <= self.ann.rounds):
                 self.bad(f"{e.kind} for round {e.round}, outside 1..{self.ann.rounds}")
-            if e.kind not in (ANNOUNCEMENT, REGISTRATION) and not self.st.registered:
-                self.blame = "auctioneer"
+            if e.kind not in (ANNOUNCEMENT, REGISTRATION) and not self.st.registered and self.blame == "auctioneer":
                 self.bad(f"{e.kind} logged before every bidder registered "
                          f"(registered: {sorted(self.st.registrations)} of {self.ann.n})")
             self.handlers[e.kind](e, d)
@@ -308,12 +320,8 @@ class _Reader:
 
     def bid_commitment(self, e: Entry, d: dict[str, Any]) -> None:
         r, i = e.round, d["bidder"]
-        if r in self.st.closes:
-            self.blame = "auctioneer"
+        if r in self.st.closes:  # not counted: the close lists what counts (an informed shill's late bid is out)
             self.bad(f"bidder {i}'s commitment for round {r} logged after the round's commitments were closed")
-        if r > 1 and r - 1 not in self.st.outcomes:
-            self.blame = "auctioneer"
-            self.bad(f"bidder {i}'s commitment for round {r} logged before round {r - 1}'s outcome")
         if i in self.st.commitments.setdefault(r, {}):
             self.bad(f"bidder {i} committed twice in round {r} (the first counts)")
         commitments.check_felt(d["commitment"], "commitment")
@@ -366,6 +374,12 @@ class _Reader:
             self.bad(f"bidder {i} disputed round {r} twice (the first counts)")
         self.st.disputes[r][i] = e
 
+    def abstention(self, e: Entry, d: dict[str, Any]) -> None:
+        r, i = e.round, d["bidder"]
+        if i not in self.st.commitments.get(r, {}) or r in self.st.outcomes:
+            self.bad(f"bidder {i}'s abstention in round {r} is not between its commitment and the outcome")
+        self.st.abstentions.setdefault(r, {}).setdefault(i, e)
+
     def reveal(self, e: Entry, d: dict[str, Any]) -> None:
         i, T = d["bidder"], self.ann.rounds
         if T not in self.st.outcomes:
@@ -376,9 +390,13 @@ class _Reader:
             self.bad(f"bidder {i} revealed twice (the first counts)")
         if seed_commitment(i, str(d["seed"])) != self.st.registrations.get(i):
             self.bad(f"bidder {i}'s revealed seed does not match its registration's seed commitment")
-        cp = d["checkpoint"]
-        if not isinstance(cp, dict) or not isinstance(cp.get("size"), int) or cp["size"] <= self.st.outcomes[T].seq:
-            self.bad(f"bidder {i}'s reveal carries no checkpoint covering round {T}'s outcome")
+        try:  # the auctioneer's own signed checkpoint, as the bidder accepted it: a co-signature, not a claim
+            cp = SignedCheckpoint.from_dict(d["checkpoint"])
+            cp.verify(self.ann.auctioneer)
+        except CheckpointError as err:
+            self.bad(f"bidder {i}'s reveal carries no checkpoint signed by the auctioneer ({err})")
+        if cp.log_id != self.st.log_id or cp.size <= self.st.outcomes[T].seq:
+            self.bad(f"bidder {i}'s reveal carries no checkpoint of this log covering round {T}'s outcome")
         self.st.reveals[i] = e
 
     def reveals_closed(self, e: Entry, d: dict[str, Any]) -> None:
@@ -443,12 +461,14 @@ def round_state(ledger: Ledger, round: int) -> LedgerState:
     ann, first = read_announcement(ledger)
     reader = _Reader(ann, first)
     for e in ledger.entries(kind=REGISTRATION):
+        check_entry(e)
         reader.read(e)
     if round > 1:  # taken as given: only its existence orders this round
         prev = [e for e in ledger.entries(kind=OUTCOME, round=round - 1) if e.signer == ann.auctioneer][:1]
         reader.st.outcomes.update({round - 1: e for e in prev})
     closed = [e for e in ledger.entries(kind=REVEALS_CLOSED) if e.signer == ann.auctioneer][:1]
     for e in sorted(ledger.entries(round=round) + closed, key=lambda e: e.seq):
+        check_entry(e)  # content, hash and signature of every entry this round's checks rely on
         if e.kind == REVEALS_CLOSED:  # taken as given too: it orders disputes and proofs
             reader.st.reveals_closed = e
         else:

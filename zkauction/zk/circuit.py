@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -122,10 +123,16 @@ class Outcome:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Outcome":
+        def number(x: Any) -> float:
+            # real, finite numbers only: a "nan" string or a bool would slip through comparisons
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+                raise ValueError(x)
+            return float(x)
+
         try:
-            return cls(tuple(tuple(float(x) for x in r) for r in d["allocation"]), tuple(float(x) for x in d["payment"]))
+            return cls(tuple(tuple(number(x) for x in r) for r in d["allocation"]), tuple(number(x) for x in d["payment"]))
         except (KeyError, TypeError, ValueError):
-            raise ValueError("an outcome must be a dict with 'allocation' [n][m] and 'payment' [n] numbers") from None
+            raise ValueError("an outcome must be a dict with 'allocation' [n][m] and 'payment' [n] finite numbers") from None
 
     @property
     def revenue(self) -> float:

@@ -19,7 +19,7 @@ Two golden logs (reveal mode, n = 3 bidders, m = 2 items, T = 4 rounds, k = 2 au
 
 - ``golden_log.jsonl``: an honest run. Round 2 has an absent bidder; round 3 has an honest
   ``outside_support`` rejection that its bidder disputes (the published opening is outside the
-  support, so the dispute proves nothing) and a ``no_opening`` rejection without a dispute.
+  support, so the dispute proves nothing) and a ``no_opening`` rejection of a bidder that abstained.
 - ``golden_log_false_rejection.jsonl``: the same run, except that in round 3 the auctioneer also
   rejects bidder 0's valid opening (``opening_mismatch``), with bidder 0's signed opening as its
   "evidence": the evidence is a valid opening, so the rejection is false and the audit is invalid
@@ -115,7 +115,8 @@ def build(false_rejection: bool) -> tuple[Ledger, dict[str, Any]]:
         auct.close_commitments(r)
         for b in present:
             if r == 3 and b.index == 1:
-                continue  # commits but never opens: no_opening
+                b.abstain(r)  # commits but will not open: it says so, and is rejected for no_opening
+                continue
             opening = b.open(r)
             if r == 3 and false_rejection and b.index == 0:
                 # The dishonest auctioneer receives a valid opening and logs it as not matching.
@@ -227,9 +228,10 @@ def main() -> None:
             "leaf_hash": merkle.leaf_hash(bytes.fromhex(h)).hex(), "signature": k[signer].sign(bytes.fromhex(h)),
         })
     out["bidder_secrets"] = []
+    seeds_ledger, _ = build(False)  # seeds and salts derive from the secret and the log id
     for i, secret in enumerate(BIDDER_SECRETS):
-        b = Bidder(i, k[f"bidder{i}"], Ledger.in_memory(), secret=bytes.fromhex(secret))
-        out["bidder_secrets"].append({"bidder": i, "secret": secret, "audit_seed": b.seed,
+        b = Bidder(i, k[f"bidder{i}"], seeds_ledger, secret=bytes.fromhex(secret))
+        out["bidder_secrets"].append({"bidder": i, "secret": secret, "log_id": seeds_ledger.log_id, "audit_seed": b.seed,
                                       "salts": {str(r): b.salt(r) for r in (1, 2, 3)}})
     out["seed_commitments"] = [{"bidder": d["bidder"], "seed": d["audit_seed"],
                                 "commitment": seed_commitment(d["bidder"], d["audit_seed"])}
