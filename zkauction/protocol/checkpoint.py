@@ -142,5 +142,5 @@ class LogView:
     def _keep(self, cp: SignedCheckpoint) -> None:
         self.kept = cp
         self.log_id = cp.log_id
-        if self.path is not None:
-            write_private(self.path, cp.to_json())
+        if self.path is not None:  # every sync: atomic, not fsynced (see write_private)
+            write_private(self.path, cp.to_json(), durable=False)

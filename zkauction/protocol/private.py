@@ -16,8 +16,11 @@ def private_folder(path: str | Path) -> Path:
     return path
 
 
-def write_private(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte, atomically."""
+def write_private(path: str | Path, text: str, *, durable: bool = True) -> Path:
+    """Write ``text`` to ``path`` with mode 0600 from the first byte, atomically. ``durable=False``
+    skips the fsync: the file is then the old one or the new one after a crash of the process, but
+    a power cut may leave the old one (fine for a kept checkpoint: an older one is still a valid
+    anchor, only a weaker one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -26,7 +29,8 @@ def write_private(path: str | Path, text: str) -> Path:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:

@@ -146,6 +146,7 @@ class Bidder:
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self.expected = dict(expected or {})
         self._openings: dict[int, Opening] = {}
+        self._commitments: dict[int, str] = {}  # computed once, at commit time (Poseidon is the cost)
         self._view_path = view_path
         self._view: LogView | None = None
         self._ann: Announcement | None = None
@@ -219,6 +220,7 @@ class Bidder:
             self.ledger.append(BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round=round,
                                unique=unique_key(BID_COMMITMENT, round, self.index))
         self._openings[round] = opening
+        self._commitments[round] = commitment
         return commitment
 
     def sign_opening(self, round: int, opening: Opening) -> SignedOpening:
@@ -239,7 +241,7 @@ class Bidder:
             raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
                                 "the opening is not sent")
         self.view.check_included(self.ledger, close.seq, close)
-        mine = commitments.commit(self._openings[round].bids, self._openings[round].salt, ann.input_scale)
+        mine = self._commitments[round]
         if close.data["commitments"][self.index] != mine:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
         return self.sign_opening(round, self._openings[round])
@@ -255,7 +257,7 @@ class Bidder:
         self.view.check_included(self.ledger, out.seq, out)
         if round not in self._openings:
             return "ok"
-        mine = commitments.commit(self._openings[round].bids, self._openings[round].salt, ann.input_scale)
+        mine = self._commitments[round]
         if out.data["commitments"][self.index] == mine and out.data["participants"][self.index] == 1:
             return "ok"
         if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
