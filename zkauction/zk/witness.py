@@ -120,7 +120,7 @@ def canonical_outcome(circuit: Circuit, bids: Sequence[Sequence[float]], salts: 
     """The circuit's fixed-point outcome on the (snapped) bids: ezkl.gen_witness outputs, decoded.
 
     This is what the auctioneer publishes; a proof of the round has exactly these public outputs
-    (DESIGN.md: exact equality, never a tolerance). The salts do not change the outcome.
+    (docs/design.md: exact equality, never a tolerance). The salts do not change the outcome.
     """
     return evaluate_round(circuit, bids, salts)[1]
 
