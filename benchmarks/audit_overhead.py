@@ -36,7 +36,7 @@ from zkauction.zk.compile import compile_auction  # noqa: E402
 from zkauction.zk.witness import canonical_outcome  # noqa: E402
 from zkauction.protocol.log import Ledger, SigningKey, verify_signature  # noqa: E402
 from zkauction.protocol.local import LocalRun, run_rounds, simulated_bids
-from zkauction.protocol.roles import circuit_outcome_function
+from zkauction.protocol.auctioneer import circuit_outcome_function
 from zkauction.protocol.state import read_state
 from zkauction.learn.setting import AuctionSetting, ParticipationModel  # noqa: E402
 

@@ -86,7 +86,7 @@ def test_audit_of_an_unfinished_run_says_how_far_it_got(runs, tmp_path):
     from zkauction.learn.setting import AuctionSetting, ParticipationModel
     from zkauction.protocol.demo import auction_info, load_circuit
     from zkauction.protocol.local import LocalRun, run_rounds
-    from zkauction.protocol.roles import circuit_outcome_function
+    from zkauction.protocol.auctioneer import circuit_outcome_function
 
     circuit = load_circuit(CIRCUIT)
     s = AuctionSetting.from_dict(circuit.manifest["setting"])

@@ -11,7 +11,7 @@ import pytest
 from zkauction.zk.circuit import Outcome
 from zkauction.protocol.demo import default_demo_auction, run_demo
 from zkauction.protocol.local import LocalRun
-from zkauction.protocol.roles import circuit_outcome_function
+from zkauction.protocol.auctioneer import circuit_outcome_function
 from zkauction.protocol.state import OUTCOME
 
 ROOT = Path(__file__).resolve().parents[1]

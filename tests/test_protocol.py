@@ -18,7 +18,7 @@ from zkauction.protocol.audit import Auditor, audit_draw, check_round, draw_dige
 from zkauction.protocol.bundle_log import check_bundle_against_ledger
 from zkauction.protocol.local import LocalRun
 from zkauction.protocol.log import Ledger, SigningKey
-from zkauction.protocol.roles import net_outcome_function
+from zkauction.protocol.auctioneer import net_outcome_function
 from zkauction.protocol.state import (
     BID_COMMITMENT,
     OUTCOME,
@@ -300,7 +300,7 @@ sys.path.insert(0, {tests!r})
 from test_protocol import make_run, small_net
 from pathlib import Path
 from zkauction.protocol.local import LocalRun
-from zkauction.protocol.roles import net_outcome_function
+from zkauction.protocol.auctioneer import net_outcome_function
 db = Path(sys.argv[1])
 if not db.exists():
     run = make_run(db.parent, rounds=int(sys.argv[2]), audits=2, name=db.name)

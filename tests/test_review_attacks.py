@@ -18,7 +18,8 @@ from zkauction.protocol.bundle_log import check_bundle_against_ledger, make_log_
 from zkauction.protocol.checkpoint import LogIdentityError, RollbackError
 from zkauction.protocol.local import LocalRun, play_round
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, SigningKey, canonical_json
-from zkauction.protocol.roles import Auctioneer, Bidder, net_outcome_function
+from zkauction.protocol.auctioneer import Auctioneer, net_outcome_function
+from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.state import (
     BID_COMMITMENT,
     COMMITMENTS_CLOSED,

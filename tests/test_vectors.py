@@ -29,7 +29,7 @@ from zkauction.protocol.log import (
     leaf_hash_of,
     verify_signature,
 )
-from zkauction.protocol.roles import Bidder
+from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.state import read_state, seed_commitment
 from zkauction.protocol.storage import MemoryStorage, SQLiteStorage
 from zkauction.zk import commitments

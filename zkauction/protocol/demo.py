@@ -57,7 +57,7 @@ def start_or_resume(
 ) -> Any:
     """Open the local run in ``db`` (resuming it) or create one for ``circuit_dir``."""
     from zkauction.protocol.local import LocalRun, RUN_FILE, private_dir
-    from zkauction.protocol.roles import circuit_outcome_function
+    from zkauction.protocol.auctioneer import circuit_outcome_function
     from zkauction.protocol.state import ProtocolError
     from zkauction.learn.setting import AuctionSetting, ParticipationModel
 

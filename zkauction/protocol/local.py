@@ -27,7 +27,8 @@ from zkauction.protocol.audit import Auditor, AuditReport, audit_draw
 from zkauction.protocol.checkpoint import LogView
 from zkauction.protocol.log import Ledger, SigningKey
 from zkauction.protocol.private import private_folder, write_private
-from zkauction.protocol.roles import Auctioneer, Bidder, OpeningStore, TrustedThirdParty
+from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, TrustedThirdParty
+from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.state import MODES, OUTCOME, OutcomeFunction, ProtocolError, read_state
 from zkauction.zk.commitments import CommitmentError
 

@@ -427,6 +427,11 @@ class _Reader:
         self.st.ttp_verdicts.setdefault(e.round, e)
 
 
+def first_entry(ledger: Ledger, kind: str, round: int, signer: str) -> Entry | None:
+    """The first ``kind`` entry of ``round`` signed by ``signer`` (an index lookup, O(1) per round)."""
+    return next((e for e in ledger.entries(kind=kind, round=round) if e.signer == signer), None)
+
+
 def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
     first = ledger.storage.get(0)
     if first is None:

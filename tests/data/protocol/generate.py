@@ -44,7 +44,8 @@ from zkauction.protocol import merkle
 from zkauction.protocol.audit import Auditor, audit_draw, draw_digest, select_audit_rounds
 from zkauction.protocol.checkpoint import SignedCheckpoint
 from zkauction.protocol.log import GENESIS_HASH, Ledger, SigningKey, canonical_json, entry_hash, leaf_hash_of
-from zkauction.protocol.roles import Auctioneer, Bidder
+from zkauction.protocol.auctioneer import Auctioneer
+from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.state import OPENING_REJECTED, read_state, seed_commitment, unique_key
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome

@@ -1,32 +1,26 @@
-"""The auctioneer and the bidders (the paper's Algorithm 1, lines 1-8), each with its own key and
-its own view of the log.
-
-A :class:`Bidder` keeps, on its own side, its key, a secret (its salts and audit seed derive from
-it) and the last checkpoint it accepted (:class:`~zkauction.protocol.checkpoint.LogView`). It
-registers only for an announcement that names its key and the circuit it was told about; it sends
-its opening only once a checkpoint it accepted covers the round's closed list of commitments with
-its own in it (so no shill can commit after seeing it); it checks every outcome it takes part in;
-it disputes a rejection of a valid opening by publishing the opening; it reveals its audit seed only
-once a checkpoint it accepted covers round T, and puts that checkpoint in its reveal.
+"""The auctioneer (the paper's Algorithm 1, lines 1, 5-8 and its side of the audit) and the
+trusted third party of ttp mode.
 
 The :class:`Auctioneer` hosts the log and signs its checkpoints; it keeps received openings in its
-own private store, never in the log (zk mode).
+own private store (:class:`OpeningStore`, 0600), never in the log in zk mode. It refuses openings
+before the round's commitments are closed and checkpointed, rejects bad openings with the bidder's
+signed opening as evidence, never excludes a bidder on its own word (``no_opening`` waits for the
+bidder's published opening or abstention), and logs each outcome with a check-and-append.
 """
+
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from zkauction.protocol.checkpoint import LogView, SignedCheckpoint
+from zkauction.protocol.checkpoint import SignedCheckpoint
 from zkauction.protocol.log import Entry, Ledger, LogChangedError, SigningKey, verify_signature
 from zkauction.protocol.private import private_folder
 from zkauction.protocol.state import (
+    first_entry,
     ABSTENTION,
     ANNOUNCEMENT,
     BID_COMMITMENT,
@@ -39,15 +33,12 @@ from zkauction.protocol.state import (
     PROOF,
     REGISTRATION,
     REVEALS_CLOSED,
-    SALT_DOMAIN,
-    SEED_REVEAL,
     ZERO_SALT,
     Announcement,
     OutcomeFunction,
     ProtocolError,
     absent_commitment,
     read_announcement,
-    seed_commitment,
     opening_message,
     unique_key,
 )
@@ -55,6 +46,9 @@ from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 from zkauction.zk.commitments import CommitmentError, Opening
 
+
+
+from zkauction.protocol.bidder import SignedOpening
 
 def circuit_outcome_function(circuit: Any) -> OutcomeFunction:
     """The circuit's canonical (fixed-point) outcome: what a proof of the round will show."""
@@ -73,6 +67,7 @@ def net_outcome_function(net: Any) -> OutcomeFunction:
         return Outcome(tuple(tuple(float(x) for x in row) for row in a[0].tolist()), tuple(float(x) for x in p[0].tolist()))
 
     return fn
+
 
 
 class OpeningStore:
@@ -112,192 +107,6 @@ class OpeningStore:
     def close(self) -> None:
         self._db.close()
 
-
-@dataclass(frozen=True)
-class SignedOpening:
-    """An opening as a bidder sends it: signed over (log id, round, bidder, bids, salt), so that the
-    auctioneer can show a bad one on the log as the evidence of its rejection."""
-
-    opening: Opening
-    signature: str
-
-
-def _derive(secret: bytes, label: bytes, nbytes: int = 32) -> bytes:
-    return hashlib.shake_256(SALT_DOMAIN + secret + label).digest(nbytes)
-
-
-def _round_entry(ledger: Ledger, kind: str, round: int, signer: str) -> Entry | None:
-    """The first ``kind`` entry of ``round`` signed by ``signer`` (an index lookup, O(1) per round)."""
-    return next((e for e in ledger.entries(kind=kind, round=round) if e.signer == signer), None)
-
-
-class Bidder:
-    """A bidder with its own key, secret and kept checkpoint (see the module docstring).
-
-    ``expected`` holds what the bidder was told about the auction out of band (e.g. the circuit's
-    ``manifest_sha256`` and ``vk_sha256``, ``rounds``): it registers only if the announcement says
-    the same."""
-
-    def __init__(self, index: int, key: SigningKey, ledger: Ledger, *, secret: bytes | None = None,
-                 view_path: str | Path | None = None, expected: dict[str, Any] | None = None):
-        self.index = index
-        self.key = key
-        self.ledger = ledger
-        self._secret = secret if secret is not None else secrets.token_bytes(32)
-        self.expected = dict(expected or {})
-        self._openings: dict[int, Opening] = {}
-        self._commitments: dict[int, str] = {}  # computed once, at commit time (Poseidon is the cost)
-        self._view_path = view_path
-        self._view: LogView | None = None
-        self._ann: Announcement | None = None
-
-    # Seeds and salts derive from the secret AND the log id: a secret reused in another auction gives
-    # unrelated values (else that auction's host would know this one's seed and salts in advance).
-
-    @property
-    def seed(self) -> str:
-        self.announcement
-        return _derive(self._secret, b"audit-seed" + bytes.fromhex(self._log_id)).hex()
-
-    def salt(self, round: int) -> str:
-        self.announcement
-        x = int.from_bytes(_derive(self._secret, b"salt" + bytes.fromhex(self._log_id) + round.to_bytes(8, "big"), 64), "big")
-        return commitments.int_to_felt(x % commitments.FIELD_MODULUS)
-
-    @property
-    def announcement(self) -> Announcement:
-        if self._ann is None:
-            self._ann, first = read_announcement(self.ledger)
-            self._check_announcement(self._ann)
-            self._log_id = first.hash
-        return self._ann
-
-    @property
-    def view(self) -> LogView:
-        if self._view is None:
-            ann = self.announcement
-            self._view = LogView(ann.auctioneer, self._view_path, log_id=self._log_id)
-        return self._view
-
-    def _check_announcement(self, ann: Announcement) -> None:
-        if not 0 <= self.index < ann.n or ann.bidders[self.index] != self.key.public_hex:
-            raise ProtocolError(f"bidder {self.index}: the announcement does not name this bidder's key at index {self.index}")
-        if ann.mode == "ttp" and "third_party" not in self.expected:
-            raise ProtocolError(f"bidder {self.index}: ttp mode, but this bidder was told of no trusted third party: "
-                                "refusing to take part (the auctioneer could name its own key)")
-        for k, want in self.expected.items():
-            got = ann.auction.get(k, getattr(ann, k, None))
-            if got != want:
-                raise ProtocolError(f"bidder {self.index}: the announcement's {k} is {got!r}, not the {want!r} "
-                                    "this bidder was told: refusing to take part")
-
-    def sync(self) -> SignedCheckpoint:
-        """Accept the log's newest checkpoint (a proven extension of the kept one) and keep it."""
-        return self.view.observe(self.ledger)
-
-    def register(self) -> Entry | None:
-        """Sign the announcement and commit to an audit seed (idempotent)."""
-        ann = self.announcement
-        self.sync()
-        if _round_entry(self.ledger, REGISTRATION, None, self.key.public_hex) is not None:
-            return None
-        payload = {"bidder": self.index, "announcement": self._log_id, "seed_commitment": seed_commitment(self.index, self.seed)}
-        del ann
-        return self.ledger.append(REGISTRATION, payload, self.key, unique=unique_key(REGISTRATION, bidder=self.index))
-
-    def commit(self, round: int, bids: Sequence[float]) -> str:
-        """Commit to ``bids`` for ``round`` (snapped to the grid); the opening stays with the bidder
-        until :meth:`open`. Idempotent after a crash: the same bids give the same commitment."""
-        ann = self.announcement
-        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
-        logged = _round_entry(self.ledger, BID_COMMITMENT, round, self.key.public_hex)
-        if logged is None and _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer) is not None:
-            raise ProtocolError(f"round {round}: the commitments are closed; bidder {self.index} is too late")
-        if logged is not None:
-            if logged.data["commitment"] != commitment:
-                raise ProtocolError(f"bidder {self.index} already committed to other bids in round {round}")
-        else:
-            self.ledger.append(BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round=round,
-                               unique=unique_key(BID_COMMITMENT, round, self.index))
-        self._openings[round] = opening
-        self._commitments[round] = commitment
-        return commitment
-
-    def sign_opening(self, round: int, opening: Opening) -> SignedOpening:
-        ann = self.announcement
-        del ann
-        msg = opening_message(self._log_id, round, self.index, list(opening.bids), opening.salt)
-        return SignedOpening(opening, self.key.sign(msg))
-
-    def open(self, round: int) -> SignedOpening:
-        """The signed opening for ``round``, released only when a checkpoint this bidder accepted
-        covers the round's closed list of commitments with this bidder's own commitment in it."""
-        ann = self.announcement
-        if round not in self._openings:
-            raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
-        self.sync()
-        close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
-        if close is None or close.seq >= self.view.kept.size:
-            raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
-                                "the opening is not sent")
-        self.view.check_included(self.ledger, close.seq, close)
-        mine = self._commitments[round]
-        if close.data["commitments"][self.index] != mine:
-            raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
-        return self.sign_opening(round, self._openings[round])
-
-    def check_outcome(self, round: int) -> str:
-        """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
-        computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute)."""
-        ann = self.announcement
-        self.sync()
-        out = _round_entry(self.ledger, OUTCOME, round, ann.auctioneer)
-        if out is None or out.seq >= self.view.kept.size:
-            raise ProtocolError(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
-        self.view.check_included(self.ledger, out.seq, out)
-        if round not in self._openings:
-            return "ok"
-        mine = self._commitments[round]
-        if out.data["commitments"][self.index] == mine and out.data["participants"][self.index] == 1:
-            return "ok"
-        if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
-               for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):
-            return "rejected"  # justified or not, the public checks decide from the log
-        raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
-
-    def rejected_for_no_opening(self, round: int) -> bool:
-        """Whether the auctioneer logged ``no_opening`` for this bidder in ``round``."""
-        ann = self.announcement
-        return any(e.data.get("bidder") == self.index and e.data.get("reason") == "no_opening" and e.signer == ann.auctioneer
-                   for e in self.ledger.entries(kind=OPENING_REJECTED, round=round))
-
-    def dispute(self, round: int) -> Entry:
-        """Publish this round's opening on the log, against a ``no_opening`` rejection: logged before
-        the round's outcome, the outcome must include it."""
-        o = self._openings.get(round)
-        if o is None:
-            raise ProtocolError(f"bidder {self.index} has no opening for round {round} to publish")
-        return self.ledger.append(DISPUTE, {"bidder": self.index, "bids": list(o.bids), "salt": o.salt}, self.key,
-                                  round=round, unique=unique_key(DISPUTE, round, self.index))
-
-    def abstain(self, round: int) -> Entry:
-        """Declare, before the outcome, that this bidder will not open its commitment of ``round``
-        (what lets the auctioneer reject it for ``no_opening`` and close the round)."""
-        return self.ledger.append(ABSTENTION, {"bidder": self.index}, self.key, round=round,
-                                  unique=unique_key(ABSTENTION, round, self.index))
-
-    def reveal(self) -> Entry | None:
-        """Reveal the audit seed, once a checkpoint this bidder accepted covers round T's outcome;
-        the reveal carries that checkpoint (the bidder's co-signature of the log it saw)."""
-        ann = self.announcement
-        cp = self.sync()
-        out = _round_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer)
-        if out is None or out.seq >= cp.size:
-            raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {ann.rounds}")
-        if _round_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
-            return None
-        payload = {"bidder": self.index, "seed": self.seed, "checkpoint": cp.to_dict()}
-        return self.ledger.append(SEED_REVEAL, payload, self.key, unique=unique_key(SEED_REVEAL, bidder=self.index))
 
 
 class Auctioneer:
@@ -353,11 +162,11 @@ class Auctioneer:
         ann = self.announcement()
         if not isinstance(round, int) or not 1 <= round <= ann.rounds:
             raise ProtocolError(f"round must be in 1..{ann.rounds}, got {round!r}")
-        done = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        done = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         if done is None:
             if round == 1 and len(self.ledger.entries(kind=REGISTRATION)) < ann.n:
                 raise ProtocolError("round 1 cannot start before every bidder has registered")
-            if round > 1 and _round_entry(self.ledger, OUTCOME, round - 1, ann.auctioneer) is None:
+            if round > 1 and first_entry(self.ledger, OUTCOME, round - 1, ann.auctioneer) is None:
                 raise ProtocolError(f"round {round} cannot start before round {round - 1}'s outcome")
             logged = self._commitments_of(round)
             done = self.ledger.append(COMMITMENTS_CLOSED, {"commitments": [logged.get(i) for i in range(ann.n)]}, self.key,
@@ -374,7 +183,7 @@ class Auctioneer:
         naming the round and bidder, and is logged as ``opening_rejected`` with a reason from the
         closed set and the signed opening as evidence; the bidder is absent from the round."""
         ann = self.announcement()
-        close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        close = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         cp = self.ledger.latest_checkpoint()
         if close is None or cp is None or cp.size <= close.seq:
             raise ProtocolError(f"round {round}: openings are refused until the round's commitments are closed and checkpointed")
@@ -452,9 +261,9 @@ class Auctioneer:
 
         ann = self.announcement()
         self.reject_missing(round)
-        if _round_entry(self.ledger, OUTCOME, round, ann.auctioneer) is not None:
+        if first_entry(self.ledger, OUTCOME, round, ann.auctioneer) is not None:
             raise ProtocolError(f"round {round} already has an outcome")
-        close = _round_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        close = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         listed = close.data["commitments"]
         rejected = {e.data.get("bidder"): e.data.get("reason") for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)}
         received = dict(self._pending.get(round, {}))
@@ -499,9 +308,9 @@ class Auctioneer:
     def close_reveals(self) -> Entry:
         """End the reveal phase (after round T); a seed not revealed by now audits every round."""
         ann = self.announcement()
-        if _round_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer) is None:
+        if first_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer) is None:
             raise ProtocolError(f"the reveal phase cannot close before round {ann.rounds}'s outcome")
-        e = _round_entry(self.ledger, REVEALS_CLOSED, None, ann.auctioneer)
+        e = first_entry(self.ledger, REVEALS_CLOSED, None, ann.auctioneer)
         if e is None:
             e = self.ledger.append(REVEALS_CLOSED, {}, self.key, unique=REVEALS_CLOSED)
             self.checkpoint()
@@ -510,7 +319,7 @@ class Auctioneer:
     def round_inputs(self, round: int) -> tuple[list[list[float]], list[str]]:
         """The bids and salts the outcome of ``round`` was computed on (from the private store)."""
         ann = self.announcement()
-        out = _round_entry(self.ledger, OUTCOME, round, ann.auctioneer)
+        out = first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
         if out is None:
             raise ProtocolError(f"round {round} has no logged outcome")
         got = self.store.get(round)
@@ -531,7 +340,7 @@ class Auctioneer:
         from zkauction.zk.prove import prove_round
 
         ann = self.announcement()
-        logged = _round_entry(self.ledger, PROOF, round, ann.auctioneer)
+        logged = first_entry(self.ledger, PROOF, round, ann.auctioneer)
         if logged is not None:
             from zkauction.zk.bundle import ProofBundle
 
@@ -549,6 +358,7 @@ class Auctioneer:
         e = self.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, self.key, round=round, unique=unique_key(OPENINGS, round))
         self.checkpoint()
         return e
+
 
 
 class TrustedThirdParty:
@@ -573,6 +383,6 @@ class TrustedThirdParty:
             v = Verdict(round, "ttp", True, f"round {round}: outcome verified (ttp)")
         except ProtocolError as e:
             v = Verdict(round, "ttp", False, str(e))
-        if _round_entry(self.ledger, TTP_VERDICT, round, self.key.public_hex) is None:
+        if first_entry(self.ledger, TTP_VERDICT, round, self.key.public_hex) is None:
             self.ledger.append(TTP_VERDICT, v.to_dict(), self.key, round=round, unique=unique_key(TTP_VERDICT, round))
         return v

@@ -1,0 +1,230 @@
+"""A bidder (the paper's Algorithm 1, lines 2-4 and 9), with its own key, its own secret and its
+own view of the log.
+
+A :class:`Bidder` keeps, on its own side, its key, a secret (its salts and audit seed derive from
+it and the log id) and the last checkpoint it accepted (:class:`~zkauction.protocol.checkpoint.LogView`).
+It registers only for an announcement that names its key and the auction it was told about; it sends
+its signed opening only once a checkpoint it accepted covers the round's closed list of commitments
+with its own in it (so no shill can commit after seeing it); it checks every outcome it takes part
+in; against a ``no_opening`` rejection it publishes its opening on the log; it reveals its audit
+seed only once a checkpoint it accepted covers round T, and puts that checkpoint in its reveal.
+"""
+
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from zkauction.protocol.checkpoint import LogView, SignedCheckpoint
+from zkauction.protocol.log import Entry, Ledger, SigningKey
+from zkauction.protocol.state import (
+    first_entry,
+    ABSTENTION,
+    BID_COMMITMENT,
+    COMMITMENTS_CLOSED,
+    DISPUTE,
+    OPENING_REJECTED,
+    OUTCOME,
+    REGISTRATION,
+    SALT_DOMAIN,
+    SEED_REVEAL,
+    Announcement,
+    ProtocolError,
+    read_announcement,
+    seed_commitment,
+    opening_message,
+    unique_key,
+)
+from zkauction.zk import commitments
+from zkauction.zk.commitments import Opening
+
+
+
+@dataclass(frozen=True)
+class SignedOpening:
+    """An opening as a bidder sends it: signed over (log id, round, bidder, bids, salt), so that the
+    auctioneer can show a bad one on the log as the evidence of its rejection."""
+
+    opening: Opening
+    signature: str
+
+
+
+def _derive(secret: bytes, label: bytes, nbytes: int = 32) -> bytes:
+    return hashlib.shake_256(SALT_DOMAIN + secret + label).digest(nbytes)
+
+
+
+class Bidder:
+    """A bidder with its own key, secret and kept checkpoint (see the module docstring).
+
+    ``expected`` holds what the bidder was told about the auction out of band (e.g. the circuit's
+    ``manifest_sha256`` and ``vk_sha256``, ``rounds``): it registers only if the announcement says
+    the same."""
+
+    def __init__(self, index: int, key: SigningKey, ledger: Ledger, *, secret: bytes | None = None,
+                 view_path: str | Path | None = None, expected: dict[str, Any] | None = None):
+        self.index = index
+        self.key = key
+        self.ledger = ledger
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self.expected = dict(expected or {})
+        self._openings: dict[int, Opening] = {}
+        self._commitments: dict[int, str] = {}  # computed once, at commit time (Poseidon is the cost)
+        self._view_path = view_path
+        self._view: LogView | None = None
+        self._ann: Announcement | None = None
+
+    # Seeds and salts derive from the secret AND the log id: a secret reused in another auction gives
+    # unrelated values (else that auction's host would know this one's seed and salts in advance).
+
+    @property
+    def seed(self) -> str:
+        self.announcement
+        return _derive(self._secret, b"audit-seed" + bytes.fromhex(self._log_id)).hex()
+
+    def salt(self, round: int) -> str:
+        self.announcement
+        x = int.from_bytes(_derive(self._secret, b"salt" + bytes.fromhex(self._log_id) + round.to_bytes(8, "big"), 64), "big")
+        return commitments.int_to_felt(x % commitments.FIELD_MODULUS)
+
+    @property
+    def announcement(self) -> Announcement:
+        if self._ann is None:
+            self._ann, first = read_announcement(self.ledger)
+            self._check_announcement(self._ann)
+            self._log_id = first.hash
+        return self._ann
+
+    @property
+    def view(self) -> LogView:
+        if self._view is None:
+            ann = self.announcement
+            self._view = LogView(ann.auctioneer, self._view_path, log_id=self._log_id)
+        return self._view
+
+    def _check_announcement(self, ann: Announcement) -> None:
+        if not 0 <= self.index < ann.n or ann.bidders[self.index] != self.key.public_hex:
+            raise ProtocolError(f"bidder {self.index}: the announcement does not name this bidder's key at index {self.index}")
+        if ann.mode == "ttp" and "third_party" not in self.expected:
+            raise ProtocolError(f"bidder {self.index}: ttp mode, but this bidder was told of no trusted third party: "
+                                "refusing to take part (the auctioneer could name its own key)")
+        for k, want in self.expected.items():
+            got = ann.auction.get(k, getattr(ann, k, None))
+            if got != want:
+                raise ProtocolError(f"bidder {self.index}: the announcement's {k} is {got!r}, not the {want!r} "
+                                    "this bidder was told: refusing to take part")
+
+    def sync(self) -> SignedCheckpoint:
+        """Accept the log's newest checkpoint (a proven extension of the kept one) and keep it."""
+        return self.view.observe(self.ledger)
+
+    def register(self) -> Entry | None:
+        """Sign the announcement and commit to an audit seed (idempotent)."""
+        ann = self.announcement
+        self.sync()
+        if first_entry(self.ledger, REGISTRATION, None, self.key.public_hex) is not None:
+            return None
+        payload = {"bidder": self.index, "announcement": self._log_id, "seed_commitment": seed_commitment(self.index, self.seed)}
+        del ann
+        return self.ledger.append(REGISTRATION, payload, self.key, unique=unique_key(REGISTRATION, bidder=self.index))
+
+    def commit(self, round: int, bids: Sequence[float]) -> str:
+        """Commit to ``bids`` for ``round`` (snapped to the grid); the opening stays with the bidder
+        until :meth:`open`. Idempotent after a crash: the same bids give the same commitment."""
+        ann = self.announcement
+        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
+        logged = first_entry(self.ledger, BID_COMMITMENT, round, self.key.public_hex)
+        if logged is None and first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer) is not None:
+            raise ProtocolError(f"round {round}: the commitments are closed; bidder {self.index} is too late")
+        if logged is not None:
+            if logged.data["commitment"] != commitment:
+                raise ProtocolError(f"bidder {self.index} already committed to other bids in round {round}")
+        else:
+            self.ledger.append(BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round=round,
+                               unique=unique_key(BID_COMMITMENT, round, self.index))
+        self._openings[round] = opening
+        self._commitments[round] = commitment
+        return commitment
+
+    def sign_opening(self, round: int, opening: Opening) -> SignedOpening:
+        ann = self.announcement
+        del ann
+        msg = opening_message(self._log_id, round, self.index, list(opening.bids), opening.salt)
+        return SignedOpening(opening, self.key.sign(msg))
+
+    def open(self, round: int) -> SignedOpening:
+        """The signed opening for ``round``, released only when a checkpoint this bidder accepted
+        covers the round's closed list of commitments with this bidder's own commitment in it."""
+        ann = self.announcement
+        if round not in self._openings:
+            raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
+        self.sync()
+        close = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        if close is None or close.seq >= self.view.kept.size:
+            raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
+                                "the opening is not sent")
+        self.view.check_included(self.ledger, close.seq, close)
+        mine = self._commitments[round]
+        if close.data["commitments"][self.index] != mine:
+            raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
+        return self.sign_opening(round, self._openings[round])
+
+    def check_outcome(self, round: int) -> str:
+        """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
+        computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute)."""
+        ann = self.announcement
+        self.sync()
+        out = first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
+        if out is None or out.seq >= self.view.kept.size:
+            raise ProtocolError(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
+        self.view.check_included(self.ledger, out.seq, out)
+        if round not in self._openings:
+            return "ok"
+        mine = self._commitments[round]
+        if out.data["commitments"][self.index] == mine and out.data["participants"][self.index] == 1:
+            return "ok"
+        if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
+               for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):
+            return "rejected"  # justified or not, the public checks decide from the log
+        raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
+
+    def rejected_for_no_opening(self, round: int) -> bool:
+        """Whether the auctioneer logged ``no_opening`` for this bidder in ``round``."""
+        ann = self.announcement
+        return any(e.data.get("bidder") == self.index and e.data.get("reason") == "no_opening" and e.signer == ann.auctioneer
+                   for e in self.ledger.entries(kind=OPENING_REJECTED, round=round))
+
+    def dispute(self, round: int) -> Entry:
+        """Publish this round's opening on the log, against a ``no_opening`` rejection: logged before
+        the round's outcome, the outcome must include it."""
+        o = self._openings.get(round)
+        if o is None:
+            raise ProtocolError(f"bidder {self.index} has no opening for round {round} to publish")
+        return self.ledger.append(DISPUTE, {"bidder": self.index, "bids": list(o.bids), "salt": o.salt}, self.key,
+                                  round=round, unique=unique_key(DISPUTE, round, self.index))
+
+    def abstain(self, round: int) -> Entry:
+        """Declare, before the outcome, that this bidder will not open its commitment of ``round``
+        (what lets the auctioneer reject it for ``no_opening`` and close the round)."""
+        return self.ledger.append(ABSTENTION, {"bidder": self.index}, self.key, round=round,
+                                  unique=unique_key(ABSTENTION, round, self.index))
+
+    def reveal(self) -> Entry | None:
+        """Reveal the audit seed, once a checkpoint this bidder accepted covers round T's outcome;
+        the reveal carries that checkpoint (the bidder's co-signature of the log it saw)."""
+        ann = self.announcement
+        cp = self.sync()
+        out = first_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer)
+        if out is None or out.seq >= cp.size:
+            raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {ann.rounds}")
+        if first_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
+            return None
+        payload = {"bidder": self.index, "seed": self.seed, "checkpoint": cp.to_dict()}
+        return self.ledger.append(SEED_REVEAL, payload, self.key, unique=unique_key(SEED_REVEAL, bidder=self.index))
+
+
