@@ -80,11 +80,8 @@ def measure(name: str, profiles: int, seed: int, work: Path) -> dict[str, Any]:
 
     from zkauction.zk.commitments import int_to_felt
     from zkauction.zk.fixedpoint import FixedPointEvaluator, to_outcome
-    from zkauction.zk.witness import (
-        canonical_outcome,
-        canonical_outcomes,
-        fast_outcome_function,
-    )
+    from zkauction.zk.outcome import canonical_outcomes, fast_outcome_function
+    from zkauction.zk.witness import canonical_outcome
 
     circuit = build_circuit(name, work)
     t = time.perf_counter()

@@ -27,11 +27,8 @@ from zkauction.zk.fixedpoint import (
     lower_graph,
     to_outcome,
 )
-from zkauction.zk.witness import (
-    canonical_outcome,
-    canonical_outcomes,
-    fast_outcome_function,
-)
+from zkauction.zk.outcome import canonical_outcomes, fast_outcome_function
+from zkauction.zk.witness import canonical_outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny and cheap, as in test_circuit.py: a 2^-8 grid, small lookup tables, no proving key kept.

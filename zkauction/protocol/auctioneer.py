@@ -51,10 +51,12 @@ from zkauction.zk.commitments import CommitmentError, Opening
 from zkauction.protocol.bidder import SignedOpening
 
 def circuit_outcome_function(circuit: Any) -> OutcomeFunction:
-    """The circuit's canonical (fixed-point) outcome: what a proof of the round will show."""
-    from zkauction.zk.witness import canonical_outcome
+    """The circuit's canonical (fixed-point) outcome: what a proof of the round will show, from the
+    exact fixed-point evaluator (bit for bit ezkl's witness; ezkl's witness itself for a circuit or a
+    round the evaluator cannot vouch for). No bid or salt is written to any file."""
+    from zkauction.zk.outcome import fast_outcome_function
 
-    return lambda bids, salts: canonical_outcome(circuit, bids, salts)
+    return fast_outcome_function(circuit)
 
 
 def net_outcome_function(net: Any) -> OutcomeFunction:

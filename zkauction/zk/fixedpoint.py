@@ -14,7 +14,7 @@ probe rounds must equal ezkl's witness.
 
 Rounds that would take ezkl outside its decomposition or lookup ranges are flagged
 (:attr:`FixedPointResult.valid`) rather than computed: ezkl decides those (it rejects them), which is
-what :func:`zkauction.zk.witness.fast_outcome_function` and ``canonical_outcomes`` do.
+what :func:`zkauction.zk.outcome.fast_outcome_function` and ``canonical_outcomes`` do.
 
 Public API: :class:`FixedPointEvaluator` (``from_circuit``, ``evaluate``, ``outcomes``),
 :class:`FixedPointResult`, :class:`UnsupportedCircuit`, :data:`SUPPORTED_OPS`.
@@ -178,14 +178,14 @@ class FixedPointEvaluator:
 
     def outcomes(self, bids: np.ndarray) -> list[Outcome]:
         """One :class:`Outcome` per round, equal to ``canonical_outcome`` on the same bids. Raises
-        ValueError naming the rounds that only ezkl can decide (``witness.canonical_outcomes``
+        ValueError naming the rounds that only ezkl can decide (``outcome.canonical_outcomes``
         handles those)."""
         res = self.evaluate(bids)
         bad = np.nonzero(~res.valid)[0]
         if bad.size:
             raise ValueError(
                 f"rounds {bad[:10].tolist()} leave the circuit's decomposition or lookup ranges; "
-                "ezkl's witness decides them (zkauction.zk.witness.canonical_outcomes)"
+                "ezkl's witness decides them (zkauction.zk.outcome.canonical_outcomes)"
             )
         return [to_outcome(a, p) for a, p in zip(res.allocation, res.payment)]
 
