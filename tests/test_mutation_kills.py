@@ -1,0 +1,245 @@
+"""Tests that kill surviving mutants of the protocol's security checks (see benchmarks/mutation/README.md).
+
+Each test names the check it pins: the mutation driver switched that check off (or moved its
+boundary) and the rest of the suite still passed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_protocol import make_run
+
+from zkauction.protocol.bundle_log import make_log_proof
+from zkauction.protocol.state import (
+    ANNOUNCEMENT,
+    BID_COMMITMENT,
+    COMMITMENTS_CLOSED,
+    DISPUTE,
+    OPENING_REJECTED,
+    OPENINGS,
+    OUTCOME,
+    PROOF,
+    REGISTRATION,
+    REVEALS_CLOSED,
+    SEED_REVEAL,
+    Announcement,
+    ProtocolError,
+    read_state,
+)
+
+
+def test_a_second_announcement_is_the_auctioneers_breach(tmp_path):
+    # state._Reader.second_announcement: no test reached it (mutmut: "no tests")
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        first = run.ledger.get(0)
+        run.ledger.append(ANNOUNCEMENT, first.data, run.auctioneer.key)
+        st = read_state(run.ledger)
+        assert any("a second announcement" in b.reason for b in st.breaches), st.breaches
+
+
+def test_an_announcement_of_another_format_is_refused(tmp_path):
+    # state.Announcement.from_dict: the format check switched off passed the whole suite
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        d = dict(run.ledger.get(0).data)
+    assert Announcement.from_dict(d).n == 2
+    with pytest.raises(ProtocolError, match="format"):
+        Announcement.from_dict(dict(d, format="zkauction-protocol/1"))
+    with pytest.raises(ProtocolError, match="format"):
+        Announcement.from_dict({k: v for k, v in d.items() if k != "format"})
+    with pytest.raises(ProtocolError, match="format"):
+        Announcement.from_dict([d])
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"mode": "trust-me"}, "mode"),
+    ({"third_party": None}, "mode 'ttp' without"),
+    ({"bidders": "ab"}, "distinct bidder keys"),
+    ({"rounds": 0}, "need 1 <= k <= T"),
+    ({"rounds": 2.0}, "need 1 <= k <= T"),
+    ({"audits": 0}, "need 1 <= k <= T"),
+    ({"audits": 3}, "need 1 <= k <= T"),
+    ({"audits": 1.0}, "need 1 <= k <= T"),
+])
+def test_an_announcement_with_bad_parameters_is_refused(tmp_path, change, match):
+    # state.Announcement.from_dict: the mode and T/k checks switched off passed the whole suite
+    # (T/k were only checked through the CLI, in a subprocess)
+    with make_run(tmp_path, mode="ttp", rounds=2, audits=1) as run:
+        d = dict(run.ledger.get(0).data)
+    assert Announcement.from_dict(d).mode == "ttp"
+    with pytest.raises(ProtocolError, match=re.escape(match)):
+        Announcement.from_dict(dict(d, **change))
+
+
+def test_a_log_proof_needs_a_logged_outcome_and_a_checkpoint_covering_it(tmp_path):
+    # bundle_log.make_log_proof: both guards switched off passed the whole suite
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        cps = []
+        run.play(on_round=lambda r: cps.append(run.ledger.checkpoint(run.auctioneer.key)))
+        out2 = run.ledger.entries(kind=OUTCOME, round=2)[0]
+        full = run.ledger.checkpoint(run.auctioneer.key)
+        assert make_log_proof(run.ledger, 2, full)["outcome"]["seq"] == out2.seq
+        with pytest.raises(ProtocolError, match="no logged outcome"):
+            make_log_proof(run.ledger, 3, full)
+        with pytest.raises(ProtocolError, match="no checkpoint covers"):
+            make_log_proof(run.ledger, 2, None)
+        early = [cp for cp in cps if cp.size <= out2.seq]
+        assert early
+        with pytest.raises(ProtocolError, match="no checkpoint covers"):
+            make_log_proof(run.ledger, 2, early[-1])
+
+
+def _key_of(run, signer):
+    for k in [run.auctioneer.key] + [b.key for b in run.bidders]:
+        if k.public_hex == signer:
+            return k
+    raise AssertionError(signer)
+
+
+def _reasons(ledger):
+    st = read_state(ledger)
+    return [b.reason for b in st.breaches] + st.notes
+
+
+def test_replayed_entries_after_the_run_are_each_refused(tmp_path):
+    # state._Reader: each handler's first check, switched off, let a replayed entry count
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        run.reveal()
+        assert not _reasons(run.ledger)
+        want = {
+            REGISTRATION: "registered after round 1 began",
+            BID_COMMITMENT: "logged after the round's commitments were closed",
+            COMMITMENTS_CLOSED: "a second close of round 1",
+            SEED_REVEAL: "came after the reveal phase closed",
+            REVEALS_CLOSED: "a second close of the reveal phase",
+        }
+        for kind, reason in want.items():
+            e = run.ledger.entries(kind=kind)[0]
+            run.ledger.append(kind, e.data, _key_of(run, e.signer), round=e.round)
+            got = _reasons(run.ledger)
+            assert any(reason in r for r in got), (kind, got)
+
+
+def test_entries_before_their_phase_are_each_refused(tmp_path):
+    # state._Reader: the ordering checks (before the outcome, the close, the reveal phase) switched off
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.register()
+        a = run.auctioneer.key
+        b0 = run.bidders[0]
+        cases = [
+            (OUTCOME, {"participants": [1, 1]}, a, 1, "an outcome for round 1 before its commitments were closed"),
+            (PROOF, {}, a, 1, "a proof for round 1 before its outcome"),
+            (OPENINGS, {}, a, 1, "openings for round 1 before the reveal phase closed"),
+            (OPENING_REJECTED, {"bidder": 0, "reason": "no_opening"}, a, 1, "outside the round's opening phase"),
+            (DISPUTE, {"bidder": 0}, b0.key, 1, "disputes a rejection in round 1 that was never logged"),
+            (SEED_REVEAL, {"bidder": 0, "seed": "00" * 32}, b0.key, None, "revealed its audit seed before round 2's outcome"),
+            (REVEALS_CLOSED, {}, a, None, "the reveal phase closed before round 2's outcome"),
+            (COMMITMENTS_CLOSED, {"commitments": [None, None]}, a, 2, "closed before round 1's outcome"),
+        ]
+        for kind, payload, key, rnd, reason in cases:
+            run.ledger.append(kind, payload, key, round=rnd)
+            got = _reasons(run.ledger)
+            assert any(reason in r for r in got), (kind, got)
+
+
+def test_a_log_whose_entry_0_is_not_the_auctioneers_announcement_is_refused(tmp_path):
+    # state.read_announcement: an empty log, and an announcement signed by another key
+    from zkauction.protocol.log import Ledger
+
+    with pytest.raises(ProtocolError, match="empty"):
+        read_state(Ledger.in_memory())
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        d = run.ledger.get(0).data
+        other = Ledger.in_memory()
+        other.append(ANNOUNCEMENT, d, run.bidders[0].key)
+        with pytest.raises(ProtocolError, match="not signed by the auctioneer it names"):
+            read_state(other)
+        other = Ledger.in_memory()
+        other.append(REGISTRATION, {"bidder": 0}, run.bidders[0].key)
+        with pytest.raises(ProtocolError, match="expected the auction announcement"):
+            read_state(other)
+
+
+def test_a_log_proof_with_a_wrong_inclusion_proof_is_refused(tmp_path):
+    # bundle_log._included: its raise removed, a bundle whose entries are not in the checkpointed log passed
+    import dataclasses
+    import json
+
+    from test_attacks import CIRCUIT, PARTICIPATION, SETTING
+
+    from zkauction.protocol.bundle_log import check_log_proof
+    from zkauction.protocol.local import LocalRun
+    try:
+        from zkauction.protocol.auctioneer import circuit_outcome_function
+    except ImportError:  # before roles.py was split
+        from zkauction.protocol.roles import circuit_outcome_function
+    from zkauction.zk.bundle import VerificationError
+    from zkauction.zk.circuit import Circuit
+
+    circuit = Circuit.load(CIRCUIT)
+    run = LocalRun.create(tmp_path / "z.db", circuit_outcome_function(circuit), setting=SETTING,
+                          participation=PARTICIPATION, input_scale=circuit.input_scale,
+                          auction={"name": "ama", "manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256(),
+                                   "output_scale": min(circuit.output_scales.values())},
+                          rounds=2, audits=1, mode="zk", seed=2, circuit=circuit)
+    run.play()
+    run.reveal()
+    bundle = run.auctioneer.prove(2, circuit)
+    assert check_log_proof(bundle).round == 2
+    for what in ("announcement", "outcome"):
+        lp = json.loads(json.dumps(bundle.log))
+        proof = lp["inclusion"][what]
+        assert proof
+        lp["inclusion"][what] = ["00" * 32] + proof[1:]
+        with pytest.raises(VerificationError, match=f"the {what} entry is not in the log of the checkpoint"):
+            check_log_proof(dataclasses.replace(bundle, log=lp))
+    # bundle_log.check_log_proof: each step switched off passed the suite
+    with pytest.raises(VerificationError, match="carries no log proof"):
+        check_log_proof(dataclasses.replace(bundle, log=None))
+    lp = json.loads(json.dumps(bundle.log))
+    lp["announcement"] = lp["outcome"]
+    with pytest.raises(VerificationError, match="not entry 0 of a log"):
+        check_log_proof(dataclasses.replace(bundle, log=lp))
+    size = bundle.log["checkpoint"]["size"]
+    reg = run.ledger.entries(kind=REGISTRATION)[0]
+    lp = json.loads(json.dumps(bundle.log))
+    lp["outcome"], lp["inclusion"]["outcome"] = reg.to_dict(), run.ledger.inclusion_proof(reg.seq, size)
+    with pytest.raises(VerificationError, match="not an outcome signed by the auctioneer"):
+        check_log_proof(dataclasses.replace(bundle, log=lp))
+    with pytest.raises(VerificationError, match="commitments are not the ones"):
+        check_log_proof(dataclasses.replace(bundle, commitments=list(reversed(bundle.commitments))))
+    for field in ("manifest_sha256", "vk_sha256"):
+        with pytest.raises(VerificationError, match="is not the announced one"):
+            check_log_proof(dataclasses.replace(bundle, **{field: "00" * 32}))
+    run.close()
+
+
+def test_a_round_without_an_outcome_has_no_outcome_or_commitments(tmp_path):
+    # state.LedgerState.outcome_of / commitments_of: a KeyError instead of the ProtocolError callers catch
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        st = read_state(run.ledger)
+        assert st.outcome_of(2) and len(st.commitments_of(2)) == 2
+        for f in (st.outcome_of, st.commitments_of):
+            with pytest.raises(ProtocolError, match="round 3 has no logged outcome"):
+                f(3)
+
+
+@pytest.mark.parametrize("payload", [[1, 2], "x", 3])
+def test_an_entry_whose_payload_is_not_an_object_is_refused_not_a_crash(tmp_path, payload):
+    # state._Reader.read: without the check a list payload crashed the replay (AttributeError)
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        run.ledger.append(PROOF, payload, run.auctioneer.key, round=1)
+        assert any("proof payload is not an object" in r for r in _reasons(run.ledger))
+
+
+@pytest.mark.parametrize("rnd", [0, 3])
+def test_a_round_entry_outside_1_to_T_is_refused(tmp_path, rnd):
+    # state._Reader.read: the round range check switched off
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        run.ledger.append(PROOF, {}, run.auctioneer.key, round=rnd)
+        assert any(f"proof for round {rnd}, outside 1..2" in r for r in _reasons(run.ledger))
