@@ -224,6 +224,9 @@ def test_log_view_is_persisted_0600_and_reloaded(tmp_path, op, bidder):
     again = LogView(op.public_hex, path)  # a restarted party reloads what it kept
     assert again.kept == first and again.log_id == log.log_id
     assert again.observe(log) == second and again.checks == 1
+    # written to disk every PERSIST_EVERY entries, and on flush (before a reveal, when the party stops)
+    assert SignedCheckpoint.load(path) == first
+    again.flush()
     assert SignedCheckpoint.load(path) == second and stat.S_IMODE(path.stat().st_mode) == 0o600
     # a light client: accept a checkpoint given a consistency proof
     light = LogView(op.public_hex, log_id=log.log_id)

@@ -481,39 +481,45 @@ def test_a_bundles_log_proof_for_another_log_is_refused_with_the_db(tmp_path):
         r.close()
 
 
-def test_resume_after_a_kill_between_a_step_and_its_checkpoint(tmp_path, monkeypatch):
-    """A crash after the close (or the outcome) is logged but before its checkpoint: the resumed run
-    checkpoints it, the bidders go on, and the audit is valid."""
+def test_resume_after_a_kill_in_the_transaction_of_a_step_and_its_checkpoint(tmp_path, monkeypatch):
+    """The close (or the outcome) and its checkpoint are one transaction: a crash inside it leaves
+    neither, the resumed run redoes the step, the bidders go on, and the audit is valid."""
+    from zkauction.protocol.storage import SQLiteStorage
+
     fn = net_outcome_function(small_net())
     run = make_run(tmp_path, rounds=4, audits=2)
     play_round(run.auctioneer, run.bidders, 1, BOTH)
-    for b in run.bidders:
-        b.commit(2, BOTH[b.index])
-    calls = {"n": 0}
-    real = Auctioneer.checkpoint
+    real = SQLiteStorage.append_many
 
-    def crash(self):
-        calls["n"] += 1
-        raise KeyboardInterrupt("killed")
+    def crash(self, entries, checkpoint=None):
+        if checkpoint is not None:
+            raise KeyboardInterrupt("killed")
+        return real(self, entries, checkpoint)
 
-    monkeypatch.setattr(Auctioneer, "checkpoint", crash)
+    size = len(run.ledger)
+    monkeypatch.setattr(SQLiteStorage, "append_many", crash)
     with pytest.raises(KeyboardInterrupt):
-        run.auctioneer.close_round(2)  # close logged, its checkpoint never made: no opening was sent
+        play_round(run.auctioneer, run.bidders, 2, BOTH)  # the commitments are in; the close and its checkpoint are not
     run.close()
-    monkeypatch.setattr(Auctioneer, "checkpoint", real)
+    monkeypatch.setattr(SQLiteStorage, "append_many", real)
     run = LocalRun(tmp_path / "a.db", fn)
+    assert len(run.ledger) == size + 2 and run.ledger.latest_checkpoint().size == size  # only the two commitments
     play_round(run.auctioneer, run.bidders, 2, BOTH)
     for b in run.bidders:
         b.commit(3, BOTH[b.index])
     run.auctioneer.close_commitments(3)
     for b in run.bidders:
         run.auctioneer.receive_opening(3, b.index, b.open(3))
-    monkeypatch.setattr(Auctioneer, "checkpoint", crash)
+    monkeypatch.setattr(SQLiteStorage, "append_many", crash)
     with pytest.raises(KeyboardInterrupt):
-        run.auctioneer.close_round(3)  # outcome logged, its checkpoint never made
+        run.auctioneer.close_round(3)  # the outcome and its checkpoint: neither is stored
     run.close()
-    monkeypatch.setattr(Auctioneer, "checkpoint", real)
+    monkeypatch.setattr(SQLiteStorage, "append_many", real)
     with LocalRun(tmp_path / "a.db", fn) as run:
+        for b in run.bidders:  # round 3 resumes: the openings are sent again, the outcome is logged
+            b.commit(3, BOTH[b.index])
+            run.auctioneer.receive_opening(3, b.index, b.open(3))
+        run.auctioneer.close_round(3)
         assert run.play() == 1
         report = run.audit()
         assert report.valid, report.to_dict()

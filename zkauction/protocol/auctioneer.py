@@ -171,8 +171,9 @@ class Auctioneer:
             if round > 1 and first_entry(self.ledger, OUTCOME, round - 1, ann.auctioneer) is None:
                 raise ProtocolError(f"round {round} cannot start before round {round - 1}'s outcome")
             logged = self._commitments_of(round)
-            done = self.ledger.append(COMMITMENTS_CLOSED, {"commitments": [logged.get(i) for i in range(ann.n)]}, self.key,
-                                      round=round, unique=unique_key(COMMITMENTS_CLOSED, round))
+            (done,) = self.ledger.append_many([(COMMITMENTS_CLOSED, {"commitments": [logged.get(i) for i in range(ann.n)]},
+                                                self.key, round, unique_key(COMMITMENTS_CLOSED, round))],
+                                              checkpoint_key=self.key)  # the close and its checkpoint: one transaction
         cp = self.ledger.latest_checkpoint()
         if cp is None or cp.size <= done.seq:
             self.checkpoint()
@@ -250,8 +251,7 @@ class Auctioneer:
         missing = [i for i in range(ann.n) if close.data["commitments"][i] is not None and i not in rejected and i not in received]
         if missing:
             self.ledger.append_many([(OPENING_REJECTED, {"bidder": i, "reason": "no_opening"}, self.key, round,
-                                      unique_key(OPENING_REJECTED, round, i)) for i in missing])
-            self.checkpoint()
+                                      unique_key(OPENING_REJECTED, round, i)) for i in missing], checkpoint_key=self.key)
         return missing
 
     def close_round(self, round: int) -> Entry:
@@ -300,11 +300,11 @@ class Auctioneer:
         out = self.outcome(bids, salts)
         try:  # appended only if nothing (a published opening) came in since it was read
             (entry,) = self.ledger.append_many([(OUTCOME, {"participants": present, "commitments": coms, **out.to_dict()},
-                                                 self.key, round, unique_key(OUTCOME, round))], expect_size=size)
+                                                 self.key, round, unique_key(OUTCOME, round))], expect_size=size,
+                                               checkpoint_key=self.key)
         except LogChangedError:
             return self.close_round(round)
         self._pending.pop(round, None)
-        self.checkpoint()
         return entry
 
     def close_reveals(self) -> Entry:

@@ -133,6 +133,23 @@ class Bidder:
         del ann
         return self.ledger.append(REGISTRATION, payload, self.key, unique=unique_key(REGISTRATION, bidder=self.index))
 
+    def commitment_item(self, round: int, bids: Sequence[float]) -> tuple[str, Any, SigningKey, int, str] | None:
+        """The signed commitment entry to append for ``round`` (None if already logged), for a host
+        that appends all bidders' commitments of a round in one transaction; see :meth:`commit`."""
+        ann = self.announcement
+        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
+        logged = first_entry(self.ledger, BID_COMMITMENT, round, self.key.public_hex)
+        if logged is not None and logged.data["commitment"] != commitment:
+            raise ProtocolError(f"bidder {self.index} already committed to other bids in round {round}")
+        if logged is None and first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer) is not None:
+            raise ProtocolError(f"round {round}: the commitments are closed; bidder {self.index} is too late")
+        self._openings[round] = opening
+        self._commitments[round] = commitment
+        if logged is not None:
+            return None
+        return (BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round,
+                unique_key(BID_COMMITMENT, round, self.index))
+
     def commit(self, round: int, bids: Sequence[float]) -> str:
         """Commit to ``bids`` for ``round`` (snapped to the grid); the opening stays with the bidder
         until :meth:`open`. Idempotent after a crash: the same bids give the same commitment."""
@@ -224,6 +241,7 @@ class Bidder:
             raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {ann.rounds}")
         if first_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
             return None
+        self.view.flush()  # the checkpoint it co-signs is on its own disk first
         payload = {"bidder": self.index, "seed": self.seed, "checkpoint": cp.to_dict()}
         return self.ledger.append(SEED_REVEAL, payload, self.key, unique=unique_key(SEED_REVEAL, bidder=self.index))
 

@@ -92,9 +92,11 @@ class LogView:
         self.kept: SignedCheckpoint | None = None
         self.log_id = log_id
         self.checks = 0  # consistency checks made (reported by the demo)
+        self._persisted = -(10**9)  # size of the checkpoint last written to disk
         if self.path is not None and self.path.is_file():
             self.kept = SignedCheckpoint.load(self.path)
             self.log_id = self.log_id or self.kept.log_id
+            self._persisted = self.kept.size
 
     def accept(self, cp: SignedCheckpoint, proof: list[str] | None) -> SignedCheckpoint:
         """Accept ``cp`` given a consistency proof from the kept checkpoint (a light client)."""
@@ -139,8 +141,18 @@ class LogView:
         except merkle.MerkleError as err:
             raise ForkError(f"entry {seq} is not in the log of the checkpoint kept: {err}") from None
 
+    PERSIST_EVERY = 64  # entries: the kept checkpoint on disk lags the one in memory by less than this
+
     def _keep(self, cp: SignedCheckpoint) -> None:
         self.kept = cp
         self.log_id = cp.log_id
-        if self.path is not None:  # every sync: atomic, not fsynced (see write_private)
-            write_private(self.path, cp.to_json(), durable=False)
+        if self.path is not None and cp.size - self._persisted >= self.PERSIST_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the kept checkpoint to disk (atomic, not fsynced: see write_private). Done every
+        :data:`PERSIST_EVERY` entries, before the bidder reveals, and when the party stops; a party
+        that crashes keeps an older anchor, still a valid one."""
+        if self.path is not None and self.kept is not None and self.kept.size != self._persisted:
+            write_private(self.path, self.kept.to_json(), durable=False)
+            self._persisted = self.kept.size

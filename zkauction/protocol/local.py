@@ -56,8 +56,9 @@ def play_round(auctioneer: Auctioneer, bidders: Sequence[Bidder], round: int, pr
     """One round: commit, close (checkpointed), open, outcome (checkpointed), each bidder checks it.
     Resumable: every step is idempotent, so a round interrupted by a crash is completed."""
     present = [b for b in bidders if any(float(x) != 0 for x in profile[b.index])]
-    for b in present:
-        b.commit(round, [float(x) for x in profile[b.index]])
+    items = [b.commitment_item(round, [float(x) for x in profile[b.index]]) for b in present]
+    if any(items):  # the host logs the round's commitments in one transaction
+        auctioneer.ledger.append_many([i for i in items if i is not None])
     auctioneer.close_commitments(round)
     for b in present:
         try:
@@ -193,6 +194,10 @@ class LocalRun:
         self.auctioneer.checkpoint()
 
     def close(self) -> None:
+        for b in self.bidders:
+            if b._view is not None:
+                b._view.flush()
+        self.monitor.flush()
         self.auctioneer.store.close()
         self.ledger.close()
 

@@ -368,7 +368,7 @@ class Ledger:
         return self.append_many([(kind, payload, key, round, unique)])[0]
 
     def append_many(self, items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]],
-                    *, expect_size: int | None = None) -> list[Entry]:
+                    *, expect_size: int | None = None, checkpoint_key: SigningKey | None = None) -> list[Entry]:
         """Sign and append several entries in one transaction (all or none). ``expect_size``: refuse
         (:class:`LogChangedError`) if the log no longer has that many entries, so a writer that
         decided on what it read appends only if nothing came in since (check-and-append)."""
@@ -385,6 +385,18 @@ class Ledger:
             h = entry_hash(seq, rnd, kind, text, prev, key.public_hex)
             built.append((Entry(seq, rnd, kind, text, prev, h, key.public_hex, key.sign(bytes.fromhex(h))), unique))
             seq, prev = seq + 1, h
+        if checkpoint_key is not None:  # signed over the tree as it will be, stored in the same transaction
+            log_id = self.log_id if self.tree.size else built[0][0].hash
+            for e, _ in built:
+                self.tree.append(leaf_hash_of(e))
+            try:
+                cp = SignedCheckpoint.sign(checkpoint_key, log_id, self.tree.size, self.tree.root().hex())
+                self.storage.append_many(built, (cp.size, cp.to_json()))
+            except BaseException:  # nothing was stored: the tree goes back to what the storage holds
+                self.tree = merkle.MerkleTree.from_leaf_hashes(leaf_hash_of(e) for e in self.storage.scan(0))
+                raise
+            self._head = prev
+            return [e for e, _ in built]
         self.storage.append_many(built)
         for e, _ in built:
             self.tree.append(leaf_hash_of(e))

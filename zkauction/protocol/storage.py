@@ -82,7 +82,8 @@ class Storage(Protocol):
     """What the log needs from a database. ``append_many`` is atomic (all or nothing), refuses a
     sequence number that is not the next one and a uniqueness key that is taken."""
 
-    def append_many(self, entries: Sequence[tuple[Entry, str | None]]) -> None: ...
+    def append_many(self, entries: Sequence[tuple[Entry, str | None]],
+                    checkpoint: tuple[int, str] | None = None) -> None: ...
 
     def last(self) -> Entry | None: ...
 
@@ -106,7 +107,8 @@ class MemoryStorage:
         self._keys: set[str] = set()
         self._checkpoints: dict[int, str] = {}
 
-    def append_many(self, entries: Sequence[tuple[Entry, str | None]]) -> None:
+    def append_many(self, entries: Sequence[tuple[Entry, str | None]],
+                    checkpoint: tuple[int, str] | None = None) -> None:
         keys = [k for _, k in entries if k is not None]
         taken = [k for k in keys if k in self._keys]
         if taken or len(set(keys)) != len(keys):
@@ -116,6 +118,8 @@ class MemoryStorage:
                 raise LedgerError(f"cannot append entry {e.seq}: the log has {len(self._entries) + i} entries")
         self._entries.extend(e for e, _ in entries)
         self._keys.update(keys)
+        if checkpoint is not None:
+            self._checkpoints[checkpoint[0]] = checkpoint[1]
 
     def last(self) -> Entry | None:
         return self._entries[-1] if self._entries else None
@@ -230,7 +234,10 @@ class SQLiteStorage:
     def _row(r: tuple) -> Entry:
         return Entry(int(r[0]), None if r[1] is None else int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
 
-    def append_many(self, entries: Sequence[tuple[Entry, str | None]]) -> None:
+    def append_many(self, entries: Sequence[tuple[Entry, str | None]],
+                    checkpoint: tuple[int, str] | None = None) -> None:
+        """Append ``entries`` and, in the same transaction, the checkpoint ``(size, text)`` that
+        covers them: one fsync, and never a checkpoint of entries that are not durable."""
         if not self.writer:
             raise LedgerError(f"{self.path}: opened read-only")
         if not entries:
@@ -249,6 +256,8 @@ class SQLiteStorage:
                         [(e.seq, e.round, e.kind, e.payload, e.prev_hash, e.hash, e.signer, e.signature, k)
                          for e, k in entries],
                     )
+                    if checkpoint is not None:
+                        self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", checkpoint)
                 except sqlite3.IntegrityError as e:
                     self._db.execute("ROLLBACK")
                     raise DuplicateEntryError(f"{self.path}: an entry with the same key is already in the log ({e})") from None
