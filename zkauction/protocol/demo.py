@@ -323,16 +323,35 @@ def run_demo(
     return summary
 
 
-def play(run: Any, every: int = 50, echo: Any = print) -> tuple[int, float]:
-    """Play the run's remaining rounds, reporting every ``every`` rounds. Returns (played, seconds)."""
+def play(run: Any, every: int = 50, echo: Any = print, progress: bool | None = None) -> tuple[int, float]:
+    """Play the run's remaining rounds. On a terminal (or with ``progress=True``) a progress bar on
+    stderr shows rounds, rounds/s and revenue so far; otherwise a line every ``every`` rounds."""
+    import sys
+
     t0 = time.perf_counter()
     total = run.auctioneer.announcement().rounds
+    done = run.rounds_done()
+    bar = None
+    if progress if progress is not None else sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=done, unit="round", desc="rounds", file=sys.stderr)
+    revenue = [0.0]
 
     def on_round(r: int) -> None:
-        if r % every == 0 or r == total:
+        if bar is not None:
+            e = run.ledger.entries(kind="outcome", round=r)
+            revenue[0] += sum(e[0].data["payment"]) if e else 0.0
+            bar.update(1)
+            bar.set_postfix(revenue=f"{revenue[0]:.3f}")
+        elif r % every == 0 or r == total:
             echo(f"  round {r}/{total}  ({time.perf_counter() - t0:.1f} s)")
 
-    played = run.play(on_round=on_round)
+    try:
+        played = run.play(on_round=on_round)
+    finally:
+        if bar is not None:
+            bar.close()
     return played, time.perf_counter() - t0
 
 
