@@ -243,3 +243,64 @@ def test_a_round_entry_outside_1_to_T_is_refused(tmp_path, rnd):
         run.play()
         run.ledger.append(PROOF, {}, run.auctioneer.key, round=rnd)
         assert any(f"proof for round {rnd}, outside 1..2" in r for r in _reasons(run.ledger))
+
+
+def test_select_audit_rounds_refuses_k_outside_1_to_T():
+    """k = 0 would audit nothing; k > T would never finish drawing."""
+    from zkauction.protocol.audit import select_audit_rounds
+    from zkauction.protocol.state import AuditError
+
+    for k in (0, 11, -1):
+        with pytest.raises(AuditError, match=r"audits k must be in \[1, T=10\]"):
+            select_audit_rounds(b"\x01" * 32, 10, k)
+    assert select_audit_rounds(b"\x01" * 32, 10, 10) == list(range(1, 11))
+
+
+@pytest.mark.parametrize("field,value", [("commitments", 1), ("participants", 1), ("allocation", 1), ("payment", 1)])
+def test_an_outcome_of_the_wrong_shape_is_a_breach(tmp_path, field, value):
+    from zkauction.protocol.audit import check_round
+    from zkauction.protocol.local import play_round
+    from zkauction.protocol.state import OUTCOME, read_state
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        real = run.ledger.append_many
+
+        def short(items, **kw):  # the host logs an outcome with one row too few
+            return real([(k, dict(p, **{field: p[field][:value]}) if k == OUTCOME else p, key, r, u)
+                         for k, p, key, r, u in items], **kw)
+
+        run.ledger.append_many = short
+        try:
+            play_round(run.auctioneer, run.bidders, 1, [[0.5, 0.25], [0.75, 0.5]])
+        except ProtocolError as e:  # an honest bidder notices at once
+            assert "the outcome is malformed" in str(e)
+        run.ledger.append_many = real
+        reasons = [str(b) for b in check_round(read_state(run.ledger), 1)]
+    assert any("the outcome must list 2 commitments, participants, allocation rows of 2 and payments" in r for r in reasons)
+
+
+@pytest.mark.parametrize("profile,change,needle", [
+    ([[0.5, 0.25], [0.75, 0.5]], {"allocation": [[-0.5, 0.0], [1.0, 0.0]]}, "bidder 0's allocation [-0.5, 0.0] is outside [0, 1]"),
+    ([[0.5, 0.25], [0.75, 0.5]], {"allocation": [[1.0, 0.0], [1.0, 0.0]]}, "item 0 is allocated more than once"),
+    ([[0.5, 0.25], [0.0, 0.0]], {"allocation": [[0.0, 0.0], [1.0, 0.0]]}, "absent bidder 1 was allocated items or charged"),
+    ([[0.5, 0.25], [0.0, 0.0]], {"allocation": [[0.0, 0.0], [0.0, 0.0]], "payment": [0.0, 0.25]},
+     "absent bidder 1 was allocated items or charged"),
+    ([[0.5, 0.25], [0.75, 0.5]], {"allocation": [[1.0, 0.0], [0.0, 1.0]], "payment": [1.5, 0.0]}, "bidder 0 pays 1.5, outside [0, 1]"),
+    ([[0.5, 0.25], [0.75, 0.5]], {"allocation": [[1.0, 0.0], [0.0, 1.0]], "payment": [-0.25, 0.0]}, "bidder 0 pays -0.25"),
+])
+def test_infeasible_or_irrational_outcomes_are_breaches(tmp_path, profile, change, needle):
+    from zkauction.protocol.audit import check_round
+    from zkauction.protocol.local import play_round
+    from zkauction.protocol.state import OUTCOME, read_state
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        real = run.ledger.append_many
+
+        def lie(items, **kw):
+            return real([(k, dict(p, **change) if k == OUTCOME else p, key, r, u) for k, p, key, r, u in items], **kw)
+
+        run.ledger.append_many = lie
+        play_round(run.auctioneer, run.bidders, 1, profile)
+        run.ledger.append_many = real
+        reasons = [str(b) for b in check_round(read_state(run.ledger), 1)]
+    assert any(needle in r for r in reasons), reasons

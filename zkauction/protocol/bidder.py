@@ -203,7 +203,12 @@ class Bidder:
         if round not in self._openings:
             return "ok"
         mine = self._commitments[round]
-        if out.data["commitments"][self.index] == mine and out.data["participants"][self.index] == 1:
+        try:
+            used = out.data["commitments"][self.index] == mine and out.data["participants"][self.index] == 1
+        except (KeyError, IndexError, TypeError):
+            raise ProtocolError(f"round {round}: the outcome is malformed (no commitment or participation of "
+                                f"bidder {self.index})") from None
+        if used:
             return "ok"
         if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
                for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):

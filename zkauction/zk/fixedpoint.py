@@ -1,5 +1,5 @@
 """The exact fixed-point evaluator: a circuit's canonical outcome in numpy integer arithmetic, bit
-for bit what ezkl 23.0.5's witness generator outputs, batched over rounds (shared/DESIGN.md, "ONNX
+for bit what ezkl 23.0.5's witness generator outputs, batched over rounds (docs/design.md, "ONNX
 and circuit contract": the canonical outcome is the circuit's fixed-point output, decoded at the
 output scales).
 
