@@ -422,16 +422,11 @@ def test_the_verifier_labels_the_srs_not_the_manifest(tmp_path):
 @pytest.mark.slow
 def test_bundle_fields_are_bound_by_the_log_proof(tmp_path):
     from zkauction.protocol.bundle_log import check_log_proof
-    from zkauction.protocol.auctioneer import circuit_outcome_function
-    from zkauction.zk.bundle import VerificationError, verify_bundle
-    from zkauction.zk.circuit import Circuit
+    from test_protocol import zk_run
 
-    circuit = Circuit.load(CIRCUIT)
-    run = LocalRun.create(tmp_path / "z.db", circuit_outcome_function(circuit), setting=SETTING,
-                          participation=PARTICIPATION, input_scale=circuit.input_scale,
-                          auction={"name": "ama", "manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256(),
-                                   "output_scale": min(circuit.output_scales.values())},
-                          rounds=3, audits=1, mode="zk", seed=2, circuit=circuit)
+    from zkauction.zk.bundle import VerificationError, verify_bundle
+
+    run, circuit = zk_run(tmp_path, rounds=3)
     run.play()
     run.reveal()
     bundle = run.auctioneer.prove(2, circuit)

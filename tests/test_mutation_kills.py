@@ -167,23 +167,12 @@ def test_a_log_proof_with_a_wrong_inclusion_proof_is_refused(tmp_path):
     import dataclasses
     import json
 
-    from test_attacks import CIRCUIT, PARTICIPATION, SETTING
+    from test_protocol import zk_run
 
     from zkauction.protocol.bundle_log import check_log_proof
-    from zkauction.protocol.local import LocalRun
-    try:
-        from zkauction.protocol.auctioneer import circuit_outcome_function
-    except ImportError:  # before roles.py was split
-        from zkauction.protocol.roles import circuit_outcome_function
     from zkauction.zk.bundle import VerificationError
-    from zkauction.zk.circuit import Circuit
 
-    circuit = Circuit.load(CIRCUIT)
-    run = LocalRun.create(tmp_path / "z.db", circuit_outcome_function(circuit), setting=SETTING,
-                          participation=PARTICIPATION, input_scale=circuit.input_scale,
-                          auction={"name": "ama", "manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256(),
-                                   "output_scale": min(circuit.output_scales.values())},
-                          rounds=2, audits=1, mode="zk", seed=2, circuit=circuit)
+    run, circuit = zk_run(tmp_path, rounds=2)
     run.play()
     run.reveal()
     bundle = run.auctioneer.prove(2, circuit)

@@ -51,6 +51,22 @@ def make_run(tmp_path, mode="reveal", rounds=12, audits=2, name="a.db", **kw):
     )
 
 
+def zk_run(tmp_path, rounds, name="z.db"):
+    """A zk-mode run of the shipped 2x2 affine maximizer circuit (for tests that prove a round)."""
+    from pathlib import Path
+
+    from zkauction.protocol.auctioneer import circuit_outcome_function
+    from zkauction.zk.circuit import Circuit
+
+    circuit = Circuit.load(Path(__file__).resolve().parents[1] / "circuits" / "ama_2x2_uniform")
+    run = LocalRun.create(tmp_path / name, circuit_outcome_function(circuit), setting=SETTING,
+                          participation=PARTICIPATION, input_scale=circuit.input_scale,
+                          auction={"name": "ama", "manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256(),
+                                   "output_scale": min(circuit.output_scales.values())},
+                          rounds=rounds, audits=1, mode="zk", seed=2, circuit=circuit)
+    return run, circuit
+
+
 def present_bidders(run, r):
     return [i for i in range(2) if any(run.bids_of_round(r)[i])]
 
