@@ -293,3 +293,27 @@ def test_infeasible_or_irrational_outcomes_are_breaches(tmp_path, profile, chang
         run.ledger.append_many = real
         reasons = [str(b) for b in check_round(read_state(run.ledger), 1)]
     assert any(needle in r for r in reasons), reasons
+
+
+def test_a_bidder_checks_every_outcome_it_takes_part_in(tmp_path):
+    """The honest client refuses an outcome it cannot see under its kept checkpoint, and names an
+    outcome that leaves its commitment out without a logged rejection."""
+    from zkauction.protocol.state import OUTCOME, absent_commitment
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        b0, b1 = run.bidders
+        b0.commit(1, [0.5, 0.25])
+        b1.commit(1, [0.75, 0.5])
+        with pytest.raises(ProtocolError, match="round 1: no outcome covered by a checkpoint bidder 0 holds"):
+            b0.check_outcome(1)
+        run.auctioneer.close_commitments(1)
+        run.auctioneer.receive_opening(1, 1, b1.open(1))
+        b0.open(1)  # sent, and dropped by the host, which then logs an outcome without it and no rejection
+        close = run.ledger.entries(kind="commitments_closed", round=1)[0].data["commitments"]
+        out = run.auctioneer.outcome([[0.0, 0.0], list(b1._openings[1].bids)], ["00" * 32, b1._openings[1].salt])
+        run.ledger.append_many([(OUTCOME, {"participants": [0, 1], "commitments": [absent_commitment(2, 12), close[1]],
+                                           **out.to_dict()}, run.auctioneer.key, 1, "outcome/1")],
+                               checkpoint_key=run.auctioneer.key)
+        with pytest.raises(ProtocolError, match="round 1: the outcome was not computed on bidder 0's commitment"):
+            b0.check_outcome(1)
+        assert b1.check_outcome(1) == "ok"
