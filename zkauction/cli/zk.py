@@ -1,8 +1,8 @@
 """zk commands: ``compile`` (trained auction -> ezkl circuit) and ``verify`` (a proof bundle).
 
 Each calls the library function a Python user would call: :func:`zkauction.zk.compile.compile_auction`
-and :func:`zkauction.zk.bundle.verify_bundle` (plus, with ``--db``,
-:func:`zkauction.protocol.check_bundle_against_ledger`).
+and :func:`zkauction.zk.bundle.verify_bundle` (plus :func:`zkauction.protocol.bundle_log.check_log_proof` and, with ``--db``,
+:func:`zkauction.protocol.bundle_log.check_bundle_against_ledger`).
 """
 
 from __future__ import annotations
