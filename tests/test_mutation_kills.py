@@ -317,3 +317,22 @@ def test_a_bidder_checks_every_outcome_it_takes_part_in(tmp_path):
         with pytest.raises(ProtocolError, match="round 1: the outcome was not computed on bidder 0's commitment"):
             b0.check_outcome(1)
         assert b1.check_outcome(1) == "ok"
+
+
+def test_a_cosigned_checkpoint_longer_than_the_log_is_a_truncation(tmp_path):
+    """A bidder co-signs a checkpoint the auctioneer signed for more entries than the log it then
+    presents: evidence of a cut log (the checkpoint's signature makes it the auctioneer's)."""
+    from zkauction.protocol.audit import check_cosigned
+    from zkauction.protocol.log import SignedCheckpoint
+    from zkauction.protocol.state import SEED_REVEAL, read_state
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        b = run.bidders[0]
+        longer = SignedCheckpoint.sign(run.auctioneer.key, run.ledger.log_id, len(run.ledger) + 10, "ab" * 32)
+        run.ledger.append(SEED_REVEAL, {"bidder": 0, "seed": b.seed, "checkpoint": longer.to_dict()}, b.key)
+        run.bidders[1].reveal()
+        st = read_state(run.ledger)
+        assert 0 in st.reveals
+        reasons = [b.reason for b in check_cosigned(run.ledger, st)]
+    assert any("co-signed a log of" in r and "(truncated)" in r for r in reasons), reasons
