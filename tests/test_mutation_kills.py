@@ -336,3 +336,48 @@ def test_a_cosigned_checkpoint_longer_than_the_log_is_a_truncation(tmp_path):
         assert 0 in st.reveals
         reasons = [b.reason for b in check_cosigned(run.ledger, st)]
     assert any("co-signed a log of" in r and "(truncated)" in r for r in reasons), reasons
+
+
+def test_reveal_mode_checks_the_published_openings(tmp_path):
+    """Reveal mode: the published openings must open the commitments the outcome names, be well
+    formed, one per bidder, and give the published allocation and payment."""
+    from zkauction.protocol.audit import check_round_openings
+    from zkauction.protocol.state import read_state
+    from zkauction.zk.circuit import Outcome
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        from zkauction.protocol.local import play_round
+
+        play_round(run.auctioneer, run.bidders, 1, [[0.5, 0.25], [0.75, 0.5]])
+        st = read_state(run.ledger)
+        bids, salts = run.auctioneer.round_inputs(1)
+        fn = run.outcome
+        check_round_openings(st, 1, bids, salts, fn)  # the honest openings pass
+        other = [list(bids[0]), [0.5, 0.5]]
+        with pytest.raises(ProtocolError, match="round 1: bidder 1's opening does not match the commitment the outcome names"):
+            check_round_openings(st, 1, other, salts, fn)
+        with pytest.raises(ProtocolError, match="round 1: bidder 0's opening is malformed"):
+            check_round_openings(st, 1, bids, ["zz", salts[1]], fn)
+        with pytest.raises(ProtocolError, match="round 1: expected openings of 2 bidders"):
+            check_round_openings(st, 1, bids[:1], salts[:1], fn)
+        real = fn(bids, salts)
+        swapped = Outcome(tuple(reversed(real.allocation)), real.payment)
+        assert swapped.allocation != real.allocation
+        with pytest.raises(ProtocolError, match="round 1: published allocation"):
+            check_round_openings(st, 1, bids, salts, lambda b, s: swapped)
+        with pytest.raises(ProtocolError, match="round 1: published payment"):
+            check_round_openings(st, 1, bids, salts, lambda b, s: Outcome(real.allocation, (real.payment[0] + 0.5, real.payment[1])))
+
+
+def test_a_cosigned_checkpoint_of_another_history_is_a_fork(tmp_path):
+    from zkauction.protocol.audit import check_cosigned
+    from zkauction.protocol.log import SignedCheckpoint
+    from zkauction.protocol.state import SEED_REVEAL, read_state
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        b = run.bidders[0]
+        other = SignedCheckpoint.sign(run.auctioneer.key, run.ledger.log_id, len(run.ledger), "cd" * 32)
+        run.ledger.append(SEED_REVEAL, {"bidder": 0, "seed": b.seed, "checkpoint": other.to_dict()}, b.key)
+        reasons = [x.reason for x in check_cosigned(run.ledger, read_state(run.ledger))]
+    assert any("co-signed another log of" in r and "(fork)" in r for r in reasons), reasons
