@@ -381,3 +381,45 @@ def test_a_cosigned_checkpoint_of_another_history_is_a_fork(tmp_path):
         run.ledger.append(SEED_REVEAL, {"bidder": 0, "seed": b.seed, "checkpoint": other.to_dict()}, b.key)
         reasons = [x.reason for x in check_cosigned(run.ledger, read_state(run.ledger))]
     assert any("co-signed another log of" in r and "(fork)" in r for r in reasons), reasons
+
+
+def test_the_zk_audit_checks_each_audited_rounds_proof_entry(tmp_path):
+    """zk mode, with the proof check itself injected (real proofs: tests/test_demo.py): a missing
+    proof, no circuit, a proof naming another round, a failed check and an unreadable bundle are
+    each a failed verdict naming the round."""
+    from zkauction.protocol.audit import Auditor
+    from zkauction.protocol.state import PROOF, read_state
+    from zkauction.zk.bundle import ProofBundle, VerificationError
+
+    with make_run(tmp_path, mode="zk", rounds=2, audits=2) as run:
+        run.play()
+        st = read_state(run.ledger)
+        assert Auditor(run.ledger).check_audited_round(st, 3).reason.startswith("round 3: no outcome was logged")
+        a = Auditor(run.ledger, circuit="C", verify_bundle=lambda *a, **k: None)
+        assert a.check_audited_round(st, 1).reason == "round 1: the auctioneer logged no proof"
+
+        def bundle(r, round_id):
+            return ProofBundle(proof={}, manifest_sha256="aa" * 32, vk_sha256="bb" * 32, commitments=tuple(st.commitments_of(r)),
+                               outcome=st.outcome_of(r), ezkl_version="x", round_id=round_id).to_dict()
+
+        run.ledger.append(PROOF, bundle(1, 2), run.auctioneer.key, round=1)  # names round 2
+        run.ledger.append(PROOF, {"not": "a bundle"}, run.auctioneer.key, round=2)
+        st = read_state(run.ledger)
+        assert a.check_audited_round(st, 1).reason == "round 1: the logged proof names round 2"
+        assert a.check_audited_round(st, 2).reason.startswith("round 2: unreadable proof bundle")
+        assert Auditor(run.ledger).check_audited_round(st, 1).reason == "round 1: no circuit given to verify the proof"
+
+    with make_run(tmp_path, mode="zk", rounds=1, audits=1, name="b.db") as run:
+        run.play()
+        st = read_state(run.ledger)
+        ok = ProofBundle(proof={}, manifest_sha256="aa" * 32, vk_sha256="bb" * 32, commitments=tuple(st.commitments_of(1)),
+                         outcome=st.outcome_of(1), ezkl_version="x", round_id=1)
+        run.ledger.append(PROOF, ok.to_dict(), run.auctioneer.key, round=1)
+        st = read_state(run.ledger)
+
+        def fails(*args, **kw):
+            raise VerificationError("proof", "ezkl rejected the proof")
+
+        v = Auditor(run.ledger, circuit="C", verify_bundle=fails).check_audited_round(st, 1)
+        assert not v.valid and v.reason == "round 1: proof check failed: ezkl rejected the proof"
+        assert Auditor(run.ledger, circuit="C", verify_bundle=lambda *a, **k: None).check_audited_round(st, 1).valid
