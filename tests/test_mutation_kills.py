@@ -423,3 +423,54 @@ def test_the_zk_audit_checks_each_audited_rounds_proof_entry(tmp_path):
         v = Auditor(run.ledger, circuit="C", verify_bundle=fails).check_audited_round(st, 1)
         assert not v.valid and v.reason == "round 1: proof check failed: ezkl rejected the proof"
         assert Auditor(run.ledger, circuit="C", verify_bundle=lambda *a, **k: None).check_audited_round(st, 1).valid
+
+
+def test_entries_by_the_wrong_role_and_second_registrations_do_not_count(tmp_path):
+    from zkauction.protocol.state import OUTCOME, REGISTRATION, read_state, seed_commitment
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        b0 = run.bidders[0]
+        run.ledger.append(REGISTRATION, {"bidder": 0, "announcement": run.ledger.log_id,
+                                         "seed_commitment": seed_commitment(0, "11" * 32)}, b0.key)
+        run.play()
+        run.ledger.append(OUTCOME, {"participants": [0, 0]}, b0.key, round=2)  # a bidder signing an outcome
+        st = read_state(run.ledger)
+    assert st.registrations[0] == seed_commitment(0, b0.seed)  # the first registration counts
+    assert any("bidder 0 registered twice (the first counts)" in n for n in st.notes)
+    assert any("outcome signed by bidder 0, not by the auctioneer" in n for n in st.notes)
+    assert not st.breaches
+
+
+def test_bundle_log_checks_name_a_malformed_proof_and_a_round_without_outcome(tmp_path):
+    import dataclasses
+
+    from test_protocol import _fake_bundle
+
+    from zkauction.protocol.bundle_log import check_bundle_against_ledger, check_log_proof
+    from zkauction.protocol.state import read_state
+    from zkauction.zk.bundle import VerificationError
+
+    with _zk_like(tmp_path) as run:
+        from zkauction.protocol.local import run_rounds
+
+        run_rounds(run.auctioneer, run.bidders, run.bids_of_round, [1])  # only round 1 is played
+        st = read_state(run.ledger)
+        b = _fake_bundle(st, 1)
+        with pytest.raises(VerificationError, match="malformed log proof"):
+            check_log_proof(dataclasses.replace(b, log={"checkpoint": {}}))
+        with pytest.raises(VerificationError, match="the bundle carries no log proof"):
+            check_log_proof(b)
+        assert check_bundle_against_ledger(b, run.ledger) == 1
+        with pytest.raises(VerificationError, match="round 2: no outcome is logged for this round"):
+            check_bundle_against_ledger(dataclasses.replace(b, round_id=2), run.ledger)
+
+
+def _zk_like(tmp_path):
+    from test_protocol import PARTICIPATION, SETTING, small_net
+
+    from zkauction.protocol.auctioneer import net_outcome_function
+    from zkauction.protocol.local import LocalRun
+
+    return LocalRun.create(tmp_path / "b.db", net_outcome_function(small_net()), setting=SETTING, participation=PARTICIPATION,
+                           input_scale=12, auction={"name": "c", "manifest_sha256": "aa" * 32, "vk_sha256": "bb" * 32},
+                           rounds=3, audits=1, mode="zk", seed=1)
