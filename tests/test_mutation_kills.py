@@ -474,3 +474,28 @@ def _zk_like(tmp_path):
     return LocalRun.create(tmp_path / "b.db", net_outcome_function(small_net()), setting=SETTING, participation=PARTICIPATION,
                            input_scale=12, auction={"name": "c", "manifest_sha256": "aa" * 32, "vk_sha256": "bb" * 32},
                            rounds=3, audits=1, mode="zk", seed=1)
+
+
+def test_reveal_and_ttp_audits_need_their_answers(tmp_path):
+    from zkauction.protocol.audit import Auditor
+    from zkauction.protocol.state import TTP_VERDICT, read_state
+
+    with make_run(tmp_path, mode="reveal", rounds=1, audits=1) as run:
+        run.play()
+        st = read_state(run.ledger)
+        assert Auditor(run.ledger, outcome=run.outcome).check_audited_round(st, 1).reason == \
+            "round 1: the auctioneer published no openings"
+        run.reveal()
+        run.answer_audit([1])
+        st = read_state(run.ledger)
+        assert Auditor(run.ledger).check_audited_round(st, 1).reason == "round 1: no auction given to recompute the outcome"
+        assert Auditor(run.ledger, outcome=run.outcome).check_audited_round(st, 1).valid
+    with make_run(tmp_path, mode="ttp", rounds=1, audits=1, name="t.db") as run:
+        run.play()
+        st = read_state(run.ledger)
+        assert Auditor(run.ledger).check_audited_round(st, 1).reason == "round 1: the trusted third party logged no verdict"
+        run.ledger.append(TTP_VERDICT, {"round": 1, "mode": "ttp", "valid": False, "reason": "round 1: it said no"},
+                          run.third_party.key, round=1)
+        st = read_state(run.ledger)
+        v = Auditor(run.ledger).check_audited_round(st, 1)
+        assert not v.valid and v.reason == "round 1: it said no"
