@@ -499,3 +499,15 @@ def test_reveal_and_ttp_audits_need_their_answers(tmp_path):
         st = read_state(run.ledger)
         v = Auditor(run.ledger).check_audited_round(st, 1)
         assert not v.valid and v.reason == "round 1: it said no"
+
+
+def test_commitment_items_refuse_other_bids_and_a_closed_round(tmp_path):
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        b0, b1 = run.bidders
+        run.ledger.append_many([b0.commitment_item(1, [0.5, 0.25])])
+        assert b0.commitment_item(1, [0.5, 0.25]) is None  # already logged: nothing to append
+        with pytest.raises(ProtocolError, match="bidder 0 already committed to other bids in round 1"):
+            b0.commitment_item(1, [0.25, 0.25])
+        run.auctioneer.close_commitments(1)
+        with pytest.raises(ProtocolError, match="round 1: the commitments are closed; bidder 1 is too late"):
+            b1.commitment_item(1, [0.5, 0.5])
