@@ -511,3 +511,24 @@ def test_commitment_items_refuse_other_bids_and_a_closed_round(tmp_path):
         run.auctioneer.close_commitments(1)
         with pytest.raises(ProtocolError, match="round 1: the commitments are closed; bidder 1 is too late"):
             b1.commitment_item(1, [0.5, 0.5])
+
+
+def test_the_bidder_client_refuses_what_it_must(tmp_path):
+    """Other bids for a logged commitment, opening a round it never committed in, a close that
+    leaves out its own commitment (the sealed commit phase), and a dispute without an opening."""
+    from zkauction.protocol.state import COMMITMENTS_CLOSED
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        b0, b1 = run.bidders
+        b0.commit(1, [0.5, 0.25])
+        with pytest.raises(ProtocolError, match="bidder 0 already committed to other bids in round 1"):
+            b0.commit(1, [0.25, 0.25])
+        with pytest.raises(ProtocolError, match="bidder 1 has no commitment for round 1"):
+            b1.open(1)
+        with pytest.raises(ProtocolError, match="bidder 1 has no opening for round 1 to publish"):
+            b1.dispute(1)
+        # the host closes the round without bidder 0's commitment (and checkpoints it)
+        run.ledger.append_many([(COMMITMENTS_CLOSED, {"commitments": [None, None]}, run.auctioneer.key, 1, "commitments_closed/1")],
+                               checkpoint_key=run.auctioneer.key)
+        with pytest.raises(ProtocolError, match="round 1: the closed list does not hold bidder 0's commitment"):
+            b0.open(1)
