@@ -532,3 +532,29 @@ def test_the_bidder_client_refuses_what_it_must(tmp_path):
                                checkpoint_key=run.auctioneer.key)
         with pytest.raises(ProtocolError, match="round 1: the closed list does not hold bidder 0's commitment"):
             b0.open(1)
+
+
+def test_the_honest_auctioneer_refuses_its_own_mistakes(tmp_path):
+    """Operator safety: a second announcement, a bad mode or penalty, a round out of range or out of
+    order are refused before anything is written."""
+    with make_run(tmp_path, rounds=3, audits=1) as run:
+        a = run.auctioneer
+        size = len(run.ledger)
+        kw = dict(n=2, m=2, support=[[[0, 1], [0, 1]]] * 2, input_scale=12, auction={"name": "x"}, rounds=3, audits=1,
+                  penalty=1.0, mode="reveal", bidders=[b.key.public_hex for b in run.bidders])
+        with pytest.raises(ProtocolError, match="the log already holds an auction"):
+            a.announce(**kw)
+        from zkauction.protocol.auctioneer import Auctioneer
+        from zkauction.protocol.log import Ledger
+
+        fresh = Auctioneer(a.key, Ledger.in_memory(), run.outcome)
+        with pytest.raises(ProtocolError, match="mode must be one of"):
+            fresh.announce(**dict(kw, mode="secret"))
+        with pytest.raises(ProtocolError, match="the penalty must be a non-negative number"):
+            fresh.announce(**dict(kw, penalty=-1.0))
+        for r in (0, 4):
+            with pytest.raises(ProtocolError, match=r"round must be in 1..3"):
+                a.close_commitments(r)
+        with pytest.raises(ProtocolError, match="round 2 cannot start before round 1's outcome"):
+            a.close_commitments(2)
+        assert len(run.ledger) == size
