@@ -558,3 +558,24 @@ def test_the_honest_auctioneer_refuses_its_own_mistakes(tmp_path):
         with pytest.raises(ProtocolError, match="round 2 cannot start before round 1's outcome"):
             a.close_commitments(2)
         assert len(run.ledger) == size
+
+
+def test_the_auctioneer_names_malformed_openings_and_refuses_steps_out_of_order(tmp_path):
+    from zkauction.protocol.local import play_round
+    from zkauction.protocol.state import read_state
+    from zkauction.zk.commitments import CommitmentError, Opening
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        b0, b1 = run.bidders
+        b0.commit(1, [0.5, 0.25])
+        run.auctioneer.close_commitments(1)
+        real = b0.open(1).opening
+        with pytest.raises(CommitmentError, match=r"\(malformed_opening\)"):
+            run.auctioneer.receive_opening(1, 0, b0.sign_opening(1, Opening(real.bids[:1], real.salt)))
+        assert read_state(run.ledger).rejections[1] == {0: "malformed_opening"}
+        with pytest.raises(ProtocolError, match="the reveal phase cannot close before round 2's outcome"):
+            run.auctioneer.close_reveals()
+        run.auctioneer.close_round(1)
+        with pytest.raises(ProtocolError, match="round 1 already has an outcome"):
+            run.auctioneer.close_round(1)
+        play_round(run.auctioneer, run.bidders, 2, [[0.5, 0.5], [0.25, 0.25]])
