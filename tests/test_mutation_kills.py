@@ -579,3 +579,59 @@ def test_the_auctioneer_names_malformed_openings_and_refuses_steps_out_of_order(
         with pytest.raises(ProtocolError, match="round 1 already has an outcome"):
             run.auctioneer.close_round(1)
         play_round(run.auctioneer, run.bidders, 2, [[0.5, 0.5], [0.25, 0.25]])
+
+
+def test_announcements_and_payloads_that_cannot_be_read_are_named(tmp_path):
+    from zkauction.protocol.log import entry_hash
+    from zkauction.protocol.state import PROTOCOL_FORMAT, REGISTRATION, Announcement, read_state
+    from zkauction.protocol.storage import Entry
+
+    with pytest.raises(ProtocolError, match="announcement: missing field"):
+        Announcement.from_dict({"format": PROTOCOL_FORMAT})
+    with make_run(tmp_path, rounds=1, audits=1) as run:
+        b0 = run.bidders[0]
+        run.ledger.append("bid_commitment", {"bidder": 0}, b0.key, round=1)  # no commitment in it
+        last = run.ledger.storage.last()
+        h = entry_hash(last.seq + 1, None, REGISTRATION, "{not json", last.hash, b0.key.public_hex)
+        bad = Entry(last.seq + 1, None, REGISTRATION, "{not json", last.hash, h, b0.key.public_hex, b0.key.sign(bytes.fromhex(h)))
+        run.ledger.storage.append_many([(bad, None)])
+        notes = read_state(run.ledger).notes
+    assert any("malformed bid_commitment payload" in n for n in notes), notes
+    assert any("registration payload is not JSON" in n for n in notes), notes
+
+
+def test_log_proofs_name_a_foreign_checkpoint_and_an_uncovered_outcome(tmp_path):
+    import dataclasses
+
+    from test_protocol import _fake_bundle
+
+    from zkauction.protocol.bundle_log import check_bundle_against_ledger, check_log_proof, make_log_proof
+    from zkauction.protocol.log import SignedCheckpoint
+    from zkauction.protocol.state import OUTCOME, read_state
+    from zkauction.zk.bundle import VerificationError
+
+    with _zk_like(tmp_path) as run:
+        from zkauction.protocol.local import run_rounds
+
+        run_rounds(run.auctioneer, run.bidders, run.bids_of_round, [1, 2])
+        st = read_state(run.ledger)
+        cp = run.ledger.latest_checkpoint()
+        b = dataclasses.replace(_fake_bundle(st, 2), log=make_log_proof(run.ledger, 2, cp))
+        assert check_log_proof(b).round == 2
+        lp = dict(b.log, checkpoint=SignedCheckpoint.sign(run.auctioneer.key, "ab" * 32, cp.size, cp.root).to_dict())
+        with pytest.raises(VerificationError, match="the checkpoint is for another log than the announcement's"):
+            check_log_proof(dataclasses.replace(b, log=lp))
+        # an outcome the log's newest checkpoint does not cover
+        run.bidders[0].commit(3, [0.5, 0.5])
+        run.auctioneer.close_commitments(3)
+        run.auctioneer.receive_opening(3, 0, run.bidders[0].open(3))
+        out = run.auctioneer.outcome([list(run.bidders[0]._openings[3].bids), [0.0, 0.0]],
+                                     [run.bidders[0]._openings[3].salt, "00" * 32])
+        from zkauction.protocol.state import absent_commitment
+
+        close = run.ledger.entries(kind="commitments_closed", round=3)[0].data["commitments"]
+        run.ledger.append(OUTCOME, {"participants": [1, 0], "commitments": [close[0], absent_commitment(2, 12)],
+                                    **out.to_dict()}, run.auctioneer.key, round=3)  # no checkpoint after it
+        st = read_state(run.ledger)
+        with pytest.raises(VerificationError, match="round 3: the outcome is not covered by the checkpoint"):
+            check_bundle_against_ledger(_fake_bundle(st, 3), run.ledger)
