@@ -635,3 +635,19 @@ def test_log_proofs_name_a_foreign_checkpoint_and_an_uncovered_outcome(tmp_path)
         st = read_state(run.ledger)
         with pytest.raises(VerificationError, match="round 3: the outcome is not covered by the checkpoint"):
             check_bundle_against_ledger(_fake_bundle(st, 3), run.ledger)
+
+
+def test_a_bundle_for_another_verifying_key_is_named(tmp_path):
+    import dataclasses
+
+    from test_protocol import _fake_bundle
+
+    from zkauction.protocol.bundle_log import check_bundle_against_ledger
+    from zkauction.protocol.state import read_state
+    from zkauction.zk.bundle import VerificationError
+
+    with _zk_like(tmp_path) as run:
+        run.play()
+        st = read_state(run.ledger)
+        with pytest.raises(VerificationError, match="round 2: the bundle's verifying key is not the announced one"):
+            check_bundle_against_ledger(dataclasses.replace(_fake_bundle(st, 2), vk_sha256="cc" * 32), run.ledger)
