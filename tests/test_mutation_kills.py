@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import json
+
 import pytest
 from test_protocol import make_run
 
@@ -651,3 +653,37 @@ def test_a_bundle_for_another_verifying_key_is_named(tmp_path):
         st = read_state(run.ledger)
         with pytest.raises(VerificationError, match="round 2: the bundle's verifying key is not the announced one"):
             check_bundle_against_ledger(dataclasses.replace(_fake_bundle(st, 2), vk_sha256="cc" * 32), run.ledger)
+
+
+def test_bundles_checked_against_a_log_without_a_round_a_checkpoint_or_an_intact_outcome(tmp_path):
+    import dataclasses
+
+    from test_protocol import _fake_bundle
+
+    from zkauction.protocol.bundle_log import check_bundle_against_ledger
+    from zkauction.protocol.log import Ledger
+    from zkauction.protocol.state import read_state
+    from zkauction.protocol.storage import Entry, MemoryStorage
+    from zkauction.zk.bundle import VerificationError
+
+    with _zk_like(tmp_path) as run:
+        run.play()
+        st = read_state(run.ledger)
+        b = _fake_bundle(st, 2)
+        with pytest.raises(VerificationError, match="the bundle names no round"):
+            check_bundle_against_ledger(dataclasses.replace(b, round_id=None), run.ledger)
+        entries = run.ledger.entries()
+        checkpoint = run.ledger.latest_checkpoint()
+    bare = MemoryStorage()  # the same entries, no checkpoint stored with them
+    bare.append_many([(e, None) for e in entries])
+    with pytest.raises(VerificationError, match="the log has no signed checkpoint"):
+        check_bundle_against_ledger(b, Ledger(bare))
+    out = st.outcomes[2]
+    forged = dict(json.loads(out.payload), payment=[0.0, 0.0])
+    tampered = [e if e.seq != out.seq else Entry(e.seq, e.round, e.kind, json.dumps(forged), e.prev_hash, e.hash, e.signer,
+                                                 e.signature) for e in entries]
+    store = MemoryStorage()
+    store.append_many([(e, None) for e in tampered])
+    store.put_checkpoint(checkpoint.size, checkpoint.to_json())
+    with pytest.raises(VerificationError, match=f"ledger entry {out.seq}: hash mismatch"):
+        check_bundle_against_ledger(b, Ledger(store))
