@@ -687,3 +687,36 @@ def test_bundles_checked_against_a_log_without_a_round_a_checkpoint_or_an_intact
     store.put_checkpoint(checkpoint.size, checkpoint.to_json())
     with pytest.raises(VerificationError, match=f"ledger entry {out.seq}: hash mismatch"):
         check_bundle_against_ledger(b, Ledger(store))
+
+
+def test_reveals_rejections_disputes_and_abstentions_out_of_rule_do_not_count(tmp_path):
+    """A reveal of another seed than the registered one (a shill choosing the draw), a second reveal,
+    a reveal whose checkpoint does not cover round T; a rejection of a bidder that never committed;
+    a dispute after the reveal phase; an abstention outside its round's opening phase."""
+    from zkauction.protocol.log import SignedCheckpoint
+    from zkauction.protocol.state import ABSTENTION, OPENING_REJECTED, SEED_REVEAL, read_state
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        b0, b1 = run.bidders
+        early = SignedCheckpoint.sign(run.auctioneer.key, run.ledger.log_id, 3, run.ledger.root(3))
+        run.ledger.append(SEED_REVEAL, {"bidder": 1, "seed": b1.seed, "checkpoint": early.to_dict()}, b1.key)
+        run.ledger.append(SEED_REVEAL, {"bidder": 0, "seed": "11" * 32, "checkpoint": b0.sync().to_dict()}, b0.key)
+        for _ in range(2):  # the true seed, twice: the first counts
+            run.ledger.append(SEED_REVEAL, {"bidder": 0, "seed": b0.seed, "checkpoint": b0.view.kept.to_dict()}, b0.key)
+        run.ledger.append(ABSTENTION, {"bidder": 1}, b1.key, round=1)  # after round 1's outcome
+        run.auctioneer.close_reveals()
+        st = read_state(run.ledger)
+        notes = " | ".join(st.notes)
+        assert "bidder 1's reveal carries no checkpoint of this log covering round 2's outcome" in notes
+        assert "bidder 0's revealed seed does not match its registration's seed commitment" in notes
+        assert "bidder 0 revealed twice (the first counts)" in notes
+        assert "bidder 1's abstention in round 1 is not between its commitment and the outcome" in notes
+        assert st.reveals[0].data["seed"] == b0.seed and 1 not in st.reveals
+        assert "every round is audited" in __import__("zkauction.protocol.audit", fromlist=["audit_draw"]).audit_draw(st).fallback
+    with make_run(tmp_path, rounds=2, audits=1, name="b.db") as run:
+        run.bidders[0].commit(1, [0.5, 0.5])
+        run.auctioneer.close_commitments(1)
+        run.ledger.append(OPENING_REJECTED, {"bidder": 1, "reason": "no_opening"}, run.auctioneer.key, round=1)
+        assert any("rejection of bidder 1 in round 1, which has no logged commitment" in b.reason
+                   for b in read_state(run.ledger).breaches)
