@@ -125,12 +125,10 @@ class Bidder:
 
     def register(self) -> Entry | None:
         """Sign the announcement and commit to an audit seed (idempotent)."""
-        ann = self.announcement
-        self.sync()
+        self.sync()  # reads and checks the announcement first
         if first_entry(self.ledger, REGISTRATION, None, self.key.public_hex) is not None:
             return None
         payload = {"bidder": self.index, "announcement": self._log_id, "seed_commitment": seed_commitment(self.index, self.seed)}
-        del ann
         return self.ledger.append(REGISTRATION, payload, self.key, unique=unique_key(REGISTRATION, bidder=self.index))
 
     def commitment_item(self, round: int, bids: Sequence[float]) -> tuple[str, Any, SigningKey, int, str] | None:
@@ -169,8 +167,7 @@ class Bidder:
         return commitment
 
     def sign_opening(self, round: int, opening: Opening) -> SignedOpening:
-        ann = self.announcement
-        del ann
+        self.announcement  # the log id it signs over
         msg = opening_message(self._log_id, round, self.index, list(opening.bids), opening.salt)
         return SignedOpening(opening, self.key.sign(msg))
 
