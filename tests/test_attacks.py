@@ -401,7 +401,7 @@ def test_the_verifier_labels_the_srs_not_the_manifest(tmp_path):
     from zkauction.zk.circuit import Circuit
     from zkauction.zk.commitments import new_salt
     from zkauction.zk.prove import prove_round
-    from zkauction.zk.srs import sha256_of
+    from zkauction.zk.circuit import sha256_file
 
     c = tmp_path / "circuit"
     shutil.copytree(CIRCUIT, c, ignore=shutil.ignore_patterns("example_proof.json"))
@@ -413,7 +413,7 @@ def test_the_verifier_labels_the_srs_not_the_manifest(tmp_path):
     bundle = prove_round(circuit, [[0.5, 0.25], [0.75, 0.5]], [new_salt(), new_salt()], round_id=1)
     res = verify_bundle(bundle, c)
     assert not res.srs.trusted and res.srs.source == "untrusted" and res.srs_insecure
-    pin = sha256_of(circuit.check_srs())
+    pin = sha256_file(circuit.check_srs())
     assert verify_bundle(bundle, c, trusted_srs=[pin]).srs.source == "pinned"
 
 

@@ -96,11 +96,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """`zkauction show round R`: the same as `zkauction log show --round R`."""
-        import os
+        from zkauction.cli.protocol import default_db
 
         if what != "round":
             _fail(f"show {what!r}: only 'show round R' is known")
-        show_cmd(db or Path(os.environ.get("ZKAUCTION_DB", "auction.db")), r, as_json)
+        show_cmd(default_db(db), r, as_json)
 
 
 @log_app.command("checkpoint")

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import typer
 
+from zkauction.zk.srs import check_pins
 from zkauction.protocol.demo import play, print_report, run_demo, srs_note, start_or_resume  # noqa: F401
 
 
@@ -40,12 +41,6 @@ def default_db(db: Path | None) -> Path:
     import os
 
     return db if db is not None else Path(os.environ.get("ZKAUCTION_DB", "auction.db"))
-
-
-def check_pins(values: list[str]) -> list[str]:
-    from zkauction.zk.srs import check_pins as check
-
-    return check(values)
 
 
 def open_run(db: Path, trusted_srs: list[str] | None = None) -> Any:

@@ -151,20 +151,10 @@ class Bidder:
     def commit(self, round: int, bids: Sequence[float]) -> str:
         """Commit to ``bids`` for ``round`` (snapped to the grid); the opening stays with the bidder
         until :meth:`open`. Idempotent after a crash: the same bids give the same commitment."""
-        ann = self.announcement
-        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
-        logged = first_entry(self.ledger, BID_COMMITMENT, round, self.key.public_hex)
-        if logged is None and first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer) is not None:
-            raise ProtocolError(f"round {round}: the commitments are closed; bidder {self.index} is too late")
-        if logged is not None:
-            if logged.data["commitment"] != commitment:
-                raise ProtocolError(f"bidder {self.index} already committed to other bids in round {round}")
-        else:
-            self.ledger.append(BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round=round,
-                               unique=unique_key(BID_COMMITMENT, round, self.index))
-        self._openings[round] = opening
-        self._commitments[round] = commitment
-        return commitment
+        item = self.commitment_item(round, bids)
+        if item is not None:
+            self.ledger.append_many([item])
+        return self._commitments[round]
 
     def sign_opening(self, round: int, opening: Opening) -> SignedOpening:
         self.announcement  # the log id it signs over

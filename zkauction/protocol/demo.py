@@ -31,14 +31,14 @@ def load_circuit(path: Path) -> Any:
 def auction_info(circuit: Any) -> dict[str, Any]:
     from zkauction.zk.circuit import ezkl_version
 
-    from zkauction.zk.srs import sha256_of
+    from zkauction.zk.circuit import sha256_file
 
     return {
         "name": str(circuit.manifest.get("name", circuit.dir.name)),
         "manifest_sha256": circuit.manifest_sha256(),
         "vk_sha256": circuit.vk_sha256(),
         "ezkl_version": ezkl_version(),
-        "srs_sha256": sha256_of(circuit.check_srs()),
+        "srs_sha256": sha256_file(circuit.check_srs()),
         # the outcome grid: feasibility and IR are checked publicly up to one step per bidder
         "output_scale": min(circuit.output_scales.values()),
     }

@@ -10,11 +10,12 @@ otherwise. ``run``, ``audit`` and ``verify`` print the label, and audit reports 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+
+from zkauction.zk.circuit import sha256_file
 
 _KNOWN_FILE = Path(__file__).with_name("trusted_srs.json")
 
@@ -24,14 +25,6 @@ def known_ceremony_srs() -> dict[str, str]:
     if not _KNOWN_FILE.is_file():
         return {}
     return {k.lower(): v for k, v in json.loads(_KNOWN_FILE.read_text()).get("srs", {}).items()}
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,7 @@ def check_pins(pins: Iterable[str]) -> list[str]:
 
 def label_srs(path: str | Path, pinned: Iterable[str] = ()) -> SrsLabel:
     """Label the SRS at ``path`` by its hash: pinned, a known ceremony, or untrusted."""
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if digest in set(check_pins(pinned)):
         return SrsLabel(digest, True, "pinned")
     known = known_ceremony_srs()
