@@ -138,8 +138,7 @@ class Auctioneer:
             auctioneer=self.key.public_hex, bidders=list(bidders), third_party=third_party, deadlines=dict(deadlines or {}),
         )
         Announcement.from_dict(ann.to_dict())
-        e = self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key, unique=ANNOUNCEMENT)
-        self.checkpoint()
+        e = self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key, unique=ANNOUNCEMENT, checkpoint_key=self.key)
         return e
 
     def announcement(self) -> Announcement:
@@ -314,8 +313,7 @@ class Auctioneer:
             raise ProtocolError(f"the reveal phase cannot close before round {ann.rounds}'s outcome")
         e = first_entry(self.ledger, REVEALS_CLOSED, None, ann.auctioneer)
         if e is None:
-            e = self.ledger.append(REVEALS_CLOSED, {}, self.key, unique=REVEALS_CLOSED)
-            self.checkpoint()
+            e = self.ledger.append(REVEALS_CLOSED, {}, self.key, unique=REVEALS_CLOSED, checkpoint_key=self.key)
         return e
 
     def round_inputs(self, round: int) -> tuple[list[list[float]], list[str]]:
@@ -350,15 +348,15 @@ class Auctioneer:
         bids, salts = self.round_inputs(round)
         bundle = prove_round(circuit, bids, salts, round_id=round, progress=progress)
         bundle = dataclasses.replace(bundle, log=make_log_proof(self.ledger, round, self.ledger.latest_checkpoint()))
-        self.ledger.append(PROOF, bundle.to_dict(), self.key, round=round, unique=unique_key(PROOF, round))
-        self.checkpoint()
+        self.ledger.append(PROOF, bundle.to_dict(), self.key, round=round, unique=unique_key(PROOF, round),
+                           checkpoint_key=self.key)
         return bundle
 
     def publish_openings(self, round: int) -> Entry:
         """reveal mode: log the round's openings (bids and salts) for everyone to check."""
         bids, salts = self.round_inputs(round)
-        e = self.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, self.key, round=round, unique=unique_key(OPENINGS, round))
-        self.checkpoint()
+        e = self.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, self.key, round=round,
+                               unique=unique_key(OPENINGS, round), checkpoint_key=self.key)
         return e
 
 

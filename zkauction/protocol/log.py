@@ -362,10 +362,12 @@ class Ledger:
         if (GENESIS_HASH if last is None else last.hash) != self._head or (0 if last is None else last.seq + 1) != self.tree.size:
             raise LedgerError("the log changed under this writer (another writer, or the file was replaced): reopen it")
 
-    def append(self, kind: str, payload: Any, key: SigningKey, round: int | None = None, *, unique: str | None = None) -> Entry:
+    def append(self, kind: str, payload: Any, key: SigningKey, round: int | None = None, *, unique: str | None = None,
+               checkpoint_key: SigningKey | None = None) -> Entry:
         """Sign and append one entry; returns it. Atomic: after a crash it is either there or not.
-        ``unique`` is a key no other entry of the log may carry (e.g. ``outcome/7``)."""
-        return self.append_many([(kind, payload, key, round, unique)])[0]
+        ``unique`` is a key no other entry of the log may carry (e.g. ``outcome/7``);
+        ``checkpoint_key`` signs a checkpoint covering it, stored in the same transaction."""
+        return self.append_many([(kind, payload, key, round, unique)], checkpoint_key=checkpoint_key)[0]
 
     def append_many(self, items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]],
                     *, expect_size: int | None = None, checkpoint_key: SigningKey | None = None) -> list[Entry]:
