@@ -23,7 +23,7 @@ from zkauction.protocol.checkpoint import (
     check_extension,
     check_log_extends,
 )
-from zkauction.protocol.log import ChainError, Ledger, SigningKey, entry_hash
+from zkauction.protocol.log import ChainError, Ledger, SigningKey, entry_hash, statement_hash
 
 
 @pytest.fixture(scope="module")
@@ -365,11 +365,11 @@ def test_a_checkpoint_that_the_entries_do_not_match_is_refused(tmp_path, op, bid
     db = tmp_path / "l.db"
     make_log(op, bidder, 6, path=db).close()
     with Ledger.open(db, writer=False) as reader:
-        e = reader.get(3)
+        e, log_id = reader.get(3), reader.log_id
     payload = '{"i":3,"tag":"forged"}'
     h = entry_hash(3, e.round, e.kind, payload, e.prev_hash, forger.public_hex)
     _tamper(db, "UPDATE entries SET payload=?, hash=?, signer=?, signature=? WHERE seq=3",
-            payload, h, forger.public_hex, forger.sign(bytes.fromhex(h)))
+            payload, h, forger.public_hex, forger.sign(bytes.fromhex(statement_hash(log_id, e.round, e.kind, payload, forger.public_hex))))
     with Ledger.open(db, writer=False) as reader:
         with pytest.raises(ForkError, match="do not hash to its own checkpoint"):
             LogView(op.public_hex).observe(reader)
@@ -413,10 +413,10 @@ def test_check_included(tmp_path, op, bidder, forger):
         view.check_included(reader, 3)
     # the hash recomputed too (and re-signed by a forger): not the leaf of the kept tree
     with Ledger.open(db, writer=False) as reader:
-        e = reader.get(4)
+        e, log_id = reader.get(4), reader.log_id
     h = entry_hash(4, e.round, e.kind, e.payload, e.prev_hash, forger.public_hex)
     _tamper(db, "UPDATE entries SET hash=?, signer=?, signature=? WHERE seq=4",
-            h, forger.public_hex, forger.sign(bytes.fromhex(h)))
+            h, forger.public_hex, forger.sign(bytes.fromhex(statement_hash(log_id, e.round, e.kind, e.payload, forger.public_hex))))
     with Ledger.open(db, writer=False) as reader:
         with pytest.raises(ForkError, match="entry 4 is not in the log of the checkpoint kept"):
             view.check_included(reader, 4)

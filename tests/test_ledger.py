@@ -24,6 +24,7 @@ from zkauction.protocol.log import (
     LedgerError,
     LogLockedError,
     SigningKey,
+    statement_hash,
     canonical_json,
     check_entry,
     entry_hash,
@@ -137,7 +138,7 @@ def test_a_stored_hash_that_is_not_hex_is_named_when_the_log_is_read(key):
     # and a payload that is not Unicode text (a lone surrogate from a JSON file) is a chain error too
     e = entries[1]
     with pytest.raises(ChainError, match="ledger entry 1: .*surrogate"):
-        check_entry(Entry(**{**e.to_dict(), "payload": '{"x":"\ud800"}'}))
+        check_entry(Entry(**{**e.to_dict(), "payload": '{"x":"\ud800"}'}), log_id="")
 
 
 def test_entry_round_trips_through_its_dict(key):
@@ -243,12 +244,12 @@ def test_rehashed_and_resigned_forgery_is_caught_by_the_next_link(tmp_path, key)
     path = tmp_path / "l.db"
     with Ledger.open(path) as ledger:
         fill(ledger, key)
-        e = ledger.get(4)
+        e, log_id = ledger.get(4), ledger.log_id
     payload = '{"payment":[5.0,0.1],"round":4}'
     forger = SigningKey.from_seed(b"\x07" * 32)
     h = entry_hash(4, 4, "outcome", payload, e.prev_hash, forger.public_hex)
     _tamper(path, "UPDATE entries SET payload=?, hash=?, signer=?, signature=? WHERE seq=4",
-            payload, h, forger.public_hex, forger.sign(bytes.fromhex(h)))
+            payload, h, forger.public_hex, forger.sign(bytes.fromhex(statement_hash(log_id, 4, "outcome", payload, forger.public_hex))))
     with Ledger.open(path, writer=False) as ledger:
         with pytest.raises(ChainError, match="previous-hash link") as err:
             ledger.verify_chain()
@@ -632,3 +633,58 @@ def test_checkpoint_is_stored_and_latest_checkpoint_returns_it(tmp_path, key):
     fill(mem, key, 2)
     cp = mem.checkpoint(key)
     assert mem.latest_checkpoint() == cp and cp.size == 2
+
+
+# Statements: an author signs what it says and in which log, not where it lands (a remote party
+# submits before it can know the position; the operator places it).
+
+def test_a_statement_signed_elsewhere_is_placed_and_verifies_at_any_position(key):
+    from zkauction.protocol.log import Statement
+
+    ledger = Ledger.in_memory()
+    fill(ledger, key, 3)
+    bidder = SigningKey.from_seed(b"\x05" * 32)
+    early = Statement.sign(bidder, ledger.log_id, "bid_commitment", {"bidder": 0, "commitment": "00" * 32}, round=1)
+    fill(ledger, key, 2, start=3)  # others came in meanwhile: the statement does not care
+    (e,) = ledger.append_signed([early])
+    assert (e.seq, e.signer, e.signature) == (5, bidder.public_hex, early.signature)
+    assert ledger.verify_chain().n_entries == 6
+    assert Statement.from_dict(early.to_dict()) == early
+
+
+def test_a_forged_replayed_or_non_canonical_statement_is_refused_and_nothing_is_written(key):
+    from zkauction.protocol.log import Statement
+
+    a, b = Ledger.in_memory(), Ledger.in_memory()
+    fill(a, key, 2)
+    b.append("announcement", {"other": True}, key)
+    bidder = SigningKey.from_seed(b"\x05" * 32)
+    st = Statement.sign(bidder, a.log_id, "bid_commitment", {"bidder": 0, "commitment": "00" * 32}, round=1)
+    with pytest.raises(LedgerError, match="signature .* does not verify"):
+        b.append_signed([st])  # signed for log a: not a statement in log b
+    for bad in (Statement(**{**st.__dict__, "payload": st.payload.replace("00", "01", 1)}),
+                Statement(**{**st.__dict__, "round": 2}),
+                Statement(**{**st.__dict__, "signer": key.public_hex})):
+        with pytest.raises(LedgerError, match="does not verify"):
+            a.append_signed([bad])
+    spaced = Statement.sign(bidder, a.log_id, "x", {"b": 1}, round=1)
+    with pytest.raises(LedgerError, match="not canonical JSON"):
+        a.append_signed([Statement(**{**spaced.__dict__, "payload": '{"b": 1}'})])
+    with pytest.raises(LedgerError, match="must be an object"):
+        Statement.from_dict({"kind": "x", "round": "1", "payload": "{}", "signer": "a", "signature": "b"})
+    assert len(a) == 2 and len(b) == 1 and a.verify_chain().n_entries == 2
+
+
+def test_an_entry_moved_into_another_log_does_not_verify_there(key):
+    """A bidder's signed entry of one auction replayed into another (same keys): the statement
+    names its log, so the signature fails in the other log."""
+    a, b = Ledger.in_memory(), Ledger.in_memory()
+    a.append("announcement", {"auction": "a"}, key)
+    b.append("announcement", {"auction": "b"}, key)
+    bidder = SigningKey.from_seed(b"\x05" * 32)
+    e = a.append("registration", {"bidder": 0}, bidder)
+    moved = Entry(1, e.round, e.kind, e.payload, b.head(), entry_hash(1, e.round, e.kind, e.payload, b.head(), e.signer),
+                  e.signer, e.signature)
+    b.storage.append_many([(moved, None)])
+    with pytest.raises(ChainError, match="ledger entry 1: signature"):
+        Ledger(b.storage).verify_chain()

@@ -584,7 +584,7 @@ def test_the_auctioneer_names_malformed_openings_and_refuses_steps_out_of_order(
 
 
 def test_announcements_and_payloads_that_cannot_be_read_are_named(tmp_path):
-    from zkauction.protocol.log import entry_hash
+    from zkauction.protocol.log import entry_hash, statement_hash
     from zkauction.protocol.state import PROTOCOL_FORMAT, REGISTRATION, Announcement, read_state
     from zkauction.protocol.storage import Entry
 
@@ -595,7 +595,7 @@ def test_announcements_and_payloads_that_cannot_be_read_are_named(tmp_path):
         run.ledger.append("bid_commitment", {"bidder": 0}, b0.key, round=1)  # no commitment in it
         last = run.ledger.storage.last()
         h = entry_hash(last.seq + 1, None, REGISTRATION, "{not json", last.hash, b0.key.public_hex)
-        bad = Entry(last.seq + 1, None, REGISTRATION, "{not json", last.hash, h, b0.key.public_hex, b0.key.sign(bytes.fromhex(h)))
+        bad = Entry(last.seq + 1, None, REGISTRATION, "{not json", last.hash, h, b0.key.public_hex, b0.key.sign(bytes.fromhex(statement_hash(run.ledger.log_id, None, REGISTRATION, "{not json", b0.key.public_hex))))
         run.ledger.storage.append_many([(bad, None)])
         notes = read_state(run.ledger).notes
     assert any("malformed bid_commitment payload" in n for n in notes), notes

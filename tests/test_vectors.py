@@ -20,6 +20,7 @@ from zkauction.protocol.audit import Auditor, audit_draw, draw_digest, select_au
 from zkauction.protocol.checkpoint import ForkError, LogView, SignedCheckpoint
 from zkauction.protocol.log import (
     GENESIS_HASH,
+    ChainError,
     Entry,
     Ledger,
     SigningKey,
@@ -27,6 +28,7 @@ from zkauction.protocol.log import (
     check_entry,
     entry_hash,
     leaf_hash_of,
+    statement_hash,
     verify_signature,
 )
 from zkauction.protocol.bidder import Bidder
@@ -112,9 +114,14 @@ def test_entry_hashes_and_signatures():
         h = entry_hash(v["seq"], v["round"], v["kind"], v["payload_text"], v["prev_hash"], v["signer"])
         assert h == v["hash"]
         assert merkle.leaf_hash(bytes.fromhex(h)).hex() == v["leaf_hash"]
-        assert key(v["signer_key"]).sign(bytes.fromhex(h)) == v["signature"]
+        sh = statement_hash(v["log_id"], v["round"], v["kind"], v["payload_text"], v["signer"])
+        assert sh == v["statement_hash"]
+        assert key(v["signer_key"]).sign(bytes.fromhex(sh)) == v["signature"]
         e = Entry(v["seq"], v["round"], v["kind"], v["payload_text"], v["prev_hash"], v["hash"], v["signer"], v["signature"])
-        check_entry(e, v["seq"], v["prev_hash"])
+        check_entry(e, v["seq"], v["prev_hash"], log_id=v["log_id"])
+        if v["seq"]:  # the same statement signed for another log does not verify
+            with pytest.raises(ChainError, match="signature"):
+                check_entry(e, log_id="12" * 32)
         assert leaf_hash_of(e).hex() == v["leaf_hash"]
     assert V["entry_hashes"][0]["prev_hash"] == GENESIS_HASH
 
@@ -217,7 +224,8 @@ def test_golden_log_entries_hashes_and_tree(name):
     # every signature is reproduced by its signer's key (deterministic Ed25519)
     by_public = {k["public"]: name for name, k in V["keys"].items()}
     for e in entries:
-        assert key(by_public[e.signer]).sign(bytes.fromhex(e.hash)) == e.signature
+        sh = statement_hash("" if e.seq == 0 else g["log_id"], e.round, e.kind, e.payload, e.signer)
+        assert key(by_public[e.signer]).sign(bytes.fromhex(sh)) == e.signature
     # Merkle roots and proofs, from the entries (the reference functions and the tree)
     leaves = [leaf_hash_of(e) for e in entries]
     for size, root in g["roots"].items():

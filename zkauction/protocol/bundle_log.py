@@ -67,12 +67,12 @@ def check_log_proof(bundle: ProofBundle) -> LogBinding:
         first, out = Entry.from_dict(lp["announcement"]), Entry.from_dict(lp["outcome"])
         cp = SignedCheckpoint.from_dict(lp["checkpoint"])
         inc = lp["inclusion"]
-        # 1. both entries are well-formed, hashed and signed by their signers
-        check_entry(first)
-        check_entry(out)
-        # 2. entry 0 is an announcement signed by the auctioneer it names
+        # 1. entry 0 is an announcement; both entries are well-formed, hashed and signed by their signers
         if first.seq != 0 or first.kind != ANNOUNCEMENT:
             raise VerificationError("log", "the bundle's announcement is not entry 0 of a log")
+        check_entry(first, log_id="")
+        check_entry(out, log_id=first.hash)
+        # 2. signed by the auctioneer it names
         ann = Announcement.from_dict(first.data)
         if first.signer != ann.auctioneer:
             raise VerificationError("log", "the announcement is not signed by the auctioneer it names")

@@ -133,7 +133,7 @@ class LogView:
         e = entry if entry is not None else ledger.get(seq)
         from zkauction.protocol.log import check_entry, leaf_hash_of
 
-        check_entry(e, seq)  # the leaf is the stored hash: the content must hash to it (ChainError)
+        check_entry(e, seq, log_id=self.kept.log_id)  # the leaf is the stored hash: the content must hash to it (ChainError)
         try:
             merkle.verify_inclusion(leaf_hash_of(e), seq, self.kept.size,
                                     [bytes.fromhex(h) for h in ledger.inclusion_proof(seq, self.kept.size)],

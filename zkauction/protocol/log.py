@@ -3,7 +3,12 @@ everything the audit needs), in the manner of Certificate Transparency (RFC 9162
 
 Every entry has a sequence number, a round (or None), a kind, a canonical-JSON payload, the hash of
 the previous entry, its own hash (SHA3-256 over all of the above and the signer, length-prefixed)
-and an Ed25519 signature by its author over that hash (RFC 8032). The entries are the leaves of an
+and an Ed25519 signature by its author (RFC 8032) over its *statement*: SHA3-256 over the log id,
+round, kind, payload and signer (:func:`statement_hash`), not over the position. An author signs what
+it says and in which log; the operator, who sequences the log, places it. So a bidder on another
+machine signs its entry before it knows where the entry will land, many bidders submit at once, and
+the position is bound by the chain, the Merkle tree and the operator's signed checkpoints. (A
+statement the operator replays is the same statement again: the state reader counts the first.) The entries are the leaves of an
 RFC 9162 Merkle tree (leaf data: the 32-byte entry hash; :mod:`zkauction.protocol.merkle`), and the
 log operator (the auctioneer) signs *checkpoints* (log id, size, root;
 :mod:`zkauction.protocol.checkpoint`). The log id is the hash of entry 0, the announcement: a log
@@ -20,15 +25,10 @@ the public checks' and the audit's job (:mod:`zkauction.protocol.state`, :mod:`z
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from zkauction.protocol import merkle
 from zkauction.protocol.storage import (
@@ -43,154 +43,19 @@ from zkauction.protocol.storage import (
 
 __all__ = [
     "GENESIS_HASH", "ChainCheck", "ChainError", "LogChangedError", "DuplicateEntryError", "Entry", "Ledger", "LedgerError",
-    "LogLockedError", "SigningKey", "canonical_json", "entry_hash", "leaf_hash_of", "verify_signature",
+    "LogLockedError", "SigningKey", "Statement", "canonical_json", "entry_hash", "leaf_hash_of", "statement_hash",
+    "verify_signature",
 ]
-
-GENESIS_HASH = "0" * 64  # the "previous hash" of entry 0
-HASH_DOMAIN = b"zkauction-ledger-entry-v1\x00"
 
 
 class LogChangedError(LedgerError):
     """The log grew between a writer's read and its append (see ``expect_size``)."""
 
 
-class ChainError(LedgerError):
-    """The chain check failed at entry ``seq`` (the first bad one) for ``reason``."""
-
-    exit_code = 1  # a failed check, not bad input
-
-    def __init__(self, seq: int, reason: str):
-        super().__init__(f"ledger entry {seq}: {reason}")
-        self.seq = seq
-        self.reason = reason
-
-
-def canonical_json(payload: Any) -> str:
-    """The one serialisation that is hashed and stored: sorted keys, no spaces, no NaN/Infinity.
-
-    Floats are written with Python's shortest round-trip repr, so a payload read back hashes the same.
-    """
-    try:
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        text.encode("utf-8")  # a lone surrogate has no UTF-8 form: it could be neither hashed nor stored
-        return text
-    except (TypeError, ValueError) as e:
-        raise LedgerError(f"payload is not canonical JSON (plain dicts, lists, str, int, finite float): {e}") from None
-
-
-# --------------------------------------------------------------------------------------------------
-# Keys
-
-
-class SigningKey:
-    """An Ed25519 key pair (pyca/cryptography, RFC 8032). ``public_hex`` (32 raw bytes, hex) names
-    the signer. Keys are stored as PKCS#8 PEM (0600)."""
-
-    def __init__(self, key: Any):
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
-            kind = "a public key only" if isinstance(key, ed25519.Ed25519PublicKey) else type(key).__name__
-            raise LedgerError(f"a signing key needs an Ed25519 private key, got {kind}")
-        self._key = key
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        self.public_hex = raw.hex()
-
-    @classmethod
-    def generate(cls) -> "SigningKey":
-        return cls(ed25519.Ed25519PrivateKey.generate())
-
-    @classmethod
-    def from_seed(cls, seed: bytes) -> "SigningKey":
-        """The key whose RFC 8032 private seed is ``seed`` (32 bytes): for known-answer vectors."""
-        if len(seed) != 32:
-            raise LedgerError(f"an Ed25519 seed is 32 bytes, got {len(seed)}")
-        return cls(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
-
-    @classmethod
-    def from_pem(cls, text: str) -> "SigningKey":
-        try:
-            key = serialization.load_pem_private_key(text.encode(), password=None)
-        except (ValueError, TypeError, UnsupportedAlgorithm) as e:
-            raise LedgerError(f"not an Ed25519 private key in PEM: {e}") from None
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise LedgerError(f"not an Ed25519 private key in PEM: a {type(key).__name__}")
-        return cls(key)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "SigningKey":
-        path = Path(path)
-        if not path.is_file():
-            raise LedgerError(f"{path}: no such key file")
-        return cls.from_pem(path.read_text())
-
-    def to_pem(self) -> str:
-        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()).decode()
-
-    def save(self, path: str | Path) -> None:
-        from zkauction.protocol.private import write_private
-
-        write_private(Path(path), self.to_pem())
-
-    def sign(self, message: bytes) -> str:
-        return self._key.sign(message).hex()
-
-
-_VERIFIERS: dict[str, Any] = {}
-
-
-def verify_signature(public_hex: str, message: bytes, signature_hex: str) -> bool:
-    """True iff ``signature_hex`` is a valid Ed25519 signature of ``message`` by ``public_hex``."""
-    try:
-        verifier = _VERIFIERS.get(public_hex)
-        if verifier is None:
-            verifier = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
-            if len(_VERIFIERS) < 4096:
-                _VERIFIERS[public_hex] = verifier
-        verifier.verify(bytes.fromhex(signature_hex), message)
-        return True
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-
-
-# --------------------------------------------------------------------------------------------------
-# Entries
-
-
-def entry_hash(seq: int, round: int | None, kind: str, payload: str, prev_hash: str, signer: str) -> str:
-    """SHA3-256 over the entry's fields (length-prefixed, so no two field lists collide)."""
-    h = hashlib.sha3_256(HASH_DOMAIN)
-    for field in (str(seq), "" if round is None else str(round), kind, payload, prev_hash, signer):
-        b = field.encode("utf-8")
-        h.update(len(b).to_bytes(8, "big"))
-        h.update(b)
-    return h.hexdigest()
-
-
-def leaf_hash_of(entry: Entry) -> bytes:
-    """The entry's Merkle leaf hash: RFC 9162's SHA-256(0x00 || entry hash)."""
-    return merkle.leaf_hash(bytes.fromhex(entry.hash))
-
-
-def check_entry(entry: Entry, expected_seq: int | None = None, expected_prev: str | None = None) -> None:
-    """Raise :class:`ChainError` unless ``entry`` is well-formed, hashed and signed (and, where
-    given, has the expected sequence number and previous-hash link)."""
-    seq = entry.seq
-    if expected_seq is not None and seq != expected_seq:
-        raise ChainError(expected_seq, f"sequence number is {seq}, expected {expected_seq} (entry missing or reordered)")
-    if expected_prev is not None and entry.prev_hash != expected_prev:
-        raise ChainError(seq, f"previous-hash link is {entry.prev_hash[:16]}..., expected {expected_prev[:16]}...")
-    try:
-        json.loads(entry.payload)
-    except (json.JSONDecodeError, TypeError):
-        raise ChainError(seq, "payload is not valid JSON") from None
-    try:
-        recomputed = entry_hash(seq, entry.round, entry.kind, entry.payload, entry.prev_hash, entry.signer)
-    except UnicodeEncodeError:
-        raise ChainError(seq, "a field is not valid Unicode text (lone surrogate)") from None
-    if recomputed != entry.hash:
-        raise ChainError(seq, f"hash mismatch: stored {entry.hash[:16]}..., content hashes to {recomputed[:16]}...")
-    if not verify_signature(entry.signer, bytes.fromhex(entry.hash), entry.signature):
-        raise ChainError(seq, f"signature by {entry.signer[:16]}... does not verify")
+from zkauction.protocol.entries import (  # noqa: F401  (re-exported: the log's public names)
+    GENESIS_HASH, HASH_DOMAIN, STATEMENT_DOMAIN, ChainError, SigningKey, Statement, canonical_json, check_entry,
+    entry_hash, leaf_hash_of, statement_hash, verify_signature,
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,11 +174,12 @@ class Ledger:
         self.storage = storage
         self.tree = merkle.MerkleTree()
         self._head = GENESIS_HASH
-        prev = GENESIS_HASH
+        prev = log_id = GENESIS_HASH
         for e in storage.scan(0):
             if verify:
-                check_entry(e, self.tree.size, prev)
+                check_entry(e, self.tree.size, prev, log_id=log_id)
             prev = e.hash
+            log_id = e.hash if self.tree.size == 0 else log_id
             try:
                 self.tree.append(leaf_hash_of(e))
             except (ValueError, TypeError):  # merkle.MerkleError is a ValueError
@@ -374,18 +240,36 @@ class Ledger:
         """Sign and append several entries in one transaction (all or none). ``expect_size``: refuse
         (:class:`LogChangedError`) if the log no longer has that many entries, so a writer that
         decided on what it read appends only if nothing came in since (check-and-append)."""
+        statements: list[Statement] = []
+        log_id = self.log_id if self.tree.size else ""
+        for kind, payload, key, rnd, unique in items:
+            st = Statement.sign(key, log_id, kind, payload, rnd, unique)
+            if not log_id:  # entry 0 defines the log: the rest of the batch is signed for its id
+                log_id = entry_hash(0, st.round, st.kind, st.payload, GENESIS_HASH, st.signer)
+            statements.append(st)
+        return self._place(statements, expect_size, checkpoint_key)
+
+    def append_signed(self, statements: Sequence[Statement], *, expect_size: int | None = None,
+                      checkpoint_key: SigningKey | None = None) -> list[Entry]:
+        """Place statements signed elsewhere (a remote party's submissions), in one transaction.
+        Each must be canonical and signed for this log (:class:`LedgerError` otherwise, nothing
+        written); who may say what is the protocol's business (:mod:`zkauction.protocol.state`)."""
+        log_id = self.log_id if self.tree.size else ""
+        for st in statements:
+            st.check(log_id)
+            if not log_id:
+                log_id = entry_hash(0, st.round, st.kind, st.payload, GENESIS_HASH, st.signer)
+        return self._place(list(statements), expect_size, checkpoint_key)
+
+    def _place(self, statements: Sequence[Statement], expect_size: int | None,
+               checkpoint_key: SigningKey | None) -> list[Entry]:
         self._check_not_moved()
         if expect_size is not None and self.tree.size != expect_size:
             raise LogChangedError(f"the log has {self.tree.size} entries, not the {expect_size} this append was decided on")
         seq, prev, built = self.tree.size, self._head, []
-        for kind, payload, key, rnd, unique in items:
-            if not isinstance(kind, str) or not kind:
-                raise LedgerError("entry kind must be a non-empty string")
-            if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int)):
-                raise LedgerError(f"round must be an integer or None, got {rnd!r}")
-            text = canonical_json(payload)
-            h = entry_hash(seq, rnd, kind, text, prev, key.public_hex)
-            built.append((Entry(seq, rnd, kind, text, prev, h, key.public_hex, key.sign(bytes.fromhex(h))), unique))
+        for st in statements:
+            h = entry_hash(seq, st.round, st.kind, st.payload, prev, st.signer)
+            built.append((Entry(seq, st.round, st.kind, st.payload, prev, h, st.signer, st.signature), st.unique))
             seq, prev = seq + 1, h
         if checkpoint_key is not None:  # signed over the tree as it will be, stored in the same transaction
             log_id = self.log_id if self.tree.size else built[0][0].hash
@@ -429,11 +313,12 @@ class Ledger:
     def verify_chain(self) -> ChainCheck:
         """Replay the whole chain. Returns a :class:`ChainCheck`, or raises :class:`ChainError`
         naming the first entry whose sequence number, link, hash or signature fails."""
-        prev, n, tree = GENESIS_HASH, 0, merkle.MerkleTree()
+        prev, n, tree, log_id = GENESIS_HASH, 0, merkle.MerkleTree(), GENESIS_HASH
         for entry in self.storage.scan(0):
-            check_entry(entry, n, prev)
+            check_entry(entry, n, prev, log_id=log_id)
             tree.append(leaf_hash_of(entry))
             prev, n = entry.hash, n + 1
+            log_id = entry.hash if n == 1 else log_id
         return ChainCheck(n, prev, tree.root().hex())
 
     # Signed checkpoints (the operator signs; everyone keeps the last one it accepted).

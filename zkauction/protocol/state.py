@@ -47,7 +47,7 @@ from zkauction.protocol.log import (
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 
-PROTOCOL_FORMAT = "zkauction-protocol/2"
+PROTOCOL_FORMAT = "zkauction-protocol/3"
 MODES = ("zk", "reveal", "ttp")
 ZERO_SALT = "0" * 64  # an absent bidder's salt: its commitment to all-zero bids is public
 
@@ -439,7 +439,7 @@ def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
     if first.kind != ANNOUNCEMENT:
         raise ProtocolError(f"ledger entry 0 is a {first.kind!r}, expected the auction announcement")
     try:  # the announcement is what every party registers for: its content must hash to its id
-        check_entry(first, 0, GENESIS_HASH)
+        check_entry(first, 0, GENESIS_HASH, log_id="")
     except ChainError as e:
         raise ProtocolError(f"the announcement does not verify: {e}") from None
     ann = Announcement.from_dict(first.data)
@@ -466,14 +466,14 @@ def round_state(ledger: Ledger, round: int) -> LedgerState:
     ann, first = read_announcement(ledger)
     reader = _Reader(ann, first)
     for e in ledger.entries(kind=REGISTRATION):
-        check_entry(e)
+        check_entry(e, log_id=first.hash)
         reader.read(e)
     if round > 1:  # taken as given: only its existence orders this round
         prev = [e for e in ledger.entries(kind=OUTCOME, round=round - 1) if e.signer == ann.auctioneer][:1]
         reader.st.outcomes.update({round - 1: e for e in prev})
     closed = [e for e in ledger.entries(kind=REVEALS_CLOSED) if e.signer == ann.auctioneer][:1]
     for e in sorted(ledger.entries(round=round) + closed, key=lambda e: e.seq):
-        check_entry(e)  # content, hash and signature of every entry this round's checks rely on
+        check_entry(e, log_id=first.hash)  # content, hash and signature of every entry this round's checks rely on
         if e.kind == REVEALS_CLOSED:  # taken as given too: it orders disputes and proofs
             reader.st.reveals_closed = e
         else:

@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE.parents[2]))
 from zkauction.protocol import merkle
 from zkauction.protocol.audit import Auditor, audit_draw, draw_digest, select_audit_rounds
 from zkauction.protocol.checkpoint import SignedCheckpoint
-from zkauction.protocol.log import GENESIS_HASH, Ledger, SigningKey, canonical_json, entry_hash, leaf_hash_of
+from zkauction.protocol.log import GENESIS_HASH, Ledger, SigningKey, canonical_json, entry_hash, leaf_hash_of, statement_hash
 from zkauction.protocol.auctioneer import Auctioneer
 from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.state import OPENING_REJECTED, read_state, seed_commitment, unique_key
@@ -189,7 +189,10 @@ def main() -> None:
              "escaping (UTF-8), floats in Python's shortest round-trip repr (1.0, 0.5, 1e-07, 1e+21), no NaN/Infinity."),
             ("entry_hash = SHA3-256('zkauction-ledger-entry-v1\\x00' || for each of (str(seq), str(round) or '', kind, "
              "payload text, prev_hash hex text, signer hex text): 8-byte big-endian UTF-8 length || UTF-8 bytes); "
-             "an entry's signature is Ed25519 over the 32 raw bytes of its hash."),
+             "an entry's signature is Ed25519 over the 32 raw bytes of its statement hash: SHA3-256("
+             "'zkauction-ledger-statement-v1\\x00' || the same length-prefixed encoding of (log id hex text, "
+             "or '' for entry 0; str(round) or ''; kind; payload text; signer hex text)). The author signs what it "
+             "says and in which log; the operator places it (seq, prev_hash)."),
             "Merkle tree: RFC 9162 with SHA-256; leaf data is the 32 raw bytes of the entry hash.",
             ("Checkpoint: Ed25519 over the UTF-8 bytes of 'zkauction-checkpoint-v1\\n<log id>\\n<size>\\n<root>\\n'; "
              "the log id is the hash of entry 0."),
@@ -215,18 +218,19 @@ def main() -> None:
               {"nested": {"b": [], "a": {}}, "int": 10**20}]
     out["canonical_json"] = [{"value": v, "text": canonical_json(v)} for v in values]
     hand = [
-        (0, 1, "outcome", {"b": 1, "a": [0.5]}, GENESIS_HASH, "auctioneer"),
-        (1, None, "registration", {"bidder": 0, "note": "caf\u00e9"}, "ab" * 32, "bidder0"),
-        (7, 3, "bid_commitment", {"bidder": 2, "commitment": "00" * 32}, "cd" * 32, "bidder2"),
+        (0, 1, "outcome", {"b": 1, "a": [0.5]}, GENESIS_HASH, "auctioneer", ""),
+        (1, None, "registration", {"bidder": 0, "note": "caf\u00e9"}, "ab" * 32, "bidder0", "ef" * 32),
+        (7, 3, "bid_commitment", {"bidder": 2, "commitment": "00" * 32}, "cd" * 32, "bidder2", "ef" * 32),
     ]
     out["entry_hashes"] = []
-    for seq, rnd, kind, payload, prev, signer in hand:
+    for seq, rnd, kind, payload, prev, signer, log_id in hand:
         text = canonical_json(payload)
         h = entry_hash(seq, rnd, kind, text, prev, k[signer].public_hex)
+        sh = statement_hash(log_id, rnd, kind, text, k[signer].public_hex)
         out["entry_hashes"].append({
             "seq": seq, "round": rnd, "kind": kind, "payload": payload, "payload_text": text, "prev_hash": prev,
-            "signer_key": signer, "signer": k[signer].public_hex, "hash": h,
-            "leaf_hash": merkle.leaf_hash(bytes.fromhex(h)).hex(), "signature": k[signer].sign(bytes.fromhex(h)),
+            "signer_key": signer, "signer": k[signer].public_hex, "hash": h, "log_id": log_id, "statement_hash": sh,
+            "leaf_hash": merkle.leaf_hash(bytes.fromhex(h)).hex(), "signature": k[signer].sign(bytes.fromhex(sh)),
         })
     out["bidder_secrets"] = []
     seeds_ledger, _ = build(False)  # seeds and salts derive from the secret and the log id
