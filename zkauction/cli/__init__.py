@@ -105,7 +105,8 @@ app = typer.Typer(
 # Each module defines ``register(app)``. Learning: train/evaluate/baselines; zk: compile/verify;
 # protocol: run/audit/prove/penalty/demo; log: reading the auction log. A module not (yet) in the
 # package is skipped.
-_COMMAND_MODULES = ("zkauction.cli.learn", "zkauction.cli.zk", "zkauction.cli.protocol", "zkauction.cli.log")
+_COMMAND_MODULES = ("zkauction.cli.learn", "zkauction.cli.zk", "zkauction.cli.protocol", "zkauction.cli.log",
+                    "zkauction.cli.service")
 
 for _name in _COMMAND_MODULES:
     try:

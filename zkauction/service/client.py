@@ -1,0 +1,280 @@
+"""The bidder client: ``zkauction bidder init`` / ``zkauction bidder run``.
+
+A bidder keeps, in its own state folder (0700, files 0600): its Ed25519 key, its secret (salts and
+audit seed derive from it and the log id) and the last checkpoint it accepted. Against a server it
+does what the protocol's :class:`~zkauction.protocol.bidder.Bidder` does over a local log, over HTTP:
+registers (signs the announcement, only if it names its key and what it was told), commits or passes
+each round, opens only once a checkpoint it holds covers the round's close with its commitment in it,
+checks every outcome it takes part in, disputes a ``no_opening`` rejection, reveals its seed after
+round T and verifies every audited round's proof (zk mode) against the log.
+
+Every step is idempotent, so when the server goes away (killed, restarted) the client waits and does
+the step again; openings and passes, which the server keeps in memory only, are sent again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from zkauction.protocol.bidder import Bidder
+from zkauction.protocol.log import SigningKey
+from zkauction.protocol.private import private_folder, write_private
+from zkauction.protocol.state import PROOF, SEED_REVEAL, OUTCOME, ProtocolError, first_entry
+from zkauction.service.engine import pass_message
+from zkauction.service.remote import Refused, RemoteLog, Unavailable
+
+BidSource = Callable[[int], "list[float] | None"]
+
+
+class BidsFileError(ProtocolError):
+    """A bids file that cannot be used, naming the line and field."""
+
+
+def init_state(state: str | Path) -> str:
+    """Create a bidder's state folder (key and secret) if it has none; return its public key."""
+    d = private_folder(Path(state))
+    if not (d / "key.pem").is_file():
+        SigningKey.generate().save(d / "key.pem")
+        write_private(d / "secret", secrets.token_hex(32) + "\n")
+    return SigningKey.load(d / "key.pem").public_hex
+
+
+def parse_bids(text: str, *, name: str = "bids", m: int | None = None) -> dict[int, list[float]]:
+    """Bids per round from CSV (``round,b1,...,bm``; a header line starting ``round`` is skipped) or
+    JSONL (``{"round": r, "bids": [b1, ..., bm]}``). Rounds not listed are rounds without a bid."""
+    out: dict[int, list[float]] = {}
+    lines = text.splitlines()
+    jsonl = next((l.lstrip().startswith("{") for l in lines if l.strip()), False)
+    rows: Iterable[tuple[int, Any, Any]]
+    if jsonl:
+        def rows_jsonl() -> Iterable[tuple[int, Any, Any]]:
+            for no, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise BidsFileError(f"{name}, line {no}: not JSON ({e.msg})") from None
+                if not isinstance(d, dict) or "round" not in d or "bids" not in d:
+                    raise BidsFileError(f"{name}, line {no}: expected an object with 'round' and 'bids'")
+                yield no, d["round"], d["bids"]
+        rows = rows_jsonl()
+    else:
+        def rows_csv() -> Iterable[tuple[int, Any, Any]]:
+            for no, rec in enumerate(csv.reader(io.StringIO(text)), 1):
+                if not rec or not "".join(rec).strip() or (no == 1 and rec[0].strip().lower() == "round"):
+                    continue
+                yield no, rec[0].strip(), rec[1:]
+        rows = rows_csv()
+    for no, r, bids in rows:
+        try:
+            rnd = int(r)
+            if isinstance(r, (float, bool)) or rnd < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise BidsFileError(f"{name}, line {no}, field round: {r!r} is not a round number (1, 2, ...)") from None
+        if not isinstance(bids, list):
+            raise BidsFileError(f"{name}, line {no}, field bids: expected a list of numbers")
+        vals = []
+        for j, b in enumerate(bids):
+            try:
+                v = float(b)
+                if isinstance(b, bool) or not math.isfinite(v):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise BidsFileError(f"{name}, line {no}, field bid {j + 1}: {b!r} is not a finite number") from None
+            vals.append(v)
+        if m is not None and len(vals) != m:
+            raise BidsFileError(f"{name}, line {no}, field bids: {len(vals)} bids, the auction has {m} items")
+        if rnd in out:
+            raise BidsFileError(f"{name}, line {no}, field round: round {rnd} is listed twice")
+        out[rnd] = vals
+    return out
+
+
+@dataclass
+class ClientReport:
+    index: int
+    rounds_bid: int = 0
+    rounds_passed: int = 0
+    outcomes_checked: int = 0
+    disputes: int = 0
+    retries: int = 0
+    proofs_verified: list[int] = field(default_factory=list)
+    audit_rounds: list[int] = field(default_factory=list)
+    checkpoint_size: int = 0
+    consistency_checks: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class BidderClient:
+    """One bidder against the server at ``url`` (see the module docstring)."""
+
+    def __init__(self, url: str, state: str | Path, bids: BidSource, *, expected: dict[str, Any] | None = None,
+                 circuit: Any = None, retry_for: float = 120.0, log: Callable[[str], None] | None = None):
+        state = Path(state)
+        if not (state / "key.pem").is_file():
+            raise ProtocolError(f"{state}: no bidder state here (create it with `zkauction bidder init --state {state}`)")
+        self.key = SigningKey.load(state / "key.pem")
+        self.remote = RemoteLog(url)
+        self.bids = bids
+        self.circuit = circuit
+        self.retry_for = retry_for
+        self.say = log or (lambda s: None)
+        ann = self._retry(lambda: self._announcement())
+        if self.key.public_hex not in ann.bidders:
+            raise ProtocolError("the announcement does not name this bidder's key: not taking part")
+        self.index = ann.bidders.index(self.key.public_hex)
+        self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
+                             view_path=state / "checkpoint.json", expected=expected)
+        self.report = ClientReport(self.index)
+
+    def _announcement(self) -> Any:
+        from zkauction.protocol.state import read_announcement
+
+        return read_announcement(self.remote)[0]
+
+    def _retry(self, step: Callable[[], Any]) -> Any:
+        end = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            try:
+                return step()
+            except Unavailable as e:
+                if time.monotonic() > end:
+                    raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
+                self.report.retries += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _wait(self, round: int, phase: int, resend: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Wait until the run reaches (round, phase); ``resend`` is called after every reconnect or
+        unsatisfied wait (what the server may have lost in a restart)."""
+        lost = False
+        while True:
+            try:
+                if lost and resend is not None:
+                    resend()
+                s = self.remote.status(round, phase, wait=10.0)
+                lost = True  # an unsatisfied wait: send again, in case the server restarted meanwhile
+                if (s["round"], s["phase"]) >= (round, phase):
+                    return s
+                if s.get("error"):
+                    raise ProtocolError(f"the server's run stopped: {s['error']}")
+            except Unavailable:
+                self.report.retries += 1
+                lost = True
+                time.sleep(0.2)
+            except Refused as e:
+                if resend is None:
+                    raise
+                self.say(f"bidder {self.index}: resend refused: {e}")
+                lost = False
+
+    def run(self) -> ClientReport:
+        b, ann = self.bidder, self.bidder.announcement
+        self._retry(b.register)
+        for r in range(1, ann.rounds + 1):
+            self._wait(r, 0)
+            if self._retry(lambda: first_entry(self.remote, OUTCOME, r, ann.auctioneer)) is not None:
+                continue  # played before this client (re)started
+            bids = self.bids(r)
+            if bids is None or all(float(x) == 0 for x in bids):
+                self._retry(lambda: self._pass(r))
+                self.report.rounds_passed += 1
+                self._wait(r, 3, resend=lambda: self._pass_quietly(r))
+                continue
+            try:
+                self._retry(lambda: b.commit(r, bids))
+            except (Refused, ProtocolError) as e:
+                self.say(f"bidder {self.index}: round {r}: commitment not logged ({e})")
+                self._wait(r, 3)
+                continue
+            self.report.rounds_bid += 1
+            self._wait(r, 1)
+            self._retry(lambda: self._open(r))
+            s = self._wait(r, 2, resend=lambda: self._open(r))
+            if s["round"] == r and s["phase"] == 2 and self._retry(lambda: b.rejected_for_no_opening(r)):
+                self._retry(lambda: b.dispute(r))
+                self.report.disputes += 1
+            self._wait(r, 3)
+            self._retry(lambda: b.check_outcome(r))
+            self.report.outcomes_checked += 1
+        T = ann.rounds
+        self._wait(T + 1, 0)
+        self._retry(b.reveal)
+        self._wait(T + 1, 2)
+        self._retry(self._verify_audit)
+        if b._view is not None:
+            b._view.flush()
+            self.report.checkpoint_size = b._view.kept.size
+            self.report.consistency_checks = b._view.checks
+        return self.report
+
+    def _pass(self, r: int) -> None:
+        sig = self.key.sign(pass_message(self.bidder._log_id, r, self.index))
+        self.remote.send(f"/api/rounds/{r}/pass", {"bidder": self.index, "signature": sig})
+
+    def _pass_quietly(self, r: int) -> None:
+        try:
+            self._pass(r)
+        except Refused:
+            pass  # the commit phase is over
+
+    def _open(self, r: int) -> None:
+        signed = self.bidder.open(r)
+        try:
+            self.remote.send(f"/api/rounds/{r}/opening", {"bidder": self.index, "bids": list(signed.opening.bids),
+                                                         "salt": signed.opening.salt, "signature": signed.signature})
+        except Refused as e:
+            if e.status != 409:  # 409: the opening phase is over (the outcome or a rejection decides)
+                raise
+
+    def _verify_audit(self) -> None:
+        """Every audited round: the draw from the revealed seeds, the proof entry covered by the kept
+        checkpoint, and (zk mode, with the circuit) the proof against the round's logged outcome."""
+        from zkauction.protocol.audit import draw_digest, select_audit_rounds
+        from zkauction.protocol.state import seed_commitment
+
+        b, ann = self.bidder, self.bidder.announcement
+        cp = b.sync()
+        reveals = {e.data["bidder"]: e for e in self.remote.entries(kind=SEED_REVEAL) if e.seq < cp.size}
+        seeds = {i: str(e.data["seed"]) for i, e in reveals.items() if 0 <= i < ann.n and e.signer == ann.bidders[i]
+                 and seed_commitment(i, str(e.data["seed"])) == self._registered_seed(i)}
+        if len(seeds) < ann.n:
+            rounds = list(range(1, ann.rounds + 1))
+        else:
+            rounds = select_audit_rounds(draw_digest(b._log_id, seeds), ann.rounds, ann.audits)
+        self.report.audit_rounds = rounds
+        if ann.mode != "zk" or self.circuit is None:
+            return
+        from zkauction.zk.bundle import ProofBundle, verify_bundle
+        from zkauction.zk.circuit import Outcome
+
+        for r in rounds:
+            proof = first_entry(self.remote, PROOF, r, ann.auctioneer)
+            out = first_entry(self.remote, OUTCOME, r, ann.auctioneer)
+            if proof is None or out is None or proof.seq >= cp.size:
+                raise ProtocolError(f"bidder {self.index}: audited round {r} has no proof in the log it holds")
+            b.view.check_included(self.remote, proof.seq, proof)
+            b.view.check_included(self.remote, out.seq, out)
+            verify_bundle(ProofBundle.from_dict(proof.data), self.circuit,
+                          expected_commitments=out.data["commitments"], expected_outcome=Outcome.from_dict(out.data))
+            self.report.proofs_verified.append(r)
+
+    def _registered_seed(self, i: int) -> str | None:
+        from zkauction.protocol.state import REGISTRATION
+
+        ann = self.bidder.announcement
+        e = first_entry(self.remote, REGISTRATION, None, ann.bidders[i])
+        return None if e is None else str(e.data.get("seed_commitment"))

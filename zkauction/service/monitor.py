@@ -1,0 +1,153 @@
+"""The monitor: ``zkauction monitor URL``. Anyone, no key needed.
+
+It keeps a verified replica of the server's log (every entry's hash, link and signature checked as
+it arrives; the replica's Merkle root must equal every signed checkpoint the server shows, and each
+checkpoint must be a proven extension of the one kept, in ``--state`` across runs), reads it with the
+protocol's own reader, runs every public check of each round as soon as the round's outcome is
+logged, and once the audit is answered computes the verdict like any auditor (zk proofs verified
+with the circuit's public artefacts). It stops at the first failure, naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from zkauction.protocol.checkpoint import ForkError, LogView
+from zkauction.protocol.log import GENESIS_HASH, Ledger, check_entry, leaf_hash_of
+from zkauction.protocol.state import ProtocolError, _Reader, read_announcement
+from zkauction.service.remote import RemoteLog, Unavailable
+
+
+class MonitorAlert(ProtocolError):
+    """A check the monitor made failed: the log shows a breach, a fork or a rollback."""
+
+    exit_code = 1
+
+
+@dataclass
+class MonitorReport:
+    entries: int = 0
+    rounds_checked: int = 0
+    checkpoints: int = 0
+    consistency_checks: int = 0
+    breaches: list[str] = field(default_factory=list)
+    verdict: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Monitor:
+    def __init__(self, url: str, *, state: str | Path | None = None, circuit: Any = None, outcome: Any = None,
+                 trusted_srs: list[str] | None = None, say: Callable[[str], None] | None = None):
+        self.remote = RemoteLog(url)
+        self.circuit, self.outcome = circuit, outcome
+        self.trusted_srs = list(trusted_srs or [])
+        self.say = say or (lambda s: None)
+        self.replica = Ledger.in_memory()
+        self.report = MonitorReport()
+        self.state_path = None if state is None else Path(state) / "monitor.checkpoint.json"
+        if state is not None:
+            from zkauction.protocol.private import private_folder
+
+            private_folder(Path(state))
+        self._reader: _Reader | None = None
+        self._view: LogView | None = None
+        self._checked = 0  # rounds whose public checks ran
+
+    def poll(self) -> bool:
+        """Fetch what is new, check it; True once the audit has a verdict."""
+        r = self.replica
+        new = self.remote.entries(start=len(r))
+        prev = r.head()
+        for e in new:
+            log_id = e.hash if e.seq == 0 else r.log_id
+            check_entry(e, len(r), prev, log_id=log_id)  # ChainError names the entry
+            r.storage.append_many([(e, None)])
+            r.tree.append(leaf_hash_of(e))
+            r._head = prev = e.hash
+        self.report.entries = len(r)
+        if not len(r):
+            return False
+        if self._reader is None:
+            ann, first = read_announcement(r)
+            self._reader = _Reader(ann, first)
+            self._view = LogView(ann.auctioneer, self.state_path, log_id=first.hash)
+        for e in new:
+            if e.seq > 0:
+                self._reader.read(e)
+        self._check_checkpoint()
+        st = self._reader.st
+        if st.breaches:
+            raise MonitorAlert(f"breach: {st.breaches[0]}")
+        from zkauction.protocol.audit import check_round
+
+        while self._checked + 1 in st.outcomes:
+            problems = check_round(st, self._checked + 1)
+            if problems:
+                raise MonitorAlert(f"breach: {problems[0]}")
+            self._checked += 1
+        self.report.rounds_checked = self._checked
+        return self._audit_done(st)
+
+    def _check_checkpoint(self) -> None:
+        cp = self.remote.latest_checkpoint()
+        if cp is None:
+            return
+        r = self.replica
+        if cp.size > len(r):  # signed after our fetch: checked on the next poll
+            return
+        if r.root(cp.size) != cp.root:
+            raise MonitorAlert(f"fork: the server's signed checkpoint of size {cp.size} is not the root of the entries it served")
+        view = self._view
+        if view.kept is not None and cp.size < view.kept.size:
+            raise MonitorAlert(f"rollback: the server's newest checkpoint covers {cp.size} entries, "
+                               f"this monitor holds one of {view.kept.size}")
+        proof = r.consistency_proof(view.kept.size, cp.size) if view.kept is not None and view.kept.size else []
+        try:
+            view.accept(cp, proof)
+        except ForkError as e:
+            raise MonitorAlert(f"fork: {e}") from None
+        self.report.checkpoints += 1
+        self.report.consistency_checks = view.checks
+
+    def _audit_done(self, st: Any) -> bool:
+        ann = st.announcement
+        if st.reveals_closed is None:
+            return False
+        from zkauction.protocol.audit import Auditor, audit_draw
+
+        draw = audit_draw(st)
+        answered = {"zk": st.proofs, "reveal": st.openings, "ttp": st.ttp_verdicts}[ann.mode]
+        if not all(r in answered for r in draw.rounds):
+            return False
+        report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs).audit()
+        self.report.verdict = report.to_dict()
+        if not report.valid:
+            raise MonitorAlert(f"the audit is not valid: {report.to_dict().get('reason') or report.failed}")
+        return True
+
+    def follow(self, *, interval: float = 0.5, timeout: float | None = None, retry_for: float = 120.0) -> MonitorReport:
+        """Poll until the audit has a valid verdict (returns), a check fails (raises
+        :class:`MonitorAlert`) or ``timeout`` seconds pass (raises)."""
+        start = last_ok = time.monotonic()
+        while True:
+            try:
+                if self.poll():
+                    if self._view is not None:
+                        self._view.flush()
+                    return self.report
+                last_ok = time.monotonic()
+            except Unavailable as e:
+                if time.monotonic() - last_ok > retry_for:
+                    raise ProtocolError(f"the server has been unreachable for {retry_for:g} s: {e}") from None
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise ProtocolError(f"no verdict after {timeout:g} s (log size {len(self.replica)}, "
+                                    f"{self._checked} rounds checked)")
+            time.sleep(interval)
+
+
+__all__ = ["Monitor", "MonitorAlert", "MonitorReport", "GENESIS_HASH"]

@@ -1,0 +1,169 @@
+"""A remote auctioneer's log, seen over HTTP: :class:`RemoteLog` reads like a
+:class:`~zkauction.protocol.log.Ledger` (entries, checkpoint, inclusion and consistency proofs), so
+the same :class:`~zkauction.protocol.bidder.Bidder`, :class:`~zkauction.protocol.checkpoint.LogView`
+and readers run against it unchanged; its appends sign *statements* locally and submit them.
+
+Nothing the server says is trusted: the parties that use it check what they act on (kept
+checkpoints, consistency and inclusion proofs, signatures), exactly as over a local file the
+auctioneer controls. Connection failures raise :class:`Unavailable` (the caller retries); a refusal
+(4xx) raises :class:`Refused` with the server's reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import httpx
+
+from zkauction.protocol.log import Entry, LedgerError, SignedCheckpoint, SigningKey, Statement
+from zkauction.protocol.state import ProtocolError
+
+
+class Unavailable(ProtocolError):
+    """The server cannot be reached (or answered 5xx): retry later."""
+
+
+class Refused(ProtocolError):
+    """The server refused the request (4xx): ``status`` and its reason."""
+
+    def __init__(self, status: int, detail: Any):
+        super().__init__(f"refused ({status}): {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class _Storage:
+    def __init__(self, log: "RemoteLog"):
+        self.log = log
+
+    def get(self, seq: int) -> Entry | None:
+        return self.log._get_entry(seq)
+
+
+class RemoteLog:
+    """The log at ``url`` (``http://127.0.0.1:8000``)."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, client: httpx.Client | None = None):
+        self.url = url.rstrip("/")
+        self.http = client or httpx.Client(base_url=self.url, timeout=timeout)
+        self.storage = _Storage(self)
+        self._first: Entry | None = None
+        self._size = 0
+        self._cp: SignedCheckpoint | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ---------------------------------------------------------------- HTTP
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.TransportError as e:
+            raise Unavailable(f"{self.url}: {type(e).__name__}: {e}") from None
+        if r.status_code >= 500:
+            raise Unavailable(f"{self.url}{path}: server error {r.status_code}: {r.text[:200]}")
+        if r.status_code >= 400:
+            try:
+                detail = r.json().get("detail", r.text)
+            except ValueError:
+                detail = r.text[:200]
+            raise Refused(r.status_code, detail)
+        try:
+            return r.json()
+        except ValueError:
+            raise Unavailable(f"{self.url}{path}: not a JSON answer") from None
+
+    def status(self, round: int = 0, phase: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        return self.request("GET", "/api/status", params={"round": round, "phase": phase, "wait": wait},
+                            timeout=wait + 30.0)
+
+    # ---------------------------------------------------------------- Ledger's reading interface
+
+    def _get_entry(self, seq: int) -> Entry | None:
+        if seq == 0 and self._first is not None:
+            return self._first
+        try:
+            e = Entry.from_dict(self.request("GET", f"/api/log/entry/{seq}"))
+        except Refused as r:
+            if r.status == 404:
+                return None
+            raise
+        if seq == 0:
+            self._first = e
+        return e
+
+    def get(self, seq: int) -> Entry:
+        e = self._get_entry(seq)
+        if e is None:
+            raise LedgerError(f"the log has no entry {seq}")
+        return e
+
+    def entries(self, kind: str | None = None, round: int | None = None, start: int = 0,
+                stop: int | None = None) -> list[Entry]:
+        out: list[Entry] = []
+        while True:
+            params: dict[str, Any] = {"start": start}
+            for k, v in (("stop", stop), ("kind", kind), ("round", round)):
+                if v is not None:
+                    params[k] = v
+            page = self.request("GET", "/api/log/entries", params=params)
+            got = [Entry.from_dict(d) for d in page["entries"]]
+            out.extend(got)
+            self._size = max(self._size, int(page["size"]))
+            if not page.get("more") or not got:
+                return out
+            start = got[-1].seq + 1
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries())
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def log_id(self) -> str:
+        return self.get(0).hash
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        try:
+            d = self.request("GET", "/api/log/checkpoint")
+        except Refused as r:
+            if r.status == 404:
+                return None
+            raise
+        self._size = int(d["size"])
+        self._cp = SignedCheckpoint.from_dict(d["checkpoint"])
+        return self._cp
+
+    def root(self, size: int | None = None) -> str:
+        if self._cp is not None and size == self._cp.size:
+            return self._cp.root  # the server's own claim; what binds it is the consistency proof
+        return str(self.request("GET", "/api/log/consistency", params={"old": 0, "new": size})["root"])
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[str]:
+        params = {"seq": seq} if size is None else {"seq": seq, "size": size}
+        return [str(h) for h in self.request("GET", "/api/log/inclusion", params=params)["proof"]]
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
+        params = {"old": old_size} if new_size is None else {"old": old_size, "new": new_size}
+        return [str(h) for h in self.request("GET", "/api/log/consistency", params=params)["proof"]]
+
+    # ---------------------------------------------------------------- appends: signed here, placed there
+
+    def append(self, kind: str, payload: Any, key: SigningKey, round: int | None = None, *, unique: str | None = None,
+               checkpoint_key: SigningKey | None = None) -> Entry:
+        return self.append_many([(kind, payload, key, round, unique)])[0]
+
+    def append_many(self, items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]], **_: Any) -> list[Entry]:
+        log_id = self.log_id
+        sts = [Statement.sign(key, log_id, kind, payload, rnd) for kind, payload, key, rnd, _u in items]
+        got = self.request("POST", "/api/statements", json={"statements": [s.to_dict() for s in sts]})
+        entries = [Entry.from_dict(d) for d in got["entries"]]
+        for s, e in zip(sts, entries):  # the server placed what was signed, nothing else
+            if (e.kind, e.round, e.payload, e.signer, e.signature) != (s.kind, s.round, s.payload, s.signer, s.signature):
+                raise ProtocolError(f"the server logged entry {e.seq} other than the statement submitted")
+        return entries
+
+    def send(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("POST", path, json=body)
