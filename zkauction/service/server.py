@@ -20,11 +20,13 @@ entry: a refused request changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from pathlib import Path
 from typing import Any, Optional
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
@@ -76,15 +78,26 @@ def _entry(e: Any) -> dict[str, Any]:
 
 def create_app(engine: Engine, *, start_engine: bool = True) -> FastAPI:
     """The ASGI app over ``engine`` (which it starts on startup unless told not to)."""
-    app = FastAPI(title="zkauction auctioneer", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        task = asyncio.get_running_loop().create_task(engine.run()) if start_engine else None
+        yield
+        if task is not None:
+            task.cancel()
+
+    app = FastAPI(title="zkauction auctioneer", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  lifespan=lifespan)
     ledger = engine.ledger
     ann = engine.ann
     app.state.engine = engine
 
-    @app.on_event("startup")
-    async def _start() -> None:
-        if start_engine:
-            app.state.task = asyncio.get_running_loop().create_task(engine.run())
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # field and problem only: the offending input is not echoed (it may not even be JSON, e.g. NaN)
+        errors = [{"field": ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body", "problem": e.get("msg", "")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(f"{e['field']}: {e['problem']}" for e in errors), "errors": errors},
+                            status_code=422)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:

@@ -1,0 +1,264 @@
+"""The auction as a service, over real HTTP on 127.0.0.1: the auctioneer's server (uvicorn in a
+thread here; `zkauction serve` in tests/test_netdemo.py), bidder clients, the monitor, bad requests
+and a cheating server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from zkauction.protocol.checkpoint import ForkError, LogView, RollbackError
+from zkauction.protocol.log import Ledger, SigningKey, Statement
+from zkauction.protocol.state import BID_COMMITMENT, OUTCOME, ProtocolError
+from zkauction.service.client import BidderClient, BidsFileError, init_state, parse_bids
+from zkauction.service.engine import Engine, announce, engine_for
+from zkauction.service.monitor import Monitor, MonitorAlert
+from zkauction.service.remote import Refused, RemoteLog
+from zkauction.service.server import create_app
+from zkauction.zk.circuit import Circuit, Outcome
+
+ROOT = Path(__file__).resolve().parents[1]
+CIRCUIT = ROOT / "circuits" / "ama_2x2_uniform"
+FAST = {"commit_s": 3.0, "open_s": 3.0, "reveal_s": 10.0}
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    return Circuit.load(CIRCUIT)
+
+
+class Server:
+    """uvicorn serving ``create_app(engine)`` on a free loopback port, in a thread."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        end = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < end, "the server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.engine.ledger.close()
+        self.engine.auctioneer.store.close()
+
+
+def make_service(tmp_path, circuit, *, n_rounds=3, audits=1, mode="zk", outcome=None):
+    keys = [init_state(tmp_path / f"b{i}") for i in range(2)]
+    d = tmp_path / "auctioneer"
+    d.mkdir(mode=0o700)
+    SigningKey.generate().save(d / "auctioneer.pem")
+    with Ledger.open(tmp_path / "a.db") as ledger:
+        announce(ledger, SigningKey.load(d / "auctioneer.pem"), circuit, bidders=keys, rounds=n_rounds, audits=audits,
+                 penalty=None, mode=mode, deadlines=FAST)
+    engine = engine_for(tmp_path / "a.db", d, circuit)
+    if outcome is not None:
+        engine.auctioneer.outcome = outcome
+    return Server(engine)
+
+
+def run_clients(url, tmp_path, circuit, bids_of):
+    reports, errors = {}, []
+
+    def go(i):
+        try:
+            c = BidderClient(url, tmp_path / f"b{i}", lambda r: bids_of(i, r), circuit=circuit,
+                             expected={"manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256()})
+            reports[i] = c.run()
+        except Exception as e:  # reported to the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    return threads, reports, errors
+
+
+BIDS = {(0, 1): [0.75, 0.25], (1, 1): [0.5, 0.875], (0, 2): [0.625, 0.5], (0, 3): [0.25, 0.5], (1, 3): [0.875, 0.125]}
+
+
+def test_an_honest_run_over_http_is_checked_by_every_party(tmp_path, circuit):
+    srv = make_service(tmp_path, circuit, n_rounds=3, audits=2)
+    try:
+        threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
+        mon = Monitor(srv.url, state=tmp_path / "mon", circuit=circuit)
+        report = mon.follow(timeout=120, interval=0.2)
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert report.verdict["valid"] and report.rounds_checked == 3 and report.consistency_checks > 0
+        assert (tmp_path / "mon" / "monitor.checkpoint.json").is_file()
+        r0, r1 = reports[0], reports[1]
+        assert (r0.rounds_bid, r0.rounds_passed, r1.rounds_bid, r1.rounds_passed) == (3, 0, 2, 1)
+        assert r0.proofs_verified == r0.audit_rounds and len(r0.audit_rounds) == 2 and r1.proofs_verified == r0.audit_rounds
+        assert r0.consistency_checks > 3
+        # the log holds commitments, never bids or salts; the outcome of round 2 has bidder 1 absent
+        log = srv.engine.ledger
+        text = "\n".join(e.payload for e in log.entries() if e.kind != "proof")
+        assert "0.875" not in text and "0.625" not in text
+        assert json.loads(log.entries(kind=OUTCOME, round=2)[0].payload)["participants"] == [1, 0]
+        assert log.verify_chain().n_entries == len(log)
+        # the public log API serves proofs that check against the signed checkpoint
+        remote = RemoteLog(srv.url)
+        view = LogView(srv.engine.ann.auctioneer)
+        view.observe(remote)
+        for seq in (0, 5, len(log) - 1):
+            view.check_included(remote, seq)
+    finally:
+        srv.stop()
+
+
+def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(tmp_path, circuit):
+    srv = make_service(tmp_path, circuit, n_rounds=2)
+    try:
+        http = httpx.Client(base_url=srv.url, timeout=10)
+        size = len(srv.engine.ledger)
+        bidder = SigningKey.load(tmp_path / "b0" / "key.pem")
+        log_id = srv.engine.log_id
+        good = Statement.sign(bidder, log_id, "registration", {"bidder": 0, "announcement": log_id, "seed_commitment": "00" * 32})
+        cases = [
+            ({"statements": [{**good.to_dict(), "signer": "xyz"}]}, 422, "signer"),
+            ({"statements": [{k: v for k, v in good.to_dict().items() if k != "payload"}]}, 422, "payload"),
+            ({"statements": [{**good.to_dict(), "signature": "ab" * 64}]}, 400, "does not verify"),
+            ({"statements": [Statement.sign(SigningKey.generate(), log_id, "registration", {"bidder": 0}).to_dict()]}, 400,
+             "not a bidder"),
+            ({"statements": [Statement.sign(bidder, log_id, "outcome", {"bidder": 0}, round=1).to_dict()]}, 400, "may submit only"),
+            ({"statements": [Statement.sign(bidder, log_id, "registration", {"bidder": 1}).to_dict()]}, 400, "payload.bidder"),
+            ({"statements": [Statement.sign(bidder, log_id, BID_COMMITMENT, {"bidder": 0, "commitment": "zz"}, round=1).to_dict()]},
+             400, "commitment"),
+            ({"statements": []}, 422, "statements"),
+        ]
+        for body, status, needle in cases:
+            r = http.post("/api/statements", json=body)
+            assert r.status_code == status, (body, r.text)
+            assert needle in r.text, (needle, r.text)
+        r = http.post("/api/statements", content=b'{"statements": [' + b" " * (70 * 1024) + b"]}",
+                      headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "exceeds the limit" in r.text
+        r = http.post("/api/rounds/1/opening", content=b'{"bidder": 0, "bids": [NaN, 0.5], "salt": "' + b"00" * 32 +
+                      b'", "signature": "' + b"ab" * 64 + b'"}', headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "bids" in r.text
+        r = http.post("/api/rounds/1/opening", json={"bidder": 0, "bids": [0.5, 0.5], "salt": "00" * 32, "signature": "ab" * 64})
+        assert r.status_code == 409 and "opening phase" in r.text
+        r = http.post("/api/rounds/1/pass", json={"bidder": 1, "signature": "ab" * 64})
+        assert r.status_code == 400 and "not signed by that bidder" in r.text
+        assert http.get("/api/log/inclusion", params={"seq": 99}).status_code == 400
+        assert http.get("/api/log/entry/99").status_code == 404
+        assert http.get("/api/log/entries", params={"limit": 5000}).status_code == 422
+        assert len(srv.engine.ledger) == size  # nothing logged, nothing changed
+        # a good registration, sent twice: logged once (idempotent)
+        assert http.post("/api/statements", json={"statements": [good.to_dict()]}).status_code == 200
+        assert http.post("/api/statements", json={"statements": [good.to_dict()]}).status_code == 200
+        assert len(srv.engine.ledger) == size + 1
+    finally:
+        srv.stop()
+
+
+def test_a_server_that_lies_in_the_outcome_is_named_by_the_monitor(tmp_path, circuit):
+    """The auctioneer's outcome function charges more than the allocated value allows (and gives
+    an item twice): the public checks of that round name it, without any proof."""
+    def lie(bids, salts):
+        return Outcome(((1.0, 1.0), (1.0, 0.0)), (2.0, 0.0))
+
+    srv = make_service(tmp_path, circuit, n_rounds=2, outcome=lie)
+    try:
+        threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
+        mon = Monitor(srv.url, circuit=circuit)
+        with pytest.raises(MonitorAlert, match="breach: .*round 1"):
+            mon.follow(timeout=60, interval=0.2)
+        srv.engine.status = type(srv.engine.status)(99, 0)  # let the clients' waits end
+    finally:
+        srv.stop()
+    for t in threads:
+        t.join(30)
+
+
+def test_a_server_showing_another_history_is_refused_by_a_client_that_kept_a_checkpoint(tmp_path, circuit):
+    """Two servers under the same auctioneer key and announcement (the same log id), whose logs
+    diverge after registration: a client that accepted one cannot be shown the other."""
+    srv = make_service(tmp_path, circuit, n_rounds=2)
+    key = srv.engine.key
+    try:
+        remote = RemoteLog(srv.url)
+        view = LogView(srv.engine.ann.auctioneer)
+        for i in range(2):
+            bk = SigningKey.load(tmp_path / f"b{i}" / "key.pem")
+            remote.append("registration", {"bidder": i, "announcement": srv.engine.log_id, "seed_commitment": "11" * 32}, bk)
+        end = time.monotonic() + 20
+        while srv.engine.status.round < 1:
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        view.observe(remote)
+        kept = view.kept.size
+    finally:
+        srv.stop()
+    # the same announcement, other registrations: another history of the same log id
+    import shutil
+
+    other = tmp_path / "other"
+    other.mkdir()
+    with Ledger.open(tmp_path / "a.db", writer=False) as src, Ledger.open(other / "a.db") as dst:
+        dst.storage.append_many([(src.get(0), None)])
+        dst2 = Ledger(dst.storage)
+        for i in range(2):
+            bk = SigningKey.load(tmp_path / f"b{i}" / "key.pem")
+            dst2.append("registration", {"bidder": i, "announcement": src.log_id, "seed_commitment": "22" * 32}, bk)
+        dst2.checkpoint(key)
+    shutil.copytree(tmp_path / "auctioneer", other / "auctioneer")
+    srv2 = Server(engine_for(other / "a.db", other / "auctioneer", circuit))
+    try:
+        with pytest.raises((ForkError, RollbackError)):
+            view.observe(RemoteLog(srv2.url))
+        assert view.kept.size == kept
+    finally:
+        srv2.stop()
+
+
+def test_bids_files_are_checked_line_by_line_before_anything_is_sent():
+    assert parse_bids("round,a,b\n1,0.5,0.25\n3,0.75,1\n") == {1: [0.5, 0.25], 3: [0.75, 1.0]}
+    assert parse_bids('{"round": 2, "bids": [0.5, 0.5]}\n\n{"round": 4, "bids": [1, 0]}\n') == {2: [0.5, 0.5], 4: [1.0, 0.0]}
+    for text, needle in [
+        ("round,a,b\n1,0.5,x\n", "line 2, field bid 2: 'x'"),
+        ("1,0.5,nan\n", "line 1, field bid 2"),
+        ("0,0.5,0.5\n", "line 1, field round"),
+        ("1,0.5,0.5\n1,0.5,0.5\n", "line 2, field round: round 1 is listed twice"),
+        ('{"round": 1, "bids": [0.5]}\n{"round": 2}\n', "line 2: expected an object with 'round' and 'bids'"),
+        ('{"round": 1, "bids": [0.5, true]}\n', "line 1, field bid 2"),
+        ('{"round": 1.5, "bids": [0.5]}\n', "line 1, field round"),
+        ('{"round": 1, "bids": [0.5]\n', "line 1: not JSON"),
+    ]:
+        with pytest.raises(BidsFileError, match=needle.replace("(", r"\(")):
+            parse_bids(text)
+    with pytest.raises(BidsFileError, match="line 1, field bids: 1 bids, the auction has 2 items"):
+        parse_bids("1,0.5\n", m=2)
+
+
+def test_cli_bidder_run_refuses_a_bad_bids_file_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    init_state(tmp_path / "b")
+    (tmp_path / "bids.csv").write_text("round,a,b\n1,0.5,0.5\n2,0.5,oops\n")
+    p = subprocess.run([sys.executable, "-m", "zkauction", "bidder", "run", "--url", "http://127.0.0.1:9", "--state",
+                        str(tmp_path / "b"), "--bids", str(tmp_path / "bids.csv")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "line 3, field bid 2: 'oops'" in p.stderr, p.stderr
+    (tmp_path / "keys").write_text("not-a-key\n")
+    p = subprocess.run([sys.executable, "-m", "zkauction", "serve", "--circuit", str(CIRCUIT), "--db", str(tmp_path / "x.db"),
+                        "--bidders", str(tmp_path / "keys"), "--rounds", "2", "--port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "line 1: not an Ed25519 public key" in p.stderr, p.stderr
+    assert not (tmp_path / "x.db").exists() or (tmp_path / "x.db").stat().st_size == 0
