@@ -160,18 +160,21 @@ class BidderClient:
     def _wait(self, round: int, phase: int, resend: Callable[[], None] | None = None) -> dict[str, Any]:
         """Wait until the run reaches (round, phase); ``resend`` is called after every reconnect or
         unsatisfied wait (what the server may have lost in a restart)."""
-        lost = False
+        lost, last_ok = False, time.monotonic()
         while True:
             try:
                 if lost and resend is not None:
                     resend()
                 s = self.remote.status(round, phase, wait=10.0)
+                last_ok = time.monotonic()
                 lost = True  # an unsatisfied wait: send again, in case the server restarted meanwhile
                 if (s["round"], s["phase"]) >= (round, phase):
                     return s
                 if s.get("error"):
                     raise ProtocolError(f"the server's run stopped: {s['error']}")
-            except Unavailable:
+            except Unavailable as e:
+                if time.monotonic() - last_ok > self.retry_for:
+                    raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
                 self.report.retries += 1
                 lost = True
                 time.sleep(0.2)
