@@ -97,7 +97,9 @@ def register(app: typer.Typer) -> None:
 
         from zkauction.service.server import create_app
 
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # proto IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on sockets that say they are TCP;
+        # without it Nagle holds each response's body behind its headers (~40 ms a request on loopback)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -169,12 +171,14 @@ def register(app: typer.Typer) -> None:
         the first failure (named), 0 once the audit is valid."""
         from zkauction.service.monitor import Monitor
 
-        circ = None
+        circ = outcome = None
         if circuit is not None:
+            from zkauction.protocol.auctioneer import circuit_outcome_function
             from zkauction.zk.circuit import Circuit
 
             circ = Circuit.load(circuit)
-        mon = Monitor(url, state=state, circuit=circ, say=lambda s: typer.echo(s, err=True))
+            outcome = circuit_outcome_function(circ)  # reveal mode: the audit recomputes the outcomes
+        mon = Monitor(url, state=state, circuit=circ, outcome=outcome, say=lambda s: typer.echo(s, err=True))
         report = mon.follow(timeout=timeout)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), default=str))

@@ -11,6 +11,7 @@ auctioneer controls. Connection failures raise :class:`Unavailable` (the caller 
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Iterator, Sequence
 
 import httpx
@@ -45,7 +46,9 @@ class RemoteLog:
 
     def __init__(self, url: str, *, timeout: float = 30.0, client: httpx.Client | None = None):
         self.url = url.rstrip("/")
-        self.http = client or httpx.Client(base_url=self.url, timeout=timeout)
+        # TCP_NODELAY: a POST's body is written after its headers; Nagle would hold it for the server's ACK
+        nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self.http = client or httpx.Client(base_url=self.url, timeout=timeout, transport=nodelay)
         self.storage = _Storage(self)
         self._first: Entry | None = None
         self._size = 0
