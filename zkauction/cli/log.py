@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import typer
 
+DB_HELP = "the log: an SQLite file, or a postgresql://USER@HOST/DB?log=NAME URL"
 log_app = typer.Typer(help="Read and verify a transparency log (read-only).", no_args_is_help=True)
 
 
@@ -19,15 +20,23 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _open(db: Path) -> Any:
+def _open(db: str | Path) -> Any:
     from zkauction.protocol.log import Ledger, LedgerError
+    from zkauction.protocol.storage_pg import is_postgres_url
 
-    if not db.is_file():
+    if not is_postgres_url(db) and not Path(db).is_file():
         _fail(f"--db {db}: no such log file")
     try:
         return Ledger.open(db, writer=False)
     except LedgerError as e:
-        _fail(f"--db {db}: {e}")
+        _fail(f"--db: {e}" if is_postgres_url(db) else f"--db {db}: {e}")  # the error names a URL without its password
+
+
+def db_name(db: str | Path) -> str:
+    """``--db`` for messages: a URL without its password."""
+    from zkauction.protocol.storage_pg import is_postgres_url, redact_url
+
+    return redact_url(db) if is_postgres_url(db) else str(db)
 
 
 def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
@@ -92,7 +101,7 @@ def register(app: typer.Typer) -> None:
     def show_round(
         what: str = typer.Argument(..., help="what to show: round"),
         r: int = typer.Argument(..., help="the round R"),
-        db: Optional[Path] = typer.Option(None, "--db", help="the log (default: $ZKAUCTION_DB or ./auction.db)"),
+        db: Optional[str] = typer.Option(None, "--db", help="the log (default: $ZKAUCTION_DB or ./auction.db)"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """`zkauction show round R`: the same as `zkauction log show --round R`."""
@@ -100,11 +109,11 @@ def register(app: typer.Typer) -> None:
 
         if what != "round":
             _fail(f"show {what!r}: only 'show round R' is known")
-        show_cmd(default_db(db), r, as_json)
+        show_cmd(default_db(None) if db is None else db, r, as_json)
 
 
 @log_app.command("checkpoint")
-def checkpoint_cmd(db: Path = typer.Option(..., "--db", help="the log (SQLite file)")) -> None:
+def checkpoint_cmd(db: str = typer.Option(..., "--db", help=DB_HELP)) -> None:
     """Print the log's newest signed checkpoint as JSON (keep it: `log verify --since` checks later
     views against it)."""
     ledger = _open(db)
@@ -113,13 +122,13 @@ def checkpoint_cmd(db: Path = typer.Option(..., "--db", help="the log (SQLite fi
     finally:
         ledger.close()
     if cp is None:
-        _fail(f"{db}: the log has no signed checkpoint", 1)
+        _fail(f"{db_name(db)}: the log has no signed checkpoint", 1)
     typer.echo(json.dumps(cp.to_dict(), indent=2, sort_keys=True))
 
 
 @log_app.command("verify")
 def verify_cmd(
-    db: Path = typer.Option(..., "--db", help="the log (SQLite file)"),
+    db: str = typer.Option(..., "--db", help=DB_HELP),
     since: Optional[Path] = typer.Option(None, "--since", help="a checkpoint JSON kept earlier: the log must extend it"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
@@ -164,7 +173,7 @@ def _entry_line(e: Any) -> dict[str, Any]:
 
 @log_app.command("ls")
 def ls_cmd(
-    db: Path = typer.Option(..., "--db", help="the log (SQLite file)"),
+    db: str = typer.Option(..., "--db", help=DB_HELP),
     kind: Optional[str] = typer.Option(None, "--kind", help="only entries of this kind (e.g. outcome)"),
     round: Optional[int] = typer.Option(None, "--round", help="only entries of this round"),
     limit: int = typer.Option(50, "--limit", help="at most this many entries (0: all)"),
@@ -214,7 +223,7 @@ def round_summary(ledger: Any, r: int) -> dict[str, Any]:
 
 @log_app.command("show")
 def show_cmd(
-    db: Path = typer.Option(..., "--db", help="the log (SQLite file)"),
+    db: str = typer.Option(..., "--db", help=DB_HELP),
     round: int = typer.Option(..., "--round", help="the round R to show"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
             None, "--circuit", help="circuit folder, or a folder with its manifest.json, settings.json and vk.key "
             "(default: the folder under ./circuits or the package's circuits/ whose manifest the bundle names)"),
         srs: Optional[Path] = typer.Option(None, "--srs", help="SRS file (default: the path in the manifest)"),
-        db: Optional[Path] = typer.Option(None, "--db", help="also check the bundle against this auction log"),
+        db: Optional[str] = typer.Option(None, "--db", help="also check the bundle against this auction log "
+                                         "(an SQLite file or a postgresql:// URL)"),
         round: Optional[int] = typer.Option(None, "--round", help="round the bundle must be for"),
         since: Optional[Path] = typer.Option(None, "--since", help="with --db: a checkpoint you kept; the log must extend it"),
         trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable)"),
@@ -99,6 +100,7 @@ def register(app: typer.Typer) -> None:
         """Verify a proof bundle: manifest and vk hashes, the ezkl proof, commitments, outcome, and the
         log proof that binds it to its round (or, with --db, the log itself, at the same cost at any
         length). Exit 0 only if every check passes; 1 with the failed check; 2 for a usage error."""
+        from zkauction.protocol.storage_pg import is_postgres_url, redact_url
         from zkauction.zk.bundle import BundleError, ProofBundle, VerificationError, verify_bundle
         from zkauction.zk.srs import check_pins
 
@@ -115,7 +117,7 @@ def register(app: typer.Typer) -> None:
             if circuit is None:
                 _fail(f"no --circuit given and no circuit folder with manifest {b.manifest_sha256[:16]}... was found "
                       "under ./circuits or the package's circuits/; pass --circuit DIR")
-        if db is not None and not db.is_file():
+        if db is not None and not is_postgres_url(db) and not Path(db).is_file():
             _fail(f"--db {db}: no such log file")
         if since is not None and db is None:
             _fail("--since needs --db (the log to check against the kept checkpoint)")
@@ -153,7 +155,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  allocation {[list(r) for r in result.outcome.allocation]}")
         typer.echo(f"  payment    {list(result.outcome.payment)} (revenue {result.outcome.revenue:g})")
         if db is not None:
-            typer.echo(f"  matches the log {db}" + (f" and extends the checkpoint {since}" if since else ""))
+            typer.echo(f"  matches the log {redact_url(db) if is_postgres_url(db) else db}"
+                       + (f" and extends the checkpoint {since}" if since else ""))
         typer.echo(f"  {result.srs}")
 
 
@@ -171,7 +174,7 @@ def find_circuit(manifest_sha256: str, name: str) -> Path | None:
     return None
 
 
-def check_against_log(bundle: object, db: Path, round: int | None, since: Path | None) -> None:
+def check_against_log(bundle: object, db: str | Path, round: int | None, since: Path | None) -> None:
     """The bundle against the log database (read-only): inclusion and consistency, O(log n)."""
     from zkauction.protocol.bundle_log import check_bundle_against_ledger
     from zkauction.protocol.checkpoint import SignedCheckpoint

@@ -40,6 +40,7 @@ from zkauction.protocol.storage import (
     SQLiteStorage,
     Storage,
 )
+from zkauction.protocol.storage_pg import open_storage
 
 __all__ = [
     "GENESIS_HASH", "ChainCheck", "ChainError", "LogChangedError", "DuplicateEntryError", "Entry", "Ledger", "LedgerError",
@@ -188,7 +189,7 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str | Path, *, durable: bool = True, writer: bool = True, verify: bool | None = None) -> "Ledger":
-        storage = SQLiteStorage(path, durable=durable, writer=writer)
+        storage = open_storage(path, durable=durable, writer=writer)  # a file path, or a postgresql:// URL
         try:
             return cls(storage, verify=writer if verify is None else verify)
         except BaseException:

@@ -1,5 +1,6 @@
 """Where a log's entries live: one small interface (:class:`Storage`), an in-memory list for tests
-and benchmarks, and SQLite (WAL) as the embedded default.
+and benchmarks, and SQLite (WAL) as the embedded default (PostgreSQL, the server option, and
+``open_storage``, which picks one from ``--db``, are in :mod:`zkauction.protocol.storage_pg`).
 
 Honest-operator safety lives here (the auctioneer is the adversary, but an honest operator must not
 be penalised by its own tools):
