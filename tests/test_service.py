@@ -57,15 +57,16 @@ class Server:
         self.engine.auctioneer.store.close()
 
 
-def make_service(tmp_path, circuit, *, n_rounds=3, audits=1, mode="zk", outcome=None):
+def make_service(tmp_path, circuit, *, n_rounds=3, audits=1, mode="zk", outcome=None, db=None):
     keys = [init_state(tmp_path / f"b{i}") for i in range(2)]
     d = tmp_path / "auctioneer"
     d.mkdir(mode=0o700)
     SigningKey.generate().save(d / "auctioneer.pem")
-    with Ledger.open(tmp_path / "a.db") as ledger:
+    db = db or tmp_path / "a.db"
+    with Ledger.open(db) as ledger:
         announce(ledger, SigningKey.load(d / "auctioneer.pem"), circuit, bidders=keys, rounds=n_rounds, audits=audits,
                  penalty=None, mode=mode, deadlines=FAST)
-    engine = engine_for(tmp_path / "a.db", d, circuit)
+    engine = engine_for(db, d, circuit)
     if outcome is not None:
         engine.auctioneer.outcome = outcome
     return Server(engine)
@@ -120,6 +121,35 @@ def test_an_honest_run_over_http_is_checked_by_every_party(tmp_path, circuit):
             view.check_included(remote, seq)
     finally:
         srv.stop()
+
+
+def test_the_service_runs_on_postgresql_in_reveal_mode(tmp_path, circuit):
+    """The same run with the log in PostgreSQL (the server option), audited in reveal mode; skipped
+    without a test server unless CI requires it (see tests/test_storage_backends.py)."""
+    import os
+    import uuid
+
+    url = os.environ.get("ZKAUCTION_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI") or os.environ.get("ZKAUCTION_REQUIRE_PG"):
+            pytest.fail("ZKAUCTION_TEST_PG_URL is not set (.ci/run starts a PostgreSQL)")
+        pytest.skip("no PostgreSQL test server (ZKAUCTION_TEST_PG_URL unset; scripts/pg.sh start)")
+    db = url + ("&" if "?" in url else "?") + f"log=svc_{uuid.uuid4().hex[:12]}"
+    srv = make_service(tmp_path, circuit, n_rounds=2, audits=1, mode="reveal", db=db)
+    try:
+        threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
+        from zkauction.protocol.auctioneer import circuit_outcome_function
+
+        report = Monitor(srv.url, circuit=circuit, outcome=circuit_outcome_function(circuit)).follow(timeout=120, interval=0.2)
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert report.verdict["valid"] and report.rounds_checked == 2
+        assert srv.engine.ledger.entries(kind="openings")  # the audited round's openings, published
+    finally:
+        srv.stop()
+    with Ledger.open(db, writer=False) as reader:
+        assert reader.verify_chain().n_entries == report.entries
 
 
 def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(tmp_path, circuit):

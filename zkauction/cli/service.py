@@ -31,7 +31,7 @@ def _read_keys(path: Path) -> list[str]:
     return keys
 
 
-def start_service(db: Path, state: Path, circuit_dir: Path, *, bidders: Optional[Path], rounds: Optional[int],
+def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[Path], rounds: Optional[int],
                   audits: int, penalty: Optional[float], mode: str, deadlines: dict[str, float], durable: bool) -> Any:
     """Announce on an empty ``db`` (with a new auctioneer key in ``state``), or resume; the engine."""
     from zkauction.protocol.log import Ledger, SigningKey
@@ -39,8 +39,14 @@ def start_service(db: Path, state: Path, circuit_dir: Path, *, bidders: Optional
     from zkauction.service.engine import announce, engine_for
     from zkauction.zk.circuit import Circuit
 
+    from zkauction.protocol.storage_pg import is_postgres_url as is_url
+
     circuit = Circuit.load(circuit_dir)
-    fresh = not db.exists() or db.stat().st_size == 0
+    if is_url(db):
+        with Ledger.open(db) as probe:  # a PostgreSQL log: empty until announced
+            fresh = len(probe) == 0
+    else:
+        fresh = not Path(db).exists() or Path(db).stat().st_size == 0
     if fresh:
         if bidders is None or rounds is None:
             _usage(f"{db}: no auction there yet; give --bidders FILE and --rounds T to announce one")
@@ -65,7 +71,8 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
         circuit: Path = typer.Option(..., "--circuit", help="compiled circuit folder (circuits/NAME)"),
-        db: Path = typer.Option(..., "--db", help="the log (SQLite file); an announced run there is resumed"),
+        db: str = typer.Option(..., "--db", help="the log: an SQLite file or a postgresql://...?log=NAME URL; "
+                               "an announced run there is resumed"),
         state: Optional[Path] = typer.Option(None, "--state", help="auctioneer's key and openings (default <db>.auctioneer/)"),
         bidders: Optional[Path] = typer.Option(None, "--bidders", help="file of the bidders' public keys, one per line (to announce)"),
         rounds: Optional[int] = typer.Option(None, "--rounds", help="T (to announce)"),
@@ -89,7 +96,11 @@ def register(app: typer.Typer) -> None:
                 _usage(f"{name} {v}: must be a positive number of seconds")
         if not 0 <= port <= 65535:
             _usage(f"--port {port}: not a port number")
-        state = state or db.with_name(db.name + ".auctioneer")
+        from zkauction.protocol.storage_pg import is_postgres_url as is_url
+
+        if state is None and is_url(db):
+            _usage("--state DIR is required with a PostgreSQL --db (the auctioneer's key and openings stay on this machine)")
+        state = state or Path(db).with_name(Path(db).name + ".auctioneer")
         engine = start_service(db, state, circuit, bidders=bidders, rounds=rounds, audits=audits, penalty=penalty,
                                mode=mode, deadlines={"commit_s": commit_s, "open_s": open_s, "reveal_s": reveal_s},
                                durable=durable)
@@ -106,7 +117,8 @@ def register(app: typer.Typer) -> None:
         except OSError as e:
             _usage(f"cannot listen on {host}:{port}: {e.strerror}")
         bound = sock.getsockname()[1]
-        typer.echo(f"zkauction auctioneer on http://{host}:{bound}/ (log {db}, T={engine.ann.rounds}, "
+        shown = db.split("@")[-1] if is_url(db) else db  # never the password
+        typer.echo(f"zkauction auctioneer on http://{host}:{bound}/ (log {shown}, T={engine.ann.rounds}, "
                    f"n={engine.ann.n}, mode {engine.ann.mode})", err=True)
         if port_file is not None:
             port_file.write_text(f"{bound}\n")
