@@ -169,6 +169,8 @@ def run():
                     page.wait_for_timeout(200)
                 for t in threads:
                     t.join(30)
+                if os.environ.get("ZKAUCTION_WEB_SCREENSHOT"):  # to look at the page: a PNG path
+                    page.screenshot(path=os.environ["ZKAUCTION_WEB_SCREENSHOT"], full_page=True)
                 yield {"server": srv, "circuit": circuit, "page": page, "clients": clients, "errors": errors,
                        "seen": seen, "rows_seen": rows_seen, "requests": requests,
                        "html": page.content(), "text": page.inner_text("body"),

@@ -134,7 +134,7 @@ def _audit(engine: Any) -> dict[str, Any] | None:
             "reason": verdict["reason"] if verdict else "the verdict is computed once the run is finished",
             "penalty_due": verdict["penalty_due"] if verdict else None,
             "breaches": verdict["breaches"] if verdict else None,
-            "computed_by": "this server, from its log (check it yourself: zkauction monitor URL --circuit DIR)"}
+            "computed_by": "this server, from its log; anyone can recompute it: zkauction monitor URL --circuit DIR"}
 
 
 def summary(engine: Any, *, limit: int = 50) -> dict[str, Any]:
@@ -236,7 +236,7 @@ function render(s){
       el('p',{'data-testid':'verdict'},'verdict: ',el('span',{class:cls},String(au.status)),' - '+String(au.reason),
         au.penalty_due?el('span',{class:'bad'},'; penalty due: '+num(au.penalty_due)):null,
         au.breaches?el('span',{class:'bad'},'; breaches: '+num(au.breaches)):null,
-        el('small',{},' (computed by '+String(au.computed_by)+')')));}
+        el('small',{},'. Computed by '+String(au.computed_by)+'.')));}
   const cp=s.checkpoint;
   if(cp)fill('checkpoint','size ',el('b',{'data-testid':'cp-size'},num(cp.size)),', root ',code(cp.root),
     ', signed by ',code(short(cp.signer)),', signature ',code(short(cp.signature)));
