@@ -99,6 +99,9 @@ def _verdict(engine: Any) -> dict[str, Any] | None:
     s, T = engine.status, engine.ann.rounds
     if s.round <= T or s.phase < 2:
         return None
+    if engine.ann.mode == "zk" and engine.circuit is None:  # an "invalid" for want of a verifier would mislead
+        return {"status": "not computed", "reason": "this server has no circuit to verify proofs with",
+                "verdicts": {}, "breaches": None, "penalty_due": None}
     from zkauction.protocol.audit import Auditor
 
     try:
