@@ -239,13 +239,19 @@ def register(app: typer.Typer) -> None:
         audits: int = typer.Option(2, "--audits", help="k"),
         seed: int = typer.Option(0, "--seed"),
         as_json: bool = typer.Option(False, "--json", help="print only the summary, as JSON"),
+        network: bool = typer.Option(False, "--network", help="every party its own process over HTTP on 127.0.0.1: "
+                                     "`zkauction serve`, one `zkauction bidder run` per bidder, a monitor"),
     ) -> None:
         """The whole flow on a small shipped auction: its shipped circuit (circuits/NAME, compiled from
         the same weights) or else a fresh compile, both with a dev SRS (INSECURE); run T rounds with
         simulated bidders, audit k rounds in zero knowledge, verify, and print timings."""
         try:
-            summary = run_demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed,
-                               echo=(lambda *a, **k: None) if as_json else typer.echo)
+            if network:
+                from zkauction.service.netdemo import run_network_demo as demo
+            else:
+                demo = run_demo
+            summary = demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed,
+                           echo=(lambda *a, **k: None) if as_json else typer.echo)
         except _user_errors() as e:
             _fail(e)
         if as_json:
