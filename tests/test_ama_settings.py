@@ -28,7 +28,7 @@ def test_config_builds_the_net(root, name):
 
 
 def test_itemwise_start_is_myerson_for_5x10(root):
-    """Before training, with no bundle bonus, the 5x10 AMA is item-wise Myerson (6.7165)."""
+    """Before training, with no bundle bonus, the 5x10 AMA is item-wise Myerson (6.71875)."""
     raw = read_config_dict(root / "configs" / "ama_5x10_uniform.toml")
     raw["net"]["bundle_bonus"] = -10.0  # bundles never win
     net = build_ama(config_from_dict(raw))
