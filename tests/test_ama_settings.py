@@ -1,4 +1,4 @@
-"""The 2x5 and 5x10 affine maximizer settings: their configs build the intended nets, a few training
+"""The 2x5, 5x10 and 3x10 (256 learned entries) affine maximizer settings: their configs build the intended nets, a few training
 steps run, the hard argmax is exactly strategy-proof against random misreports, and the shipped
 nets' metrics.json hold the figures the README quotes."""
 
@@ -14,7 +14,7 @@ from zkauction.learn.checkpoint import load_auction
 from zkauction.learn.config import config_from_dict, load_config, read_config_dict
 from zkauction.learn.train import train
 
-SETTINGS = {"ama_2x5_uniform": (2, 5, 243), "ama_5x10_uniform": (5, 10, 64)}
+SETTINGS = {"ama_2x5_uniform": (2, 5, 243), "ama_5x10_uniform": (5, 10, 64), "ama_3x10_menu256": (3, 10, 256)}
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
