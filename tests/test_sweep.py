@@ -61,7 +61,7 @@ def test_sweep_on_local_ray(root, tmp_path):
     out = tmp_path / "sweep"
     r = runner.invoke(app, ["sweep", str(cfg), "--out", str(out), "--set", "lr=0.02,0.002", "--seeds", "1",
                             "--num-cpus", "2", "--holdout", "3000", "--holdout-regret", "5", "--no-progress", "--json"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 0, (r.output, r.exception)
     record = json.loads((out / "sweep.json").read_text())
     assert len(record["runs"]) == 2
     for run in record["runs"]:

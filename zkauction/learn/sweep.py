@@ -187,11 +187,16 @@ def _start_ray(address: str | None, num_cpus: int | None) -> tuple[Any, bool]:
         options["address"] = address
     else:
         options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
-    try:
-        ray.init(**options)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise SweepError(f"cannot start Ray{' at ' + address if address else ''}: {e}") from None
-    return ray, True
+    for attempt in range(3):  # a local start can time out on a loaded machine ("Deadline Exceeded"): retry
+        try:
+            ray.init(**options)
+            return ray, True
+        except Exception as e:  # ConnectionError, RuntimeError, ValueError, Ray's own errors
+            ray.shutdown()
+            if attempt == 2:
+                raise SweepError(f"cannot start Ray{' at ' + address if address else ''}: {e}") from None
+            time.sleep(2.0)
+    raise AssertionError("unreachable")
 
 
 def _key(path: tuple[str, ...]) -> str:
