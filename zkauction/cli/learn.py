@@ -1,6 +1,6 @@
-"""Learning commands: ``train``, ``evaluate``, ``baselines``. Each calls the library function a
+"""Learning commands: ``train``, ``evaluate``, ``baselines``, ``sweep``. Each calls the library function a
 Python user would call (:func:`zkauction.learn.train.train`, :func:`zkauction.learn.evaluate.evaluate`,
-:func:`zkauction.learn.baselines.make_baseline`). Errors are reported by the one handler in
+:func:`zkauction.learn.baselines.make_baseline`, :func:`zkauction.learn.sweep.sweep`). Errors are reported by the one handler in
 :mod:`zkauction.cli`; torch is imported only inside the commands, so the command line starts fast.
 """
 
@@ -201,3 +201,46 @@ def register(app: typer.Typer) -> None:
             opt = optima[g]
             typer.echo(f"  profile {g}: item-wise Myerson exact {exact[g]:.5f}; known optimum "
                        f"{'unknown' if opt is None else f'{opt:.5f}'}")
+
+    @app.command("sweep")
+    def sweep_cmd(
+        config: Path = typer.Argument(..., help="experiment config (.toml), e.g. configs/ama_2x5_uniform.toml"),
+        out: Optional[Path] = typer.Option(None, "--out", help="sweep folder (default sweeps/<config name>)"),
+        seeds: int = typer.Option(1, "--seeds", min=1, help="seeds per combination: the config's seed and the next ones"),
+        sets: list[str] = typer.Option([], "--set", help="KEY=V1,V2,... (repeatable): values to sweep; KEY bare "
+                                                        "(menu_size) or TABLE.KEY (train.lr)"),
+        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: Ray on this machine)"),
+        num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="local Ray: CPUs to use (default all)"),
+        holdout: int = typer.Option(100_000, "--holdout", min=1, help="held-out profiles for revenue, per participation profile"),
+        holdout_regret: int = typer.Option(100, "--holdout-regret", min=1, help="held-out profiles attacked for regret"),
+        final_eval: bool = typer.Option(True, "--eval/--no-eval", help="the config's full evaluation of the best run"),
+        force: bool = typer.Option(False, "--force", help="replace a finished sweep in OUT"),
+        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="one line per finished run"),
+        as_json: bool = typer.Option(False, "--json", help="print sweep.json (one JSON object) at the end"),
+    ) -> None:
+        """Train CONFIG over a grid of --set values and --seeds on Ray, one CPU per run; keep every
+        run's metrics in OUT/sweep.json and copy the best (held-out score) to OUT/best."""
+        from zkauction.learn.config import load_config
+        from zkauction.learn.sweep import SWEEP_FILE, sweep
+
+        name = load_config(config).name
+        out = out if out is not None else Path("sweeps") / name
+        if out.exists() and not out.is_dir():
+            raise bad("--out", f"{out} is a file, expected a folder")
+        if (out / SWEEP_FILE).exists() and not force:
+            raise bad("--out", f"{out} already holds a sweep ({SWEEP_FILE}); pass --force to replace it")
+        record = sweep(config, out, sets=sets, seeds=seeds, address=address, num_cpus=num_cpus,
+                       holdout_revenue=holdout, holdout_regret=holdout_regret, final_eval=final_eval,
+                       progress=progress if progress is not None else True,
+                       command=" ".join(["zkauction"] + sys.argv[1:]))
+        if as_json:
+            typer.echo(json.dumps({"out": str(out), **record}, indent=2))
+            return
+        for r in record["runs"]:
+            h = r["holdout"]
+            typer.echo(f"{r['name']}: held-out revenue {h['revenue']:.4f} ± {h['revenue_stderr']:.4f}  "
+                       f"regret {h['regret']:.2e}  score {h['score']:.4f}  ({r['train_wall_seconds']} s)")
+        typer.echo(f"best {record['best']} -> {out / 'best'}")
+        if "best_evaluation" in record:
+            e = record["best_evaluation"]
+            typer.echo(f"evaluation: revenue {e['revenue']:.4f}  regret {e['regret']:.2e}  score {e['score']:.4f}")
