@@ -31,7 +31,6 @@ from zkauction.protocol.state import (
     OPENINGS,
     OUTCOME,
     PROOF,
-    REGISTRATION,
     REVEALS_CLOSED,
     ZERO_SALT,
     Announcement,
@@ -153,9 +152,16 @@ class Auctioneer:
         ann, out = self.announcement(), {}
         for e in self.ledger.entries(kind=BID_COMMITMENT, round=round):
             i = e.data.get("bidder")
-            if isinstance(i, int) and 0 <= i < ann.n and e.signer == ann.bidders[i]:
+            if type(i) is int and 0 <= i < ann.n and e.signer == ann.bidders[i]:  # as the reader counts
                 out.setdefault(i, e.data["commitment"])
         return out
+
+    def all_registered(self) -> bool:
+        """Whether every bidder's registration is logged, as every verifier's reader counts them (a
+        malformed or doubled registration entry is not one)."""
+        from zkauction.protocol.state import round_state
+
+        return round_state(self.ledger, 1).registered
 
     def close_commitments(self, round: int) -> Entry:
         """Close round ``round``'s commit phase: log the list of its commitments and checkpoint it.
@@ -165,7 +171,7 @@ class Auctioneer:
             raise ProtocolError(f"round must be in 1..{ann.rounds}, got {round!r}")
         done = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         if done is None:
-            if round == 1 and len(self.ledger.entries(kind=REGISTRATION)) < ann.n:
+            if round == 1 and not self.all_registered():
                 raise ProtocolError("round 1 cannot start before every bidder has registered")
             if round > 1 and first_entry(self.ledger, OUTCOME, round - 1, ann.auctioneer) is None:
                 raise ProtocolError(f"round {round} cannot start before round {round - 1}'s outcome")
@@ -257,7 +263,7 @@ class Auctioneer:
         """Compute the outcome on the accepted openings (and on openings that bidders rejected for
         ``no_opening`` published on the log), log it and checkpoint. Reads only this round's
         entries: a round costs the same at round 1 and 10^5."""
-        from zkauction.protocol.audit import valid_opening
+        from zkauction.protocol.audit import published_openings
         from zkauction.protocol.state import round_state
 
         ann = self.announcement()
@@ -269,15 +275,15 @@ class Auctioneer:
         rejected = {e.data.get("bidder"): e.data.get("reason") for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)}
         received = dict(self._pending.get(round, {}))
         size = len(self.ledger)
-        published = self.ledger.entries(kind=DISPUTE, round=round)
-        if published:
+        if self.ledger.entries(kind=DISPUTE, round=round):
+            # exactly the disputes every verifier counts (after the rejection, the first, a valid opening):
+            # the public checks then require these bidders in the outcome, and only these
             st = round_state(self.ledger, round)
-            for e in published:
-                i = e.data.get("bidder")
-                if rejected.get(i) == "no_opening" and i not in received and e.signer == ann.bidders[i] and \
-                        valid_opening(st, i, listed[i], e.data.get("bids"), e.data.get("salt")) is None:
-                    received[i] = Opening(tuple(float(b) for b in e.data["bids"]), str(e.data["salt"]))
-                    rejected.pop(i)
+            for i in published_openings(st, round, before=size):
+                if i not in received:
+                    d = st.disputes[round][i].data
+                    received[i] = Opening(tuple(float(b) for b in d["bids"]), str(d["salt"]))
+                    rejected.pop(i, None)
         abstained = {e.data.get("bidder") for e in self.ledger.entries(kind=ABSTENTION, round=round)
                      if 0 <= e.data.get("bidder", -1) < ann.n and e.signer == ann.bidders[e.data["bidder"]]}
         waiting = [i for i, why in rejected.items() if why == "no_opening" and i not in abstained]

@@ -284,8 +284,8 @@ class _Reader:
             if not isinstance(d, dict):
                 self.bad(f"{e.kind} payload is not an object")
             want, role = self.writers[e.kind], self.role_of(e)
-            if want == "bidder":
-                if self.bidder_of.get(e.signer) != d.get("bidder"):
+            if want == "bidder":  # an integer index (1.0 == 1 == True in Python; only 1 counts)
+                if type(d.get("bidder")) is not int or self.bidder_of.get(e.signer) != d["bidder"]:
                     self.bad(f"{e.kind} for bidder {d.get('bidder')!r} not signed by that bidder's key")
             elif role != want:
                 self.bad(f"{e.kind} signed by {role}, not by the {want}")

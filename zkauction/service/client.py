@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.log import SigningKey
 from zkauction.protocol.private import private_folder, write_private
-from zkauction.protocol.state import PROOF, SEED_REVEAL, OUTCOME, ProtocolError, first_entry
+from zkauction.protocol.state import OUTCOME, ProtocolError, first_entry
 from zkauction.service.engine import pass_message
 from zkauction.service.remote import Refused, RemoteLog, Unavailable
 
@@ -244,40 +244,30 @@ class BidderClient:
                 raise
 
     def _verify_audit(self) -> None:
-        """Every audited round: the draw from the revealed seeds, the proof entry covered by the kept
-        checkpoint, and (zk mode, with the circuit) the proof against the round's logged outcome."""
-        from zkauction.protocol.audit import draw_digest, select_audit_rounds
-        from zkauction.protocol.state import seed_commitment
+        """Every audited round, read from the log the kept checkpoint commits to (a verified replica,
+        the protocol's reader: the server's answers to filtered queries are not evidence): the draw
+        from the seed reveals that count, and (zk mode, with the circuit) each drawn round's proof
+        against that round's logged outcome."""
+        from zkauction.protocol.audit import audit_draw
+        from zkauction.protocol.state import read_state
+        from zkauction.service.remote import verified_replica
 
         b, ann = self.bidder, self.bidder.announcement
-        cp = b.sync()
-        reveals = {e.data["bidder"]: e for e in self.remote.entries(kind=SEED_REVEAL) if e.seq < cp.size}
-        seeds = {i: str(e.data["seed"]) for i, e in reveals.items() if 0 <= i < ann.n and e.signer == ann.bidders[i]
-                 and seed_commitment(i, str(e.data["seed"])) == self._registered_seed(i)}
-        if len(seeds) < ann.n:
-            rounds = list(range(1, ann.rounds + 1))
-        else:
-            rounds = select_audit_rounds(draw_digest(b._log_id, seeds), ann.rounds, ann.audits)
+        st = read_state(verified_replica(self.remote, b.sync()))
+        rounds = audit_draw(st).rounds  # AuditError while the reveal phase is open in the log it holds
         self.report.audit_rounds = rounds
         if ann.mode != "zk" or self.circuit is None:
             return
-        from zkauction.zk.bundle import ProofBundle, verify_bundle
-        from zkauction.zk.circuit import Outcome
+        from zkauction.zk.bundle import ProofBundle, VerificationError, verify_bundle
 
         for r in rounds:
-            proof = first_entry(self.remote, PROOF, r, ann.auctioneer)
-            out = first_entry(self.remote, OUTCOME, r, ann.auctioneer)
-            if proof is None or out is None or proof.seq >= cp.size:
+            if r not in st.proofs or r not in st.outcomes:
                 raise ProtocolError(f"bidder {self.index}: audited round {r} has no proof in the log it holds")
-            b.view.check_included(self.remote, proof.seq, proof)
-            b.view.check_included(self.remote, out.seq, out)
-            verify_bundle(ProofBundle.from_dict(proof.data), self.circuit,
-                          expected_commitments=out.data["commitments"], expected_outcome=Outcome.from_dict(out.data))
+            bundle = ProofBundle.from_dict(st.proofs[r].data)
+            if bundle.round_id != r:
+                raise ProtocolError(f"bidder {self.index}: the proof logged for round {r} names round {bundle.round_id!r}")
+            try:
+                verify_bundle(bundle, self.circuit, expected_commitments=st.commitments_of(r), expected_outcome=st.outcome_of(r))
+            except VerificationError as e:
+                raise VerificationError(e.check, f"audited round {r}: {e.reason}") from None
             self.report.proofs_verified.append(r)
-
-    def _registered_seed(self, i: int) -> str | None:
-        from zkauction.protocol.state import REGISTRATION
-
-        ann = self.bidder.announcement
-        e = first_entry(self.remote, REGISTRATION, None, ann.bidders[i])
-        return None if e is None else str(e.data.get("seed_commitment"))

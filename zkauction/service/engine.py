@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,8 +174,10 @@ class Engine:
             d = json.loads(st.payload)
         except LedgerError as e:
             raise Rejected(f"statement refused: {e}", 400) from None
-        if not isinstance(d, dict) or d.get("bidder") != i:
-            raise Rejected(f"payload.bidder must be {i}, the index of the signing key", 400)
+        # an integer, exactly: 1.0 and true equal 1 in Python, and a reader that counts such an entry
+        # while the auctioneer's own code skips it would make the honest auctioneer's close a breach
+        if not isinstance(d, dict) or type(d.get("bidder")) is not int or d["bidder"] != i:
+            raise Rejected(f"payload.bidder must be {i} (an integer), the index of the signing key", 400)
         per_round = st.kind in (BID_COMMITMENT, DISPUTE, ABSTENTION)
         if per_round != (st.round is not None):
             raise Rejected(f"{st.kind} {'needs' if per_round else 'takes no'} round", 400)
@@ -205,6 +208,10 @@ class Engine:
         if st.kind == REGISTRATION:
             if s.round > 1 or (s.round == 1 and s.phase > 0) or d.get("announcement") != self.log_id:
                 raise Rejected("registration closed, or for another announcement")
+            # admitted only if the reader will count it: a registration it does not count would leave the
+            # run "unregistered", and every entry the auctioneer then logs a breach
+            if not isinstance(d.get("seed_commitment"), str) or not re.fullmatch(r"[0-9a-f]{64}", d["seed_commitment"]):
+                raise Rejected("payload.seed_commitment must be 64 lower-case hex digits", 400)
         elif st.kind == BID_COMMITMENT:
             try:
                 commitments.check_felt(d.get("commitment"), "commitment")
@@ -215,6 +222,12 @@ class Engine:
         elif st.kind in (DISPUTE, ABSTENTION):
             if s.round != st.round or s.phase == 0 or first_entry(self.ledger, OUTCOME, st.round, self.ann.auctioneer):
                 raise Rejected(f"{st.kind} of round {st.round} only between its close and its outcome")
+            # the reader counts a dispute only after the no_opening rejection it answers (an earlier one
+            # would be logged, not counted, and an outcome honouring it a breach)
+            if st.kind == DISPUTE and not any(e.data.get("bidder") == i and e.data.get("reason") == "no_opening"
+                                              and e.signer == self.ann.auctioneer
+                                              for e in self.ledger.entries(kind=OPENING_REJECTED, round=st.round)):
+                raise Rejected(f"a dispute of round {st.round} answers a no_opening rejection, and bidder {i} has none")
         elif st.kind == SEED_REVEAL:
             if s != Status(T + 1, 0):
                 raise Rejected("seed reveals only in the reveal phase (after round T's outcome)")
@@ -273,7 +286,7 @@ class Engine:
 
     async def _run(self) -> None:
         ann, a = self.ann, self.auctioneer
-        await self._until(lambda: len(self.ledger.entries(kind=REGISTRATION)) >= ann.n, None)
+        await self._until(a.all_registered, None)  # as the reader counts them, not entries
         cp = self.ledger.latest_checkpoint()
         if cp is None or cp.size < len(self.ledger):
             a.checkpoint()

@@ -118,6 +118,10 @@ class Monitor:
         ann = st.announcement
         if st.reveals_closed is None:
             return False
+        # the verdict reads every entry of the replica: it waits until a signed checkpoint this monitor
+        # accepted covers them all (else the server could show it a tail it never commits to)
+        if self._view is None or self._view.kept is None or self._view.kept.size < len(self.replica):
+            return False
         from zkauction.protocol.audit import Auditor, audit_draw
 
         draw = audit_draw(st)

@@ -16,7 +16,9 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from zkauction.protocol.log import Entry, LedgerError, SignedCheckpoint, SigningKey, Statement
+from zkauction.protocol.checkpoint import ForkError
+from zkauction.protocol.log import (GENESIS_HASH, Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement,
+                                    check_entry, leaf_hash_of)
 from zkauction.protocol.state import ProtocolError
 
 
@@ -170,3 +172,25 @@ class RemoteLog:
 
     def send(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("POST", path, json=body)
+
+
+def verified_replica(remote: RemoteLog, cp: SignedCheckpoint) -> Ledger:
+    """The log that ``cp`` (a checkpoint the caller accepted) commits to, as an in-memory replica:
+    its first ``cp.size`` entries fetched in full, each checked (sequence, link, hash, signature) and
+    their Merkle root equal to ``cp``'s. What is read from it (with the protocol's reader, first entry
+    counts) is then what every verifier holding the same checkpoint reads, not what filtered queries,
+    which the server answers as it likes (another round's entry, a forged payload), returned."""
+    r = Ledger.in_memory()
+    prev = GENESIS_HASH
+    while len(r) < cp.size:
+        got = remote.entries(start=len(r), stop=cp.size)
+        if not got:
+            break
+        for e in got[: cp.size - len(r)]:
+            check_entry(e, len(r), prev, log_id=e.hash if len(r) == 0 else r.log_id)  # ChainError names it
+            r.storage.append_many([(e, None)])
+            r.tree.append(leaf_hash_of(e))
+            r._head = prev = e.hash
+    if len(r) != cp.size or r.root(cp.size) != cp.root:
+        raise ForkError(f"the {len(r)} entries the server served are not the log of the checkpoint of size {cp.size} kept")
+    return r
