@@ -76,12 +76,17 @@ class Proxy(httpx.BaseTransport):
     each GET's JSON answer through ``rewrite(path, params, answer, fetch)`` (``fetch(path, params)``
     asks the real server for something else)."""
 
-    def __init__(self, rewrite):
+    def __init__(self, rewrite, status=None):
         self.inner = httpx.Client(timeout=120)
         self.rewrite = rewrite
+        self.status = status  # if given, /api/status is answered with it, without asking the server
+        self.sent: list[bytes] = []  # every request body the client sent (what the auctioneer learns)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
+        self.sent.append(request.content)
+        if self.status is not None and request.url.path == "/api/status":
+            return httpx.Response(200, json=self.status)
         r = self.inner.send(httpx.Request(request.method, request.url, headers=request.headers, content=request.content))
         if request.method != "GET" or r.status_code != 200:
             return httpx.Response(r.status_code, content=r.content, headers={"content-type": r.headers.get("content-type", "")})
@@ -93,15 +98,15 @@ class Proxy(httpx.BaseTransport):
         return httpx.Response(200, json=self.rewrite(request.url.path, dict(request.url.params), r.json(), fetch))
 
 
-def proxied(url, rewrite) -> httpx.Client:
-    return httpx.Client(base_url=url, transport=Proxy(rewrite), timeout=120)
+def proxied(url, rewrite, status=None) -> httpx.Client:
+    return httpx.Client(base_url=url, transport=Proxy(rewrite, status), timeout=120)
 
 
-def client(tmp_path, srv, i, bids, circuit, *, rewrite=None):
+def client(tmp_path, srv, i, bids, circuit, *, rewrite=None, status=None):
     c = BidderClient(srv.url, tmp_path / f"b{i}", bids, circuit=circuit, retry_for=20.0,
                      expected={"manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256()})
     if rewrite is not None:
-        c.remote.http = proxied(srv.url, rewrite)
+        c.remote.http = proxied(srv.url, rewrite, status)
     return c
 
 
@@ -351,5 +356,36 @@ def test_the_monitor_gives_no_verdict_on_entries_no_signed_checkpoint_covers(tmp
         # the honest server's own checkpoint covers everything: the same monitor then concludes
         mon.remote.http = httpx.Client(base_url=srv.url, timeout=30)
         assert mon.follow(timeout=30, interval=0.2).verdict["valid"]
+    finally:
+        srv.stop()
+
+
+def test_a_server_cannot_make_a_bidder_reveal_its_seed_before_round_T(tmp_path, circuit):
+    """The server tells a bidder the run is over (status) and answers "round r's outcome?" with an
+    entry it made up (seq 0, signed by nobody). Before: the client skipped the rounds as played, and
+    Bidder.reveal only compared the outcome's claimed seq with its kept checkpoint's size, so it sent
+    its audit seed at once: with its shills' seeds, the auctioneer then knew the draw before playing
+    a round, and could lie in every round it will not be audited on. Defence: the bidder reveals only
+    once round T's outcome, checked by an inclusion proof under its kept checkpoint, is in the log
+    (bidder.py ``Bidder.reveal``), and ``first_entry`` returns only an entry of the round asked for
+    (state.py)."""
+    srv = make_service(tmp_path, circuit, n_rounds=2, audits=1)
+    try:
+        auctioneer = srv.engine.ann.auctioneer
+
+        def rewrite(path, params, answer, fetch):
+            if path == "/api/log/entries" and params.get("kind") == "outcome":
+                made_up = {"seq": 0, "round": int(params["round"]), "kind": "outcome", "payload": "{}",
+                           "prev_hash": "0" * 64, "hash": "1" * 64, "signer": auctioneer, "signature": "2" * 128}
+                return {**answer, "entries": [made_up]}
+            return answer
+
+        over = {"round": 3, "phase": 2, "phase_name": "finished", "rounds": 2, "error": None}
+        c = client(tmp_path, srv, 0, lambda r: BIDS3[r][0], circuit, rewrite=rewrite, status=over)
+        seed = c.bidder.seed
+        with pytest.raises(Exception):
+            c.run()
+        leaked = [body for body in c.remote.http._transport.sent if seed.encode() in body]
+        assert not leaked, "the bidder sent its audit seed before round T was played"
     finally:
         srv.stop()

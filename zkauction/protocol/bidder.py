@@ -231,6 +231,8 @@ class Bidder:
         out = first_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer)
         if out is None or out.seq >= cp.size:
             raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {ann.rounds}")
+        # the outcome itself, not the host's word for its position: once the seed is out, the host knows the draw
+        self.view.check_included(self.ledger, out.seq, out)
         if first_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
             return None
         self.view.flush()  # the checkpoint it co-signs is on its own disk first

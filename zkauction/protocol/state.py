@@ -429,7 +429,8 @@ class _Reader:
 
 def first_entry(ledger: Ledger, kind: str, round: int, signer: str) -> Entry | None:
     """The first ``kind`` entry of ``round`` signed by ``signer`` (an index lookup, O(1) per round)."""
-    return next((e for e in ledger.entries(kind=kind, round=round) if e.signer == signer), None)
+    return next((e for e in ledger.entries(kind=kind, round=round)  # (a remote host may answer with another round's)
+                 if e.signer == signer and e.kind == kind and e.round == round), None)
 
 
 def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
