@@ -144,3 +144,5 @@ def test_cli_workers_must_be_positive(tmp_path):
         for bad in ("0", "-2"):
             res = CliRunner().invoke(app, cmd + ["--workers", bad])
             assert res.exit_code == 2 and "--workers" in res.output, res.output
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--network", "--workers", "2"])
+    assert res.exit_code == 2 and "not with --network" in res.output, res.output
