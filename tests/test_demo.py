@@ -12,7 +12,8 @@ from zkauction.zk.circuit import Outcome
 from zkauction.protocol.demo import default_demo_auction, run_demo
 from zkauction.protocol.local import LocalRun
 from zkauction.protocol.auctioneer import circuit_outcome_function
-from zkauction.protocol.state import OUTCOME
+from zkauction.protocol.state import OUTCOME, ProtocolError
+from zkauction.zk.prove import prove_round
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +71,7 @@ def test_demo_end_to_end(demo):
 
 
 @pytest.mark.slow
-def test_dishonest_auctioneer_is_caught_in_zk_mode(demo, tmp_path):
+def test_dishonest_auctioneer_is_caught_in_zk_mode(demo, tmp_path, monkeypatch):
     out, _ = demo
     from zkauction.zk.circuit import Circuit
     from zkauction.protocol.log import Ledger
@@ -93,7 +94,13 @@ def test_dishonest_auctioneer_is_caught_in_zk_mode(demo, tmp_path):
         run.auctioneer.outcome = dishonest
         run.play()
         run.reveal()
-        run.answer_audit([2])  # one proof keeps the test short; the auditor checks round 2
+        # one proof keeps the test short; the auditor checks round 2
+        bundle = prove_round(circuit, *run.auctioneer.round_inputs(2), round_id=2)
+        with pytest.raises(ProtocolError, match=r"round 2: the proof does not verify \(outcome check failed"):
+            run.auctioneer.log_proof(2, bundle, circuit)  # the server checks a proof before it logs it...
+        with monkeypatch.context() as m:  # ...a dishonest one logs it all the same
+            m.setattr("zkauction.zk.bundle.verify_bundle", lambda *a, **k: None)
+            run.auctioneer.log_proof(2, bundle, circuit)
         st = run.state
         verdict = run.auditor().check_audited_round(st, 2)
         honest_round = run.auditor().check_audited_round(st, 1)

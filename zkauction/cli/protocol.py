@@ -99,6 +99,8 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(..., "--db", help="log of a finished run"),
         withhold: list[int] = typer.Option([], "--withhold", help="simulate a bidder that never reveals its audit seed"),
         trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable)"),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="zk: prove the audited rounds in N local processes (default: one per core; 1: in this process)"),
+        ray: Optional[str] = typer.Option(None, "--ray", help="zk: prove on a Ray cluster at ADDRESS ('auto', 'ray://host:port', 'local'); needs pip install ray"),
         as_json: bool = typer.Option(False, "--json", help="print the verdict as JSON"),
     ) -> None:
         """After round T: bidders reveal their audit seeds (each with the checkpoint it kept), the
@@ -117,7 +119,8 @@ def register(app: typer.Typer) -> None:
                 say = (lambda *a, **k: None) if as_json else typer.echo
                 note = f" ({draw.fallback})" if draw.fallback else ""
                 say(f"audited rounds: {draw.rounds}{note}; seeds revealed by {draw.revealed}")
-                run.answer_audit(draw.rounds, on_round=lambda r, s: say(f"  round {r}: answered in {s:.1f} s"))
+                run.answer_audit(draw.rounds, on_round=lambda r, s: say(f"  round {r}: answered in {s:.1f} s"),
+                                 workers=workers, ray_address=ray)
                 report = run.verdict()
                 if as_json:
                     typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -238,6 +241,8 @@ def register(app: typer.Typer) -> None:
         rounds: int = typer.Option(200, "--rounds", help="T"),
         audits: int = typer.Option(2, "--audits", help="k"),
         seed: int = typer.Option(0, "--seed"),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="prove the audited rounds in N local processes (default: one per core; 1: in this process)"),
+        ray: Optional[str] = typer.Option(None, "--ray", help="prove on a Ray cluster at ADDRESS ('auto', 'ray://host:port', 'local'); needs pip install ray"),
         as_json: bool = typer.Option(False, "--json", help="print only the summary, as JSON"),
         network: bool = typer.Option(False, "--network", help="every party its own process over HTTP on 127.0.0.1: "
                                      "`zkauction serve`, one `zkauction bidder run` per bidder, a monitor"),
@@ -247,11 +252,14 @@ def register(app: typer.Typer) -> None:
         simulated bidders, audit k rounds in zero knowledge, verify, and print timings."""
         try:
             if network:
-                from zkauction.service.netdemo import run_network_demo as demo
+                if workers is not None or ray is not None:
+                    _fail("--workers and --ray size the in-process demo's proving pool: not with --network")
+                from zkauction.service.netdemo import run_network_demo
+                summary = run_network_demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed,
+                                           echo=(lambda *a, **k: None) if as_json else typer.echo)
             else:
-                demo = run_demo
-            summary = demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed,
-                           echo=(lambda *a, **k: None) if as_json else typer.echo)
+                summary = run_demo(out, auction=auction, rounds=rounds, audits=audits, seed=seed, workers=workers,
+                                   ray_address=ray, echo=(lambda *a, **k: None) if as_json else typer.echo)
         except _user_errors() as e:
             _fail(e)
         if as_json:

@@ -338,21 +338,46 @@ class Auctioneer:
         return bids, salts
 
     def prove(self, round: int, circuit: Any, *, progress: bool = False) -> Any:
-        """zk mode: prove ``round``, attach the log proof (announcement and outcome entries with
-        their inclusion proofs under a signed checkpoint), log the bundle, return it."""
-        import dataclasses
-
-        from zkauction.protocol.bundle_log import make_log_proof
+        """zk mode: prove ``round`` and log the bundle (:meth:`log_proof`); return it. A round whose
+        proof is logged already returns the logged bundle."""
         from zkauction.zk.prove import prove_round
 
-        ann = self.announcement()
-        logged = first_entry(self.ledger, PROOF, round, ann.auctioneer)
+        logged = first_entry(self.ledger, PROOF, round, self.announcement().auctioneer)
         if logged is not None:
             from zkauction.zk.bundle import ProofBundle
 
             return ProofBundle.from_dict(logged.data)
         bids, salts = self.round_inputs(round)
-        bundle = prove_round(circuit, bids, salts, round_id=round, progress=progress)
+        return self.log_proof(round, prove_round(circuit, bids, salts, round_id=round, progress=progress), circuit)
+
+    def log_proof(self, round: int, bundle: Any, circuit: Any) -> Any:
+        """zk mode: check ``bundle`` (made here or by a proving pool) with
+        :func:`~zkauction.zk.bundle.verify_bundle` against ``circuit`` and the round's logged
+        commitments and outcome, then attach the log proof (announcement and outcome entries with
+        their inclusion proofs under a signed checkpoint), log it and return it. A bundle that does
+        not verify is refused (:class:`ProtocolError` naming the round and the failed check) and
+        nothing is logged; a round whose proof is logged already returns the logged bundle."""
+        import dataclasses
+
+        from zkauction.protocol.bundle_log import make_log_proof
+        from zkauction.zk.bundle import ProofBundle, VerificationError, verify_bundle
+        from zkauction.zk.circuit import Outcome
+
+        ann = self.announcement()
+        out = first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
+        if out is None:
+            raise ProtocolError(f"round {round} has no logged outcome")
+        if getattr(bundle, "round_id", None) != round:
+            raise ProtocolError(f"round {round}: the bundle is for round {getattr(bundle, 'round_id', None)!r}: not logged")
+        try:
+            verify_bundle(bundle, circuit, expected_commitments=out.data["commitments"],
+                          expected_outcome=Outcome.from_dict(out.data),
+                          expected_manifest_sha256=ann.auction.get("manifest_sha256"))
+        except VerificationError as e:
+            raise ProtocolError(f"round {round}: the proof does not verify ({e}): not logged") from None
+        logged = first_entry(self.ledger, PROOF, round, ann.auctioneer)
+        if logged is not None:
+            return ProofBundle.from_dict(logged.data)
         bundle = dataclasses.replace(bundle, log=make_log_proof(self.ledger, round, self.ledger.latest_checkpoint()))
         self.ledger.append(PROOF, bundle.to_dict(), self.key, round=round, unique=unique_key(PROOF, round),
                            checkpoint_key=self.key)

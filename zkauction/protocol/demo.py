@@ -173,9 +173,12 @@ def run_demo(
     audits: int = 2,
     seed: int = 0,
     echo: Any = print,
+    workers: int | None = 1,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Compile (dev SRS, INSECURE), run T rounds, audit k in zk, verify as a bidder would; returns
-    the summary (also written to ``out/summary.json``)."""
+    the summary (also written to ``out/summary.json``). ``workers``, ``ray_address``: where the
+    audited rounds are proven (:meth:`~zkauction.protocol.local.LocalRun.answer_audit`)."""
     from zkauction.zk.bundle import ProofBundle, verify_bundle
     from zkauction.zk.circuit import copy_public_artefacts
     from zkauction.zk.compile import compile_auction
@@ -247,7 +250,8 @@ def run_demo(
 
         echo("[4/5] the auctioneer proves the audited rounds in zero knowledge")
         prove_times: list[float] = []
-        run.answer_audit(draw.rounds, on_round=lambda r, s: (prove_times.append(s), echo(f"      round {r}: proved in {s:.1f} s")))
+        run.answer_audit(draw.rounds, on_round=lambda r, s: (prove_times.append(s), echo(f"      round {r}: proved in {s:.1f} s")),
+                         workers=workers, ray_address=ray_address)
         timings["prove_s_mean"] = sum(prove_times) / max(1, len(prove_times))
         t = time.perf_counter()
         report = run.verdict()

@@ -236,16 +236,25 @@ class LocalRun:
         return audit_draw(read_state(self.ledger))
 
     def answer_audit(self, rounds: Sequence[int], *, progress: bool = False,
-                     on_round: Callable[[int, float], None] | None = None) -> None:
-        """The auctioneer's side of the audit, in the announced mode (proofs are timed)."""
+                     on_round: Callable[[int, float], None] | None = None,
+                     workers: int | None = 1, ray_address: str | None = None) -> None:
+        """The auctioneer's side of the audit, in the announced mode (proofs are timed). zk mode with
+        ``workers`` other than 1 (None: one per core) or a ``ray_address`` proves the rounds in a
+        :class:`~zkauction.zk.pool.ProvingPool`, then checks and logs each bundle in round order."""
         st = read_state(self.ledger)
         mode = st.announcement.mode
+        pooled: dict[int, tuple[Any, float]] = {}
+        if mode == "zk" and (workers != 1 or ray_address is not None):
+            pooled = self._prove_pooled([r for r in dict.fromkeys(rounds) if r not in st.proofs], workers, ray_address, progress)
         for r in rounds:
             t = time.perf_counter()
             if mode == "zk" and r not in st.proofs:
                 if self.circuit is None:
                     raise ProtocolError("zk mode needs the circuit to prove")
-                self.auctioneer.prove(r, self.circuit, progress=progress)
+                if r in pooled:
+                    self.auctioneer.log_proof(r, pooled[r][0], self.circuit)
+                else:
+                    self.auctioneer.prove(r, self.circuit, progress=progress)
             elif mode == "reveal" and r not in st.openings:
                 self.auctioneer.publish_openings(r)
             elif mode == "ttp" and r not in st.ttp_verdicts:
@@ -253,7 +262,22 @@ class LocalRun:
                 self.third_party.audit_round(r, bids, salts)
                 self.auctioneer.checkpoint()
             if on_round is not None:
-                on_round(r, time.perf_counter() - t)
+                on_round(r, time.perf_counter() - t + pooled.pop(r, (None, 0.0))[1])
+
+    def _prove_pooled(self, rounds: list[int], workers: int | None, ray_address: str | None,
+                      progress: bool) -> dict[int, tuple[Any, float]]:
+        """{round: (bundle, seconds its proof took)} for ``rounds``, proven in a pool (not logged)."""
+        from zkauction.zk.pool import ProvingPool
+
+        if not rounds:
+            return {}
+        if self.circuit is None:
+            raise ProtocolError("zk mode needs the circuit to prove")
+        jobs = [(r, *self.auctioneer.round_inputs(r)) for r in rounds]
+        secs: dict[int, float] = {}
+        with ProvingPool(self.circuit, workers=workers, ray_address=ray_address) as pool:
+            bundles = pool.prove_many(jobs, progress=progress, on_done=secs.__setitem__)
+        return {r: (b, secs.get(r, 0.0)) for r, b in zip(rounds, bundles)}
 
     def auditor(self) -> Auditor:
         return Auditor(self.ledger, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs)

@@ -336,20 +336,9 @@ class Engine:
                     raise ProtocolError("zk mode: the server needs the circuit to prove the audited rounds")
                 bids, salts = a.round_inputs(r)
                 bundle = await asyncio.get_running_loop().run_in_executor(None, self._prove, r, bids, salts)
-                log_bundle(a, r, bundle)
+                a.log_proof(r, bundle, self.circuit)  # verified before it is logged
             elif ann.mode == "reveal" and first_entry(self.ledger, OPENINGS, r, ann.auctioneer) is None:
                 a.publish_openings(r)
-
-
-def log_bundle(a: Auctioneer, round: int, bundle: Any) -> Entry:
-    """Attach the log proof to a proof made elsewhere, check it like any verifier would, log it."""
-    import dataclasses
-
-    from zkauction.protocol.bundle_log import make_log_proof
-
-    bundle = dataclasses.replace(bundle, log=make_log_proof(a.ledger, round, a.ledger.latest_checkpoint()))
-    return a.ledger.append(PROOF, bundle.to_dict(), a.key, round=round, unique=unique_key(PROOF, round),
-                           checkpoint_key=a.key)
 
 
 def announce(ledger: Ledger, key: SigningKey, circuit: Any, *, bidders: list[str], rounds: int, audits: int,
