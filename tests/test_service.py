@@ -217,6 +217,28 @@ def test_a_server_that_lies_in_the_outcome_is_named_by_the_monitor(tmp_path, cir
         assert not t.is_alive()
 
 
+def test_every_bidder_client_runs_the_public_checks_on_the_log_it_holds(tmp_path, circuit):
+    """No monitor needed: at the end each client reads the log its kept checkpoint commits to and
+    names the lying round itself (the audit may well have drawn another round)."""
+    from zkauction.service.client import AuditFailed
+
+    def lie(bids, salts):
+        return Outcome(((1.0, 1.0), (1.0, 0.0)), (2.0, 0.0))
+
+    # reveal mode: in zk mode the honest server's own check refuses to log a proof of the lie (the
+    # run stops there, see tests/test_pool.py); here the run ends and the clients judge the log
+    srv = make_service(tmp_path, circuit, n_rounds=2, outcome=lie, mode="reveal")
+    try:
+        threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
+        for t in threads:
+            t.join(120)
+    finally:
+        srv.stop()
+    assert len(errors) == 2 and all(isinstance(e, AuditFailed) for e in errors), errors
+    assert all("breach by the auctioneer" in str(e) and "round 1" in str(e) for e in errors), errors
+    assert all(e.exit_code == 1 for e in errors)
+
+
 def test_a_server_showing_another_history_is_refused_by_a_client_that_kept_a_checkpoint(tmp_path, circuit):
     """Two servers under the same auctioneer key and announcement (the same log id), whose logs
     diverge after registration: a client that accepted one cannot be shown the other."""

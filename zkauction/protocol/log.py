@@ -37,7 +37,6 @@ from zkauction.protocol.storage import (
     LedgerError,
     LogLockedError,
     MemoryStorage,
-    SQLiteStorage,
     Storage,
 )
 from zkauction.protocol.storage_pg import open_storage
@@ -54,7 +53,7 @@ class LogChangedError(LedgerError):
 
 
 from zkauction.protocol.entries import (  # noqa: F401  (re-exported: the log's public names)
-    GENESIS_HASH, HASH_DOMAIN, STATEMENT_DOMAIN, ChainError, SigningKey, Statement, canonical_json, check_entry,
+    GENESIS_HASH, ChainError, SigningKey, Statement, canonical_json, check_entry,
     entry_hash, leaf_hash_of, statement_hash, verify_signature,
 )
 

@@ -34,6 +34,12 @@ from zkauction.service.remote import Refused, RemoteLog, Unavailable
 BidSource = Callable[[int], "list[float] | None"]
 
 
+class AuditFailed(ProtocolError):
+    """The log this bidder holds shows a breach: the auctioneer owes the penalty."""
+
+    exit_code = 1
+
+
 class BidsFileError(ProtocolError):
     """A bids file that cannot be used, naming the line and field."""
 
@@ -112,6 +118,7 @@ class ClientReport:
     audit_rounds: list[int] = field(default_factory=list)
     checkpoint_size: int = 0
     consistency_checks: int = 0
+    breaches: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -252,8 +259,16 @@ class BidderClient:
         from zkauction.protocol.state import read_state
         from zkauction.service.remote import verified_replica
 
+        from zkauction.protocol.audit import public_checks
+
         b, ann = self.bidder, self.bidder.announcement
         st = read_state(verified_replica(self.remote, b.sync()))
+        # every round's public checks too, on the copy the kept checkpoint commits to: a rejection or an
+        # outcome the server showed this client during the run is judged here against the real log
+        breaches = public_checks(st)
+        self.report.breaches = [str(x) for x in breaches]
+        if breaches:
+            raise AuditFailed(f"bidder {self.index}: the log shows a breach by the auctioneer: {breaches[0]}")
         rounds = audit_draw(st).rounds  # AuditError while the reveal phase is open in the log it holds
         self.report.audit_rounds = rounds
         if ann.mode != "zk" or self.circuit is None:

@@ -45,7 +45,6 @@ from zkauction.protocol.state import (
     REGISTRATION,
     REVEALS_CLOSED,
     SEED_REVEAL,
-    Announcement,
     ProtocolError,
     first_entry,
     read_announcement,
