@@ -465,3 +465,24 @@ def test_a_bundle_of_a_round_the_log_shows_broken_is_refused_against_the_ledger(
                                                     "bidder 0's valid opening: a false rejection") as err:
             check_bundle_against_ledger(_fake_bundle(st, 2), run.ledger)
         assert err.value.check == "ledger"
+
+
+def test_the_third_party_asked_before_the_outcome_logs_nothing_and_verifies_later(tmp_path):
+    # Found while looking at state.py:425: TrustedThirdParty.audit_round, asked about a round with no
+    # outcome yet, logged an "invalid" verdict that the reader never counts (it precedes the outcome)
+    # and, since it logs one verdict per round, never logged the real one afterwards: the honest
+    # auctioneer's audited round then failed with "the trusted third party logged no verdict".
+    from zkauction.protocol.audit import Auditor
+    from zkauction.protocol.local import play_round
+    from zkauction.protocol.state import TTP_VERDICT
+
+    with make_run(tmp_path, mode="ttp", rounds=2, audits=1) as run:
+        play_round(run.auctioneer, run.bidders, 1, [[0.75, 0.5], [0.25, 0.5]])
+        size = len(run.ledger)
+        with pytest.raises(ProtocolError, match="round 2 has no logged outcome: the third party has nothing to verify yet"):
+            run.third_party.audit_round(2, [[0.0, 0.0], [0.0, 0.0]], ["00" * 32] * 2)
+        assert len(run.ledger) == size and not run.ledger.entries(kind=TTP_VERDICT)
+        play_round(run.auctioneer, run.bidders, 2, [[0.75, 0.5], [0.25, 0.5]])
+        assert run.third_party.audit_round(2, *run.auctioneer.round_inputs(2)).valid
+        st = read_state(run.ledger)
+        assert not st.notes and Auditor(run.ledger).check_audited_round(st, 2).valid
