@@ -406,6 +406,8 @@ class TrustedThirdParty:
         from zkauction.protocol.state import TTP_VERDICT, round_state
 
         st = round_state(self.ledger, round)
+        if round not in st.outcomes:  # a verdict logged now would never count, and would block the real one
+            raise ProtocolError(f"round {round} has no logged outcome: the third party has nothing to verify yet")
         try:
             problems = check_round(st, round)
             if problems:
