@@ -186,6 +186,21 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(tmp_path, 
         assert r.status_code == 409 and "opening phase" in r.text
         r = http.post("/api/rounds/1/pass", json={"bidder": 1, "signature": "ab" * 64})
         assert r.status_code == 400 and "not signed by that bidder" in r.text
+        for path, params, status, needle in [  # every read endpoint, bad parameters
+            ("/api/status", {"phase": 9}, 422, "phase"), ("/api/status", {"wait": 600}, 422, "wait"),
+            ("/api/status", {"round": -1}, 422, "round"), ("/api/log/entries", {"start": -1}, 422, "start"),
+            ("/api/log/entries", {"kind": "x" * 100}, 422, "kind"), ("/api/log/consistency", {"old": 50, "new": 1}, 400, "old"),
+            ("/api/log/consistency", {}, 422, "old"), ("/api/log/inclusion", {"seq": 0, "size": 99}, 400, "size"),
+            ("/api/log/entry/abc", {}, 422, "seq"), ("/api/summary", {"limit": 0}, 422, "limit"),
+            ("/api/nothing", {}, 404, ""),
+        ]:
+            r = http.get(path, params=params)
+            assert r.status_code == status and needle in r.text, (path, params, r.status_code, r.text)
+        assert http.delete("/api/log/entry/0").status_code == 405 and http.put("/api/statements", json={}).status_code == 405
+        r = http.post("/api/statements", content=b"not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422
+        r = http.post("/api/rounds/x/pass", json={"bidder": 0, "signature": "ab" * 64})
+        assert r.status_code == 422 and "round" in r.text
         assert http.get("/api/log/inclusion", params={"seq": 99}).status_code == 400
         assert http.get("/api/log/entry/99").status_code == 404
         assert http.get("/api/log/entries", params={"limit": 5000}).status_code == 422
