@@ -16,6 +16,7 @@ Writes one JSON line per mutant to stdout.
 
 from __future__ import annotations
 
+import __future__
 import ast
 import copy
 import importlib
@@ -47,6 +48,7 @@ def guards(node: ast.If) -> bool:
     return any(is_check_stmt(s) for s in node.body)
 
 
+FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)  # async def too (zkauction/service/)
 SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt}
 
 
@@ -85,11 +87,11 @@ def targets(path: str):
     mod = path.removesuffix(".py").replace("/", ".")
     tree = ast.parse(open(path).read())
     for top in tree.body:
-        if isinstance(top, ast.FunctionDef):
+        if isinstance(top, FUNCS):
             yield mod, None, top
         elif isinstance(top, ast.ClassDef):
             for f in top.body:
-                if isinstance(f, ast.FunctionDef):
+                if isinstance(f, FUNCS):
                     yield mod, top.name, f
 
 
@@ -103,7 +105,8 @@ def apply(mod: str, cls: str | None, f2: ast.FunctionDef) -> None:
     src = ast.Module([f2], [])
     ast.fix_missing_locations(src)
     ns: dict = {}
-    exec(compile(src, m.__file__, "exec"), dict(m.__dict__), ns)
+    flags = __future__.annotations.compiler_flag if getattr(m, "annotations", None) is __future__.annotations else 0
+    exec(compile(src, m.__file__, "exec", flags=flags), dict(m.__dict__), ns)
     fn.__code__ = ns[f2.name].__code__
 
 

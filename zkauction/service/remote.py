@@ -165,6 +165,8 @@ class RemoteLog:
         sts = [Statement.sign(key, log_id, kind, payload, rnd) for kind, payload, key, rnd, _u in items]
         got = self.request("POST", "/api/statements", json={"statements": [s.to_dict() for s in sts]})
         entries = [Entry.from_dict(d) for d in got["entries"]]
+        if len(entries) != len(sts):  # zip below stops at the shorter list
+            raise ProtocolError(f"the server answered {len(sts)} statements with {len(entries)} entries")
         for s, e in zip(sts, entries):  # the server placed what was signed, nothing else
             if (e.kind, e.round, e.payload, e.signer, e.signature) != (s.kind, s.round, s.payload, s.signer, s.signature):
                 raise ProtocolError(f"the server logged entry {e.seq} other than the statement submitted")
