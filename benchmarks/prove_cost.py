@@ -52,8 +52,12 @@ RUNGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "regret_d3_w100_tanh_trained": ("trained/2x2_scenario1", {}, "shipped regret net, scenario 1 (depth 3, width 100)"),
     "regret_d7_w100_tanh": ("untrained:regret:7:100:tanh", {}, "the paper's size (depth 7, width 100)"),
     "ama_3x10_uniform": ("trained/ama_3x10_uniform", {}, "shipped 3x10 affine maximizer (item-wise menu + 64 learned entries)"),
+    "ama_2x5_uniform": ("trained/ama_2x5_uniform", {}, "shipped 2x5 affine maximizer (full menu, 243 entries)"),
+    "ama_3x10_menu256": ("trained/ama_3x10_menu256", {}, "shipped 3x10 affine maximizer (item-wise menu + 256 learned entries)"),
+    "ama_5x10_uniform": ("trained/ama_5x10_uniform", {}, "shipped 5x10 affine maximizer (item-wise menu + 64 learned entries)"),
 }
-DEFAULT_RUNGS = [r for r in RUNGS if r != "regret_d7_w100_tanh"]
+LARGE = ("regret_d7_w100_tanh", "ama_3x10_menu256", "ama_5x10_uniform")  # minutes and GBs: asked by name
+DEFAULT_RUNGS = [r for r in RUNGS if r not in LARGE]
 
 
 def _net_source(name: str, work: Path) -> Path:
