@@ -679,3 +679,53 @@ def test_the_log_api_refuses_proof_queries_outside_the_log(tmp_path, circuit):
         assert r.status_code == 200 and r.json()["root"] == srv.engine.ledger.root(n)
     finally:
         srv.stop()
+
+
+def test_a_dispute_before_its_rejection_is_refused_so_that_it_cannot_block_the_real_one(tmp_path, circuit):
+    """engine.py _admissible: a dispute sent before the auctioneer's ``no_opening`` rejection is not
+    counted by the reader; logged, it would stand for that bidder's dispute of the round (the engine
+    answers the same statement with the entry already logged, and the reader counts one dispute per
+    bidder and round), so the bidder's real dispute, after the rejection, would never count. It is
+    refused; after the rejection the same dispute is admitted."""
+    engine, (k0, k1) = fresh_engine(tmp_path, circuit)
+    try:
+        log_id = engine.log_id
+        engine.status = Status(1, 1)
+        dispute = Statement.sign(k1, log_id, DISPUTE, {"bidder": 1, "bids": [0.5, 0.5], "salt": "00" * 32}, round=1)
+        (r,) = submit(engine, dispute)
+        refused(r, 409, "a dispute of round 1 answers a no_opening rejection, and bidder 1 has none")
+        assert len(engine.ledger) == 1
+        engine.ledger.append("opening_rejected", {"bidder": 1, "reason": "no_opening"}, engine.key, round=1)
+        engine.status = Status(1, 2)
+        (e,) = submit(engine, dispute)
+        assert e.kind == DISPUTE and e.seq == 2
+    finally:
+        engine.ledger.close()
+        engine.auctioneer.store.close()
+
+
+def test_the_client_refuses_an_audited_rounds_proof_that_does_not_verify(tmp_path, served_client, circuit):
+    """client.py _verify_audit: the drawn round's logged proof is checked with the circuit's
+    verifying key; one that does not verify fails the client's audit, naming the round (it is not
+    added to ``proofs_verified``). The service tests never reach this: there the honest engine
+    refuses to log a proof that does not verify, and the run stops first."""
+    from test_protocol import _fake_bundle
+
+    from zkauction.zk.bundle import VerificationError
+
+    run = local_run(tmp_path, mode="zk", rounds=3, audits=1,
+                    auction={"name": "ama", "manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256()})[0]
+    try:
+        run.play()
+        (r,) = run.reveal().rounds
+        # the round's commitments and outcome, this circuit and ezkl version: all but a proof
+        bundle = _fake_bundle(read_state(run.ledger), r, ezkl_version=circuit.manifest["ezkl_version"])
+        run.ledger.append(PROOF, bundle.to_dict(), run.auctioneer.key, round=r)
+        run.auctioneer.checkpoint()
+        served_client.server = LogServer(run.ledger)
+        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: None, circuit=circuit)
+        with pytest.raises(VerificationError, match=f"audited round {r}: ") as err:
+            c._verify_audit()
+        assert err.value.check == "proof" and c.report.proofs_verified == []
+    finally:
+        run.close()
