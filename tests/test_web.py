@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from zkauction.protocol.audit import audit_draw
 from zkauction.protocol.log import Ledger, SigningKey
@@ -28,8 +26,9 @@ from zkauction.protocol.state import OUTCOME, read_state
 from zkauction.service.client import BidderClient, init_state
 from zkauction.service.engine import announce, engine_for
 from zkauction.service.remote import Refused
-from zkauction.service.server import create_app
 from zkauction.zk.circuit import Circuit, sha256_file
+
+from test_service import Server  # uvicorn on a free loopback port, in a thread
 
 pytestmark = pytest.mark.slow
 
@@ -85,27 +84,6 @@ class Client(BidderClient):
             if (self.index, r) not in OUTSIDE:
                 raise
             self.refusals.append(e.detail)
-
-
-class Server:
-    def __init__(self, engine):
-        self.engine = engine
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        end = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < end, "the server did not start"
-            time.sleep(0.02)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.engine.ledger.close()
-        self.engine.auctioneer.store.close()
 
 
 def start_server(tmp: Path, circuit: Circuit) -> Server:

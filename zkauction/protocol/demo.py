@@ -165,6 +165,21 @@ def _same_weights(circuit_dir: Path, trained: Path) -> bool:
     return _built_from(circuit_dir, trained) and (circuit_dir / "pk.key").is_file()
 
 
+def demo_folders(auction: str | Path | None, out: str | Path, rounds: Any, audits: Any) -> tuple[Path, Path]:
+    """Check a demo's arguments (both demos): the trained auction folder and the output folder
+    (created), or :class:`ProtocolError` naming the bad option."""
+    if not isinstance(rounds, int) or rounds < 1 or not isinstance(audits, int) or not 1 <= audits <= rounds:
+        raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ProtocolError(f"--out {out}: not a folder")
+    trained = Path(auction) if auction is not None else default_demo_auction()
+    if not (trained / "config.json").is_file():
+        raise ProtocolError(f"--auction {trained}: not a trained auction folder (no config.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    return trained, out
+
+
 def run_demo(
     out: str | Path = "demo-out",
     *,
@@ -188,15 +203,7 @@ def run_demo(
     from zkauction.protocol.state import read_state
 
     t_all = time.perf_counter()
-    if not isinstance(rounds, int) or rounds < 1 or not isinstance(audits, int) or not 1 <= audits <= rounds:
-        raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ProtocolError(f"--out {out}: not a folder")
-    trained = Path(auction) if auction is not None else default_demo_auction()
-    if not (trained / "config.json").is_file():
-        raise ProtocolError(f"--auction {trained}: not a trained auction folder (no config.json)")
-    out.mkdir(parents=True, exist_ok=True)
+    trained, out = demo_folders(auction, out, rounds, audits)
     circuit_dir = out / "circuit"
     timings: dict[str, float] = {}
 

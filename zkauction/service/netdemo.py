@@ -99,7 +99,7 @@ def run_network_demo(
     from zkauction.learn.setting import AuctionSetting, ParticipationModel
     from zkauction.protocol.auctioneer import circuit_outcome_function
     from zkauction.protocol.audit import Auditor
-    from zkauction.protocol.demo import INSECURE, default_demo_auction, print_report
+    from zkauction.protocol.demo import INSECURE, demo_folders, print_report
     from zkauction.protocol.local import simulated_bids
     from zkauction.protocol.state import read_state
     from zkauction.service.client import init_state
@@ -107,15 +107,7 @@ def run_network_demo(
     from zkauction.service.remote import Unavailable
 
     t_all = time.perf_counter()
-    if not isinstance(rounds, int) or rounds < 1 or not isinstance(audits, int) or not 1 <= audits <= rounds:
-        raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ProtocolError(f"--out {out}: not a folder")
-    trained = Path(auction) if auction is not None else default_demo_auction()
-    if not (trained / "config.json").is_file():
-        raise ProtocolError(f"--auction {trained}: not a trained auction folder (no config.json)")
-    out.mkdir(parents=True, exist_ok=True)
+    trained, out = demo_folders(auction, out, rounds, audits)
     timings: dict[str, float] = {}
     end = time.monotonic() + timeout
 
