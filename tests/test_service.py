@@ -171,6 +171,8 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(tmp_path, 
             ({"statements": [Statement.sign(bidder, log_id, BID_COMMITMENT, {"bidder": 0, "commitment": "zz"}, round=1).to_dict()]},
              400, "commitment"),
             ({"statements": []}, 422, "statements"),
+            ({"statements": [{**Statement.sign(bidder, log_id, BID_COMMITMENT, {"bidder": 0, "commitment": "00" * 32},
+                                               round=2**70).to_dict()}]}, 422, "round"),
         ]
         for body, status, needle in cases:
             r = http.post("/api/statements", json=body)
@@ -192,7 +194,8 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(tmp_path, 
             ("/api/log/entries", {"kind": "x" * 100}, 422, "kind"), ("/api/log/consistency", {"old": 50, "new": 1}, 400, "old"),
             ("/api/log/consistency", {}, 422, "old"), ("/api/log/inclusion", {"seq": 0, "size": 99}, 400, "size"),
             ("/api/log/entry/abc", {}, 422, "seq"), ("/api/summary", {"limit": 0}, 422, "limit"),
-            ("/api/nothing", {}, 404, ""),
+            ("/api/nothing", {}, 404, ""), ("/api/log/entries", {"round": 2**70}, 422, "round"),
+            ("/api/log/entry/" + str(2**70), {}, 404, "no entry"), ("/api/status", {"round": 2**70}, 422, "round"),
         ]:
             r = http.get(path, params=params)
             assert r.status_code == status and needle in r.text, (path, params, r.status_code, r.text)

@@ -36,13 +36,14 @@ from zkauction.service.engine import Engine, Rejected
 
 MAX_BODY = 64 * 1024  # bytes: the largest request body accepted
 PAGE = 1000
+MAX_INT = 2**62  # rounds, sequence numbers and sizes: SQLite integers (a larger one would be a 500)
 HEX64 = r"^[0-9a-f]{64}$"
 HEX128 = r"^[0-9a-f]{128}$"
 
 
 class StatementIn(BaseModel):
     kind: str = Field(min_length=1, max_length=64)
-    round: Optional[int] = Field(default=None, ge=1)
+    round: Optional[int] = Field(default=None, ge=1, le=MAX_INT)
     payload: str = Field(min_length=2, max_length=16 * 1024)
     signer: str = Field(pattern=HEX64)
     signature: str = Field(pattern=HEX128)
@@ -131,15 +132,15 @@ def create_app(engine: Engine, *, start_engine: bool = True) -> FastAPI:
                 "log_size": size(), "log_id": engine.log_id, "error": engine.error}
 
     @app.get("/api/status")
-    async def status(round: int = Query(0, ge=0), phase: int = Query(0, ge=0, le=3),
+    async def status(round: int = Query(0, ge=0, le=MAX_INT), phase: int = Query(0, ge=0, le=3),
                      wait: float = Query(0.0, ge=0.0, le=60.0)) -> dict[str, Any]:
         if wait > 0:
             await engine.wait_status(round, phase, wait)
         return status_dict()
 
     @app.get("/api/log/entries")
-    async def entries(start: int = Query(0, ge=0), stop: Optional[int] = Query(None, ge=0),
-                      kind: Optional[str] = Query(None, max_length=64), round: Optional[int] = Query(None, ge=0),
+    async def entries(start: int = Query(0, ge=0, le=MAX_INT), stop: Optional[int] = Query(None, ge=0, le=MAX_INT),
+                      kind: Optional[str] = Query(None, max_length=64), round: Optional[int] = Query(None, ge=0, le=MAX_INT),
                       limit: int = Query(PAGE, ge=1, le=PAGE)) -> dict[str, Any]:
         out = []
         for e in ledger.storage.scan(start, kind, round, stop):
@@ -150,7 +151,7 @@ def create_app(engine: Engine, *, start_engine: bool = True) -> FastAPI:
 
     @app.get("/api/log/entry/{seq}")
     async def entry(seq: int) -> dict[str, Any]:
-        e = ledger.storage.get(seq) if seq >= 0 else None
+        e = ledger.storage.get(seq) if 0 <= seq <= MAX_INT else None
         if e is None:
             raise HTTPException(404, f"the log has no entry {seq} (size {size()})")
         return _entry(e)
@@ -171,14 +172,14 @@ def create_app(engine: Engine, *, start_engine: bool = True) -> FastAPI:
         return size_
 
     @app.get("/api/log/inclusion")
-    async def inclusion(seq: int = Query(ge=0), size: Optional[int] = Query(None, ge=1)) -> dict[str, Any]:
+    async def inclusion(seq: int = Query(ge=0, le=MAX_INT), size: Optional[int] = Query(None, ge=1, le=MAX_INT)) -> dict[str, Any]:
         s = _proof_size(size)
         if seq >= s:
             raise HTTPException(400, f"seq: {seq} is not below the tree size {s}")
         return {"seq": seq, "size": s, "proof": ledger.inclusion_proof(seq, s), "root": ledger.root(s)}
 
     @app.get("/api/log/consistency")
-    async def consistency(old: int = Query(ge=0), new: Optional[int] = Query(None, ge=1)) -> dict[str, Any]:
+    async def consistency(old: int = Query(ge=0, le=MAX_INT), new: Optional[int] = Query(None, ge=1, le=MAX_INT)) -> dict[str, Any]:
         s = _proof_size(new)
         if old > s:
             raise HTTPException(400, f"old: {old} is larger than new: {s}")
