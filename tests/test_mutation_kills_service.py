@@ -13,20 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from pathlib import Path
 
 import httpx
 import pytest
 
-from test_service import Server, circuit, make_service  # noqa: F401  (circuit: the module fixture)
-from test_service_attacks import bidder, reached, send_pass
+from test_service import circuit, make_service  # noqa: F401  (circuit: the module fixture)
+from test_service_attacks import reached, registered, send_pass
 
 from zkauction.protocol.checkpoint import ForkError
 from zkauction.protocol.entries import Statement
 from zkauction.protocol.local import LocalRun, private_dir
 from zkauction.protocol.log import Ledger, LedgerError, SignedCheckpoint, SigningKey, leaf_hash_of
 from zkauction.protocol.state import (ABSTENTION, BID_COMMITMENT, COMMITMENTS_CLOSED, DISPUTE, PROOF, REGISTRATION,
-                                      SEED_REVEAL, ProtocolError, read_state, seed_commitment)
+                                      SEED_REVEAL, ProtocolError, read_state)
 from zkauction.service import client as client_module
 from zkauction.service.client import BidderClient, init_state
 from zkauction.service.engine import Rejected, Status, announce, engine_for, pass_message
@@ -282,10 +281,7 @@ def test_an_opening_without_an_open_commitment_is_a_400_not_a_server_error(tmp_p
     unhandled one is a 500, which clients read as "server down" and retry for minutes)."""
     srv = make_service(tmp_path, circuit, n_rounds=1, mode="reveal")
     try:
-        (b0, k0, remote), (b1, k1, _) = bidder(tmp_path, srv, 0), bidder(tmp_path, srv, 1)
-        b0.register()
-        b1.register()
-        remote.status(1, 0, wait=10)
+        (b0, k0, remote), (b1, k1, _) = registered(tmp_path, srv)
         b0.commit(1, [0.5, 0.5])
         send_pass(remote, k1, srv.engine.log_id, 1, 1)
         assert reached(remote, 1, 1)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import time
 
 import httpx
 import pytest
 
-from test_service import FAST, Server, circuit, make_service  # noqa: F401  (circuit: the module fixture)
+from test_service import circuit, make_service  # noqa: F401  (circuit: the module fixture)
 
 from zkauction.protocol.audit import Auditor, draw_digest, public_checks, select_audit_rounds
 from zkauction.protocol.auctioneer import circuit_outcome_function
@@ -24,7 +23,6 @@ from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.log import Ledger, SignedCheckpoint, SigningKey, Statement
 from zkauction.protocol.state import (
     BID_COMMITMENT,
-    DISPUTE,
     OPENINGS,
     REGISTRATION,
     REVEALS_CLOSED,
@@ -49,6 +47,15 @@ def bidder(tmp_path, srv, i):
     remote = RemoteLog(srv.url)
     secret = bytes.fromhex((tmp_path / f"b{i}" / "secret").read_text().strip())
     return Bidder(i, key, remote, secret=secret), key, remote
+
+
+def registered(tmp_path, srv):
+    """Both bidders (as :func:`bidder`) registered, once round 1's commit phase is open."""
+    (b0, k0, remote), (b1, k1, r1) = bidder(tmp_path, srv, 0), bidder(tmp_path, srv, 1)
+    b0.register()
+    b1.register()
+    remote.status(1, 0, wait=10)
+    return (b0, k0, remote), (b1, k1, r1)
 
 
 def post(remote, st: Statement):
@@ -156,10 +163,7 @@ def test_a_bidder_index_written_as_a_float_cannot_frame_the_honest_auctioneer(tm
     bidder index (engine.py ``Engine.submit``) and the reader counts no other (state.py ``_Reader.read``)."""
     srv = make_service(tmp_path, circuit, n_rounds=1, mode="reveal")
     try:
-        (b0, k0, remote), (b1, k1, _) = bidder(tmp_path, srv, 0), bidder(tmp_path, srv, 1)
-        b0.register()
-        b1.register()
-        remote.status(1, 0, wait=10)
+        (b0, k0, remote), (b1, k1, _) = registered(tmp_path, srv)
         log_id = srv.engine.log_id
         com = commit([0.5, 0.5], b1.salt(1), srv.engine.ann.input_scale)
         try:
@@ -210,10 +214,7 @@ def test_a_dispute_sent_before_the_rejection_cannot_frame_the_auctioneer(tmp_pat
     ``close_round`` via ``audit.published_openings``)."""
     srv = make_service(tmp_path, circuit, n_rounds=1, mode="reveal")
     try:
-        (b0, k0, remote), (b1, k1, _) = bidder(tmp_path, srv, 0), bidder(tmp_path, srv, 1)
-        b0.register()
-        b1.register()
-        remote.status(1, 0, wait=10)
+        (b0, k0, remote), (b1, k1, _) = registered(tmp_path, srv)
         log_id = srv.engine.log_id
         send_pass(remote, k0, log_id, 1, 0)
         b1.commit(1, [0.5, 0.5])
