@@ -688,3 +688,29 @@ def test_an_entry_moved_into_another_log_does_not_verify_there(key):
     b.storage.append_many([(moved, None)])
     with pytest.raises(ChainError, match="ledger entry 1: signature"):
         Ledger(b.storage).verify_chain()
+
+
+def test_a_replica_takes_only_the_next_entry_of_the_same_log(key):
+    """Ledger.replicate (monitors, bidders' verified copies): another log's entries, checked one by
+    one; a gap, a changed payload or an entry of another log is named and nothing after it added."""
+    src = Ledger.in_memory()
+    src.append("announcement", {"auction": "a"}, key)
+    fill(src, key, 5)
+    entries = src.entries()
+    replica = Ledger.in_memory()
+    assert replica.replicate(entries[:3]) == 3
+    with pytest.raises(ChainError, match="ledger entry 3: sequence number is 4, expected 3"):
+        replica.replicate(entries[4:])
+    bad = Entry(**{**entries[3].to_dict(), "payload": '{"forged":1}'})
+    with pytest.raises(ChainError, match="ledger entry 3: hash mismatch"):
+        replica.replicate([bad, entries[4]])
+    assert len(replica) == 3 and replica.replicate(entries[3:]) == 3
+    assert (replica.root(), replica.head()) == (src.root(), src.head())
+    other = Ledger.in_memory()
+    other.append("announcement", {"auction": "b"}, key)
+    moved = Entry(1, entries[1].round, entries[1].kind, entries[1].payload, other.head(),
+                  entry_hash(1, entries[1].round, entries[1].kind, entries[1].payload, other.head(), entries[1].signer),
+                  entries[1].signer, entries[1].signature)
+    with pytest.raises(ChainError, match="ledger entry 1: signature"):
+        other.replicate([moved])
+    assert len(other) == 1

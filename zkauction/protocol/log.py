@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from zkauction.protocol import merkle
 from zkauction.protocol.storage import (
@@ -222,6 +222,19 @@ class Ledger:
         if first is None:
             raise LedgerError("the log is empty: it has no id before its announcement")
         return first.hash
+
+    def replicate(self, entries: Iterable[Entry]) -> int:
+        """Append entries signed and placed by another log's operator (a replica of that log): each
+        must be the next one here (sequence number, link, hash, signature for this log), else
+        :class:`ChainError` names it and nothing from it on is added. Returns how many were added."""
+        n = 0
+        for e in entries:
+            check_entry(e, self.tree.size, self._head, log_id=e.hash if self.tree.size == 0 else self.log_id)
+            self.storage.append_many([(e, None)])
+            self.tree.append(leaf_hash_of(e))
+            self._head = e.hash
+            n += 1
+        return n
 
     def _check_not_moved(self) -> None:
         last = self.storage.last()

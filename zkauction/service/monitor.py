@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zkauction.protocol.checkpoint import ForkError, LogView
-from zkauction.protocol.log import GENESIS_HASH, Ledger, check_entry, leaf_hash_of
+from zkauction.protocol.log import Ledger
 from zkauction.protocol.state import ProtocolError, _Reader, read_announcement
 from zkauction.service.remote import RemoteLog, Unavailable
 
@@ -62,13 +62,7 @@ class Monitor:
         """Fetch what is new, check it; True once the audit has a verdict."""
         r = self.replica
         new = self.remote.entries(start=len(r))
-        prev = r.head()
-        for e in new:
-            log_id = e.hash if e.seq == 0 else r.log_id
-            check_entry(e, len(r), prev, log_id=log_id)  # ChainError names the entry
-            r.storage.append_many([(e, None)])
-            r.tree.append(leaf_hash_of(e))
-            r._head = prev = e.hash
+        r.replicate(new)  # ChainError names a bad entry
         self.report.entries = len(r)
         if not len(r):
             return False
@@ -154,4 +148,4 @@ class Monitor:
             time.sleep(interval)
 
 
-__all__ = ["Monitor", "MonitorAlert", "MonitorReport", "GENESIS_HASH"]
+__all__ = ["Monitor", "MonitorAlert", "MonitorReport"]

@@ -17,8 +17,7 @@ from typing import Any, Iterator, Sequence
 import httpx
 
 from zkauction.protocol.checkpoint import ForkError
-from zkauction.protocol.log import (GENESIS_HASH, Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement,
-                                    check_entry, leaf_hash_of)
+from zkauction.protocol.log import Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement
 from zkauction.protocol.state import ProtocolError
 
 
@@ -183,16 +182,11 @@ def verified_replica(remote: RemoteLog, cp: SignedCheckpoint) -> Ledger:
     counts) is then what every verifier holding the same checkpoint reads, not what filtered queries,
     which the server answers as it likes (another round's entry, a forged payload), returned."""
     r = Ledger.in_memory()
-    prev = GENESIS_HASH
     while len(r) < cp.size:
         got = remote.entries(start=len(r), stop=cp.size)
         if not got:
             break
-        for e in got[: cp.size - len(r)]:
-            check_entry(e, len(r), prev, log_id=e.hash if len(r) == 0 else r.log_id)  # ChainError names it
-            r.storage.append_many([(e, None)])
-            r.tree.append(leaf_hash_of(e))
-            r._head = prev = e.hash
+        r.replicate(got[: cp.size - len(r)])  # ChainError names a bad entry
     if len(r) != cp.size or r.root(cp.size) != cp.root:
         raise ForkError(f"the {len(r)} entries the server served are not the log of the checkpoint of size {cp.size} kept")
     return r
