@@ -35,6 +35,7 @@ from zkauction.protocol.state import (
     Announcement,
     ProtocolError,
     read_announcement,
+    rejected_no_opening,
     seed_commitment,
     opening_message,
     unique_key,
@@ -204,9 +205,7 @@ class Bidder:
 
     def rejected_for_no_opening(self, round: int) -> bool:
         """Whether the auctioneer logged ``no_opening`` for this bidder in ``round``."""
-        ann = self.announcement
-        return any(e.data.get("bidder") == self.index and e.data.get("reason") == "no_opening" and e.signer == ann.auctioneer
-                   for e in self.ledger.entries(kind=OPENING_REJECTED, round=round))
+        return rejected_no_opening(self.ledger, round, self.index, self.announcement.auctioneer)
 
     def dispute(self, round: int) -> Entry:
         """Publish this round's opening on the log, against a ``no_opening`` rejection: logged before

@@ -433,6 +433,12 @@ def first_entry(ledger: Ledger, kind: str, round: int, signer: str) -> Entry | N
                  if e.signer == signer and e.kind == kind and e.round == round), None)
 
 
+def rejected_no_opening(ledger: Ledger, round: int, bidder: int, auctioneer: str) -> bool:
+    """Whether ``auctioneer`` logged a ``no_opening`` rejection of ``bidder`` in ``round``."""
+    return any(e.data.get("bidder") == bidder and e.data.get("reason") == "no_opening" and e.signer == auctioneer
+               for e in ledger.entries(kind=OPENING_REJECTED, round=round))
+
+
 def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
     first = ledger.storage.get(0)
     if first is None:

@@ -48,6 +48,7 @@ from zkauction.protocol.state import (
     ProtocolError,
     first_entry,
     read_announcement,
+    rejected_no_opening,
     unique_key,
 )
 from zkauction.zk import commitments
@@ -181,11 +182,10 @@ class Engine:
         if per_round != (st.round is not None):
             raise Rejected(f"{st.kind} {'needs' if per_round else 'takes no'} round", 400)
         ukey = unique_key(st.kind, st.round if per_round else None, i)
-        logged = self.ledger.storage.scan(0, st.kind, st.round, None)
-        same = [e for e in logged if e.signer == st.signer]
-        if same:
-            if same[0].payload == st.payload:
-                return same[0]
+        same = first_entry(self.ledger, st.kind, st.round, st.signer)
+        if same is not None:
+            if same.payload == st.payload:
+                return same
             raise Rejected(f"{ukey} is already logged with another payload")
         if ukey in self._pending_keys:
             raise Rejected(f"{ukey} is being logged by another request")
@@ -223,9 +223,7 @@ class Engine:
                 raise Rejected(f"{st.kind} of round {st.round} only between its close and its outcome")
             # the reader counts a dispute only after the no_opening rejection it answers (an earlier one
             # would be logged, not counted, and an outcome honouring it a breach)
-            if st.kind == DISPUTE and not any(e.data.get("bidder") == i and e.data.get("reason") == "no_opening"
-                                              and e.signer == self.ann.auctioneer
-                                              for e in self.ledger.entries(kind=OPENING_REJECTED, round=st.round)):
+            if st.kind == DISPUTE and not rejected_no_opening(self.ledger, st.round, i, self.ann.auctioneer):
                 raise Rejected(f"a dispute of round {st.round} answers a no_opening rejection, and bidder {i} has none")
         elif st.kind == SEED_REVEAL:
             if s != Status(T + 1, 0):
