@@ -53,12 +53,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.zkauction-setup
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+want=$(cat pyproject.toml setup.py scripts/setup.sh zkauction/zk/_poseidon.c zkauction/zk/_poseidon_params.h | sha256sum | cut -d' ' -f1)
+native() { .venv/bin/python -c 'import zkauction.zk._poseidon' >/dev/null 2>&1; }
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! native; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet torch==2.13.0
   .venv/bin/python -m pip install --quiet -e '.[test]'
   echo "$want" > "$stamp"
+  if ! native; then  # setup.py marks it optional: the package works without it, more slowly
+    echo "setup: warning: the C Poseidon extension did not build (no C compiler or no Python headers);" \
+      "commitments fall back to ezkl.poseidon_hash, about 15 times slower" >&2
+  fi
 fi
 # ezkl caches under ~/.ezkl unless told otherwise: keep it inside the project.
 mkdir -p .ezkl

@@ -5,6 +5,8 @@ input in the auction circuit (docs/design.md, "ONNX and circuit contract")::
 
     commitment = ezkl.poseidon_hash([float_to_felt(b_1, S), ..., float_to_felt(b_m, S), salt])[0]
 
+computed by :mod:`zkauction.zk.poseidon` (the same hash in C, bit for bit; ezkl where it is not built)
+
 so it is *exactly* public instance i of the audit proof: a bidder checks its own commitment against
 the proof without seeing anyone else's bids. Everything here runs on the bidder's side alone.
 
@@ -18,7 +20,7 @@ Representations (ezkl 23's own, so values can be passed to ezkl unchanged):
 
 Public API: :data:`FIELD_MODULUS`, :class:`CommitmentError`, :func:`new_salt`, :func:`check_salt`,
 :func:`snap_bid`, :func:`snap_bids`, :func:`bid_felts`, :func:`commit`, :class:`Opening`,
-:func:`make_commitment`, :func:`check_opening`.
+:func:`commit_many`, :func:`make_commitment`, :func:`check_opening`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import ezkl
-
 from zkauction.errors import ZkAuctionError
+from zkauction.zk import poseidon
 
 # The BN254 scalar field: ezkl's circuits (halo2, KZG on BN254) compute modulo this prime.
 FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
@@ -140,7 +141,8 @@ def bid_felts(bids: Sequence[float], scale: int) -> list[str]:
             raise CommitmentError(
                 f"bid for item {j} ({b!r}) is not on the fixed-point grid of scale {scale}; snap it first"
             )
-        out.append(ezkl.float_to_felt(float(b), scale))
+        # ezkl's float_to_felt of a non-negative grid point is its integer grid index (tests pin it)
+        out.append(int(math.floor(float(b) * 2**scale + 0.5)).to_bytes(32, "little").hex())
     return out
 
 
@@ -152,7 +154,17 @@ def commit(bids: Sequence[float], salt: str, scale: int) -> str:
     if len(bids) == 0:
         raise CommitmentError("a commitment needs at least one bid")
     salt = check_salt(salt)
-    return ezkl.poseidon_hash(bid_felts(bids, scale) + [salt])[0]
+    return poseidon.hash_felts(bid_felts(bids, scale) + [salt])
+
+
+def commit_many(rows: Sequence[tuple[Sequence[float], str]], scale: int) -> list[str]:
+    """:func:`commit` of each (snapped bids, salt) in one batched hash call (a block of rounds)."""
+    messages = []
+    for bids, salt in rows:
+        if len(bids) == 0:
+            raise CommitmentError("a commitment needs at least one bid")
+        messages.append(bid_felts(bids, scale) + [check_salt(salt)])
+    return poseidon.hash_many(messages)
 
 
 @dataclass(frozen=True)
