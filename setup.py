@@ -10,7 +10,7 @@ setup(
             "zkauction.zk._poseidon",
             sources=["zkauction/zk/_poseidon.c"],
             depends=["zkauction/zk/_poseidon_params.h"],
-            extra_compile_args=["-O3", "-funroll-loops"],
+            extra_compile_args=["-O3"],
             optional=True,
         )
     ]
