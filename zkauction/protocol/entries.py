@@ -1,11 +1,42 @@
 """Entries of the transparency log, one at a time: canonical JSON, Ed25519 keys, entry and statement
 hashes, signed statements and the check of one entry (:func:`check_entry`). The log itself (chain,
-tree, checkpoints, storage) is :mod:`zkauction.protocol.log`, which re-exports all of this."""
+tree, checkpoints, storage) is :mod:`zkauction.protocol.log`, which re-exports all of this.
+
+Signatures come in two forms, and :func:`verify_signature` accepts both wherever a signature is checked
+(entries, statements, checkpoints, openings):
+
+- **plain**: the Ed25519 signature (RFC 8032) of the message, exactly 128 hex characters;
+- **batch** (:meth:`SigningKey.sign_many`): one Ed25519 signature covers k >= 2 messages. The messages
+  are the leaf data of an RFC 9162 Merkle tree (:mod:`zkauction.protocol.merkle`: leaf hash
+  SHA-256(0x00 || message)); the key signs ``BATCH_DOMAIN || k || root`` once (k as 4 bytes,
+  big-endian), and message i's signature is the text ``b1.<i>.<k>.<sig>.<path>``: ``i`` and ``k`` in
+  decimal without sign or leading zero (0 <= i < k, 2 <= k <= 2**20), ``sig`` the 128 hex characters
+  of the Ed25519 signature, ``path`` the RFC 9162 inclusion proof of leaf i in the tree of size k, its
+  32-byte hashes in hex, concatenated (exactly 64 characters per element, no separator). Hex may be
+  upper or lower case; anything else is not a batch signature and verifies nothing. A verifier
+  recomputes the root from the message, i, k and the path, and checks the Ed25519 signature over
+  ``BATCH_DOMAIN || k || root``; a success is cached per process by (key, k, root, signature), so a
+  batch costs one Ed25519 verification however many of its messages are checked.
+
+Threats: whoever holds a signature (the auctioneer hosts the log) may alter any part of it or present
+it with another message; that must verify nothing the key did not sign. The root is recomputed from
+the message, so a message outside the batch, a swapped path or index, or a changed message gives
+another root, which the key never signed (the cache is keyed by that root, and only successes are
+kept). k is signed because the root alone does not fix it: leaf 0 of 7 and leaf 0 of 8 have paths
+of the same shape, so an unsigned k could be changed and the string still verify (the same message,
+but a second spelling of its signature). ``BATCH_DOMAIN`` keeps a batch root from being a plain
+signed message and the other way round: every plain message this package signs is 32 bytes
+(statement hashes) or starts with its own domain. What a batch signature does not hide: its path is
+the hashes of other messages of the batch, so a key must not batch messages whose leaf hash reveals
+a secret (a low-entropy one can be guessed and hashed). A signature string is still not the only one
+of its message (plain and batch forms, hex case): nothing hashes it, and only what it signs counts.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +51,8 @@ from zkauction.protocol.storage import Entry, LedgerError
 GENESIS_HASH = "0" * 64  # the "previous hash" of entry 0
 HASH_DOMAIN = b"zkauction-ledger-entry-v1\x00"
 STATEMENT_DOMAIN = b"zkauction-ledger-statement-v1\x00"
+BATCH_DOMAIN = b"zkauction-signature-batch-v1\x00"  # a batch signature signs this || count || Merkle root
+MAX_BATCH = 2**20  # the most messages one batch signature covers (a path of at most 20 hashes)
 
 
 class ChainError(LedgerError):
@@ -100,23 +133,87 @@ class SigningKey:
         write_private(Path(path), self.to_pem())
 
     def sign(self, message: bytes) -> str:
+        """The plain signature of ``message``: 128 hex characters."""
         return self._key.sign(message).hex()
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[str]:
+        """One signature string per message, all from one Ed25519 signature (the batch form of the
+        module doc); a single message gets its plain signature, and no message none."""
+        k = len(messages)
+        if not all(isinstance(m, (bytes, bytearray)) for m in messages):
+            raise LedgerError("sign_many signs bytes messages only")
+        if k > MAX_BATCH:
+            raise LedgerError(f"a batch signature covers at most {MAX_BATCH} messages, got {k}")
+        if k < 2:
+            return [self.sign(m) for m in messages]
+        tree = merkle.MerkleTree.from_leaf_hashes(merkle.leaf_hash(bytes(m)) for m in messages)
+        sig = self.sign(_batch_message(k, tree.root()))
+        return [f"b1.{i}.{k}.{sig}." + "".join(p.hex() for p in tree.inclusion_proof(i)) for i in range(k)]
 
 
 _VERIFIERS: dict[str, Any] = {}
+_BATCH_VERIFIED: set[tuple[str, bytes, bytes]] = set()  # (key, signed message, signature) that verified
+_BATCH_CACHE_SIZE = 65536
+_PLAIN = re.compile(r"[0-9a-fA-F]{128}")
+_BATCH = re.compile(r"b1\.(0|[1-9][0-9]{0,6})\.([1-9][0-9]{0,6})\.([0-9a-fA-F]{128})\.((?:[0-9a-fA-F]{64}){0,20})")
+
+
+def _ed25519_verify(public_hex: str, signature: bytes, message: bytes) -> bool:
+    """The one Ed25519 verification (RFC 8032, pyca/cryptography) every signature check ends in."""
+    verifier = _VERIFIERS.get(public_hex)
+    if verifier is None:
+        verifier = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
+        if len(_VERIFIERS) < 4096:
+            _VERIFIERS[public_hex] = verifier
+    try:
+        verifier.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _batch_message(count: int, root: bytes) -> bytes:
+    """What the one Ed25519 signature of a batch of ``count`` messages with Merkle root ``root`` signs."""
+    return BATCH_DOMAIN + count.to_bytes(4, "big") + root
+
+
+def _batch_root(message: bytes, index: int, count: int, path_hex: str) -> bytes | None:
+    """The Merkle root that ``path_hex`` gives for ``message`` at ``index`` of ``count``, or None if
+    the numbers or the path's length are not those of an RFC 9162 inclusion proof."""
+    if not 2 <= count <= MAX_BATCH or not 0 <= index < count:
+        return None
+    path = [bytes.fromhex(path_hex[j:j + 64]) for j in range(0, len(path_hex), 64)]
+    if len(path) != merkle._inclusion_proof_length(index, count):  # the verifier's own rule (RFC 9162 2.1.3.2)
+        return None
+    return merkle._root_from_inclusion(merkle.leaf_hash(message), index, count, path)
 
 
 def verify_signature(public_hex: str, message: bytes, signature_hex: str) -> bool:
-    """True iff ``signature_hex`` is a valid Ed25519 signature of ``message`` by ``public_hex``."""
+    """True iff ``signature_hex`` is a valid signature of ``message`` by ``public_hex``: its plain
+    Ed25519 signature or a batch signature covering it (module doc). Never raises: anything
+    malformed is simply not a valid signature."""
     try:
-        verifier = _VERIFIERS.get(public_hex)
-        if verifier is None:
-            verifier = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
-            if len(_VERIFIERS) < 4096:
-                _VERIFIERS[public_hex] = verifier
-        verifier.verify(bytes.fromhex(signature_hex), message)
+        if not isinstance(message, (bytes, bytearray)) or not isinstance(signature_hex, str):
+            return False
+        if _PLAIN.fullmatch(signature_hex):
+            return _ed25519_verify(public_hex, bytes.fromhex(signature_hex), message)
+        parts = _BATCH.fullmatch(signature_hex)
+        if parts is None:
+            return False
+        count = int(parts[2])
+        root = _batch_root(bytes(message), int(parts[1]), count, parts[4])
+        if root is None:
+            return False
+        key = (public_hex, _batch_message(count, root), bytes.fromhex(parts[3]))
+        if key in _BATCH_VERIFIED:
+            return True
+        if not _ed25519_verify(public_hex, key[2], key[1]):
+            return False  # never cached: a failure is checked again every time
+        if len(_BATCH_VERIFIED) >= _BATCH_CACHE_SIZE:
+            _BATCH_VERIFIED.clear()
+        _BATCH_VERIFIED.add(key)
         return True
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError):  # e.g. a public key that is not 32 bytes of hex, an argument of the wrong type
         return False
 
 
@@ -159,13 +256,25 @@ class Statement:
     @classmethod
     def sign(cls, key: "SigningKey", log_id: str, kind: str, payload: Any, round: int | None = None,
              unique: str | None = None) -> "Statement":
-        text = canonical_json(payload)
-        if not isinstance(kind, str) or not kind:
-            raise LedgerError("entry kind must be a non-empty string")
-        if round is not None and (isinstance(round, bool) or not isinstance(round, int)):
-            raise LedgerError(f"round must be an integer or None, got {round!r}")
-        h = statement_hash(log_id, round, kind, text, key.public_hex)
-        return cls(kind, round, text, key.public_hex, key.sign(bytes.fromhex(h)), unique)
+        return cls.sign_many(key, log_id, [(kind, payload, round, unique)])[0]
+
+    @classmethod
+    def sign_many(cls, key: "SigningKey", log_id: str,
+                  items: Sequence[tuple[str, Any, int | None, str | None]]) -> list["Statement"]:
+        """Statements ``(kind, payload, round, unique)`` for ``log_id``, all signed with one
+        :meth:`SigningKey.sign_many` (a batch signature each; a single one gets a plain signature)."""
+        texts, hashes = [], []
+        for kind, payload, round, _ in items:
+            text = canonical_json(payload)
+            if not isinstance(kind, str) or not kind:
+                raise LedgerError("entry kind must be a non-empty string")
+            if round is not None and (isinstance(round, bool) or not isinstance(round, int)):
+                raise LedgerError(f"round must be an integer or None, got {round!r}")
+            texts.append(text)
+            hashes.append(bytes.fromhex(statement_hash(log_id, round, kind, text, key.public_hex)))
+        signatures = key.sign_many(hashes)
+        return [cls(kind, round, text, key.public_hex, sig, unique)
+                for (kind, _, round, unique), text, sig in zip(items, texts, signatures)]
 
     def check(self, log_id: str) -> None:
         """Raise :class:`LedgerError` unless well-formed, canonical and signed by its signer for ``log_id``."""

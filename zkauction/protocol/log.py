@@ -12,7 +12,9 @@ statement the operator replays is the same statement again: the state reader cou
 RFC 9162 Merkle tree (leaf data: the 32-byte entry hash; :mod:`zkauction.protocol.merkle`), and the
 log operator (the auctioneer) signs *checkpoints* (log id, size, root;
 :mod:`zkauction.protocol.checkpoint`). The log id is the hash of entry 0, the announcement: a log
-rebuilt under other keys is another log.
+rebuilt under other keys is another log. An author may sign many statements with one batch
+signature (``Ledger.append_many(..., batch_sign=True)``, :meth:`Statement.sign_many`; the format is in
+:mod:`zkauction.protocol.entries`): each entry still carries its own signature string, checked alone.
 
 Why both a hash chain and a tree: the chain makes a full replay (:meth:`Ledger.verify_chain`) name
 the first entry whose hash, link or signature fails; the tree gives every party O(log n) inclusion
@@ -42,9 +44,9 @@ from zkauction.protocol.storage import (
 from zkauction.protocol.storage_pg import open_storage
 
 __all__ = [
-    "GENESIS_HASH", "ChainCheck", "ChainError", "LogChangedError", "DuplicateEntryError", "Entry", "Ledger", "LedgerError",
-    "LogLockedError", "SigningKey", "Statement", "canonical_json", "entry_hash", "leaf_hash_of", "statement_hash",
-    "verify_signature",
+    "BATCH_DOMAIN", "GENESIS_HASH", "ChainCheck", "ChainError", "LogChangedError", "DuplicateEntryError", "Entry",
+    "Ledger", "LedgerError", "LogLockedError", "SigningKey", "Statement", "canonical_json", "entry_hash", "leaf_hash_of",
+    "statement_hash", "verify_signature",
 ]
 
 
@@ -53,7 +55,7 @@ class LogChangedError(LedgerError):
 
 
 from zkauction.protocol.entries import (  # noqa: F401  (re-exported: the log's public names)
-    GENESIS_HASH, ChainError, SigningKey, Statement, canonical_json, check_entry,
+    BATCH_DOMAIN, GENESIS_HASH, ChainError, SigningKey, Statement, canonical_json, check_entry,
     entry_hash, leaf_hash_of, statement_hash, verify_signature,
 )
 
@@ -249,18 +251,39 @@ class Ledger:
         return self.append_many([(kind, payload, key, round, unique)], checkpoint_key=checkpoint_key)[0]
 
     def append_many(self, items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]],
-                    *, expect_size: int | None = None, checkpoint_key: SigningKey | None = None) -> list[Entry]:
+                    *, expect_size: int | None = None, checkpoint_key: SigningKey | None = None,
+                    batch_sign: bool = False) -> list[Entry]:
         """Sign and append several entries in one transaction (all or none). ``expect_size``: refuse
         (:class:`LogChangedError`) if the log no longer has that many entries, so a writer that
-        decided on what it read appends only if nothing came in since (check-and-append)."""
+        decided on what it read appends only if nothing came in since (check-and-append).
+        ``batch_sign``: each key signs all its entries of this call with one batch signature
+        (:meth:`Statement.sign_many`; entry 0, which defines the log id, is signed alone)."""
         statements: list[Statement] = []
         log_id = self.log_id if self.tree.size else ""
         for kind, payload, key, rnd, unique in items:
+            if batch_sign and log_id:  # the rest is batch-signed below, for this log id
+                break
             st = Statement.sign(key, log_id, kind, payload, rnd, unique)
             if not log_id:  # entry 0 defines the log: the rest of the batch is signed for its id
                 log_id = entry_hash(0, st.round, st.kind, st.payload, GENESIS_HASH, st.signer)
             statements.append(st)
+        if batch_sign:
+            statements += self._batch_signed(items[len(statements):], log_id)
         return self._place(statements, expect_size, checkpoint_key)
+
+    @staticmethod
+    def _batch_signed(items: Sequence[tuple[str, Any, SigningKey, int | None, str | None]],
+                      log_id: str) -> list[Statement]:
+        """``items`` signed for ``log_id``, one :meth:`Statement.sign_many` per key, in the items' order."""
+        groups: dict[str, tuple[SigningKey, list[int]]] = {}
+        for i, (_, _, key, _, _) in enumerate(items):
+            groups.setdefault(key.public_hex, (key, []))[1].append(i)
+        out: dict[int, Statement] = {}
+        for key, positions in groups.values():
+            own = [(items[i][0], items[i][1], items[i][3], items[i][4]) for i in positions]  # (kind, payload, round, unique)
+            for i, st in zip(positions, Statement.sign_many(key, log_id, own)):
+                out[i] = st
+        return [out[i] for i in range(len(items))]
 
     def append_signed(self, statements: Sequence[Statement], *, expect_size: int | None = None,
                       checkpoint_key: SigningKey | None = None) -> list[Entry]:

@@ -38,7 +38,9 @@ MAX_BODY = 64 * 1024  # bytes: the largest request body accepted
 PAGE = 1000
 MAX_INT = 2**62  # rounds, sequence numbers and sizes: SQLite integers (a larger one would be a 500)
 HEX64 = r"^[0-9a-f]{64}$"
-HEX128 = r"^[0-9a-f]{128}$"
+# a plain Ed25519 signature or a batch signature "b1.INDEX.COUNT.SIG.PATH" (its exact rules and the
+# check: zkauction.protocol.entries.verify_signature)
+SIGNATURE = r"^(?:[0-9a-f]{128}|b1\.[0-9]{1,7}\.[0-9]{1,7}\.[0-9a-f]{128}\.[0-9a-f]{0,1280})$"
 
 
 class StatementIn(BaseModel):
@@ -46,7 +48,7 @@ class StatementIn(BaseModel):
     round: Optional[int] = Field(default=None, ge=1, le=MAX_INT)
     payload: str = Field(min_length=2, max_length=16 * 1024)
     signer: str = Field(pattern=HEX64)
-    signature: str = Field(pattern=HEX128)
+    signature: str = Field(pattern=SIGNATURE)
 
 
 class StatementsIn(BaseModel):
@@ -57,7 +59,7 @@ class OpeningIn(BaseModel):
     bidder: int = Field(ge=0, le=10_000)
     bids: list[float] = Field(min_length=1, max_length=1024)
     salt: str = Field(pattern=HEX64)
-    signature: str = Field(pattern=HEX128)
+    signature: str = Field(pattern=SIGNATURE)
 
     @field_validator("bids")
     @classmethod
@@ -70,7 +72,7 @@ class OpeningIn(BaseModel):
 
 class PassIn(BaseModel):
     bidder: int = Field(ge=0, le=10_000)
-    signature: str = Field(pattern=HEX128)
+    signature: str = Field(pattern=SIGNATURE)
 
 
 def _entry(e: Any) -> dict[str, Any]:
