@@ -60,6 +60,8 @@ def register(app: typer.Typer) -> None:
         penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty if an audit fails (default (T+1) x aRgt*)"),
         mode: str = typer.Option("zk", "--mode", help="verification mode: zk, reveal or ttp (trusted third party)"),
         trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable)"),
+        block: int = typer.Option(1, "--block", help="rounds per block: each step of a block's rounds in one pass, "
+                                  "one signature per party, one transaction (see README, per-round speed)"),
         as_json: bool = typer.Option(False, "--json", help="print {rounds, seconds, rounds_per_s, ...} as JSON"),
     ) -> None:
         """Run T sealed-bid rounds with simulated truthful bidders over the transparency log (every
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
         try:
             pins = check_pins(trusted_srs)
             run = start_or_resume(db, circuit, rounds=rounds, audits=audits, penalty=penalty, mode=mode, seed=seed,
-                                  trusted_srs=pins)
+                                  trusted_srs=pins, block=block)
             say = (lambda *a, **k: None) if as_json else typer.echo
             with run:
                 ann = run.auctioneer.announcement()

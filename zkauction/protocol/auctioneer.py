@@ -37,6 +37,8 @@ from zkauction.protocol.state import (
     OutcomeFunction,
     ProtocolError,
     absent_commitment,
+    block_of,
+    previous_block,
     read_announcement,
     opening_message,
     unique_key,
@@ -101,6 +103,17 @@ class OpeningStore:
             raise
         self._db.execute("COMMIT")
 
+    def put_rounds(self, rounds: dict[int, dict[int, Opening]]) -> None:
+        """:meth:`put_round` for several rounds in one transaction (a block: one fsync)."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO openings VALUES (?, ?, ?)",
+                                 [(r, i, json.dumps(o.to_dict())) for r, got in rounds.items() for i, o in got.items()])
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def get(self, round: int) -> dict[int, Opening]:
         rows = self._db.execute("SELECT bidder, opening FROM openings WHERE round = ?", (round,)).fetchall()
         return {int(b): Opening.from_dict(json.loads(o)) for b, o in rows}
@@ -124,7 +137,7 @@ class Auctioneer:
 
     def announce(self, *, n: int, m: int, support: Sequence[Sequence[Sequence[float]]], input_scale: int,
                  auction: dict[str, Any], rounds: int, audits: int, penalty: float, mode: str, bidders: Sequence[str],
-                 third_party: str | None = None, deadlines: dict[str, Any] | None = None) -> Entry:
+                 third_party: str | None = None, deadlines: dict[str, Any] | None = None, block: int = 1) -> Entry:
         if len(self.ledger):
             raise ProtocolError("the log already holds an auction: announce on an empty log")
         if mode not in MODES:
@@ -135,6 +148,7 @@ class Auctioneer:
             rounds=rounds, audits=audits, penalty=float(penalty), mode=mode, n=n, m=m, input_scale=input_scale,
             support=[[list(map(float, p)) for p in row] for row in support], auction=dict(auction),
             auctioneer=self.key.public_hex, bidders=list(bidders), third_party=third_party, deadlines=dict(deadlines or {}),
+            block=block,
         )
         Announcement.from_dict(ann.to_dict())
         e = self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key, unique=ANNOUNCEMENT, checkpoint_key=self.key)
@@ -173,8 +187,9 @@ class Auctioneer:
         if done is None:
             if round == 1 and not self.all_registered():
                 raise ProtocolError("round 1 cannot start before every bidder has registered")
-            if round > 1 and first_entry(self.ledger, OUTCOME, round - 1, ann.auctioneer) is None:
-                raise ProtocolError(f"round {round} cannot start before round {round - 1}'s outcome")
+            for q in previous_block(ann, round):  # round - 1, or every round of the previous block
+                if first_entry(self.ledger, OUTCOME, q, ann.auctioneer) is None:
+                    raise ProtocolError(f"round {round} cannot start before round {q}'s outcome")
             logged = self._commitments_of(round)
             (done,) = self.ledger.append_many([(COMMITMENTS_CLOSED, {"commitments": [logged.get(i) for i in range(ann.n)]},
                                                 self.key, round, unique_key(COMMITMENTS_CLOSED, round))],
@@ -315,8 +330,9 @@ class Auctioneer:
     def close_reveals(self) -> Entry:
         """End the reveal phase (after round T); a seed not revealed by now audits every round."""
         ann = self.announcement()
-        if first_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer) is None:
-            raise ProtocolError(f"the reveal phase cannot close before round {ann.rounds}'s outcome")
+        for q in block_of(ann, ann.rounds):  # round T, or every round of the last block
+            if first_entry(self.ledger, OUTCOME, q, ann.auctioneer) is None:
+                raise ProtocolError(f"the reveal phase cannot close before round {q}'s outcome")
         e = first_entry(self.ledger, REVEALS_CLOSED, None, ann.auctioneer)
         if e is None:
             e = self.ledger.append(REVEALS_CLOSED, {}, self.key, unique=REVEALS_CLOSED, checkpoint_key=self.key)

@@ -33,6 +33,7 @@ from zkauction.protocol.state import (
     SALT_DOMAIN,
     SEED_REVEAL,
     Announcement,
+    block_of,
     ProtocolError,
     read_announcement,
     rejected_no_opening,
@@ -149,6 +150,21 @@ class Bidder:
         return (BID_COMMITMENT, {"bidder": self.index, "commitment": commitment}, self.key, round,
                 unique_key(BID_COMMITMENT, round, self.index))
 
+    def commitment_items_many(self, rounds: Sequence[int], bids: Sequence[Sequence[float]]) -> list[tuple[str, Any, SigningKey, int, str]]:
+        """:meth:`commitment_item` for a block of rounds none of which has a commitment of this
+        bidder logged yet (a fresh block): one batched Poseidon call for all of them."""
+        ann = self.announcement
+        openings = [Opening(commitments.snap_bids(b, ann.input_scale), self.salt(r)) for r, b in zip(rounds, bids)]
+        coms = commitments.commit_many([(o.bids, o.salt) for o in openings], ann.input_scale)
+        items = []
+        for r, o, c in zip(rounds, openings, coms):
+            if self._commitments.get(r, c) != c:
+                raise ProtocolError(f"bidder {self.index} already committed to other bids in round {r}")
+            self._openings[r], self._commitments[r] = o, c
+            items.append((BID_COMMITMENT, {"bidder": self.index, "commitment": c}, self.key, r,
+                          unique_key(BID_COMMITMENT, r, self.index)))
+        return items
+
     def commit(self, round: int, bids: Sequence[float]) -> str:
         """Commit to ``bids`` for ``round`` (snapped to the grid); the opening stays with the bidder
         until :meth:`open`. Idempotent after a crash: the same bids give the same commitment."""
@@ -165,10 +181,22 @@ class Bidder:
     def open(self, round: int) -> SignedOpening:
         """The signed opening for ``round``, released only when a checkpoint this bidder accepted
         covers the round's closed list of commitments with this bidder's own commitment in it."""
+        return self.sign_opening(round, self._checked_opening(round))
+
+    def open_many(self, rounds: Sequence[int]) -> list[SignedOpening]:
+        """:meth:`open` for a block of rounds, each checked as :meth:`open` checks it, all signed
+        with one signature (:meth:`~zkauction.protocol.entries.SigningKey.sign_many`)."""
+        self.sync()  # one checkpoint for the block's closes
+        openings = [self._checked_opening(r, synced=True) for r in rounds]
+        msgs = [opening_message(self._log_id, r, self.index, list(o.bids), o.salt) for r, o in zip(rounds, openings)]
+        return [SignedOpening(o, sig) for o, sig in zip(openings, self.key.sign_many(msgs))]
+
+    def _checked_opening(self, round: int, *, synced: bool = False) -> Opening:
         ann = self.announcement
         if round not in self._openings:
             raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
-        self.sync()
+        if not synced:
+            self.sync()
         close = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         if close is None or close.seq >= self.view.kept.size:
             raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
@@ -177,13 +205,15 @@ class Bidder:
         mine = self._commitments[round]
         if close.data["commitments"][self.index] != mine:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
-        return self.sign_opening(round, self._openings[round])
+        return self._openings[round]
 
-    def check_outcome(self, round: int) -> str:
+    def check_outcome(self, round: int, *, synced: bool = False) -> str:
         """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
-        computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute)."""
+        computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute).
+        ``synced``: the caller has just synced (a block's outcomes under one checkpoint)."""
         ann = self.announcement
-        self.sync()
+        if not synced:
+            self.sync()
         out = first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
         if out is None or out.seq >= self.view.kept.size:
             raise ProtocolError(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
@@ -227,11 +257,12 @@ class Bidder:
         the reveal carries that checkpoint (the bidder's co-signature of the log it saw)."""
         ann = self.announcement
         cp = self.sync()
-        out = first_entry(self.ledger, OUTCOME, ann.rounds, ann.auctioneer)
-        if out is None or out.seq >= cp.size:
-            raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {ann.rounds}")
-        # the outcome itself, not the host's word for its position: once the seed is out, the host knows the draw
-        self.view.check_included(self.ledger, out.seq, out)
+        for q in block_of(ann, ann.rounds):  # round T (in blocks: every round of the last block)
+            out = first_entry(self.ledger, OUTCOME, q, ann.auctioneer)
+            if out is None or out.seq >= cp.size:
+                raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {q}")
+            # the outcome itself, not the host's word for its position: once the seed is out, the host knows the draw
+            self.view.check_included(self.ledger, out.seq, out)
         if first_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
             return None
         self.view.flush()  # the checkpoint it co-signs is on its own disk first

@@ -53,7 +53,7 @@ def srs_note(circuit: Any, trusted_srs: list[str]) -> str:
 
 def start_or_resume(
     db: Path, circuit_dir: Path | None, *, rounds: int | None, audits: int, penalty: float | None, mode: str, seed: int,
-    trusted_srs: list[str] | None = None,
+    trusted_srs: list[str] | None = None, block: int = 1,
 ) -> Any:
     """Open the local run in ``db`` (resuming it) or create one for ``circuit_dir``."""
     from zkauction.protocol.local import LocalRun, RUN_FILE, private_dir
@@ -82,6 +82,9 @@ def start_or_resume(
         if rounds is not None and rounds != ann.rounds:
             run.close()
             raise ProtocolError(f"{db} announces T = {ann.rounds} rounds, not {rounds} (resume with the same T or use a new --db)")
+        if block != 1 and block != ann.block:
+            run.close()
+            raise ProtocolError(f"{db} announces blocks of {ann.block} rounds, not {block} (resume without --block)")
         if ann.auction.get("manifest_sha256") != circuit.manifest_sha256():
             run.close()
             raise ProtocolError(f"{recorded} is not the circuit {db} announces (manifest changed)")
@@ -94,6 +97,8 @@ def start_or_resume(
         raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
     if penalty is not None and not penalty >= 0:
         raise ProtocolError(f"--penalty {penalty}: must be a non-negative number")
+    if not 1 <= block <= rounds:
+        raise ProtocolError(f"--block {block}: need 1 <= block <= T = {rounds}")
     if mode not in ("zk", "reveal", "ttp"):
         raise ProtocolError(f"--mode {mode!r}: expected zk, reveal or ttp")
     circuit = load_circuit(circuit_dir)
@@ -102,7 +107,7 @@ def start_or_resume(
     return LocalRun.create(
         db, circuit_outcome_function(circuit), setting=setting, participation=participation,
         input_scale=circuit.input_scale, auction=auction_info(circuit), rounds=rounds, audits=audits,
-        penalty=penalty, mode=mode, seed=seed, circuit=circuit, trusted_srs=trusted_srs or [],
+        penalty=penalty, mode=mode, seed=seed, circuit=circuit, trusted_srs=trusted_srs or [], block=block,
         extra_config={"circuit": str(circuit_dir.resolve())},
     )
 

@@ -21,7 +21,7 @@ import json
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from zkauction.protocol.audit import Auditor, AuditReport, audit_draw
 from zkauction.protocol.checkpoint import LogView
@@ -30,7 +30,7 @@ from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, TrustedThirdParty
 from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.state import MODES, OUTCOME, OutcomeFunction, ProtocolError, read_state
-from zkauction.zk.commitments import CommitmentError
+from zkauction.protocol.rounds import finish_round, play_round, run_rounds  # noqa: F401  (re-exported)
 
 RUN_FILE = "run.json"
 OPENINGS_FILE = "openings.db"
@@ -49,43 +49,6 @@ def simulated_bids(setting: Any, participation: Any, seed: int, round: int) -> l
 
     frame_seed = int.from_bytes(hashlib.sha3_256(f"zkauction-sim/{seed}/{round}".encode()).digest()[:7], "big")
     return sample_tweaked(setting, participation, 1, frame_seed).values[0].tolist()
-
-
-def play_round(auctioneer: Auctioneer, bidders: Sequence[Bidder], round: int, profile: Sequence[Sequence[float]],
-               *, dispute: bool = True) -> Any:
-    """One round: commit, close (checkpointed), open, outcome (checkpointed), each bidder checks it.
-    Resumable: every step is idempotent, so a round interrupted by a crash is completed."""
-    present = [b for b in bidders if any(float(x) != 0 for x in profile[b.index])]
-    items = [b.commitment_item(round, [float(x) for x in profile[b.index]]) for b in present]
-    if any(items):  # the host logs the round's commitments in one transaction
-        auctioneer.ledger.append_many([i for i in items if i is not None])
-    auctioneer.close_commitments(round)
-    for b in present:
-        try:
-            auctioneer.receive_opening(round, b.index, b.open(round))
-        except CommitmentError:
-            pass  # logged as opening_rejected (with the signed opening as evidence): absent from the round
-    missing = auctioneer.reject_missing(round)
-    for b in present:
-        if dispute and b.index in missing and b.rejected_for_no_opening(round):
-            b.dispute(round)  # "no opening received": the bidder publishes it; the outcome must include it
-    out = auctioneer.close_round(round)
-    for b in present:
-        b.check_outcome(round)
-    return out
-
-
-def run_rounds(auctioneer: Auctioneer, bidders: Sequence[Bidder], bids_of_round: Callable[[int], Sequence[Sequence[float]]],
-               rounds: Iterable[int] | None = None, *, on_round: Callable[[int], None] | None = None) -> int:
-    """Play rounds (default: every round without an outcome, in order). Returns how many."""
-    ann = auctioneer.announcement()
-    todo = list(rounds) if rounds is not None else [
-        r for r in range(1, ann.rounds + 1) if not auctioneer.ledger.entries(kind=OUTCOME, round=r)]
-    for r in todo:
-        play_round(auctioneer, bidders, r, bids_of_round(r))
-        if on_round is not None:
-            on_round(r)
-    return len(todo)
 
 
 class LocalRun:
@@ -146,8 +109,9 @@ class LocalRun:
     def create(cls, db: str | Path, outcome: OutcomeFunction, *, setting: Any, participation: Any, input_scale: int,
                auction: dict[str, Any], rounds: int, audits: int = 1, penalty: float | None = None, mode: str = "zk",
                seed: int = 0, circuit: Any = None, extra_config: dict[str, Any] | None = None, durable: bool = True,
-               trusted_srs: Sequence[str] = ()) -> "LocalRun":
+               trusted_srs: Sequence[str] = (), block: int = 1) -> "LocalRun":
         """Generate every party's key, announce the auction, have every bidder register.
+        ``block``: rounds per block (1: one round at a time; see zkauction.protocol.blocks).
 
         ``penalty`` defaults to (T + 1) * aRgt*, just above section 4.1's threshold T * aRgt*."""
         from zkauction.protocol.credibility import argt_bound
@@ -182,7 +146,7 @@ class LocalRun:
                 n=setting.n, m=setting.m, support=setting.support, input_scale=input_scale, auction=auction,
                 rounds=rounds, audits=audits, penalty=penalty, mode=mode,
                 bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
-                third_party=keys["third_party"].public_hex if mode == "ttp" else None,
+                third_party=keys["third_party"].public_hex if mode == "ttp" else None, block=block,
             )
         run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
         run.register()

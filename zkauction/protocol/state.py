@@ -33,7 +33,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from zkauction.errors import ZkAuctionError
 from zkauction.protocol.log import (
     GENESIS_HASH,
     ChainError,
@@ -44,11 +43,12 @@ from zkauction.protocol.log import (
     canonical_json,
     check_entry,
 )
+from zkauction.protocol.announcement import (  # noqa: F401  (re-exported: the protocol's public names)
+    MODES, PROTOCOL_FORMAT, Announcement, ProtocolError, block_of, previous_block,
+)
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 
-PROTOCOL_FORMAT = "zkauction-protocol/3"
-MODES = ("zk", "reveal", "ttp")
 ZERO_SALT = "0" * 64  # an absent bidder's salt: its commitment to all-zero bids is public
 
 SEED_DOMAIN = b"zkauction-audit-seed-v1\x00"
@@ -98,10 +98,6 @@ def opening_message(log_id: str, round: int, bidder: int, bids: Any, salt: Any) 
                                                      "bids": bids, "salt": salt})).encode()
 
 
-class ProtocolError(ZkAuctionError, ValueError):
-    """A protocol step that cannot be taken (wrong order, wrong party, unknown round), with the reason."""
-
-
 class AuditError(ProtocolError):
     """The audit cannot proceed yet or at all (e.g. the reveal phase is open), with the reason."""
 
@@ -120,44 +116,6 @@ def seed_commitment(bidder: int, seed: str) -> str:
 def absent_commitment(m: int, scale: int) -> str:
     """The public commitment of an absent bidder: all-zero bids under salt 0."""
     return commitments.commit([0.0] * m, ZERO_SALT, scale)
-
-
-@dataclass
-class Announcement:
-    rounds: int
-    audits: int
-    penalty: float
-    mode: str
-    n: int
-    m: int
-    input_scale: int
-    support: list[list[list[float]]]
-    auction: dict[str, Any]
-    auctioneer: str
-    bidders: list[str]
-    third_party: str | None
-    deadlines: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": PROTOCOL_FORMAT, **self.__dict__}
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "Announcement":
-        if not isinstance(d, dict) or d.get("format") != PROTOCOL_FORMAT:
-            raise ProtocolError(f"announcement: format {d.get('format') if isinstance(d, dict) else d!r}, expected {PROTOCOL_FORMAT!r}")
-        try:
-            a = cls(**{k: d[k] for k in cls.__dataclass_fields__})
-        except KeyError as e:
-            raise ProtocolError(f"announcement: missing field {e.args[0]!r}") from None
-        if a.mode not in MODES:
-            raise ProtocolError(f"announcement: mode {a.mode!r}, expected one of {MODES}")
-        if not isinstance(a.bidders, list) or len(a.bidders) != a.n or len(set(a.bidders)) != a.n:
-            raise ProtocolError(f"announcement: expected {a.n} distinct bidder keys")
-        if not isinstance(a.rounds, int) or a.rounds < 1 or not isinstance(a.audits, int) or not 1 <= a.audits <= a.rounds:
-            raise ProtocolError(f"announcement: T = {a.rounds!r}, k = {a.audits!r} (need 1 <= k <= T)")
-        if a.mode == "ttp" and not a.third_party:
-            raise ProtocolError("announcement: mode 'ttp' without the trusted third party's key")
-        return a
 
 
 @dataclass(frozen=True)
@@ -331,8 +289,9 @@ class _Reader:
         r, n = e.round, self.ann.n
         if r in self.st.closes:
             self.bad(f"a second close of round {r}'s commitments")
-        if r > 1 and r - 1 not in self.st.outcomes:
-            self.bad(f"round {r}'s commitments closed before round {r - 1}'s outcome")
+        waiting = [q for q in previous_block(self.ann, r) if q not in self.st.outcomes]
+        if waiting:  # one round at a time: round r-1; in blocks: every round of the previous block
+            self.bad(f"round {r}'s commitments closed before round {waiting[0]}'s outcome")
         listed = d["commitments"]
         logged = self.st.commitments.get(r, {})
         want = [logged.get(i) for i in range(n)]
@@ -380,10 +339,19 @@ class _Reader:
             self.bad(f"bidder {i}'s abstention in round {r} is not between its commitment and the outcome")
         self.st.abstentions.setdefault(r, {}).setdefault(i, e)
 
+    def last_outcomes(self, what: str) -> list[Entry]:
+        """The outcomes of the last block's rounds (round T's alone, one round at a time); skips the
+        entry being read, naming the first round without one."""
+        last = block_of(self.ann, self.ann.rounds)
+        missing = [q for q in last if q not in self.st.outcomes]
+        if missing:
+            self.bad(f"{what} before round {missing[0]}'s outcome"
+                     + ("" if len(last) == 1 else f" (the last block, rounds {last.start}..{last.stop - 1}, is not complete)"))
+        return [self.st.outcomes[q] for q in last]
+
     def reveal(self, e: Entry, d: dict[str, Any]) -> None:
         i, T = d["bidder"], self.ann.rounds
-        if T not in self.st.outcomes:
-            self.bad(f"bidder {i} revealed its audit seed before round {T}'s outcome")
+        last = self.last_outcomes(f"bidder {i} revealed its audit seed")
         if self.st.reveals_closed is not None:
             self.bad(f"bidder {i}'s seed reveal came after the reveal phase closed")
         if i in self.st.reveals:
@@ -395,15 +363,15 @@ class _Reader:
             cp.verify(self.ann.auctioneer)
         except CheckpointError as err:
             self.bad(f"bidder {i}'s reveal carries no checkpoint signed by the auctioneer ({err})")
-        if cp.log_id != self.st.log_id or cp.size <= self.st.outcomes[T].seq:
-            self.bad(f"bidder {i}'s reveal carries no checkpoint of this log covering round {T}'s outcome")
+        if cp.log_id != self.st.log_id or cp.size <= max(o.seq for o in last):
+            self.bad(f"bidder {i}'s reveal carries no checkpoint of this log covering round {T}'s outcome"
+                     + ("" if self.ann.block == 1 else " and every outcome of the last block"))
         self.st.reveals[i] = e
 
     def reveals_closed(self, e: Entry, d: dict[str, Any]) -> None:
         if self.st.reveals_closed is not None:
             self.bad("a second close of the reveal phase")
-        if self.ann.rounds not in self.st.outcomes:
-            self.bad(f"the reveal phase closed before round {self.ann.rounds}'s outcome")
+        self.last_outcomes("the reveal phase closed")
         self.st.reveals_closed = e
 
     def _after_reveals(self, what: str, r: int) -> None:
@@ -475,9 +443,9 @@ def round_state(ledger: Ledger, round: int) -> LedgerState:
     for e in ledger.entries(kind=REGISTRATION):
         check_entry(e, log_id=first.hash)
         reader.read(e)
-    if round > 1:  # taken as given: only its existence orders this round
-        prev = [e for e in ledger.entries(kind=OUTCOME, round=round - 1) if e.signer == ann.auctioneer][:1]
-        reader.st.outcomes.update({round - 1: e for e in prev})
+    for q in previous_block(ann, round):  # taken as given: only their existence orders this round
+        prev = [e for e in ledger.entries(kind=OUTCOME, round=q) if e.signer == ann.auctioneer][:1]
+        reader.st.outcomes.update({q: e for e in prev})
     closed = [e for e in ledger.entries(kind=REVEALS_CLOSED) if e.signer == ann.auctioneer][:1]
     for e in sorted(ledger.entries(round=round) + closed, key=lambda e: e.seq):
         check_entry(e, log_id=first.hash)  # content, hash and signature of every entry this round's checks rely on

@@ -73,4 +73,10 @@ def fast_outcome_function(circuit: Circuit) -> Callable[[Sequence[Sequence[float
         b, s = check_round_input(circuit, bids, salts)
         return _exact_or_witness(circuit, ev, [b], [s])[0]
 
+    def many(rounds: Sequence[tuple[Sequence[Sequence[float]], Sequence[str]]]) -> list[Outcome]:
+        """The outcome of each (bids, salts), in one batched evaluation (a block of rounds)."""
+        checked = [check_round_input(circuit, b, s) for b, s in rounds]
+        return _exact_or_witness(circuit, ev, [b for b, _ in checked], [s for _, s in checked]) if checked else []
+
+    outcome.many = many  # type: ignore[attr-defined]
     return outcome

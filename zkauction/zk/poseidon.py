@@ -8,8 +8,9 @@ rate 1 it adds no padding). A message of L field elements costs L permutations.
 Three implementations that must agree bit for bit (tests/test_poseidon.py checks all three on
 random, edge and real commitment inputs):
 
-- ``_poseidon`` (C, zkauction/zk/_poseidon.c, built by ``pip install``): batched, GIL released;
-  about 25 us a permutation on this 2-core machine against about 160 us through ``ezkl.poseidon_hash``;
+- ``_poseidon`` (C, zkauction/zk/_poseidon.c, built by ``pip install``): batched, GIL released (a
+  batch of at least 64 messages is split over the cores); about 25 us a permutation on this 2-core
+  machine against about 160 us through ``ezkl.poseidon_hash``;
 - ``ezkl.poseidon_hash``: the reference, used when the C extension is not built (no compiler at
   install time) or ``ZKAUCTION_POSEIDON=ezkl`` is set;
 - :func:`reference_hash`: plain Python integers, the readable definition (tests only).
@@ -22,7 +23,7 @@ Public API: :data:`BACKEND`, :func:`hash_felts`, :func:`hash_many`, :func:`refer
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 from zkauction.zk.poseidon_params import MDS, ROUND_CONSTANTS
 
@@ -69,10 +70,28 @@ def hash_many(messages: Sequence[Sequence[str]]) -> list[str]:
         by_length.setdefault(len(msg), []).append(k)
     for length, idx in by_length.items():
         data = bytes.fromhex("".join("".join(messages[k]) for k in idx))
-        hashes = _poseidon.hash_batch(data, length).hex()
+        hashes = _hash_batch(data, length, len(idx)).hex()
         for j, k in enumerate(idx):
             out[k] = hashes[64 * j: 64 * j + 64]
     return out  # type: ignore[return-value]
+
+
+PARALLEL_MIN = 32  # messages: below this one thread is faster than handing work to the pool
+_pool: Any = None
+
+
+def _hash_batch(data: bytes, length: int, count: int) -> bytes:
+    """The C call, split over the cores for a large batch (the extension releases the GIL)."""
+    global _pool
+    workers = min(os.cpu_count() or 1, 8, count // PARALLEL_MIN)
+    if workers < 2:
+        return _poseidon.hash_batch(data, length)
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8), thread_name_prefix="poseidon")
+    step = -(-count // workers) * 32 * length
+    return b"".join(_pool.map(lambda k: _poseidon.hash_batch(data[k: k + step], length), range(0, len(data), step)))
 
 
 def hash_felts(message: Sequence[str]) -> str:

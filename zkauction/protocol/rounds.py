@@ -1,0 +1,254 @@
+"""Playing rounds: one at a time (:func:`play_round`) or a block of rounds in one pass (:func:`play_block`,
+announcement ``block`` B > 1; :mod:`zkauction.protocol.announcement`).
+
+One round (the paper's Algorithm 1, lines 3-8, with a sealed commit phase)::
+
+    bidders commit -> auctioneer closes the commitments, checkpoint -> bidders check the
+    checkpointed close and send openings -> auctioneer checks them (rejections with a reason code),
+    computes the canonical outcome, logs it with the rejections in one transaction, checkpoint ->
+    bidders check the outcome (and dispute a false rejection).
+
+In a block, every round goes through the same steps and checks as :func:`play_round`, only each
+step is taken for the whole block at once::
+
+    bidders commit (one batched Poseidon call each, one signature each over the block's statements)
+    -> the host logs them in one transaction
+    -> the auctioneer closes every round's commitments: one transaction with its checkpoint
+    -> each bidder accepts that checkpoint once, checks each round's close (inclusion proof, its own
+       commitment listed) and sends the block's openings under one signature
+    -> the auctioneer checks each opening (signature, Poseidon in one batched call, support)
+    -> outcomes of the block in one batched evaluation, the openings stored in one transaction, the
+       outcomes logged in one transaction with its checkpoint
+    -> each bidder checks each round's outcome (inclusion proof, computed on its commitment).
+
+A round with anything unusual (a bad or missing opening, hence a rejection, a dispute or an
+abstention) leaves the fast path and is finished by the round-by-round steps, which handle every
+case; so is a block found partly logged (a crash in the middle: every round-by-round step is
+idempotent). The log a block produces is read by the same reader and public checks as any other.
+
+What the fast path costs instead of B rounds one at a time: per party and step one Ed25519
+signature (and one verification per verifier) instead of B, one transaction and one fsync instead
+of B, one checkpoint instead of B; the per-round work left is the Poseidon commitments and their
+checks, the outcome, and hashing, storing and proving inclusion of each entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from zkauction.protocol.auctioneer import Auctioneer
+from zkauction.protocol.bidder import Bidder, SignedOpening
+from zkauction.protocol.log import verify_signature
+from zkauction.protocol.state import (
+    BID_COMMITMENT,
+    COMMITMENTS_CLOSED,
+    OUTCOME,
+    ZERO_SALT,
+    ProtocolError,
+    absent_commitment,
+    first_entry,
+    opening_message,
+    previous_block,
+    unique_key,
+)
+from zkauction.zk import commitments
+from zkauction.zk.circuit import Outcome
+from zkauction.zk.commitments import CommitmentError, Opening
+
+
+def play_round(auctioneer: Auctioneer, bidders: Sequence[Bidder], round: int, profile: Sequence[Sequence[float]],
+               *, dispute: bool = True) -> Any:
+    """One round: commit, close (checkpointed), open, outcome (checkpointed), each bidder checks it.
+    Resumable: every step is idempotent, so a round interrupted by a crash is completed."""
+    present = [b for b in bidders if any(float(x) != 0 for x in profile[b.index])]
+    items = [b.commitment_item(round, [float(x) for x in profile[b.index]]) for b in present]
+    if any(items):  # the host logs the round's commitments in one transaction
+        auctioneer.ledger.append_many([i for i in items if i is not None])
+    auctioneer.close_commitments(round)
+    for b in present:
+        try:
+            auctioneer.receive_opening(round, b.index, b.open(round))
+        except CommitmentError:
+            pass  # logged as opening_rejected (with the signed opening as evidence): absent from the round
+    return finish_round(auctioneer, present, round, dispute=dispute)
+
+
+def finish_round(auctioneer: Auctioneer, present: Sequence[Bidder], round: int, *, dispute: bool = True) -> Any:
+    """The rest of a round once the openings are in: ``no_opening`` rejections, disputes, the
+    outcome, each bidder's check of it."""
+    missing = auctioneer.reject_missing(round)
+    for b in present:
+        if dispute and b.index in missing and b.rejected_for_no_opening(round):
+            b.dispute(round)  # "no opening received": the bidder publishes it; the outcome must include it
+    out = auctioneer.close_round(round)
+    for b in present:
+        b.check_outcome(round)
+    return out
+
+
+def run_rounds(auctioneer: Auctioneer, bidders: Sequence[Bidder], bids_of_round: Callable[[int], Sequence[Sequence[float]]],
+               rounds: Iterable[int] | None = None, *, on_round: Callable[[int], None] | None = None) -> int:
+    """Play rounds (default: every round without an outcome, in order). Returns how many."""
+    ann = auctioneer.announcement()
+    todo = list(rounds) if rounds is not None else [
+        r for r in range(1, ann.rounds + 1) if not auctioneer.ledger.entries(kind=OUTCOME, round=r)]
+    if ann.block > 1:  # announced in blocks: each block in one pass (play_block)
+        for block in block_starts(ann, todo):
+            play_block(auctioneer, bidders, block, {r: bids_of_round(r) for r in block})
+            for r in block:
+                if on_round is not None:
+                    on_round(r)
+        return len(todo)
+    for r in todo:
+        play_round(auctioneer, bidders, r, bids_of_round(r))
+        if on_round is not None:
+            on_round(r)
+    return len(todo)
+
+
+
+def _present(profile: Sequence[Sequence[float]], i: int) -> bool:
+    return any(float(x) != 0 for x in profile[i])
+
+
+def _fresh(auctioneer: Auctioneer, rounds: Sequence[int]) -> bool:
+    """No entry of the block is logged yet and the block may start (previous block complete)."""
+    ann, ledger = auctioneer.announcement(), auctioneer.ledger
+    for q in previous_block(ann, rounds[0]):
+        if first_entry(ledger, OUTCOME, q, ann.auctioneer) is None:
+            raise ProtocolError(f"round {rounds[0]} cannot start before round {q}'s outcome")
+    if rounds[0] == 1 and not auctioneer.all_registered():
+        raise ProtocolError("round 1 cannot start before every bidder has registered")
+    return not any(ledger.entries(kind=k, round=r) for r in rounds for k in (BID_COMMITMENT, COMMITMENTS_CLOSED))
+
+
+def play_block(auctioneer: Auctioneer, bidders: Sequence[Bidder], rounds: Sequence[int],
+               profiles: dict[int, Sequence[Sequence[float]]]) -> None:
+    """Play ``rounds`` (one block, in order) on ``profiles`` ({round: bids [n][m]}), as the module
+    docstring describes. A block found partly logged is finished round by round."""
+    rounds = list(rounds)
+    if not rounds:
+        return
+    ledger, key = auctioneer.ledger, auctioneer.key
+    if not _fresh(auctioneer, rounds):
+        for r in rounds:
+            if first_entry(ledger, OUTCOME, r, auctioneer.announcement().auctioneer) is None:
+                play_round(auctioneer, bidders, r, profiles[r])
+        return
+    ann = auctioneer.announcement()
+    present = {b.index: [r for r in rounds if _present(profiles[r], b.index)] for b in bidders}
+
+    # 1. commitments: one batched Poseidon call and one signature per bidder, one transaction
+    items = []
+    for b in bidders:
+        items += b.commitment_items_many(present[b.index], [profiles[r][b.index] for r in present[b.index]])
+    logged = ledger.append_many(items, batch_sign=True) if items else []
+    listed: dict[int, list[str | None]] = {r: [None] * ann.n for r in rounds}
+    for e in logged:
+        listed[e.round][e.data["bidder"]] = e.data["commitment"]
+
+    # 2. the auctioneer closes every round of the block: one transaction with its checkpoint
+    ledger.append_many([(COMMITMENTS_CLOSED, {"commitments": listed[r]}, key, r, unique_key(COMMITMENTS_CLOSED, r))
+                        for r in rounds], checkpoint_key=key, batch_sign=True)
+
+    # 3. each bidder checks the checkpointed closes and sends the block's openings under one signature
+    sent = {b.index: dict(zip(present[b.index], b.open_many(present[b.index]))) for b in bidders if present[b.index]}
+
+    # 4. the auctioneer checks them; a round with any trouble leaves the fast path
+    clean = receive_openings(auctioneer, rounds, listed, sent)
+    slow = [r for r in rounds if r not in clean]
+
+    # 5. outcomes of the clean rounds: one evaluation, one store transaction, one log transaction
+    if clean:
+        close_rounds(auctioneer, clean, listed)
+    for r in slow:
+        finish_round(auctioneer, [b for b in bidders if r in present[b.index]], r)
+
+    # 6. each bidder checks each outcome of a round it bid in
+    for b in bidders:
+        if any(r in clean for r in present[b.index]):
+            b.sync()  # one checkpoint for the block's outcomes
+        for r in present[b.index]:
+            if r in clean:
+                b.check_outcome(r, synced=True)
+
+
+def receive_openings(auctioneer: Auctioneer, rounds: Sequence[int], listed: dict[int, list[str | None]],
+                     sent: dict[int, dict[int, SignedOpening]]) -> list[int]:
+    """Check the block's openings as :meth:`Auctioneer.receive_opening` does (signature, opening,
+    support), the Poseidon hashes in one batched call; accepted ones are kept for the outcome. A
+    round where a committed bidder's opening is missing or bad is not clean: its openings go
+    through :meth:`Auctioneer.receive_opening` one by one (which logs the rejections). Returns the
+    clean rounds."""
+    ann, log_id = auctioneer.announcement(), auctioneer.ledger.log_id
+    todo: list[tuple[int, int, SignedOpening]] = []
+    dirty: set[int] = set()
+    for r in rounds:
+        for i in range(ann.n):
+            if listed[r][i] is None:
+                continue
+            s = sent.get(i, {}).get(r)
+            o = getattr(s, "opening", None)
+            if (not isinstance(o, Opening) or len(o.bids) != ann.m
+                    or not verify_signature(ann.bidders[i], opening_message(log_id, r, i, list(o.bids), o.salt), s.signature)
+                    or auctioneer._support_problem(ann, i, o.bids) is not None):
+                dirty.add(r)
+            else:
+                todo.append((r, i, s))
+    try:
+        hashes = commitments.commit_many([(s.opening.bids, s.opening.salt) for _, _, s in todo], ann.input_scale)
+    except (CommitmentError, TypeError, ValueError):
+        hashes = [None] * len(todo)  # a malformed opening: each is judged on its own below
+    for (r, i, s), h in zip(todo, hashes):
+        if h != listed[r][i]:
+            dirty.add(r)
+    for r, i, s in todo:
+        if r not in dirty:
+            auctioneer._pending.setdefault(r, {})[i] = s.opening
+    for r in sorted(dirty):  # the slow path: each opening judged and, if bad, rejected with its evidence
+        auctioneer._pending.pop(r, None)
+        for i in range(ann.n):
+            if listed[r][i] is not None and r in sent.get(i, {}):
+                try:
+                    auctioneer.receive_opening(r, i, sent[i][r])
+                except CommitmentError:
+                    pass
+    return [r for r in rounds if r not in dirty]
+
+
+def close_rounds(auctioneer: Auctioneer, rounds: Sequence[int], listed: dict[int, list[str | None]]) -> None:
+    """:meth:`Auctioneer.close_round` for clean rounds of a fresh block (every committed bidder's
+    opening accepted, nothing rejected): the outcomes in one batched evaluation, the openings stored
+    in one transaction, then the outcomes logged in one transaction with their checkpoint."""
+    ann, ledger = auctioneer.announcement(), auctioneer.ledger
+    absent = absent_commitment(ann.m, ann.input_scale)
+    inputs, rows, stored = [], [], {}
+    for r in rounds:
+        got = auctioneer._pending.get(r, {})
+        present = [1 if listed[r][i] is not None else 0 for i in range(ann.n)]
+        if any(p and i not in got for i, p in enumerate(present)):
+            raise ProtocolError(f"round {r}: not every committed bidder's opening is accepted: not a clean round")
+        bids = [list(got[i].bids) if p else [0.0] * ann.m for i, p in enumerate(present)]
+        salts = [got[i].salt if p else ZERO_SALT for i, p in enumerate(present)]
+        coms = [listed[r][i] if p else absent for i, p in enumerate(present)]
+        inputs.append((bids, salts))
+        rows.append((r, present, coms))
+        stored[r] = {i: got[i] for i, p in enumerate(present) if p}
+    many = getattr(auctioneer.outcome, "many", None)
+    outs: list[Outcome] = many(inputs) if many is not None else [auctioneer.outcome(b, s) for b, s in inputs]
+    # Stored before the outcomes are logged: an outcome whose openings are lost could not be proven.
+    auctioneer.store.put_rounds({r: o for r, o in stored.items() if o})
+    size = len(ledger)
+    ledger.append_many([(OUTCOME, {"participants": present, "commitments": coms, **out.to_dict()}, auctioneer.key, r,
+                         unique_key(OUTCOME, r)) for (r, present, coms), out in zip(rows, outs)],
+                       expect_size=size, checkpoint_key=auctioneer.key, batch_sign=True)
+    for r in rounds:
+        auctioneer._pending.pop(r, None)
+
+
+def block_starts(ann: Any, todo: Sequence[int]) -> list[list[int]]:
+    """``todo`` (rounds in order) grouped by block."""
+    groups: dict[int, list[int]] = {}
+    for r in todo:
+        groups.setdefault((r - 1) // ann.block, []).append(r)
+    return list(groups.values())
