@@ -66,7 +66,11 @@ def test_an_honest_run_in_blocks_logs_what_one_round_at_a_time_logs_and_passes_t
         one.play()
         per_round = outcomes(one.ledger)
     with make_run(tmp_path, block=8) as run:
+        proofs = []
+        real = run.ledger.inclusion_proof
+        run.ledger.inclusion_proof = lambda *a: proofs.append(a) or real(*a)
         assert run.play() == 20
+        assert proofs == []  # each bidder checked each block's closes and outcomes in one pass (check_tail)
         st = read_state(run.ledger)
         assert st.breaches == [] and st.notes == [] and st.rounds_done == 20
         # the same bids give the same allocations, payments and participants, block or not

@@ -4,6 +4,7 @@ The auctioneer is the adversary: it hosts the log and may roll it back, fork it,
 new keys or sign a checkpoint that its entries do not match. A party that kept the last checkpoint
 it accepted refuses each of these."""
 
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -437,3 +438,56 @@ def test_a_reader_open_while_the_writer_checkpoints_sees_no_false_rollback(tmp_p
     with Ledger.open(db, writer=False) as fresh:
         assert view.observe(fresh).size == 9 and view.checks == 1
     writer.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# A block's entries checked in one pass (LogView.check_tail, merkle.root_with_tail)
+
+
+def test_root_with_tail_equals_the_tree_root_for_every_split():
+    from zkauction.protocol import merkle
+
+    leaves = [merkle.leaf_hash(bytes([i % 256, i // 256])) for i in range(70)]
+    tree = merkle.MerkleTree.from_leaf_hashes(leaves)
+    for size in range(1, 71):
+        for start in range(0, size + 1):
+            got = merkle.root_with_tail(start, tree.frontier(start), leaves[start:size])
+            assert got == tree.root(size), (start, size)
+    with pytest.raises(merkle.MerkleError, match="frontier"):
+        merkle.root_with_tail(5, tree.frontier(4), leaves[5:9])
+
+
+def test_check_tail_checks_a_block_in_one_pass_and_names_a_forged_one(op, bidder, forger):
+    log = make_log(op, bidder, 9)
+    grow(log, op, bidder, 8)
+    log.checkpoint(op)
+    view = LogView(op.public_hex, log_id=log.log_id)
+    view.observe(log)
+    tail = log.entries(start=9)
+    assert view.check_tail(log, tail)
+    calls = []
+    real = log.inclusion_proof
+    log.inclusion_proof = lambda *a: calls.append(a) or real(*a)
+    for e in tail:
+        view.check_included(log, e.seq, e)  # no proof needed: checked in the pass
+    assert calls == []
+    view.check_included(log, 3, log.get(3))  # any other entry still by its proof
+    assert calls
+    # not a tail (a gap, or not ending at the kept size): nothing checked, the caller falls back
+    assert not view.check_tail(log, tail[:-1]) and not view.check_tail(log, tail[:3] + tail[4:])
+    # another entry of the same shape in its place: the root differs
+    fake = dataclasses.replace(tail[2], payload='{"i":11,"tag":"b"}')
+    with pytest.raises(ChainError):  # its hash no longer matches its content
+        view.check_tail(log, tail[:2] + [fake] + tail[3:])
+    other = make_log(op, bidder, 17, tag="z")
+    swapped = [other.get(e.seq) for e in tail]  # well-formed, signed, but entries of another history
+    with pytest.raises((ForkError, ChainError)):
+        view.check_tail(log, swapped)
+    # a host lying about the frontier of the log before the tail
+    real_frontier = log.frontier
+    log.frontier = lambda size: ["00" * 32] * len(real_frontier(size))
+    with pytest.raises(ForkError, match="not the end of the log"):
+        view.check_tail(log, tail)
+    log.frontier = lambda size: ["zz"]
+    with pytest.raises(ForkError, match="frontier is malformed"):
+        view.check_tail(log, tail)

@@ -186,7 +186,9 @@ class Bidder:
     def open_many(self, rounds: Sequence[int]) -> list[SignedOpening]:
         """:meth:`open` for a block of rounds, each checked as :meth:`open` checks it, all signed
         with one signature (:meth:`~zkauction.protocol.entries.SigningKey.sign_many`)."""
-        self.sync()  # one checkpoint for the block's closes
+        self.sync()  # one checkpoint for the block's closes, checked in one pass when they end it
+        if rounds:
+            self._check_block_tail(COMMITMENTS_CLOSED, rounds[0])
         openings = [self._checked_opening(r, synced=True) for r in rounds]
         msgs = [opening_message(self._log_id, r, self.index, list(o.bids), o.salt) for r, o in zip(rounds, openings)]
         return [SignedOpening(o, sig) for o, sig in zip(openings, self.key.sign_many(msgs))]
@@ -232,6 +234,26 @@ class Bidder:
                for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):
             return "rejected"  # justified or not, the public checks decide from the log
         raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
+
+    def check_outcomes(self, rounds: Sequence[int]) -> list[str]:
+        """:meth:`check_outcome` of a block's rounds under one checkpoint (the outcomes checked in one
+        pass when they end it)."""
+        self.sync()
+        if rounds:
+            self._check_block_tail(OUTCOME, rounds[0])
+        return [self.check_outcome(r, synced=True) for r in rounds]
+
+    def _check_block_tail(self, kind: str, round: int) -> None:
+        """The entries of ``kind`` of ``round``'s block that end the kept checkpoint's log, checked in
+        one pass (:meth:`LogView.check_tail`); the others are checked one by one later."""
+        ann = self.announcement
+        found = [first_entry(self.ledger, kind, q, ann.auctioneer) for q in block_of(ann, round)]
+        tail: list[Entry] = []
+        for e in sorted((e for e in found if e is not None), key=lambda e: e.seq, reverse=True):
+            if e.seq != self.view.kept.size - 1 - len(tail):
+                break
+            tail.append(e)
+        self.view.check_tail(self.ledger, tail[::-1])
 
     def rejected_for_no_opening(self, round: int) -> bool:
         """Whether the auctioneer logged ``no_opening`` for this bidder in ``round``."""

@@ -92,6 +92,7 @@ class LogView:
         self.kept: SignedCheckpoint | None = None
         self.log_id = log_id
         self.checks = 0  # consistency checks made (reported by the demo)
+        self._tail: dict[int, Any] = {}  # entries check_tail checked, by sequence number
         self._persisted = -(10**9)  # size of the checkpoint last written to disk
         if self.path is not None and self.path.is_file():
             self.kept = SignedCheckpoint.load(self.path)
@@ -126,13 +127,41 @@ class LogView:
             check_log_extends(ledger, self.kept)  # names the rollback
         return self.accept(cp, proof)
 
+    def check_tail(self, ledger: Ledger, entries: list[Any]) -> bool:
+        """Check, in one pass, entries that end the kept checkpoint's log (consecutive, the last one
+        at ``kept.size - 1``: a block's closes or outcomes with their checkpoint): each well-formed
+        and signed, and all of them with the host's frontier of the log before them hashing to the
+        kept root (:func:`~zkauction.protocol.merkle.root_with_tail`). Then :meth:`check_included`
+        takes these very entries without a proof each. Returns False, having checked nothing, for
+        entries that are not such a tail (the caller checks each by its inclusion proof)."""
+        from zkauction.protocol.log import check_entry, leaf_hash_of
+
+        if not entries or self.kept is None or not hasattr(ledger, "frontier"):
+            return False
+        start = self.kept.size - len(entries)
+        if any(e is None or e.seq != start + k for k, e in enumerate(entries)):
+            return False
+        for e in entries:
+            check_entry(e, e.seq, log_id=self.kept.log_id)
+        try:
+            root = merkle.root_with_tail(start, [bytes.fromhex(h) for h in ledger.frontier(start)],
+                                         [leaf_hash_of(e) for e in entries])
+        except (merkle.MerkleError, ValueError) as err:
+            raise ForkError(f"entries {start}..{self.kept.size - 1}: the host's frontier is malformed ({err})") from None
+        if root.hex() != self.kept.root:
+            raise ForkError(f"entries {start}..{self.kept.size - 1} are not the end of the log of the checkpoint kept")
+        self._tail = {e.seq: e for e in entries}
+        return True
+
     def check_included(self, ledger: Ledger, seq: int, entry: Any = None) -> None:
         """Raise unless entry ``seq`` (``entry``, the very object the caller acts on, if given: the
         host could serve other content on a second read) is well-formed, signed and covered by the
-        kept checkpoint (inclusion proof)."""
+        kept checkpoint (inclusion proof; none for an entry :meth:`check_tail` just checked)."""
         if self.kept is None or seq >= self.kept.size:
             raise CheckpointError(f"entry {seq} is not covered by a checkpoint this party holds")
         e = entry if entry is not None else ledger.get(seq)
+        if e is not None and self._tail.get(seq) == e:
+            return
         from zkauction.protocol.log import check_entry, leaf_hash_of
 
         check_entry(e, seq, log_id=self.kept.log_id)  # the leaf is the stored hash: the content must hash to it (ChainError)

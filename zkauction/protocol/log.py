@@ -340,6 +340,11 @@ class Ledger:
     def root(self, size: int | None = None) -> str:
         return self.tree.root(size).hex()
 
+    def frontier(self, size: int) -> list[str]:
+        """The roots of the perfect subtrees of the tree of the first ``size`` entries (see
+        :func:`~zkauction.protocol.merkle.root_with_tail`)."""
+        return [h.hex() for h in self.tree.frontier(size)]
+
     def inclusion_proof(self, seq: int, size: int | None = None) -> list[str]:
         return [h.hex() for h in self.tree.inclusion_proof(seq, size)]
 

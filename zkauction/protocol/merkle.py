@@ -182,6 +182,33 @@ def _root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[byt
     return r
 
 
+def root_with_tail(start: int, frontier: Sequence[bytes], tail: Sequence[bytes]) -> bytes:
+    """MTH of the tree whose first ``start`` leaves are summarised by ``frontier`` (the roots of its
+    perfect subtrees, largest first, one per binary digit of ``start``: :meth:`MerkleTree.frontier`)
+    and whose other leaves have the hashes ``tail``. Equal to a signed root, it proves every leaf of
+    ``tail`` at its place (start, start + 1, ...) with O(len(tail)) hashes, whoever gave ``frontier``."""
+    _check_count("start", start, MerkleError)
+    sizes = [1 << k for k in range(start.bit_length() - 1, -1, -1) if start >> k & 1]
+    if len(frontier) != len(sizes):
+        raise MerkleError(f"a frontier of a tree of {start} leaves has {len(sizes)} hashes, got {len(frontier)}")
+    if not tail and not sizes:
+        return EMPTY_ROOT
+    stack = []
+    for size, h in zip(sizes, frontier):
+        _check_hash("frontier hash", h, MerkleError)
+        stack.append((size, h))
+    for leaf in tail:
+        _check_hash("leaf hash", leaf, MerkleError)
+        size, h = 1, leaf
+        while stack and stack[-1][0] == size:  # a binary counter: equal perfect subtrees merge
+            size, h = 2 * size, node_hash(stack.pop()[1], h)
+        stack.append((size, h))
+    h = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        h = node_hash(left, h)
+    return h
+
+
 def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """Check that ``proof`` proves leaf hash ``leaf_hash`` at ``index`` in the tree of ``size``
     leaves with root ``root`` (RFC 9162 section 2.1.3.2); raise :class:`InclusionError` if not.
@@ -341,6 +368,17 @@ class MerkleTree:
         while parts:
             h = node_hash(parts.pop(), h)
         return h
+
+    def frontier(self, size: int) -> list[bytes]:
+        """The roots of the perfect subtrees of the tree of the first ``size`` leaves, largest first
+        (what :func:`root_with_tail` extends)."""
+        size = self._size_arg(size, "tree size", MerkleError)
+        out, start = [], 0
+        while start < size:
+            level = (size - start).bit_length() - 1
+            out.append(self._levels[level][start >> level])
+            start += 1 << level
+        return out
 
     def root(self, size: int | None = None) -> bytes:
         """MTH of the first ``size`` leaves (default: all) (RFC 9162 section 2.1.1)."""

@@ -166,11 +166,9 @@ def play_block(auctioneer: Auctioneer, bidders: Sequence[Bidder], rounds: Sequen
 
     # 6. each bidder checks each outcome of a round it bid in
     for b in bidders:
-        if any(r in clean for r in present[b.index]):
-            b.sync()  # one checkpoint for the block's outcomes
-        for r in present[b.index]:
-            if r in clean:
-                b.check_outcome(r, synced=True)
+        mine = [r for r in present[b.index] if r in clean]
+        if mine:
+            b.check_outcomes(mine)
 
 
 def receive_openings(auctioneer: Auctioneer, rounds: Sequence[int], listed: dict[int, list[str | None]],
