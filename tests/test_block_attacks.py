@@ -598,11 +598,6 @@ def test_a_bidder_that_opens_and_also_abstains_or_disputes_in_a_clean_round_fram
         assert run.audit().status == "valid"
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: play_block builds each close from the commitment items it appended "
-                   "(the last one per round and index wins, whoever signed it) instead of counting the log as the reader "
-                   "and Auctioneer.close_commitments do (the first one, signed by the bidder it names): a bidder that "
-                   "slips a second commitment, or one in another bidder's name, into the block makes the honest "
-                   "auctioneer's closes breaches")
 def test_a_bidder_cannot_make_the_blocks_closes_list_what_the_reader_does_not_count(tmp_path):
     with make_run(tmp_path) as run:
         b0 = run.bidders[0]
@@ -660,9 +655,6 @@ def test_the_kept_checkpoint_over_a_rewritten_log_is_a_fork(tmp_path):
             b0.view.check_included(rewritten, closes[3].seq, rewritten.get(closes[3].seq))
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): LogView.accept returns early for a checkpoint equal to the kept one "
-                   "before checking its log id, so a view registered in log A whose kept checkpoint (loaded from its "
-                   "file, e.g. a bidder state folder reused across auctions) is of log B accepts log B")
 def test_a_view_registered_in_one_log_never_accepts_a_checkpoint_of_another(tmp_path):
     key = SigningKey.generate()
     logs = []

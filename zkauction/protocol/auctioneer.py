@@ -123,6 +123,22 @@ class OpeningStore:
 
 
 
+def counted_commitments(ann: Announcement, entries: Sequence[Entry]) -> dict[int, str]:
+    """{bidder: commitment} of one round's ``bid_commitment`` entries (in log order), counted as the
+    reader counts them: the first one signed by the bidder it names, a well-formed field element
+    (a close listing anything else is the auctioneer's breach)."""
+    out: dict[int, str] = {}
+    for e in entries:
+        d = e.data
+        i = d.get("bidder") if isinstance(d, dict) else None
+        if type(i) is int and 0 <= i < ann.n and e.signer == ann.bidders[i] and i not in out:
+            try:
+                out[i] = commitments.check_felt(d.get("commitment"), "commitment")
+            except CommitmentError:
+                continue
+    return out
+
+
 class Auctioneer:
     """Hosts the log, runs the rounds and answers the audit. ``outcome`` computes what it publishes
     (honest: the announced auction's canonical outcome; a test can inject a dishonest one)."""
@@ -163,12 +179,7 @@ class Auctioneer:
         return self.ledger.checkpoint(self.key)
 
     def _commitments_of(self, round: int) -> dict[int, str]:
-        ann, out = self.announcement(), {}
-        for e in self.ledger.entries(kind=BID_COMMITMENT, round=round):
-            i = e.data.get("bidder")
-            if type(i) is int and 0 <= i < ann.n and e.signer == ann.bidders[i]:  # as the reader counts
-                out.setdefault(i, e.data["commitment"])
-        return out
+        return counted_commitments(self.announcement(), self.ledger.entries(kind=BID_COMMITMENT, round=round))
 
     def all_registered(self) -> bool:
         """Whether every bidder's registration is logged, as every verifier's reader counts them (a

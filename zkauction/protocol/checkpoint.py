@@ -101,7 +101,7 @@ class LogView:
 
     def accept(self, cp: SignedCheckpoint, proof: list[str] | None) -> SignedCheckpoint:
         """Accept ``cp`` given a consistency proof from the kept checkpoint (a light client)."""
-        if cp == self.kept:  # the very checkpoint already accepted (every field, signature included)
+        if cp == self.kept and cp.log_id == (self.log_id or cp.log_id):  # the very checkpoint already accepted
             return cp
         cp.verify(self.operator)
         if self.log_id is not None and cp.log_id != self.log_id:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-from zkauction.protocol.auctioneer import Auctioneer
+from zkauction.protocol.auctioneer import Auctioneer, counted_commitments
 from zkauction.protocol.bidder import Bidder, SignedOpening
 from zkauction.protocol.log import verify_signature
 from zkauction.protocol.state import (
@@ -143,9 +143,12 @@ def play_block(auctioneer: Auctioneer, bidders: Sequence[Bidder], rounds: Sequen
     for b in bidders:
         items += b.commitment_items_many(present[b.index], [profiles[r][b.index] for r in present[b.index]])
     logged = ledger.append_many(items, batch_sign=True) if items else []
-    listed: dict[int, list[str | None]] = {r: [None] * ann.n for r in rounds}
-    for e in logged:
-        listed[e.round][e.data["bidder"]] = e.data["commitment"]
+    # what each close lists: the block's commitments as every verifier counts them (the block is fresh:
+    # nothing of its rounds was logged before these), whatever else a bidder's client slipped in
+    listed: dict[int, list[str | None]] = {}
+    for r in rounds:
+        counted = counted_commitments(ann, [e for e in logged if e.round == r])
+        listed[r] = [counted.get(i) for i in range(ann.n)]
 
     # 2. the auctioneer closes every round of the block: one transaction with its checkpoint
     ledger.append_many([(COMMITMENTS_CLOSED, {"commitments": listed[r]}, key, r, unique_key(COMMITMENTS_CLOSED, r))
