@@ -15,6 +15,7 @@ signed statements (``Ledger.append_signed``: a statement is signed for a log, no
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from zkauction.protocol.state import (
     DISPUTE,
     OPENING_REJECTED,
     OUTCOME,
+    REGISTRATION,
     REVEALS_CLOSED,
     SEED_REVEAL,
     ZERO_SALT,
@@ -479,24 +481,37 @@ def announce_again(a: Auctioneer, **change) -> Ledger:
     return led
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low, not block-specific): the log id is the hash of the announcement "
-                   "alone, so an auctioneer that announces the same auction twice gets the same log id; a bidder "
-                   "secret used in both (without the first log's kept checkpoint) gives the same salts and audit seed, "
-                   "and every statement and opening of one log replays into the other")
-def test_an_auction_announced_twice_byte_for_byte_is_not_the_same_auction_to_a_bidder(tmp_path):
+def test_an_auction_announced_twice_byte_for_byte_gets_no_bidder_to_reuse_its_salts(tmp_path):
+    """The log id is the hash of the announcement: announced twice byte for byte (or entry 0 copied), an
+    auction has the same id, and a secret's salts and audit seed derive from secret and log id. The
+    host learnt round 1's salt from the opening it received; in the copy it could find the bids behind
+    the commitment by trying the grid before the close. A secret therefore registers once per log id
+    (Bidder.register records the id beside the secret first): a bidder with that secret and no
+    checkpoint of the log refuses the copy, with or without its replayed registration."""
     with make_run(tmp_path) as run:
         a, b0 = run.auctioneer, run.bidders[0]
         _, _, sent = play_p1(run)
         twin = announce_again(a)  # the same auction announced again: the same text, so the same entry 0...
         assert twin.get(0) == run.ledger.get(0)  # (...which the host could also just copy: Ledger.replicate)
-        b0_again = Bidder(0, b0.key, twin, secret=b0._secret)  # the same bidder (key and secret), a fresh view
-        b0_again.register()
-        twin_salt = b0_again.salt(1)
-        # round 1's salt, learnt from the opening in the first auction, must not be the second's: the
-        # host would otherwise find the bids behind the second auction's commitment by trying the grid
-        # (2^10 points per item) before that round's close
-        assert twin_salt != sent[0][1].opening.salt
-        assert b0_again.seed != b0.seed
+        record = b0._record_path
+        assert record is not None and run.ledger.log_id in json.loads(record.read_text())
+        again = Bidder(0, b0.key, twin, secret=b0._secret, record_path=record)  # same key, secret and record; no checkpoint
+        with pytest.raises(ProtocolError, match="already registered in log .* refusing"):
+            again.register()
+        assert twin.entries(kind=REGISTRATION) == []
+        # the first auction's registration replayed into the copy: refused as well
+        first = run.ledger.entries(kind=REGISTRATION)[0]
+        twin.append_signed([Statement(first.kind, first.round, first.payload, first.signer, first.signature)])
+        again = Bidder(0, b0.key, twin, secret=b0._secret, record_path=record)
+        with pytest.raises(ProtocolError, match="already registered in log"):
+            again.register()
+        # a new auction (another announcement) with the same secret is another log id: fresh salts
+        other = announce_again(a, rounds=a.announcement().rounds + 1)
+        fresh = Bidder(0, b0.key, other, secret=b0._secret, record_path=record)
+        fresh.register()
+        assert fresh.salt(1) != sent[0][1].opening.salt and fresh.seed != b0.seed
+        # and the bidder that holds its checkpoint resumes its own auction as before
+        assert b0.register() is None
 
 
 # ==================================================================================================

@@ -14,6 +14,7 @@ seed only once a checkpoint it accepted covers round T, and puts that checkpoint
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Sequence
 
 from zkauction.protocol.checkpoint import LogView, SignedCheckpoint
 from zkauction.protocol.log import Entry, Ledger, SigningKey
+from zkauction.protocol.private import write_private
 from zkauction.protocol.state import (
     first_entry,
     ABSTENTION,
@@ -69,7 +71,10 @@ class Bidder:
     the same."""
 
     def __init__(self, index: int, key: SigningKey, ledger: Ledger, *, secret: bytes | None = None,
-                 view_path: str | Path | None = None, expected: dict[str, Any] | None = None):
+                 view_path: str | Path | None = None, expected: dict[str, Any] | None = None,
+                 record_path: str | Path | None = None):
+        """``record_path``: where this bidder's secret keeps the log ids it registered in (beside the
+        secret; in memory if None): a secret never registers twice in one log id (see :meth:`register`)."""
         self.index = index
         self.key = key
         self.ledger = ledger
@@ -78,6 +83,8 @@ class Bidder:
         self._openings: dict[int, Opening] = {}
         self._commitments: dict[int, str] = {}  # computed once, at commit time (Poseidon is the cost)
         self._view_path = view_path
+        self._record_path = Path(record_path) if record_path is not None else None
+        self._record: list[str] = []
         self._view: LogView | None = None
         self._ann: Announcement | None = None
 
@@ -126,12 +133,44 @@ class Bidder:
         return self.view.observe(self.ledger)
 
     def register(self) -> Entry | None:
-        """Sign the announcement and commit to an audit seed (idempotent)."""
+        """Sign the announcement and commit to an audit seed (idempotent).
+
+        Salts and the audit seed derive from the secret and the log id, and the log id is the hash
+        of the announcement: an auctioneer that announces the same auction again gets the same id,
+        and would know this bidder's salts there from the openings it received here. So a secret
+        registers once per log id: the id is recorded (``record_path``) before the registration is
+        signed, and a bidder that holds no checkpoint of a log in which its secret already
+        registered (its registration is logged, or its record names the id) refuses to go on: it
+        cannot tell a resumed auction from a copy of one."""
+        had_view = self.view.kept is not None
         self.sync()  # reads and checks the announcement first
-        if first_entry(self.ledger, REGISTRATION, None, self.key.public_hex) is not None:
+        mine = first_entry(self.ledger, REGISTRATION, None, self.key.public_hex)
+        if not had_view and (mine is not None or self._log_id in self._registered_logs()):
+            raise ProtocolError(f"bidder {self.index}: this secret already registered in log {self._log_id[:16]}..., "
+                                "but this bidder holds no checkpoint of it: a copy of an auction it took part in "
+                                "would reuse its salts and audit seed; refusing (start from a new bidder state)")
+        if mine is not None:
             return None
+        self._remember_log(self._log_id)
         payload = {"bidder": self.index, "announcement": self._log_id, "seed_commitment": seed_commitment(self.index, self.seed)}
         return self.ledger.append(REGISTRATION, payload, self.key, unique=unique_key(REGISTRATION, bidder=self.index))
+
+    def _registered_logs(self) -> list[str]:
+        if self._record_path is not None and self._record_path.is_file():
+            try:
+                logs = json.loads(self._record_path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ProtocolError(f"{self._record_path}: not this bidder's record of log ids ({e})") from None
+            return [str(x) for x in logs] if isinstance(logs, list) else []
+        return list(self._record)
+
+    def _remember_log(self, log_id: str) -> None:
+        logs = self._registered_logs()
+        if log_id not in logs:
+            logs.append(log_id)
+        self._record = logs
+        if self._record_path is not None:
+            write_private(self._record_path, json.dumps(logs) + "\n")  # durable: before the registration exists
 
     def commitment_item(self, round: int, bids: Sequence[float]) -> tuple[str, Any, SigningKey, int, str] | None:
         """The signed commitment entry to append for ``round`` (None if already logged), for a host

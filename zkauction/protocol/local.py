@@ -91,7 +91,8 @@ class LocalRun:
         expected = dict(self.config.get("expected", {}))
         self.bidders = [
             Bidder(i, keys[f"bidder_{i}"], self.ledger, secret=bytes.fromhex((self.dir / f"bidder_{i}.secret").read_text().strip()),
-                   view_path=self.dir / f"bidder_{i}.checkpoint.json", expected=expected)
+                   view_path=self.dir / f"bidder_{i}.checkpoint.json", expected=expected,
+                   record_path=self.dir / f"bidder_{i}.logs.json")
             for i in range(n)
         ]
         self.third_party = TrustedThirdParty(keys["third_party"], self.ledger, self.outcome)
@@ -130,6 +131,7 @@ class LocalRun:
         for i in range(setting.n):
             write_private(d / f"bidder_{i}.secret", secrets.token_hex(32) + "\n")
             (d / f"bidder_{i}.checkpoint.json").unlink(missing_ok=True)
+            (d / f"bidder_{i}.logs.json").unlink(missing_ok=True)  # a new secret: no log ids yet
         (d / "monitor.checkpoint.json").unlink(missing_ok=True)
         if penalty is None:
             penalty = (rounds + 1) * argt_bound(setting)

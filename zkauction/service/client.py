@@ -143,7 +143,7 @@ class BidderClient:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
         self.index = ann.bidders.index(self.key.public_hex)
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
-                             view_path=state / "checkpoint.json", expected=expected)
+                             view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
         self.report = ClientReport(self.index)
 
     def _announcement(self) -> Any:
