@@ -12,7 +12,7 @@ circuit the evaluator does not support, or a round it flags).
 
 "In blocks" (``--block B``, default 64; the announcement's ``block``): each step of a block's
 rounds is taken at once (one signature per party and step, one transaction and checkpoint), with
-every check of every round kept (zkauction/protocol/blocks.py); the default protocol is then also
+every check of every round kept (zkauction/protocol/rounds.py: play_block); the default protocol is then also
 run in blocks (one batched evaluation, one signature, one transaction a block). Both are also
 measured one round at a time.
 
@@ -189,7 +189,7 @@ def main() -> None:
         + f"`; {os.cpu_count()} cores shared with other jobs, load average "
         f"{load0[0]:.2f} at the start and {load1[0]:.2f} at the end (1 min). Both protocols compute the outcome "
         "the same way (the exact fixed-point evaluator) and log to SQLite with an fsync per transaction. "
-        "**In blocks**: each protocol takes a block's rounds in one pass (ours: zkauction.protocol.blocks; the "
+        "**In blocks**: each protocol takes a block's rounds in one pass (ours: zkauction.protocol.rounds.play_block; the "
         "default: one batched evaluation, one signature and one transaction a block). **One at a time**: a "
         "transaction (and a signature per entry) a round. Wall figures depend on the load; the CPU figures "
         "(process time, both cores) and the ratios much less.",

@@ -226,19 +226,18 @@ class Bidder:
         """:meth:`open` for a block of rounds, each checked as :meth:`open` checks it, all signed
         with one signature (:meth:`~zkauction.protocol.entries.SigningKey.sign_many`)."""
         self.sync()  # one checkpoint for the block's closes, checked in one pass when they end it
-        if rounds:
-            self._check_block_tail(COMMITMENTS_CLOSED, rounds[0])
-        openings = [self._checked_opening(r, synced=True) for r in rounds]
+        found = self._check_block_tail(COMMITMENTS_CLOSED, rounds[0]) if rounds else {}
+        openings = [self._checked_opening(r, synced=True, found=found) for r in rounds]
         msgs = [opening_message(self._log_id, r, self.index, list(o.bids), o.salt) for r, o in zip(rounds, openings)]
         return [SignedOpening(o, sig) for o, sig in zip(openings, self.key.sign_many(msgs))]
 
-    def _checked_opening(self, round: int, *, synced: bool = False) -> Opening:
+    def _checked_opening(self, round: int, *, synced: bool = False, found: dict[int, Entry | None] | None = None) -> Opening:
         ann = self.announcement
         if round not in self._openings:
             raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
         if not synced:
             self.sync()
-        close = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        close = found[round] if found and round in found else first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         if close is None or close.seq >= self.view.kept.size:
             raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
                                 "the opening is not sent")
@@ -248,14 +247,14 @@ class Bidder:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
         return self._openings[round]
 
-    def check_outcome(self, round: int, *, synced: bool = False) -> str:
+    def check_outcome(self, round: int, *, synced: bool = False, found: dict[int, Entry | None] | None = None) -> str:
         """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
         computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute).
         ``synced``: the caller has just synced (a block's outcomes under one checkpoint)."""
         ann = self.announcement
         if not synced:
             self.sync()
-        out = first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
+        out = found[round] if found and round in found else first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
         if out is None or out.seq >= self.view.kept.size:
             raise ProtocolError(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
         self.view.check_included(self.ledger, out.seq, out)
@@ -278,21 +277,22 @@ class Bidder:
         """:meth:`check_outcome` of a block's rounds under one checkpoint (the outcomes checked in one
         pass when they end it)."""
         self.sync()
-        if rounds:
-            self._check_block_tail(OUTCOME, rounds[0])
-        return [self.check_outcome(r, synced=True) for r in rounds]
+        found = self._check_block_tail(OUTCOME, rounds[0]) if rounds else {}
+        return [self.check_outcome(r, synced=True, found=found) for r in rounds]
 
-    def _check_block_tail(self, kind: str, round: int) -> None:
+    def _check_block_tail(self, kind: str, round: int) -> dict[int, Entry | None]:
         """The entries of ``kind`` of ``round``'s block that end the kept checkpoint's log, checked in
-        one pass (:meth:`LogView.check_tail`); the others are checked one by one later."""
+        one pass (:meth:`LogView.check_tail`); the others are checked one by one later. Returns the
+        block's first ``kind`` entry of each round (what the caller then checks and acts on)."""
         ann = self.announcement
-        found = [first_entry(self.ledger, kind, q, ann.auctioneer) for q in block_of(ann, round)]
+        found = {q: first_entry(self.ledger, kind, q, ann.auctioneer) for q in block_of(ann, round)}
         tail: list[Entry] = []
-        for e in sorted((e for e in found if e is not None), key=lambda e: e.seq, reverse=True):
+        for e in sorted((e for e in found.values() if e is not None), key=lambda e: e.seq, reverse=True):
             if e.seq != self.view.kept.size - 1 - len(tail):
                 break
             tail.append(e)
         self.view.check_tail(self.ledger, tail[::-1])
+        return found
 
     def rejected_for_no_opening(self, round: int) -> bool:
         """Whether the auctioneer logged ``no_opening`` for this bidder in ``round``."""
