@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from zkauction.learn.setting import AuctionSetting, ParticipationModel
 from zkauction.protocol.audit import audit_draw, check_cosigned, check_round, public_checks
 from zkauction.protocol.auctioneer import Auctioneer, circuit_outcome_function
 from zkauction.protocol.bidder import Bidder, SignedOpening
@@ -46,15 +45,10 @@ from zkauction.protocol.state import (
     read_state,
     unique_key,
 )
-from zkauction.zk.circuit import Circuit
 from zkauction.zk.commitments import CommitmentError, Opening, make_commitment
 
-ROOT = Path(__file__).resolve().parents[1]
-SETTING = AuctionSetting(2, 2)
-PARTICIPATION = ParticipationModel.independent([0.8, 0.9])
-CIRCUIT = Circuit.load(ROOT / "circuits" / "ama_2x2_uniform")
-AUCTION = {"name": "ama", "manifest_sha256": CIRCUIT.manifest_sha256(), "vk_sha256": CIRCUIT.vk_sha256(),
-           "output_scale": min(CIRCUIT.output_scales.values())}
+from test_blocks import AUCTION, CIRCUIT, PARTICIPATION, SETTING  # noqa: E402  (the same run as tests/test_blocks.py)
+
 HONEST = circuit_outcome_function(CIRCUIT)
 STEP = 2.0 ** -CIRCUIT.input_scale
 
