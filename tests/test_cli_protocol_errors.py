@@ -41,6 +41,9 @@ def bad_cases(d: Path) -> list[tuple[list[str], int, str]]:
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--trusted-srs", "zz"], 2, "--trusted-srs 'zz'"),
         (["run", "--db", str(d / "notalog.db")], 2, "not a local run"),
         (["run", "--db", str(d / "done.db"), "--rounds", "7"], 2, "announces T = 3 rounds"),
+        (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--block", "0"], 2, "--block 0: need 1 <= block <= T = 3"),
+        (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--block", "4"], 2, "--block 4"),
+        (["run", "--db", str(d / "done.db"), "--block", "2"], 2, "announces blocks of 1 rounds, not 2"),
         (["audit", "--db", str(d / "missing.db")], 2, "missing.db"),
         (["audit", "--db", str(d / "done.db"), "--withhold", "5"], 2, "--withhold 5"),
         (["prove", "--db", str(d / "done.db"), "--round", "9"], 2, "--round 9"),
@@ -131,3 +134,25 @@ def test_run_and_prove_in_the_design_cards_forms_from_another_folder(runs, tmp_p
     assert res.exit_code == 0 and "matches the log auction.db" in res.output, res.output
     res = cli.invoke(app, ["show", "round", "2", "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["round"] == 2
+
+
+def test_run_in_blocks_from_the_command_line_resumes_and_audits(tmp_path):
+    """`zkauction run --block B`: the announcement carries the block size, a resumed run keeps it (no
+    --block needed), the last block may be shorter, and the audit computed from the log is valid."""
+    cli = CliRunner()
+    db = str(tmp_path / "b.db")
+    res = cli.invoke(app, ["run", "--circuit", str(CIRCUIT), "--rounds", "10", "--block", "4", "--db", db,
+                           "--mode", "reveal", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert out["rounds"] == 10 and out["rounds_per_s"] > 0 and out["log_entries"] >= 10
+    from zkauction.protocol.log import Ledger
+    from zkauction.protocol.state import read_state
+
+    with Ledger.open(db, writer=False) as ledger:
+        st = read_state(ledger)
+        assert st.announcement.block == 4 and st.rounds_done == 10 and st.breaches == []
+    res = cli.invoke(app, ["run", "--db", db])  # resumed: nothing left, the block size from the log
+    assert res.exit_code == 0 and "nothing to play" in res.output, res.output
+    res = cli.invoke(app, ["audit", "--db", db])
+    assert res.exit_code == 0 and "audit passed" in res.output, res.output
