@@ -145,9 +145,12 @@ def play_block(auctioneer: Auctioneer, bidders: Sequence[Bidder], rounds: Sequen
     logged = ledger.append_many(items, batch_sign=True) if items else []
     # what each close lists: the block's commitments as every verifier counts them (the block is fresh:
     # nothing of its rounds was logged before these), whatever else a bidder's client slipped in
+    by_round: dict[int, list[Any]] = {r: [] for r in rounds}
+    for e in logged:
+        by_round.setdefault(e.round, []).append(e)
     listed: dict[int, list[str | None]] = {}
     for r in rounds:
-        counted = counted_commitments(ann, [e for e in logged if e.round == r])
+        counted = counted_commitments(ann, by_round[r])
         listed[r] = [counted.get(i) for i in range(ann.n)]
 
     # 2. the auctioneer closes every round of the block: one transaction with its checkpoint
@@ -159,7 +162,7 @@ def play_block(auctioneer: Auctioneer, bidders: Sequence[Bidder], rounds: Sequen
 
     # 4. the auctioneer checks them; a round with any trouble leaves the fast path
     clean = receive_openings(auctioneer, rounds, listed, sent)
-    slow = [r for r in rounds if r not in clean]
+    slow = sorted(set(rounds) - set(clean))
 
     # 5. outcomes of the clean rounds: one evaluation, one store transaction, one log transaction
     if clean:
@@ -168,8 +171,9 @@ def play_block(auctioneer: Auctioneer, bidders: Sequence[Bidder], rounds: Sequen
         finish_round(auctioneer, [b for b in bidders if r in present[b.index]], r)
 
     # 6. each bidder checks each outcome of a round it bid in
+    clean_set = set(clean)
     for b in bidders:
-        mine = [r for r in present[b.index] if r in clean]
+        mine = [r for r in present[b.index] if r in clean_set]
         if mine:
             b.check_outcomes(mine)
 
