@@ -7,6 +7,14 @@ Mutants: for every ``if`` whose body raises, calls ``self.bad``/``bad``/``breach
   negate   - the condition replaced by ``not (condition)``
   boundary - one comparison in the condition swapped (< <=, > >=) 
   remove   - an unconditional raise / bad / breach statement replaced by ``pass``
+  drop     - one operand of the condition's top-level ``or`` dropped (one clause of the check
+             switched off), and for a fast path ``if A and B: return ...`` one operand of the
+             ``and`` dropped (the fast path taken on less evidence)
+Also checks (MUT_EXTRA=1): ``return False`` / ``return None`` / ``return`` (a negative verdict, a way out) and a call of a
+function or method named in MUT_MARKS (comma separated, e.g. ``add`` for ``dirty.add(r)``,
+``check_entry`` for a check that raises).
+MUT_FUNCS (comma separated ``func`` or ``Class.func``) restricts the mutants to those functions;
+MUT_LIST=1 lists the mutants without running them.
 Each mutant is applied in a forked child of one process (torch, the package and pytest imported
 once) by swapping the function's ``__code__``, and the focused tests run with ``-x -q``; a nonzero
 pytest exit (or a timeout) kills it. Usage:
@@ -29,6 +37,10 @@ import time
 TIMEOUT = float(os.environ.get("MUT_TIMEOUT", "150"))
 OPS = os.environ.get("MUT_OPS", "disable,remove").split(",")  # also: negate, boundary
 ONLY = os.environ.get("MUT_ONLY")  # "file:line:op" filter (comma separated)
+FUNCS_ONLY = set(filter(None, os.environ.get("MUT_FUNCS", "").split(",")))  # "func" or "Class.func"
+EXTRA = os.environ.get("MUT_EXTRA") == "1"  # return False / return None as checks
+MARKS = set(filter(None, os.environ.get("MUT_MARKS", "").split(",")))  # more methods whose call marks a failure
+LIST = os.environ.get("MUT_LIST") == "1"
 
 
 def is_check_stmt(s: ast.stmt) -> bool:
@@ -37,11 +49,20 @@ def is_check_stmt(s: ast.stmt) -> bool:
     if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
         f = s.value.func
         name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-        if name in ("bad", "breach"):
+        if name in ("bad", "breach") or name in MARKS:
             return True
         if name == "append" and any(isinstance(a, ast.Call) and getattr(a.func, "id", "") == "Breach" for a in s.value.args):
             return True
-    return False
+    return EXTRA and isinstance(s, ast.Return) and (s.value is None or isinstance(s.value, ast.Constant)
+                                                    and (s.value.value is False or s.value.value is None))
+
+
+def fast_path(node: ast.If) -> bool:
+    """``if A and B ...: return [something]``: an early acceptance or exit (a cache, a fast path); not a
+    ``return False`` / ``return None`` verdict."""
+    v = node.body[0].value if len(node.body) == 1 and isinstance(node.body[0], ast.Return) else False
+    return (isinstance(node.test, ast.BoolOp) and isinstance(node.test.op, ast.And) and v is not False
+            and (v is None or not (isinstance(v, ast.Constant) and (v.value is False or v.value is None))))
 
 
 def guards(node: ast.If) -> bool:
@@ -56,6 +77,14 @@ def mutants_of(func: ast.FunctionDef):
     """Yield (line, op, description, mutated FunctionDef)."""
     nodes = [n for n in ast.walk(func)]
     for idx, n in enumerate(nodes):
+        if "drop" in OPS and isinstance(n, ast.If) and isinstance(n.test, ast.BoolOp) and (
+                guards(n) and isinstance(n.test.op, ast.Or) or fast_path(n)):
+            for k in range(len(n.test.values)):
+                f2 = copy.deepcopy(func)
+                t = [m for m in ast.walk(f2)][idx]
+                rest = t.test.values[:k] + t.test.values[k + 1:]
+                t.test = rest[0] if len(rest) == 1 else ast.BoolOp(t.test.op, rest)
+                yield n.lineno, "drop", f"drop {ast.unparse(n.test.values[k])[:140]}", f2
         if isinstance(n, ast.If) and guards(n):
             for op in [o for o in OPS if o in ("disable", "negate")]:
                 f2 = copy.deepcopy(func)
@@ -121,11 +150,20 @@ def main() -> None:
     only = set(ONLY.split(",")) if ONLY else None
     for path in files:
         for mod, cls, func in targets(path):
+            qual = f"{cls + '.' if cls else ''}{func.name}"
+            if FUNCS_ONLY and func.name not in FUNCS_ONLY and qual not in FUNCS_ONLY:
+                continue
             for line, op, desc, f2 in mutants_of(func):
                 key = f"{path}:{line}:{op}:{desc}"
                 if only and not any(key.startswith(o) for o in only):
                     continue
+                if LIST:
+                    print(json.dumps({"file": path, "line": line, "func": qual, "op": op, "check": desc}), flush=True)
+                    continue
                 t0 = time.time()
+                failed_path = f"/tmp/mutdrive_failed_{os.getpid()}"
+                if os.path.exists(failed_path):
+                    os.unlink(failed_path)
                 pid = os.fork()
                 if pid == 0:
                     try:
@@ -137,7 +175,16 @@ def main() -> None:
                     os.dup2(fd, 1)
                     os.dup2(fd, 2)
                     import pytest
-                    rc = pytest.main(["-p", "no:cacheprovider", "-x", "-q", *tests])
+
+                    class First:  # the first failing test, for the result line
+                        out = failed_path
+
+                        def pytest_runtest_logreport(self, report):
+                            if report.failed and not os.path.exists(self.out):
+                                with open(self.out, "w") as fh:
+                                    fh.write(report.nodeid)
+
+                    rc = pytest.main(["-p", "no:cacheprovider", "-x", "-q", *tests], plugins=[First()])
                     os._exit(int(rc))
                 deadline = t0 + TIMEOUT
                 while True:
@@ -153,9 +200,14 @@ def main() -> None:
                     time.sleep(0.2)
                 result = ("error" if rc == 99 else "survived" if rc == 0 else "timeout" if rc == "timeout"
                           else "killed")
+                failed = None
+                if os.path.exists(failed_path):
+                    with open(failed_path) as fh:
+                        failed = fh.read()
+                    os.unlink(failed_path)
                 print(json.dumps({"file": path, "line": line, "func": f"{cls + '.' if cls else ''}{func.name}",
                                   "op": op, "check": desc, "result": result, "rc": rc,
-                                  "seconds": round(time.time() - t0, 1)}), flush=True)
+                                  "seconds": round(time.time() - t0, 1), "failed": failed}), flush=True)
 
 
 if __name__ == "__main__":
