@@ -491,3 +491,19 @@ def test_check_tail_checks_a_block_in_one_pass_and_names_a_forged_one(op, bidder
     log.frontier = lambda size: ["zz"]
     with pytest.raises(ForkError, match="frontier is malformed"):
         view.check_tail(log, tail)
+
+
+def test_an_entry_the_host_does_not_serve_is_named(op, bidder):
+    log = make_log(op, bidder, 5)
+    view = LogView(op.public_hex, log_id=log.log_id)
+    view.observe(log)
+
+    class Withholding:  # a host that answers nothing for an entry its checkpoint covers
+        def __getattr__(self, name):
+            return getattr(log, name)
+
+        def get(self, seq):
+            return None
+
+    with pytest.raises(ForkError, match="entry 3 is covered by the checkpoint kept, but the host does not serve it"):
+        view.check_included(Withholding(), 3)

@@ -160,7 +160,9 @@ class LogView:
         if self.kept is None or seq >= self.kept.size:
             raise CheckpointError(f"entry {seq} is not covered by a checkpoint this party holds")
         e = entry if entry is not None else ledger.get(seq)
-        if e is not None and self._tail.get(seq) == e:
+        if e is None:
+            raise ForkError(f"entry {seq} is covered by the checkpoint kept, but the host does not serve it")
+        if self._tail.get(seq) == e:
             return
         from zkauction.protocol.log import check_entry, leaf_hash_of
 
