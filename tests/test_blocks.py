@@ -1,4 +1,4 @@
-"""Rounds in blocks (announcement ``block`` B > 1; zkauction/protocol/blocks.py): the same protocol and
+"""Rounds in blocks (announcement ``block`` B > 1; zkauction/protocol/rounds.py: play_block): the same protocol and
 checks as one round at a time, each step taken for a whole block (one signature per party and step,
 one transaction, one checkpoint). The attacks are those of a host who would use the block to act
 out of order: close a block before the previous one is complete, draw the audit early, or slip a

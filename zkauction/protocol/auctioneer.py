@@ -94,14 +94,7 @@ class OpeningStore:
 
     def put_round(self, round: int, openings: dict[int, Opening]) -> None:
         """Store a round's openings in one transaction (one fsync per round, not per bidder)."""
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany("INSERT OR REPLACE INTO openings VALUES (?, ?, ?)",
-                                 [(round, i, json.dumps(o.to_dict())) for i, o in openings.items()])
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        self.put_rounds({round: openings})
 
     def put_rounds(self, rounds: dict[int, dict[int, Opening]]) -> None:
         """:meth:`put_round` for several rounds in one transaction (a block: one fsync)."""

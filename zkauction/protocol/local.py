@@ -112,7 +112,7 @@ class LocalRun:
                seed: int = 0, circuit: Any = None, extra_config: dict[str, Any] | None = None, durable: bool = True,
                trusted_srs: Sequence[str] = (), block: int = 1) -> "LocalRun":
         """Generate every party's key, announce the auction, have every bidder register.
-        ``block``: rounds per block (1: one round at a time; see zkauction.protocol.blocks).
+        ``block``: rounds per block (1: one round at a time; see zkauction.protocol.rounds.play_block).
 
         ``penalty`` defaults to (T + 1) * aRgt*, just above section 4.1's threshold T * aRgt*."""
         from zkauction.protocol.credibility import argt_bound

@@ -46,6 +46,7 @@ from zkauction.protocol.state import (
     ZERO_SALT,
     ProtocolError,
     absent_commitment,
+    block_of,
     first_entry,
     opening_message,
     previous_block,
@@ -255,5 +256,5 @@ def block_starts(ann: Any, todo: Sequence[int]) -> list[list[int]]:
     """``todo`` (rounds in order) grouped by block."""
     groups: dict[int, list[int]] = {}
     for r in todo:
-        groups.setdefault((r - 1) // ann.block, []).append(r)
+        groups.setdefault(block_of(ann, r).start, []).append(r)
     return list(groups.values())
