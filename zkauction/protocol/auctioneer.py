@@ -132,6 +132,29 @@ def counted_commitments(ann: Announcement, entries: Sequence[Entry]) -> dict[int
     return out
 
 
+def signed_by_bidder(ann: Announcement, log_id: str, round: int, bidder: int, signed: Any) -> bool:
+    """Whether ``signed`` is an opening signed by ``bidder`` for ``round`` of the log ``log_id``
+    (plain or batch signature); anything malformed is not."""
+    opening = getattr(signed, "opening", None)
+    try:
+        msg = opening_message(log_id, round, bidder, list(opening.bids), opening.salt)
+        return verify_signature(ann.bidders[bidder], msg, signed.signature)
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def outcome_inputs(ann: Announcement, listed: Sequence[str | None],
+                   accepted: dict[int, Opening]) -> tuple[list[list[float]], list[str], list[str], list[int]]:
+    """(bids, salts) the outcome is computed on and (commitments, participants) the outcome entry
+    names: a bidder takes part iff its opening is in ``accepted`` (its commitment the one the close
+    lists); any other is absent: all-zero bids, salt 0, the public all-zero commitment."""
+    bids, salts = [[0.0] * ann.m for _ in range(ann.n)], [ZERO_SALT] * ann.n
+    coms, present = [absent_commitment(ann.m, ann.input_scale)] * ann.n, [0] * ann.n
+    for i, o in accepted.items():
+        bids[i], salts[i], coms[i], present[i] = list(o.bids), o.salt, listed[i], 1
+    return bids, salts, coms, present
+
+
 class Auctioneer:
     """Hosts the log, runs the rounds and answers the audit. ``outcome`` computes what it publishes
     (honest: the announced auction's canonical outcome; a test can inject a dishonest one)."""
@@ -181,6 +204,17 @@ class Auctioneer:
 
         return round_state(self.ledger, 1).registered
 
+    def check_may_start(self, round: int) -> None:
+        """Raise :class:`ProtocolError` unless ``round``'s commitments may be closed: round 1 once
+        every bidder has registered, any other once every round of the previous block (round - 1,
+        one round at a time) has its outcome."""
+        ann = self.announcement()
+        if round == 1 and not self.all_registered():
+            raise ProtocolError("round 1 cannot start before every bidder has registered")
+        for q in previous_block(ann, round):
+            if first_entry(self.ledger, OUTCOME, q, ann.auctioneer) is None:
+                raise ProtocolError(f"round {round} cannot start before round {q}'s outcome")
+
     def close_commitments(self, round: int) -> Entry:
         """Close round ``round``'s commit phase: log the list of its commitments and checkpoint it.
         Openings are accepted only after this."""
@@ -189,11 +223,7 @@ class Auctioneer:
             raise ProtocolError(f"round must be in 1..{ann.rounds}, got {round!r}")
         done = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         if done is None:
-            if round == 1 and not self.all_registered():
-                raise ProtocolError("round 1 cannot start before every bidder has registered")
-            for q in previous_block(ann, round):  # round - 1, or every round of the previous block
-                if first_entry(self.ledger, OUTCOME, q, ann.auctioneer) is None:
-                    raise ProtocolError(f"round {round} cannot start before round {q}'s outcome")
+            self.check_may_start(round)
             logged = self._commitments_of(round)
             (done,) = self.ledger.append_many([(COMMITMENTS_CLOSED, {"commitments": [logged.get(i) for i in range(ann.n)]},
                                                 self.key, round, unique_key(COMMITMENTS_CLOSED, round))],
@@ -219,12 +249,7 @@ class Auctioneer:
         if com is None or rejected:
             raise CommitmentError(f"round {round}: bidder {bidder} has no open commitment in this round")
         opening = getattr(signed, "opening", None)
-        try:
-            msg = opening_message(self.ledger.log_id, round, bidder, list(opening.bids), opening.salt)
-            ok = verify_signature(ann.bidders[bidder], msg, signed.signature)
-        except (AttributeError, TypeError, ValueError):
-            ok = False
-        if not ok:
+        if not signed_by_bidder(ann, self.ledger.log_id, round, bidder, signed):
             raise CommitmentError(f"round {round}: bidder {bidder}'s opening is not signed by bidder {bidder}: ignored")
         reason, detail = self._opening_problem(ann, com, opening)
         if reason is None:
@@ -309,15 +334,9 @@ class Auctioneer:
         if waiting:  # an honest auctioneer never excludes a bidder on its own word
             raise ProtocolError(f"round {round}: bidder(s) {waiting} committed but neither opened, published the "
                                 "opening on the log nor abstained: the round waits for them")
-        bids, salts = [[0.0] * ann.m for _ in range(ann.n)], [ZERO_SALT] * ann.n
-        coms, present = [absent_commitment(ann.m, ann.input_scale)] * ann.n, [0] * ann.n
-        accepted: dict[int, Opening] = {}
-        for i in range(ann.n):
-            if listed[i] is None or i in rejected or i not in received:
-                continue
-            o = received[i]
-            accepted[i] = o
-            bids[i], salts[i], coms[i], present[i] = list(o.bids), o.salt, listed[i], 1
+        accepted = {i: received[i] for i in range(ann.n)
+                    if listed[i] is not None and i not in rejected and i in received}
+        bids, salts, coms, present = outcome_inputs(ann, listed, accepted)
         # Stored before the outcome is logged: an outcome whose openings are lost could not be proven.
         if accepted:
             self.store.put_round(round, accepted)

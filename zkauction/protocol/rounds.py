@@ -36,20 +36,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-from zkauction.protocol.auctioneer import Auctioneer, counted_commitments
+from zkauction.protocol.auctioneer import Auctioneer, counted_commitments, outcome_inputs, signed_by_bidder
 from zkauction.protocol.bidder import Bidder, SignedOpening
-from zkauction.protocol.log import verify_signature
 from zkauction.protocol.state import (
     BID_COMMITMENT,
     COMMITMENTS_CLOSED,
     OUTCOME,
-    ZERO_SALT,
     ProtocolError,
-    absent_commitment,
     block_of,
     first_entry,
-    opening_message,
-    previous_block,
     unique_key,
 )
 from zkauction.zk import commitments
@@ -113,13 +108,10 @@ def _present(profile: Sequence[Sequence[float]], i: int) -> bool:
 
 
 def _fresh(auctioneer: Auctioneer, rounds: Sequence[int]) -> bool:
-    """No entry of the block is logged yet and the block may start (previous block complete)."""
-    ann, ledger = auctioneer.announcement(), auctioneer.ledger
-    for q in previous_block(ann, rounds[0]):
-        if first_entry(ledger, OUTCOME, q, ann.auctioneer) is None:
-            raise ProtocolError(f"round {rounds[0]} cannot start before round {q}'s outcome")
-    if rounds[0] == 1 and not auctioneer.all_registered():
-        raise ProtocolError("round 1 cannot start before every bidder has registered")
+    """No entry of the block is logged yet; raises unless the block may start
+    (:meth:`Auctioneer.check_may_start`)."""
+    ledger = auctioneer.ledger
+    auctioneer.check_may_start(rounds[0])
     return not any(ledger.entries(kind=k, round=r) for r in rounds for k in (BID_COMMITMENT, COMMITMENTS_CLOSED))
 
 
@@ -195,8 +187,7 @@ def receive_openings(auctioneer: Auctioneer, rounds: Sequence[int], listed: dict
                 continue
             s = sent.get(i, {}).get(r)
             o = getattr(s, "opening", None)
-            if (not isinstance(o, Opening) or len(o.bids) != ann.m
-                    or not verify_signature(ann.bidders[i], opening_message(log_id, r, i, list(o.bids), o.salt), s.signature)
+            if (not isinstance(o, Opening) or len(o.bids) != ann.m or not signed_by_bidder(ann, log_id, r, i, s)
                     or auctioneer._support_problem(ann, i, o.bids) is not None):
                 dirty.add(r)
             else:
@@ -227,19 +218,16 @@ def close_rounds(auctioneer: Auctioneer, rounds: Sequence[int], listed: dict[int
     opening accepted, nothing rejected): the outcomes in one batched evaluation, the openings stored
     in one transaction, then the outcomes logged in one transaction with their checkpoint."""
     ann, ledger = auctioneer.announcement(), auctioneer.ledger
-    absent = absent_commitment(ann.m, ann.input_scale)
     inputs, rows, stored = [], [], {}
     for r in rounds:
         got = auctioneer._pending.get(r, {})
-        present = [1 if listed[r][i] is not None else 0 for i in range(ann.n)]
-        if any(p and i not in got for i, p in enumerate(present)):
+        committed = [i for i in range(ann.n) if listed[r][i] is not None]
+        if any(i not in got for i in committed):
             raise ProtocolError(f"round {r}: not every committed bidder's opening is accepted: not a clean round")
-        bids = [list(got[i].bids) if p else [0.0] * ann.m for i, p in enumerate(present)]
-        salts = [got[i].salt if p else ZERO_SALT for i, p in enumerate(present)]
-        coms = [listed[r][i] if p else absent for i, p in enumerate(present)]
+        stored[r] = {i: got[i] for i in committed}
+        bids, salts, coms, present = outcome_inputs(ann, listed[r], stored[r])
         inputs.append((bids, salts))
         rows.append((r, present, coms))
-        stored[r] = {i: got[i] for i, p in enumerate(present) if p}
     many = getattr(auctioneer.outcome, "many", None)
     outs: list[Outcome] = many(inputs) if many is not None else [auctioneer.outcome(b, s) for b, s in inputs]
     # Stored before the outcomes are logged: an outcome whose openings are lost could not be proven.
