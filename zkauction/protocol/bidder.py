@@ -227,15 +227,17 @@ class Bidder:
         with one signature (:meth:`~zkauction.protocol.entries.SigningKey.sign_many`)."""
         self.sync()  # one checkpoint for the block's closes, checked in one pass when they end it
         found = self._check_block_tail(COMMITMENTS_CLOSED, rounds[0]) if rounds else {}
-        openings = [self._checked_opening(r, synced=True, found=found) for r in rounds]
+        openings = [self._checked_opening(r, found=found) for r in rounds]
         msgs = [opening_message(self._log_id, r, self.index, list(o.bids), o.salt) for r, o in zip(rounds, openings)]
         return [SignedOpening(o, sig) for o, sig in zip(openings, self.key.sign_many(msgs))]
 
-    def _checked_opening(self, round: int, *, synced: bool = False, found: dict[int, Entry | None] | None = None) -> Opening:
+    def _checked_opening(self, round: int, *, found: dict[int, Entry | None] | None = None) -> Opening:
+        """The opening of ``round`` once its close is checked. ``found``: a block's closes the caller
+        looked up just after syncing (:meth:`_check_block_tail`); None: sync and look up here."""
         ann = self.announcement
         if round not in self._openings:
             raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
-        if not synced:
+        if found is None:
             self.sync()
         close = found[round] if found and round in found else first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
         if close is None or close.seq >= self.view.kept.size:
@@ -247,12 +249,12 @@ class Bidder:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
         return self._openings[round]
 
-    def check_outcome(self, round: int, *, synced: bool = False, found: dict[int, Entry | None] | None = None) -> str:
+    def check_outcome(self, round: int, *, found: dict[int, Entry | None] | None = None) -> str:
         """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
         computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute).
-        ``synced``: the caller has just synced (a block's outcomes under one checkpoint)."""
+        ``found``: a block's outcomes the caller looked up just after syncing (:meth:`check_outcomes`)."""
         ann = self.announcement
-        if not synced:
+        if found is None:
             self.sync()
         out = found[round] if found and round in found else first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
         if out is None or out.seq >= self.view.kept.size:
@@ -278,7 +280,7 @@ class Bidder:
         pass when they end it)."""
         self.sync()
         found = self._check_block_tail(OUTCOME, rounds[0]) if rounds else {}
-        return [self.check_outcome(r, synced=True, found=found) for r in rounds]
+        return [self.check_outcome(r, found=found) for r in rounds]
 
     def _check_block_tail(self, kind: str, round: int) -> dict[int, Entry | None]:
         """The entries of ``kind`` of ``round``'s block that end the kept checkpoint's log, checked in
