@@ -203,8 +203,14 @@ def root_with_tail(start: int, frontier: Sequence[bytes], tail: Sequence[bytes])
         while stack and stack[-1][0] == size:  # a binary counter: equal perfect subtrees merge
             size, h = 2 * size, node_hash(stack.pop()[1], h)
         stack.append((size, h))
-    h = stack[-1][1]
-    for _, left in reversed(stack[:-1]):
+    return _fold_right([h for _, h in stack])
+
+
+def _fold_right(parts: Sequence[bytes]) -> bytes:
+    """node_hash(p0, node_hash(p1, ... node_hash(p_k-1, p_k))): the root over perfect subtrees,
+    largest first (RFC 9162's MTH, whose left subtree is always the largest power of two)."""
+    h = parts[-1]
+    for left in reversed(parts[:-1]):
         h = node_hash(left, h)
     return h
 
@@ -355,30 +361,26 @@ class MerkleTree:
             raise error(f"{what} {size} > current tree size {self.size}")
         return size
 
-    def _range_hash(self, start: int, end: int) -> bytes:
-        """MTH(D[start:end]) for a range of the RFC 9162 tree (start a multiple of the smallest
-        power of two >= end - start > 0): fold its perfect subtrees, largest first, from the right.
-        """
+    def _subtrees(self, start: int, end: int) -> list[bytes]:
+        """The perfect subtrees that make up D[start:end], largest first (start a multiple of the
+        smallest power of two >= end - start)."""
         parts = []
         while start < end:
             level = (end - start).bit_length() - 1
             parts.append(self._levels[level][start >> level])
             start += 1 << level
-        h = parts.pop()
-        while parts:
-            h = node_hash(parts.pop(), h)
-        return h
+        return parts
+
+    def _range_hash(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]) for a range of the RFC 9162 tree (start a multiple of the smallest
+        power of two >= end - start > 0): fold its perfect subtrees, largest first, from the right.
+        """
+        return _fold_right(self._subtrees(start, end))
 
     def frontier(self, size: int) -> list[bytes]:
         """The roots of the perfect subtrees of the tree of the first ``size`` leaves, largest first
         (what :func:`root_with_tail` extends)."""
-        size = self._size_arg(size, "tree size", MerkleError)
-        out, start = [], 0
-        while start < size:
-            level = (size - start).bit_length() - 1
-            out.append(self._levels[level][start >> level])
-            start += 1 << level
-        return out
+        return self._subtrees(0, self._size_arg(size, "tree size", MerkleError))
 
     def root(self, size: int | None = None) -> bytes:
         """MTH of the first ``size`` leaves (default: all) (RFC 9162 section 2.1.1)."""
