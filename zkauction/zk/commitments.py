@@ -19,7 +19,7 @@ Representations (ezkl 23's own, so values can be passed to ezkl unchanged):
   alike), so no float conversion can make them disagree.
 
 Public API: :data:`FIELD_MODULUS`, :class:`CommitmentError`, :func:`new_salt`, :func:`check_salt`,
-:func:`snap_bid`, :func:`snap_bids`, :func:`bid_felts`, :func:`commit`, :class:`Opening`,
+:func:`snap_bid`, :func:`grid_index`, :func:`snap_bids`, :func:`bid_felts`, :func:`commit`, :class:`Opening`,
 :func:`commit_many`, :func:`make_commitment`, :func:`check_opening`.
 """
 
@@ -105,6 +105,11 @@ def snap_bid(x: float, scale: int) -> float:
 
     Raises :class:`CommitmentError` for NaN, infinities, negative bids and bids too large for the grid.
     """
+    return grid_index(x, scale) / 2**scale
+
+
+def grid_index(x: float, scale: int) -> int:
+    """The grid step :func:`snap_bid` rounds ``x`` to: ``round(x * 2^S)`` (same checks and errors)."""
     _check_scale(scale)
     try:
         x = float(x)
@@ -117,7 +122,7 @@ def snap_bid(x: float, scale: int) -> float:
     k = math.floor(x * 2**scale + 0.5)
     if k >= MAX_GRID_STEPS:
         raise CommitmentError(f"bid {x} is too large for input scale {scale} (at most {MAX_GRID_STEPS} grid steps)")
-    return k / 2**scale
+    return k
 
 
 def snap_bids(bids: Sequence[float], scale: int) -> tuple[float, ...]:
@@ -137,12 +142,13 @@ def bid_felts(bids: Sequence[float], scale: int) -> list[str]:
     """
     out = []
     for j, b in enumerate(bids):
-        if snap_bid(b, scale) != float(b):
+        k = grid_index(b, scale)
+        if k / 2**scale != float(b):
             raise CommitmentError(
                 f"bid for item {j} ({b!r}) is not on the fixed-point grid of scale {scale}; snap it first"
             )
         # ezkl's float_to_felt of a non-negative grid point is its integer grid index (tests pin it)
-        out.append(int(math.floor(float(b) * 2**scale + 0.5)).to_bytes(32, "little").hex())
+        out.append(k.to_bytes(32, "little").hex())
     return out
 
 
