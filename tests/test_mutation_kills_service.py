@@ -160,8 +160,7 @@ def test_an_engine_opened_with_another_key_than_the_announced_auctioneer_refuses
     blames on nobody it knows (every one a breach of the announced auctioneer's log); engine_for
     closes the log it opened and raises."""
     engine, _ = fresh_engine(tmp_path, circuit)
-    engine.ledger.close()
-    engine.auctioneer.store.close()
+    engine.close()
     SigningKey.generate().save(tmp_path / "auctioneer" / "auctioneer.pem")
     with pytest.raises(ProtocolError, match="not the auctioneer the log's announcement names"):
         engine_for(tmp_path / "a.db", tmp_path / "auctioneer", circuit)
@@ -191,8 +190,7 @@ def test_per_round_statements_need_a_round_and_registrations_take_none(tmp_path,
         refused(r, 400, "registration takes no round")
         assert len(engine.ledger) == 1
     finally:
-        engine.ledger.close()
-        engine.auctioneer.store.close()
+        engine.close()
 
 
 def test_a_statement_sent_twice_at_once_does_not_sink_the_other_bidders_statements(tmp_path, circuit):
@@ -211,8 +209,7 @@ def test_a_statement_sent_twice_at_once_does_not_sink_the_other_bidders_statemen
         (same,) = submit(engine, reg(0, k0))  # once logged, the same statement again is answered with its entry
         assert same == first
     finally:
-        engine.ledger.close()
-        engine.auctioneer.store.close()
+        engine.close()
 
 
 def test_registrations_only_before_round_1_closes_and_only_for_this_announcement(tmp_path, circuit):
@@ -229,8 +226,7 @@ def test_registrations_only_before_round_1_closes_and_only_for_this_announcement
             refused(r, 409, "registration closed")
         assert len(engine.ledger) == 1
     finally:
-        engine.ledger.close()
-        engine.auctioneer.store.close()
+        engine.close()
 
 
 def test_statements_outside_their_phase_are_refused(tmp_path, circuit):
@@ -256,8 +252,7 @@ def test_statements_outside_their_phase_are_refused(tmp_path, circuit):
             refused(r, 409, "seed reveals only in the reveal phase")
         assert len(engine.ledger) == 1
     finally:
-        engine.ledger.close()
-        engine.auctioneer.store.close()
+        engine.close()
 
 
 def test_a_pass_is_taken_only_in_its_rounds_commit_phase(tmp_path, circuit):
@@ -272,8 +267,7 @@ def test_a_pass_is_taken_only_in_its_rounds_commit_phase(tmp_path, circuit):
         engine.receive_pass(1, 0, k0.sign(pass_message(engine.log_id, 1, 0)))
         assert engine.passes == {1: {0}}
     finally:
-        engine.ledger.close()
-        engine.auctioneer.store.close()
+        engine.close()
 
 
 def test_an_opening_without_an_open_commitment_is_a_400_not_a_server_error(tmp_path, circuit):
@@ -696,8 +690,7 @@ def test_a_dispute_before_its_rejection_is_refused_so_that_it_cannot_block_the_r
         (e,) = submit(engine, dispute)
         assert e.kind == DISPUTE and e.seq == 2
     finally:
-        engine.ledger.close()
-        engine.auctioneer.store.close()
+        engine.close()
 
 
 def test_the_client_refuses_an_audited_rounds_proof_that_does_not_verify(tmp_path, served_client, circuit):

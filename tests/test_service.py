@@ -53,8 +53,7 @@ class Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
-        self.engine.ledger.close()
-        self.engine.auctioneer.store.close()
+        self.engine.close()
 
 
 def make_service(tmp_path, circuit, *, n_rounds=3, audits=1, mode="zk", outcome=None, db=None):

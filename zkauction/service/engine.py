@@ -115,6 +115,11 @@ class Engine:
         self._prove = prove
         self.error: str | None = None
 
+    def close(self) -> None:
+        """Close the log and the auctioneer's opening store (the engine's files)."""
+        self.ledger.close()
+        self.auctioneer.store.close()
+
     # ---------------------------------------------------------------- waiting
 
     def _events(self) -> tuple[asyncio.Event, asyncio.Condition]:
