@@ -62,7 +62,8 @@ def test_exactly_one_menu_entry_is_chosen(n, m, menu, size):
     bids = random_bids(n, m, 2000)
     allocation, _ = net(bids)
     present = (bids != 0).any(dim=-1).float()
-    entries = net.allocation_menu()[None] * present[:, None, :, None]  # [B, K, n, m]
+    # The eval-mode menu: the learned lotteries on the constants' grid (AffineMaximizerAuction.refresh_menu).
+    entries = net._eval_menu.reshape(-1, n, m)[None] * present[:, None, :, None]  # [B, K, n, m]
     distance = (entries - allocation[:, None]).abs().amax(dim=(2, 3))
     assert (distance.min(dim=1).values < 1e-6).all(), "the allocation is not one menu entry"
     # select() returns exactly one entry per row, one that attains the maximum score.
@@ -290,3 +291,52 @@ def test_resume_needs_a_state_and_ctrl_c_leaves_one(tmp_path):
         assert torch.equal(tensor, split.state_dict()[name]), name
     steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 300
+
+
+def test_eval_constants_lie_on_the_grid_so_a_circuit_computes_the_scores_exactly():
+    """Eval mode snaps the constants (AffineMaximizerAuction.refresh_menu): boosts on 2^-g, weights
+    powers of two (the largest 1, the boosts divided by the same factor), lottery shares such that
+    w_i * A_k[i, j] is on 2^-g, each item's shares still at most 1, deterministic entries still 0/1."""
+    net = AffineMaximizerAuction(AuctionSetting(3, 4), menu="learned", menu_size=24, learn_weights=True,
+                                 itemwise=True, menu_init="bundles", bundle_bonus=0.1, seed=3)
+    with torch.no_grad():
+        net.log_weights.copy_(torch.tensor([0.02, -0.05, -0.8]))  # w = 1.02, 0.95, 0.45
+        net.boosts.add_(torch.randn_like(net.boosts) * 0.01)
+        net.menu_logits[5:].normal_(0.0, 1.0)  # a few genuine lotteries beside the bundles
+    net.eval()
+    g = net.grid_scale
+    assert g == 10
+
+    def on_grid(x: torch.Tensor, bits: int) -> bool:
+        return bool((x * 2.0**bits == (x * 2.0**bits).round()).all())
+
+    w = net._eval_weights.flatten()
+    assert w.tolist() == [1.0, 1.0, 0.5]  # 1.02/1.02, 0.95/1.02 -> 1, 0.45/1.02 -> 1/2
+    assert torch.equal(net._eval_inv_weights, 1.0 / w)
+    assert on_grid(net._eval_boosts, g) and on_grid(net._eval_itemwise_boosts, g)
+    assert torch.allclose(net._eval_boosts, net.boosts / 1.02 ** 1, atol=2.0**-g)
+    assert on_grid(net._eval_values, g)
+    menu = net._eval_menu.reshape(-1, 3, 4)
+    assert on_grid(menu, g - 1)  # the smallest weight is 2^-1
+    assert (menu.sum(dim=1) <= 1.0).all() and (menu >= 0).all()
+    # Entries 1..n are grand bundles (logits +-12): still exactly deterministic after snapping.
+    assert torch.equal(menu[1:4], torch.eye(3)[:, :, None].expand(3, 3, 4))
+    # The snapped auction is a small move: the same menu entry (its shares within a grid step) on
+    # nearly every profile.
+    bids = torch.rand(4000, 3, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a_eval, p_eval = net(bids)
+        net.grid_scale = 20
+        net.refresh_menu()
+        a_fine, _ = net(bids)
+    assert ((a_eval - a_fine).abs().amax(dim=(1, 2)) <= 2.0 ** -(g - 1)).float().mean() > 0.97
+
+
+def test_grid_scale_is_checked_and_recorded():
+    with pytest.raises(ValueError, match="grid_scale"):
+        AffineMaximizerAuction(AuctionSetting(2, 2), grid_scale=3)
+    with pytest.raises(ValueError, match="grid_scale"):
+        AffineMaximizerAuction(AuctionSetting(2, 2), grid_scale=10.5)
+    net = AffineMaximizerAuction(AuctionSetting(2, 2), grid_scale=12)
+    assert net.hyperparameters()["grid_scale"] == 12
+    assert AffineMaximizerAuction.from_hyperparameters(net.setting, net.participation, net.hyperparameters()).grid_scale == 12

@@ -94,6 +94,25 @@ def test_shipped_ama_matches_the_witness_on_edges_ties_and_absent_bidders(shippe
     assert mismatches(shipped, ev, bids) == []
 
 
+def test_the_shipped_circuit_is_exactly_the_shipped_net_on_the_grid(shipped, root):
+    """The net's eval-mode constants lie on the circuit's grid (AffineMaximizerAuction.refresh_menu),
+    so on snapped bids the float net and the circuit agree exactly, ties and edges included: the
+    revenue `zkauction evaluate` reports is the proved auction's."""
+    import torch
+    from zkauction.learn.checkpoint import load_auction
+
+    net = load_auction(root / "trained" / "ama_2x2_uniform")
+    ev = FixedPointEvaluator.from_circuit(shipped)
+    bids = np.concatenate([ev.differential_profiles(shipped.support, 400, seed=11),
+                           np.round(np.random.default_rng(4).random((2000, 2, 2)) * 2**10) / 2**10])
+    res = ev.evaluate(bids)
+    assert res.valid.all()
+    with torch.no_grad():
+        a, p = net(torch.tensor(bids, dtype=torch.float32))
+    assert np.array_equal(res.allocation, a.numpy().astype(np.float64))
+    assert np.array_equal(res.payment, p.numpy().astype(np.float64))
+
+
 @pytest.mark.parametrize("kind", ["ama_1x2", "regretnet"])
 def test_tiny_compiled_circuits_match_the_witness(tiny, kind):
     circuit = tiny[kind]

@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
         lookup_margin: Optional[int] = typer.Option(None, "--lookup-margin", help="lookup safety margin for calibration (>= 2)"),
         samples: Optional[int] = typer.Option(None, "--calibration-samples", min=1, help="tweaked-data frames used for calibration"),
         keep_pk: bool = typer.Option(True, "--keep-pk/--no-keep-pk", help="keep the proving key (git-ignored) in OUT"),
+        require_fidelity: bool = typer.Option(True, "--require-fidelity/--no-require-fidelity",
+                                              help="fail (exit 1) when the circuit does not compute the PyTorch net's "
+                                                   "outcomes on held-out profiles (the fidelity check)"),
         force: bool = typer.Option(False, "--force", help="replace the compiled circuit already in OUT"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="print each step and its time"),
         as_json: bool = typer.Option(False, "--json", help="print the compiled circuit's figures as one JSON object"),
@@ -61,7 +64,8 @@ def register(app: typer.Typer) -> None:
         if show_steps:
             typer.echo(f"compiling {trained} -> {out}")
         try:
-            circuit = compile_auction(trained, out, srs_path=srs, dev_srs=dev_srs, progress=show_steps, keep_pk=keep_pk, **kw)
+            circuit = compile_auction(trained, out, srs_path=srs, dev_srs=dev_srs, progress=show_steps, keep_pk=keep_pk,
+                                     require_fidelity=require_fidelity, **kw)
         except (CircuitError, ExportError, CommitmentError, RoundInputError) as e:
             raise ZkAuctionError(str(e)) from e  # the zk errors that are not yet ZkAuctionErrors themselves
         man = circuit.manifest
@@ -79,7 +83,9 @@ def register(app: typer.Typer) -> None:
             f"output scales={circuit.output_scales}"
         )
         if fid:
-            typer.echo(f"fidelity vs the PyTorch net on {fid['samples']} profiles: max |error| {fid['max_abs_error']:.2e}")
+            verdict = "passed" if fid.get("passed", True) else "FAILED (kept: --no-require-fidelity)"
+            typer.echo(f"fidelity check {verdict}: vs the PyTorch net on {fid['samples']} profiles, max |error| "
+                       f"{fid['max_abs_error']:.2e} (allocation {fid.get('allocation_max_abs_error', fid['max_abs_error']):.2e})")
         typer.echo(f"manifest {circuit.manifest_path} sha256 {circuit.manifest_sha256()}")
         typer.echo(f"SRS {man['srs']['path']} ({'INSECURE dev SRS' if circuit.srs_insecure else 'from --srs'})")
 

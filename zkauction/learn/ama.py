@@ -50,6 +50,12 @@ MAX_FULL_MENU = 4096
 # How a learned menu starts: random lotteries, or (with itemwise) bundles; see _init_bundles.
 MENU_INITS = ("random", "bundles")
 BUNDLE_LOGIT = 12.0
+# Eval-mode constants lie on a dyadic grid (see AffineMaximizerAuction.refresh_menu): the default is
+# the circuits' param scale (zkauction.zk.circuit.DEFAULT_INPUT_SCALE), so a compiled circuit
+# computes the float net's scores exactly. Learned bidder weights become powers of two down to
+# 2^-WEIGHT_BITS, lottery shares keep the rest of the grid, so w_i * A_k[i, j] is on it again.
+DEFAULT_GRID_SCALE = 10
+WEIGHT_BITS = 4
 
 
 def full_menu(n: int, m: int) -> torch.Tensor:
@@ -98,6 +104,7 @@ class AffineMaximizerAuction(AuctionNet):
         menu_init: str = "random",
         bundle_bonus: float = 0.16,
         seed: int = 0,
+        grid_scale: int = DEFAULT_GRID_SCALE,
     ):
         super().__init__(setting, participation)
         n, m = setting.n, setting.m
@@ -113,6 +120,9 @@ class AffineMaximizerAuction(AuctionNet):
         self.menu_init = menu_init
         self.bundle_bonus = float(bundle_bonus)
         self.seed = int(seed)
+        if isinstance(grid_scale, bool) or not isinstance(grid_scale, int) or not WEIGHT_BITS + 2 <= grid_scale <= 20:
+            raise ValueError(f"ama: grid_scale must be an integer from {WEIGHT_BITS + 2} to 20, got {grid_scale!r}")
+        self.grid_scale = grid_scale
         if menu == "full":
             size = (n + 1) ** m
             if size > MAX_FULL_MENU:
@@ -161,6 +171,9 @@ class AffineMaximizerAuction(AuctionNet):
         self.register_buffer("_eval_values", torch.zeros(n, m, K), persistent=False)
         self.register_buffer("_eval_weights", torch.ones(n, 1), persistent=False)
         self.register_buffer("_eval_inv_weights", torch.ones(n), persistent=False)
+        self.register_buffer("_eval_boosts", torch.zeros(P, K), persistent=False)
+        if self.itemwise:
+            self.register_buffer("_eval_itemwise_boosts", torch.zeros(P, n + 1, m), persistent=False)
         self.register_buffer("_priority", torch.arange(K, 0, -1, dtype=torch.float32), persistent=False)
         self.register_buffer("_owner_priority", torch.arange(n + 1, 0, -1, dtype=torch.float32)[:, None], persistent=False)
         # _leave_out[i] zeroes owner row i: S^{-i} of the item-wise part, bidder i's values removed.
@@ -199,7 +212,7 @@ class AffineMaximizerAuction(AuctionNet):
     # -- parameters -------------------------------------------------------------------------------
 
     def hyperparameters(self) -> dict[str, Any]:
-        hp: dict[str, Any] = {"menu": self.menu_kind, "learn_weights": self.learn_weights}
+        hp: dict[str, Any] = {"menu": self.menu_kind, "learn_weights": self.learn_weights, "grid_scale": self.grid_scale}
         if self.menu_kind == "learned":
             hp.update(
                 menu_size=self.menu_size,
@@ -226,13 +239,58 @@ class AffineMaximizerAuction(AuctionNet):
         return torch.exp(self.log_weights)
 
     @torch.no_grad()
+    def eval_weights(self) -> tuple[torch.Tensor, float]:
+        """(w, c): the eval-mode weights, powers of two from 1 down to 2^-WEIGHT_BITS (the learned
+        weights divided by the largest, rounded in log2), and the common factor c (the largest
+        learned weight) by which the boosts are divided. Dividing every weight and boost by one
+        constant changes neither the argmax nor the payments; the rounding changes the auction a
+        little (for the shipped nets, within a standard error of revenue). With powers of two both
+        w_i and 1/w_i are exact on a dyadic grid: the scores and the payments' 1/w_i in a circuit."""
+        w = self.weights().double()
+        if not self.learn_weights:
+            return torch.ones_like(self.log_weights), 1.0
+        c = w.max()
+        e = torch.clamp(torch.round(torch.log2(w / c)), min=-WEIGHT_BITS)
+        return (2.0**e).float(), float(c)
+
+    @torch.no_grad()
     def refresh_menu(self) -> None:
-        """Recompute the eval-mode constants from the parameters (after training or loading)."""
+        """Recompute the eval-mode constants from the parameters (after training or loading).
+
+        The constants are put on dyadic grids so that a fixed-point circuit at param scale
+        ``grid_scale`` or finer computes every score exactly (zkauction.zk.compile): weights are
+        powers of two (:meth:`eval_weights`), boosts on the 2^-g grid, lottery shares on
+        2^-(g-b) with 2^-b the smallest weight, by largest remainders (each item's shares, "nobody"
+        included, still sum to 1, so a deterministic entry stays deterministic); hence
+        w_i * A_k[i, j] lies on 2^-g. The eval-mode auction is the affine maximizer with these
+        constants: exactly strategy-proof like any other, and the one that is evaluated, exported
+        and proved."""
+        g = self.grid_scale
+        w, c = self.eval_weights()
+        b = int(round(-math.log2(float(w.min()))))
         menu = self.allocation_menu()
+        if self.menu_logits is not None:
+            menu = self._snapped_lotteries(2 ** (g - b))
         self._eval_menu.copy_(menu.reshape(self.menu_size, -1))
-        self._eval_values.copy_(menu.permute(1, 2, 0) * self.weights()[:, None, None])
-        self._eval_weights.copy_(self.weights()[:, None])
-        self._eval_inv_weights.copy_(1.0 / self.weights())
+        self._eval_values.copy_(menu.permute(1, 2, 0) * w[:, None, None])
+        self._eval_weights.copy_(w[:, None])
+        self._eval_inv_weights.copy_(1.0 / w)
+        self._eval_boosts.copy_(_snap(self.boosts / c, g))
+        if self.itemwise:
+            self._eval_itemwise_boosts.copy_(_snap(self.itemwise_boosts / c, g))
+
+    def _snapped_lotteries(self, units: int) -> torch.Tensor:
+        """[K, n, m] the learned menu with every item's n+1 shares in multiples of 1/units summing
+        to exactly 1 (largest remainders; ties to the lower owner index)."""
+        n = self.setting.n
+        shares = torch.softmax(self.menu_logits.double(), dim=1) * units  # [K-1, n+1, m]
+        base = torch.floor(shares)
+        missing = (units - base.sum(dim=1, keepdim=True)).round()  # [K-1, 1, m], 0..n
+        order = torch.argsort(-(shares - base), dim=1, stable=True)
+        rank = torch.argsort(order, dim=1)
+        lotteries = ((base + (rank < missing).double()) / units)[:, :n, :].float()
+        empty = torch.zeros(1, n, self.setting.m)
+        return torch.cat([empty, lotteries], dim=0)
 
     def train(self, mode: bool = True) -> "AffineMaximizerAuction":
         super().train(mode)
@@ -263,14 +321,15 @@ class AffineMaximizerAuction(AuctionNet):
             bit = self.profiles[:, i][None, :]
             factor = bit * g + (1.0 - bit) * (1.0 - g)
             indicator = factor if indicator is None else indicator * factor
-        boost = indicator @ self.boosts  # [B, K]
+        boost = indicator @ (self.boosts if self.training else self._eval_boosts)  # [B, K]
         terms = [weighted[:, i, :] for i in range(n)]
         score = _sum(terms) + boost
         # S^{-i} from the other bidders' terms directly (not S minus bidder i's term), so a bidder's
         # payment for a given entry is bit-for-bit independent of its own bid.
         others = torch.stack([_sum(terms[:i] + terms[i + 1 :]) + boost if n > 1 else boost for i in range(n)], dim=1)
         if self.itemwise:
-            beta = (indicator @ self.itemwise_boosts.reshape(indicator.shape[1], -1)).reshape(B, n + 1, m)
+            beta_table = self.itemwise_boosts if self.training else self._eval_itemwise_boosts
+            beta = (indicator @ beta_table.reshape(indicator.shape[1], -1)).reshape(B, n + 1, m)
             owner_values = torch.cat([bids * w_col, torch.zeros_like(bids[:, :1, :])], dim=1)  # [B, n+1, m]
             item_score = owner_values + beta  # [B, n+1, m]: owner o gets item j
             item_others = owner_values[:, None] * self._leave_out + beta[:, None]  # [B, n, n+1, m]
@@ -347,6 +406,12 @@ class AffineMaximizerAuction(AuctionNet):
         ranked = (item_score >= best).to(item_score.dtype) * self._owner_priority
         top = ranked.max(dim=1, keepdim=True).values
         return (ranked >= top).to(item_score.dtype)
+
+
+def _snap(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``x`` on the 2^-bits grid, halves away from zero (as ezkl quantises constants)."""
+    y = x.detach().double() * 2.0**bits
+    return (torch.sign(y) * torch.floor(y.abs() + 0.5) / 2.0**bits).float()
 
 
 def _sum(terms: list[torch.Tensor]) -> torch.Tensor:

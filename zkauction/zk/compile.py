@@ -36,6 +36,27 @@ def circuit_mask_logit(net: "torch.nn.Module", value: float = CIRCUIT_MASK_LOGIT
             mod.mask_logit = o
 
 
+def exact_score_multiplier(net: Any, input_scale: int, param_scale: int) -> int | None:
+    """The scale rebase multiplier that lets an affine maximizer's circuit compute its scores
+    exactly, or None (ezkl's calibration picks) for other nets.
+
+    An AMA's eval-mode constants lie on the 2^-grid_scale grid (zkauction.learn.ama), so with
+    ``param_scale >= grid_scale`` every bid times constant is an exact integer at scale
+    ``input_scale + param_scale``. ezkl divides (rounding) any result above
+    ``max(input, param) * multiplier`` back down, so the multiplier must leave that scale alone;
+    when every value constant is an integer (0/1 menus, weights 1) the division is exact anyway and
+    1 suffices. Then the circuit's argmax and its tie-break see the float net's scores exactly and
+    pick the same menu entry; only a payment's 1/w_i is rounded (at scale 2 * param)."""
+    if getattr(net, "kind", None) != "ama" or net.grid_scale > param_scale:
+        # Constants finer than the param scale (an AMA trained with grid_scale above the circuit's
+        # scale) are re-quantised by ezkl: no exactness to keep, the fidelity check's tolerance applies.
+        return None
+    values, weights = net._eval_values, net._eval_weights
+    if bool((values == values.round()).all()) and bool((weights == 1).all()):
+        return 1
+    return max(1, math.ceil((input_scale + param_scale) / max(input_scale, param_scale)))
+
+
 def fit_logrows(num_rows: int, decomp_base: int, lookup_size: int = 0) -> int:
     """The smallest logrows holding ``num_rows`` rows and the range-check table, with room for
     ezkl's blinding rows, and splitting each lookup table over at most MAX_TABLE_COLUMNS columns."""
@@ -101,6 +122,7 @@ def compile_auction(
     logrows_override: int | None = None,
     keep_pk: bool = True,
     progress: bool = False,
+    require_fidelity: bool = True,
 ) -> "Circuit":
     """Compile ``trained/<name>`` into ``out_dir``: ONNX, settings, calibration, circuit, SRS, keys, manifest.
 
@@ -111,7 +133,9 @@ def compile_auction(
     lookup table size against rows; with ``shrink_logrows`` (the default) logrows is lowered after
     calibration to the smallest that holds the layout, lookup tables then span several columns.
     ``fidelity_samples`` held-out profiles measure the circuit's
-    error against the PyTorch net (manifest "fidelity"). The proving key is kept in ``out_dir/pk.key`` (git-ignored) if
+    error against the PyTorch net (manifest "fidelity", :func:`zkauction.zk.witness.measure_fidelity`);
+    with ``require_fidelity`` a failed check raises :class:`CircuitError` once everything is written
+    (the folder stays for inspection). The proving key is kept in ``out_dir/pk.key`` (git-ignored) if
     ``keep_pk``.
     """
     from zkauction.learn.checkpoint import load_auction
@@ -130,6 +154,8 @@ def compile_auction(
     for stale in (MANIFEST_FILE, PK_FILE):
         (out / stale).unlink(missing_ok=True)
     param_scale = input_scale if param_scale is None else param_scale
+    net.eval()
+    rebase_multiplier = exact_score_multiplier(net, input_scale, param_scale)
     timings: dict[str, float] = {}
 
     def timed(name: str, label: str) -> Any:
@@ -165,6 +191,8 @@ def compile_auction(
         _ezkl(ezkl.gen_settings, str(out / ONNX_FILE), str(settings), py_run_args=run_args)
         cal.write_text(json.dumps(_calibration_json(net, calibration_samples, seed, input_scale)))
         kw: dict[str, Any] = {} if max_logrows is None else {"max_logrows": max_logrows}
+        if rebase_multiplier is not None:
+            kw["scale_rebase_multiplier"] = [rebase_multiplier]
         with _quiet():
             _ezkl(
                 ezkl.calibrate_settings, str(cal), str(out / ONNX_FILE), str(settings), "resources",
@@ -174,6 +202,8 @@ def compile_auction(
     st = json.loads(settings.read_text())
     if st["run_args"]["input_scale"] != input_scale:
         raise CircuitError(f"calibration changed the input scale to {st['run_args']['input_scale']}")
+    if rebase_multiplier is not None and int(st["run_args"]["scale_rebase_multiplier"]) != rebase_multiplier:
+        raise CircuitError(f"calibration changed the scale rebase multiplier to {st['run_args']['scale_rebase_multiplier']}")
     logrows = int(st["run_args"]["logrows"])
     if logrows_override is not None:
         logrows = int(logrows_override)
@@ -235,7 +265,7 @@ def compile_auction(
 
         with timed("fidelity", f"fidelity check ({fidelity_samples} witnesses)"):
             held_out = sample_tweaked(net.setting, net.participation, fidelity_samples, seed + 1).values
-            manifest["fidelity"] = measure_fidelity(Circuit(out, manifest), net, held_out)
+            manifest["fidelity"] = measure_fidelity(Circuit(out, manifest), net, held_out, exact_allocation=rebase_multiplier is not None)
         (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     # Timings and paths go beside the manifest, not in it: recompiling the same auction with the
     # same SRS reproduces the manifest (and its hash) exactly.
@@ -245,4 +275,12 @@ def compile_auction(
     }, indent=2, sort_keys=True) + "\n")
     if not keep_pk:
         (out / PK_FILE).unlink(missing_ok=True)
+    fid = manifest.get("fidelity")
+    if require_fidelity and fid is not None and not fid["passed"]:
+        raise CircuitError(
+            f"fidelity check failed: on {fid['samples']} held-out profiles the circuit's allocation differs from "
+            f"the PyTorch net's by up to {fid['allocation_max_abs_error']:.3g} ({fid['allocation_mismatches']} profiles "
+            f"beyond {fid['tolerance']['allocation']:.3g}) and its payments by up to {fid['payment_max_abs_error']:.3g} "
+            f"(tolerance {fid['tolerance']['payment']:.3g}); the circuit in {out} is not the net. A larger "
+            "--input-scale usually helps; --no-require-fidelity keeps such a circuit")
     return Circuit.load(out)
