@@ -340,3 +340,15 @@ def test_grid_scale_is_checked_and_recorded():
     net = AffineMaximizerAuction(AuctionSetting(2, 2), grid_scale=12)
     assert net.hyperparameters()["grid_scale"] == 12
     assert AffineMaximizerAuction.from_hyperparameters(net.setting, net.participation, net.hyperparameters()).grid_scale == 12
+
+
+def test_grid_scale_from_a_config_and_a_bad_one_named():
+    from zkauction.errors import ZkAuctionError
+    from zkauction.learn.ama_train import build_ama
+
+    def cfg(net: dict) -> object:
+        return config_from_dict({"name": "g", "setting": {"n_bidders": 2, "n_items": 2}, "net": {"kind": "ama", **net}})
+
+    assert build_ama(cfg({"menu": "full", "grid_scale": 12})).grid_scale == 12
+    with pytest.raises(ZkAuctionError, match="grid_scale"):
+        build_ama(cfg({"menu": "full", "grid_scale": 2}))
