@@ -352,3 +352,67 @@ def test_grid_scale_from_a_config_and_a_bad_one_named():
     assert build_ama(cfg({"menu": "full", "grid_scale": 12})).grid_scale == 12
     with pytest.raises(ZkAuctionError, match="grid_scale"):
         build_ama(cfg({"menu": "full", "grid_scale": 2}))
+
+
+def _fee_ama(slope: float = 0.3, center: float = 3.0) -> AffineMaximizerAuction:
+    net = AffineMaximizerAuction(AuctionSetting(3, 4), ParticipationModel.independent([0.8, 0.7, 0.9]), menu="learned",
+                                 menu_size=12, learn_weights=True, itemwise=True, seed=2, entry_fee=True)
+    with torch.no_grad():
+        net.boosts.normal_(-1.5, 0.3, generator=torch.Generator().manual_seed(3))
+        net.log_weights.copy_(torch.tensor([0.0, -0.7, 0.1]))
+        net.fee_slope.fill_(slope)
+        net.fee_center.fill_(center)
+    return net.eval()
+
+
+def test_an_entry_fee_keeps_the_auction_exactly_strategy_proof_feasible_and_ir():
+    """A bidder facing weak competition pays e_i(b_-i) to take its AMA share, or declines. Play the
+    bidder who shades, inflates or drops bids to dodge or game the fee: no misreport gains."""
+    net = _fee_ama()
+    bids = random_bids(3, 4, 3000, seed=4)
+    allocation, payment = net(bids)
+    assert (allocation >= 0).all() and (allocation.sum(dim=1) <= 1 + 1e-6).all()
+    value = (allocation * bids).sum(dim=-1)
+    assert (payment >= -1e-6).all() and (payment <= value + 1e-5).all()
+    absent = (bids == 0).all(dim=-1)
+    assert (allocation[absent] == 0).all() and (payment[absent] == 0).all()
+    # The fee bites: some bidders decline (their AMA share is unsold), others pay more than the AMA.
+    plain = AffineMaximizerAuction(net.setting, net.participation, **{**net.hyperparameters(), "entry_fee": False})
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("fee_")})
+    a0, p0 = plain.eval()(bids)
+    declined = (a0.sum(dim=2) > 0) & (allocation.sum(dim=2) == 0)
+    assert declined.sum() > 20 and (payment > p0 + 1e-6).sum() > 20
+    gen = torch.Generator().manual_seed(5)
+    truthful = value - payment
+    for i in range(3):
+        for lie in (torch.rand(3000, 4, generator=gen), bids[:, i] * 0.5, torch.clamp(bids[:, i] * 1.5, 0, 1),
+                    torch.zeros(3000, 4)):
+            report = bids.clone()
+            report[:, i] = lie * (~absent[:, i])[:, None]
+            a, p = net(report)
+            gain = (a[:, i] * bids[:, i]).sum(-1) - p[:, i] - truthful[:, i]
+            assert gain.max() <= 1e-5, (i, float(gain.max()))
+
+
+def test_the_fee_is_charged_as_defined_and_lies_on_the_grid():
+    """Accepted: AMA price plus relu(slope * (center - sum of the others' highest bids)); declined
+    exactly where the AMA utility is below that fee; the fee's constants on the 2^-g grid."""
+    net = _fee_ama(slope=0.1234567, center=2.7654321)
+    g = net.grid_scale
+    slope, center = net._eval_fee.tolist()
+    assert slope * 2**g == round(slope * 2**g) and center * 2**g == round(center * 2**g)
+    assert abs(slope - 0.1234567) <= 2.0**-g and net.hyperparameters()["entry_fee"] is True
+    plain = AffineMaximizerAuction(net.setting, net.participation, **{**net.hyperparameters(), "entry_fee": False})
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("fee_")})
+    bids = random_bids(3, 4, 2000, seed=6)
+    a, p = net(bids)
+    a0, p0 = plain.eval()(bids)
+    for i in range(3):
+        others = torch.stack([bids[:, k] for k in range(3) if k != i], 1).max(1).values.sum(-1)
+        fee = torch.relu(slope * (center - others))
+        utility = (a0[:, i] * bids[:, i]).sum(-1) - p0[:, i]
+        present = (bids[:, i] > 0).any(-1)
+        accept = (utility >= fee) & present
+        assert torch.equal(a[:, i], a0[:, i] * accept[:, None])
+        assert torch.allclose(p[:, i], (p0[:, i] + fee) * accept, atol=1e-6)
+        assert (~accept & present).sum() > 10

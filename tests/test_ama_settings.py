@@ -81,3 +81,22 @@ def test_shipped_net_is_strategy_proof_and_as_reported(root, name):
     assert ev["revenue"] > myerson
     rev, se = hard_revenue(net, torch.rand(20000, n, m, generator=torch.Generator().manual_seed(9)))
     assert abs(rev - ev["revenue"]) < 5 * se + 5 * ev["per_profile"][0]["revenue_stderr"]
+
+
+@pytest.mark.parametrize("name, source", [("ama_2x5_fee", "ama_2x5_uniform"), ("ama_5x10_fee", "ama_5x10_uniform")])
+def test_shipped_fee_nets_are_strategy_proof_and_beat_their_source(root, name, source):
+    """scripts/fit_entry_fee.py: the source AMA plus a fitted entry fee (same menu, weights, boosts)."""
+    folder = root / "trained" / name
+    if not (folder / "weights.pt").is_file():
+        pytest.skip(f"{folder} not shipped")
+    net, src = load_auction(folder), load_auction(root / "trained" / source)
+    assert net.entry_fee and not src.entry_fee and net.menu_size == src.menu_size
+    n, m = net.setting.n, net.setting.m
+    bids = torch.rand(200, n, m, generator=torch.Generator().manual_seed(5))
+    assert _random_misreport_gain(net, bids, tries=8) <= 1e-5
+    metrics = json.loads((folder / "metrics.json").read_text())
+    ev, src_ev = metrics["evaluation"], json.loads((root / "trained" / source / "metrics.json").read_text())["evaluation"]
+    assert ev["regret"] == 0.0 and ev["n_revenue"] == src_ev["n_revenue"] and metrics["command"].startswith("python scripts/")
+    assert ev["revenue"] > src_ev["revenue"] + 3 * ev["per_profile"][0]["revenue_stderr"]
+    rev, se = hard_revenue(net, torch.rand(20000, n, m, generator=torch.Generator().manual_seed(9)))
+    assert abs(rev - ev["revenue"]) < 5 * se + 5 * ev["per_profile"][0]["revenue_stderr"]

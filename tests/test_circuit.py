@@ -328,25 +328,31 @@ def test_shipped_circuit_proves_and_verifies_from_its_own_folder(root, tmp_path)
     assert verified.outcome == bundle.outcome
 
 
-def _lottery_ama() -> "torch.nn.Module":
+def _lottery_ama(entry_fee: bool = False) -> "torch.nn.Module":
     """A 2x3 affine maximizer with every feature whose constants a circuit used to round: learned
-    lottery entries beside the item-wise menu, learned (unequal) weights, per-profile boosts."""
+    lottery entries beside the item-wise menu, learned (unequal) weights, per-profile boosts, and
+    optionally an entry fee."""
     from zkauction.learn.ama import AffineMaximizerAuction
 
     net = AffineMaximizerAuction(AuctionSetting(2, 3), ParticipationModel.independent([0.8, 0.7]), menu="learned",
-                                 menu_size=6, learn_weights=True, itemwise=True, seed=5)
+                                 menu_size=6, learn_weights=True, itemwise=True, seed=5, entry_fee=entry_fee)
     with torch.no_grad():
         net.log_weights.copy_(torch.tensor([0.1, -0.6]))
         net.boosts.normal_(-1.0, 0.3, generator=torch.Generator().manual_seed(6))
+        if entry_fee:
+            net.fee_slope.fill_(0.4)
+            net.fee_center.fill_(2.1)
     return net.eval()
 
 
 @pytest.mark.slow
-def test_an_ama_with_lotteries_and_weights_compiles_to_exactly_its_net(tmp_path):
+@pytest.mark.parametrize("entry_fee", [False, True])
+def test_an_ama_with_lotteries_and_weights_compiles_to_exactly_its_net(tmp_path, entry_fee):
     """Before the eval constants were put on the grid, the 5x10 and 256-entry 3x10 circuits picked
     another menu entry than the net on a few near-tie profiles (max |error| 1.0): the circuit was
-    not the announced net there. Now the scores are exact, so allocations are equal everywhere."""
-    net = _lottery_ama()
+    not the announced net there. Now the scores are exact, so allocations are equal everywhere; with
+    an entry fee the accept decisions are exact too."""
+    net = _lottery_ama(entry_fee)
     save_checkpoint(net, tmp_path / "trained")
     c = compile_auction(tmp_path / "trained", tmp_path / "circuit", dev_srs=True, keep_pk=False,
                         calibration_samples=100, fidelity_samples=24)
@@ -364,6 +370,11 @@ def test_an_ama_with_lotteries_and_weights_compiles_to_exactly_its_net(tmp_path)
         a, p = net(torch.tensor(snapped))
     assert all(np.array_equal(np.array(o.allocation), a[r].numpy()) for r, o in enumerate(outs))
     assert max(np.abs(np.array(o.payment) - p[r].numpy()).max() for r, o in enumerate(outs)) <= 2.0**-S
+    if entry_fee:  # the fee bites on these profiles: some present bidder declined its AMA share
+        plain = _lottery_ama()
+        with torch.no_grad():
+            a0, _ = plain(torch.tensor(snapped))
+        assert ((a0.sum(dim=2) > 0) & (a.sum(dim=2) == 0)).any()
 
 
 @pytest.mark.slow

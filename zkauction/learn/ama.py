@@ -105,6 +105,7 @@ class AffineMaximizerAuction(AuctionNet):
         bundle_bonus: float = 0.16,
         seed: int = 0,
         grid_scale: int = DEFAULT_GRID_SCALE,
+        entry_fee: bool = False,
     ):
         super().__init__(setting, participation)
         n, m = setting.n, setting.m
@@ -123,6 +124,7 @@ class AffineMaximizerAuction(AuctionNet):
         if isinstance(grid_scale, bool) or not isinstance(grid_scale, int) or not WEIGHT_BITS + 2 <= grid_scale <= 20:
             raise ValueError(f"ama: grid_scale must be an integer from {WEIGHT_BITS + 2} to 20, got {grid_scale!r}")
         self.grid_scale = grid_scale
+        self.entry_fee = bool(entry_fee)
         if menu == "full":
             size = (n + 1) ** m
             if size > MAX_FULL_MENU:
@@ -172,6 +174,11 @@ class AffineMaximizerAuction(AuctionNet):
         self.register_buffer("_eval_weights", torch.ones(n, 1), persistent=False)
         self.register_buffer("_eval_inv_weights", torch.ones(n), persistent=False)
         self.register_buffer("_eval_boosts", torch.zeros(P, K), persistent=False)
+        if self.entry_fee:
+            # Entry fee e_i = relu(slope * (center - sum_j max_{k != i} b_kj)): see _with_fee.
+            self.fee_slope = nn.Parameter(torch.tensor(0.0))
+            self.fee_center = nn.Parameter(torch.tensor(0.0))
+            self.register_buffer("_eval_fee", torch.zeros(2), persistent=False)
         if self.itemwise:
             self.register_buffer("_eval_itemwise_boosts", torch.zeros(P, n + 1, m), persistent=False)
         self.register_buffer("_priority", torch.arange(K, 0, -1, dtype=torch.float32), persistent=False)
@@ -213,6 +220,8 @@ class AffineMaximizerAuction(AuctionNet):
 
     def hyperparameters(self) -> dict[str, Any]:
         hp: dict[str, Any] = {"menu": self.menu_kind, "learn_weights": self.learn_weights, "grid_scale": self.grid_scale}
+        if self.entry_fee:
+            hp["entry_fee"] = True
         if self.menu_kind == "learned":
             hp.update(
                 menu_size=self.menu_size,
@@ -278,6 +287,8 @@ class AffineMaximizerAuction(AuctionNet):
         self._eval_boosts.copy_(_snap(self.boosts / c, g))
         if self.itemwise:
             self._eval_itemwise_boosts.copy_(_snap(self.itemwise_boosts / c, g))
+        if self.entry_fee:  # money units: not divided by c
+            self._eval_fee.copy_(_snap(torch.stack([self.fee_slope, self.fee_center]), g))
 
     def _snapped_lotteries(self, units: int) -> torch.Tensor:
         """[K, n, m] the learned menu with every item's n+1 shares in multiples of 1/units summing
@@ -339,8 +350,35 @@ class AffineMaximizerAuction(AuctionNet):
         else:
             allocation, payment = self._hard(score, others, menu, inv_w, item_score if self.itemwise else None,
                                              item_others if self.itemwise else None)
-        allocation = allocation.reshape(B, n, m) * present[:, :, None]
+        allocation = allocation.reshape(B, n, m)
+        if self.entry_fee:
+            allocation, payment = self._with_fee(bids, allocation, payment)
+        allocation = allocation * present[:, :, None]
         return allocation, payment * present
+
+    def _with_fee(self, bids: torch.Tensor, allocation: torch.Tensor, payment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The entry fee (``entry_fee = true``): bidder i takes its share of the AMA's outcome at its
+        AMA price plus e_i = relu(slope * (center - sum_j max_{k != i} b_kj)), or declines and gets
+        nothing, pays nothing, its items unsold. e_i depends on the others' bids only, and the AMA
+        already gives bidder i its favourite option of a menu that depends on the others' bids only;
+        adding e_i to every option but "nothing" keeps that favourite or makes "nothing" the
+        favourite, which is what the accept rule picks: exactly strategy-proof, and feasible (items
+        are only dropped). Trained with a sigmoid accept at the softmax temperature."""
+        n = self.setting.n
+        if n == 1:
+            strongest = torch.zeros_like(bids[:, :1, :].sum(dim=2))
+        else:
+            strongest = torch.stack([
+                torch.stack([bids[:, k, :] for k in range(n) if k != i], dim=1).max(dim=1).values.sum(dim=1)
+                for i in range(n)], dim=1)  # [B, n]: sum over items of the others' highest bid
+        slope, center = (self.fee_slope, self.fee_center) if self.training else (self._eval_fee[0], self._eval_fee[1])
+        fee = torch.relu(slope * (center - strongest))
+        utility = (allocation * bids).sum(dim=2) - payment
+        if self.training:
+            accept = torch.sigmoid((utility - fee) / self.temperature)
+        else:
+            accept = (utility >= fee).to(bids.dtype)
+        return allocation * accept[:, :, None], (payment + fee) * accept
 
     def _hard(self, score, others, menu, inv_w, item_score, item_others):
         n = self.setting.n

@@ -54,7 +54,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 def build_ama(config: ExperimentConfig) -> AffineMaximizerAuction:
     hp = {k: v for k, v in config.net.items() if k != "kind"}
     known = {"menu", "menu_size", "learn_weights", "menu_init_scale", "itemwise", "menu_boost_init", "menu_init", "bundle_bonus", "seed",
-             "grid_scale"}
+             "grid_scale", "entry_fee"}
     unknown = sorted(set(hp) - known)
     if unknown:
         raise ConfigError(f"{config.label}: [net] keys {unknown} are not AMA hyper-parameters (known: {sorted(known)})")
