@@ -6,7 +6,10 @@ take its share of the AMA's outcome, or declines and its items stay unsold. It d
 others' bids only, so the auction stays exactly strategy-proof. The AMA's menu, weights and boosts
 are kept; (slope, center) are chosen by a grid search on ``--fit`` profiles (seed 1) from the AMA's
 utilities and payments, then the new net is evaluated like its source (metrics.json's evaluation
-options: profiles, seed, attack) and written with the fit in metrics.json.
+options: profiles, seed, attack) and written with the fit in metrics.json. It also prints the config
+lines that train from the source with this fee as the start (``configs/ama_2x5_fee.toml``,
+``configs/ama_5x10_fee.toml``: ``fee_init`` and ``[train] init``), which is how the shipped fee nets
+were made.
 
     .venv/bin/python scripts/fit_entry_fee.py trained/ama_5x10_uniform --out trained/ama_5x10_fee
 """
@@ -64,13 +67,10 @@ def main() -> None:
     t = time.monotonic()
     m = src.setting.m
     slope, center, gain = fit(src, args.fit, np.linspace(0.3, 0.9, 61) * m, np.linspace(0.0, 3.0, 61) / m)
-    hp = dict(src.hyperparameters(), entry_fee=True)
+    hp = dict(src.hyperparameters(), entry_fee=True, fee_init=[slope, center])
     net = AffineMaximizerAuction(src.setting, src.participation, **hp)
     missing = net.load_state_dict(src.state_dict(), strict=False).missing_keys
     assert sorted(missing) == ["fee_center", "fee_slope"], missing
-    with torch.no_grad():
-        net.fee_slope.fill_(slope)
-        net.fee_center.fill_(center)
     net.eval()
     fit_seconds = time.monotonic() - t
     source_metrics = json.loads((args.src / "metrics.json").read_text())
@@ -89,6 +89,7 @@ def main() -> None:
                                       "attack": old["attack"]}))
     write_metrics(args.out, metrics)
     ev = metrics["evaluation"]
+    print(f"config lines: [net] entry_fee = true, fee_init = [{round(slope, 6)}, {round(center, 6)}]; [train] init = \"{args.src}\"")
     print(f"{args.out}: fee relu({metrics['fee']['slope']:.4f} * ({metrics['fee']['center']:.4f} - sum of the others' "
           f"highest bids)); revenue {old['revenue']:.4f} -> {ev['revenue']:.4f}, regret {ev['regret']:.2e}")
 

@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pytest
 import torch
@@ -354,6 +355,10 @@ def test_grid_scale_from_a_config_and_a_bad_one_named():
         build_ama(cfg({"menu": "full", "grid_scale": 2}))
 
 
+def _without_fee(hp: dict) -> dict:
+    return {k: v for k, v in hp.items() if k not in ("entry_fee", "fee_init")}
+
+
 def _fee_ama(slope: float = 0.3, center: float = 3.0) -> AffineMaximizerAuction:
     net = AffineMaximizerAuction(AuctionSetting(3, 4), ParticipationModel.independent([0.8, 0.7, 0.9]), menu="learned",
                                  menu_size=12, learn_weights=True, itemwise=True, seed=2, entry_fee=True)
@@ -377,7 +382,7 @@ def test_an_entry_fee_keeps_the_auction_exactly_strategy_proof_feasible_and_ir()
     absent = (bids == 0).all(dim=-1)
     assert (allocation[absent] == 0).all() and (payment[absent] == 0).all()
     # The fee bites: some bidders decline (their AMA share is unsold), others pay more than the AMA.
-    plain = AffineMaximizerAuction(net.setting, net.participation, **{**net.hyperparameters(), "entry_fee": False})
+    plain = AffineMaximizerAuction(net.setting, net.participation, **_without_fee(net.hyperparameters()))
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("fee_")})
     a0, p0 = plain.eval()(bids)
     declined = (a0.sum(dim=2) > 0) & (allocation.sum(dim=2) == 0)
@@ -402,7 +407,7 @@ def test_the_fee_is_charged_as_defined_and_lies_on_the_grid():
     slope, center = net._eval_fee.tolist()
     assert slope * 2**g == round(slope * 2**g) and center * 2**g == round(center * 2**g)
     assert abs(slope - 0.1234567) <= 2.0**-g and net.hyperparameters()["entry_fee"] is True
-    plain = AffineMaximizerAuction(net.setting, net.participation, **{**net.hyperparameters(), "entry_fee": False})
+    plain = AffineMaximizerAuction(net.setting, net.participation, **_without_fee(net.hyperparameters()))
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("fee_")})
     bids = random_bids(3, 4, 2000, seed=6)
     a, p = net(bids)
@@ -416,3 +421,39 @@ def test_the_fee_is_charged_as_defined_and_lies_on_the_grid():
         assert torch.equal(a[:, i], a0[:, i] * accept[:, None])
         assert torch.allclose(p[:, i], (p0[:, i] + fee) * accept, atol=1e-6)
         assert (~accept & present).sum() > 10
+
+
+def test_fee_init_and_training_from_a_trained_ama(tmp_path):
+    """[train] init starts from a trained AMA (its menu, weights and boosts; the fee from fee_init),
+    so the first validation is the source plus that fee; training the fee (sigmoid accept) runs and
+    keeps the best hard-argmax net; a bad init or fee_init is named."""
+    from zkauction.errors import ZkAuctionError
+    from zkauction.learn.ama_train import build_ama
+
+    def cfg(net: dict, train: dict) -> object:
+        return config_from_dict({"name": "fee", "setting": {"n_bidders": 2, "n_items": 3},
+                                 "net": {"kind": "ama", "menu": "full", **net},
+                                 "train": {"steps": 20, "batch_size": 256, "eval_every": 10, "eval_size": 2000,
+                                           "lr": 0.003, "temperature_start": 0.01, "temperature_end": 0.01, **train}})
+
+    src = train_ama(cfg({}, {}), tmp_path / "src", progress=False, evaluate_at_end=False)
+    fee = {"entry_fee": True, "fee_init": [0.5, 1.2]}
+    net = train_ama(cfg(fee, {"init": str(tmp_path / "src")}), tmp_path / "fee", progress=False, evaluate_at_end=False)
+    assert net.entry_fee and net.hyperparameters()["fee_init"] == [0.5, 1.2]
+    log = [json.loads(x) for x in (tmp_path / "fee" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(np.isfinite(r["soft_revenue"]) for r in log)
+    start = AffineMaximizerAuction(src.setting, src.participation, **{**src.hyperparameters(), **fee})
+    start.load_state_dict(src.state_dict(), strict=False)
+    val = torch.rand(3000, 2, 3, generator=torch.Generator().manual_seed(1))
+    assert hard_revenue(net, val)[0] >= hard_revenue(start.eval(), val)[0] - 0.02
+    from zkauction.learn.ama_train import start_from
+
+    fresh = build_ama(cfg(fee, {}))
+    start_from(fresh, tmp_path / "src", "fee")
+    assert torch.equal(fresh.boosts, src.boosts) and float(fresh.fee_slope) == 0.5
+    with pytest.raises(ZkAuctionError, match="init"):
+        train_ama(cfg(fee, {"init": str(tmp_path / "missing")}), tmp_path / "x", progress=False, evaluate_at_end=False)
+    with pytest.raises(ZkAuctionError, match="fee_init"):
+        build_ama(cfg({"fee_init": [0.5, 1.2]}, {}))
+    with pytest.raises(ZkAuctionError, match="fee_init"):
+        build_ama(cfg({"entry_fee": True, "fee_init": [0.5]}, {}))

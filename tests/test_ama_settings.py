@@ -85,7 +85,8 @@ def test_shipped_net_is_strategy_proof_and_as_reported(root, name):
 
 @pytest.mark.parametrize("name, source", [("ama_2x5_fee", "ama_2x5_uniform"), ("ama_5x10_fee", "ama_5x10_uniform")])
 def test_shipped_fee_nets_are_strategy_proof_and_beat_their_source(root, name, source):
-    """scripts/fit_entry_fee.py: the source AMA plus a fitted entry fee (same menu, weights, boosts)."""
+    """configs/ama_*_fee.toml: the source AMA plus an entry fee (fitted by scripts/fit_entry_fee.py),
+    fine-tuned from the source ([train] init): the same menu, at least the source's revenue."""
     folder = root / "trained" / name
     if not (folder / "weights.pt").is_file():
         pytest.skip(f"{folder} not shipped")
@@ -96,7 +97,16 @@ def test_shipped_fee_nets_are_strategy_proof_and_beat_their_source(root, name, s
     assert _random_misreport_gain(net, bids, tries=8) <= 1e-5
     metrics = json.loads((folder / "metrics.json").read_text())
     ev, src_ev = metrics["evaluation"], json.loads((root / "trained" / source / "metrics.json").read_text())["evaluation"]
-    assert ev["regret"] == 0.0 and ev["n_revenue"] == src_ev["n_revenue"] and metrics["command"].startswith("python scripts/")
+    assert ev["regret"] == 0.0 and ev["n_revenue"] == src_ev["n_revenue"] and metrics["command"].startswith(f"zkauction train configs/{name}.toml")
     assert ev["revenue"] > src_ev["revenue"] + 3 * ev["per_profile"][0]["revenue_stderr"]
     rev, se = hard_revenue(net, torch.rand(20000, n, m, generator=torch.Generator().manual_seed(9)))
     assert abs(rev - ev["revenue"]) < 5 * se + 5 * ev["per_profile"][0]["revenue_stderr"]
+
+
+@pytest.mark.parametrize("name, source", [("ama_2x5_fee", "ama_2x5_uniform"), ("ama_5x10_fee", "ama_5x10_uniform")])
+def test_fee_configs_start_from_their_source(root, name, source):
+    cfg = load_config(root / "configs" / f"{name}.toml")
+    assert cfg.net["entry_fee"] is True and len(cfg.net["fee_init"]) == 2
+    assert cfg.train["init"] == f"trained/{source}" and (root / cfg.train["init"] / "weights.pt").is_file()
+    net = build_ama(cfg)
+    assert net.entry_fee and [float(net.fee_slope), float(net.fee_center)] == pytest.approx(cfg.net["fee_init"])

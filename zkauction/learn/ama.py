@@ -106,6 +106,7 @@ class AffineMaximizerAuction(AuctionNet):
         seed: int = 0,
         grid_scale: int = DEFAULT_GRID_SCALE,
         entry_fee: bool = False,
+        fee_init: Any = None,
     ):
         super().__init__(setting, participation)
         n, m = setting.n, setting.m
@@ -125,6 +126,15 @@ class AffineMaximizerAuction(AuctionNet):
             raise ValueError(f"ama: grid_scale must be an integer from {WEIGHT_BITS + 2} to 20, got {grid_scale!r}")
         self.grid_scale = grid_scale
         self.entry_fee = bool(entry_fee)
+        if fee_init is not None and not self.entry_fee:
+            raise ValueError("ama: fee_init needs entry_fee = true")
+        try:
+            init = [float(x) for x in (fee_init if fee_init is not None else (0.0, 0.0))]
+        except (TypeError, ValueError):
+            init = []
+        if len(init) != 2 or not all(math.isfinite(x) for x in init):
+            raise ValueError(f"ama: fee_init must be [slope, center], two finite numbers, got {fee_init!r}")
+        self.fee_init = init
         if menu == "full":
             size = (n + 1) ** m
             if size > MAX_FULL_MENU:
@@ -176,8 +186,8 @@ class AffineMaximizerAuction(AuctionNet):
         self.register_buffer("_eval_boosts", torch.zeros(P, K), persistent=False)
         if self.entry_fee:
             # Entry fee e_i = relu(slope * (center - sum_j max_{k != i} b_kj)): see _with_fee.
-            self.fee_slope = nn.Parameter(torch.tensor(0.0))
-            self.fee_center = nn.Parameter(torch.tensor(0.0))
+            self.fee_slope = nn.Parameter(torch.tensor(self.fee_init[0]))
+            self.fee_center = nn.Parameter(torch.tensor(self.fee_init[1]))
             self.register_buffer("_eval_fee", torch.zeros(2), persistent=False)
         if self.itemwise:
             self.register_buffer("_eval_itemwise_boosts", torch.zeros(P, n + 1, m), persistent=False)
@@ -221,7 +231,7 @@ class AffineMaximizerAuction(AuctionNet):
     def hyperparameters(self) -> dict[str, Any]:
         hp: dict[str, Any] = {"menu": self.menu_kind, "learn_weights": self.learn_weights, "grid_scale": self.grid_scale}
         if self.entry_fee:
-            hp["entry_fee"] = True
+            hp.update(entry_fee=True, fee_init=list(self.fee_init))
         if self.menu_kind == "learned":
             hp.update(
                 menu_size=self.menu_size,

@@ -48,13 +48,14 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "time_limit_s": 0,  # 0: no limit
     "threads": 0,  # 0: leave torch's setting alone
     "evaluation": {},  # options of zkauction.learn.evaluate.evaluate for metrics.json (n_revenue, n_regret, attack)
+    "init": "",  # a trained AMA folder (relative to the current directory) whose parameters training starts from
 }
 
 
 def build_ama(config: ExperimentConfig) -> AffineMaximizerAuction:
     hp = {k: v for k, v in config.net.items() if k != "kind"}
     known = {"menu", "menu_size", "learn_weights", "menu_init_scale", "itemwise", "menu_boost_init", "menu_init", "bundle_bonus", "seed",
-             "grid_scale", "entry_fee"}
+             "grid_scale", "entry_fee", "fee_init"}
     unknown = sorted(set(hp) - known)
     if unknown:
         raise ConfigError(f"{config.label}: [net] keys {unknown} are not AMA hyper-parameters (known: {sorted(known)})")
@@ -64,6 +65,27 @@ def build_ama(config: ExperimentConfig) -> AffineMaximizerAuction:
         raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{config.label}: [net] {e}") from None
+
+
+def start_from(net: AffineMaximizerAuction, folder: Path, label: str) -> None:
+    """Load ``folder``'s trained AMA parameters into ``net`` (``[train] init``): the same setting,
+    menu and sizes; an entry fee ``net`` has and the source lacks keeps its ``fee_init``."""
+    from zkauction.learn.checkpoint import load_auction
+
+    try:
+        src = load_auction(folder)
+    except ZkAuctionError as e:
+        raise ConfigError(f"{label}: [train] init = {str(folder)!r}: {e}") from None
+    if src.kind != "ama" or src.setting.to_dict() != net.setting.to_dict():
+        raise ConfigError(f"{label}: [train] init = {str(folder)!r} is not an affine maximizer of this setting")
+    try:
+        result = net.load_state_dict(src.state_dict(), strict=False)
+    except RuntimeError as e:
+        raise ConfigError(f"{label}: [train] init = {str(folder)!r} does not fit this net: {str(e).splitlines()[0]}") from None
+    if result.unexpected_keys or set(result.missing_keys) - {"fee_slope", "fee_center"}:
+        raise ConfigError(f"{label}: [train] init = {str(folder)!r} does not fit this net "
+                          f"(missing {result.missing_keys}, unexpected {result.unexpected_keys})")
+    net.refresh_menu()
 
 
 @torch.no_grad()
@@ -109,6 +131,8 @@ def train_ama(
     if opt["threads"]:
         torch.set_num_threads(int(opt["threads"]))
     net = build_ama(config)
+    if opt["init"] and not resume:
+        start_from(net, Path(opt["init"]), config.label)
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(opt["lr"]))
     steps = int(opt["steps"])
