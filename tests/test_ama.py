@@ -450,7 +450,7 @@ def test_fee_init_and_training_from_a_trained_ama(tmp_path):
 
     fresh = build_ama(cfg(fee, {}))
     start_from(fresh, tmp_path / "src", "fee")
-    assert torch.equal(fresh.boosts, src.boosts) and float(fresh.fee_slope) == 0.5
+    assert torch.equal(fresh.boosts, src.boosts) and fresh.fee_slope.item() == 0.5
     with pytest.raises(ZkAuctionError, match="init"):
         train_ama(cfg(fee, {"init": str(tmp_path / "missing")}), tmp_path / "x", progress=False, evaluate_at_end=False)
     with pytest.raises(ZkAuctionError, match="fee_init"):

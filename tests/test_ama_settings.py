@@ -109,4 +109,4 @@ def test_fee_configs_start_from_their_source(root, name, source):
     assert cfg.net["entry_fee"] is True and len(cfg.net["fee_init"]) == 2
     assert cfg.train["init"] == f"trained/{source}" and (root / cfg.train["init"] / "weights.pt").is_file()
     net = build_ama(cfg)
-    assert net.entry_fee and [float(net.fee_slope), float(net.fee_center)] == pytest.approx(cfg.net["fee_init"])
+    assert net.entry_fee and [net.fee_slope.item(), net.fee_center.item()] == pytest.approx(cfg.net["fee_init"])
