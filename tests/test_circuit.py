@@ -360,6 +360,8 @@ def test_an_ama_with_lotteries_and_weights_compiles_to_exactly_its_net(tmp_path,
     assert fid["passed"] and fid["allocation_max_abs_error"] == 0.0 and fid["allocation_mismatches"] == 0
     assert fid["payment_max_abs_error"] <= 2.0**-c.input_scale
     assert c.manifest["run_args"]["scale_rebase_multiplier"] == 2  # no rounding before the argmax
+    sweep = fid["sweep"]  # edges, ties, absent bidders through the exact evaluator
+    assert sweep["passed"] and sweep["profiles"] >= 1900 and sweep["allocation_max_abs_error"] == 0.0
     from zkauction.zk.outcome import canonical_outcomes
 
     S = c.input_scale
@@ -396,6 +398,7 @@ def test_a_circuit_that_is_not_its_net_fails_the_fidelity_check_and_the_compile(
     assert "is not the net" in str(e.value)
     kept = json.loads((tmp_path / "c1" / MANIFEST_FILE).read_text())["fidelity"]  # written for inspection
     assert not kept["passed"] and kept["allocation_mismatches"] > 0 and kept["allocation_max_abs_error"] > 0.1
+    assert not kept["sweep"]["passed"] and kept["sweep"]["allocation_mismatches"] > 0
     # --no-require-fidelity keeps such a circuit, and says so in its manifest.
     c = compile_auction(tmp_path / "trained", tmp_path / "c2", dev_srs=True, keep_pk=False, calibration_samples=100,
                         fidelity_samples=48, require_fidelity=False)

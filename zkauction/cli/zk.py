@@ -84,8 +84,11 @@ def register(app: typer.Typer) -> None:
         )
         if fid:
             verdict = "passed" if fid.get("passed", True) else "FAILED (kept: --no-require-fidelity)"
+            sweep = fid.get("sweep", {})
+            swept = (f"; {sweep['profiles']} edge, tie and random profiles through the exact evaluator: max |error| "
+                     f"{max(sweep['allocation_max_abs_error'], sweep['payment_max_abs_error']):.2e}") if "profiles" in sweep else ""
             typer.echo(f"fidelity check {verdict}: vs the PyTorch net on {fid['samples']} profiles, max |error| "
-                       f"{fid['max_abs_error']:.2e} (allocation {fid.get('allocation_max_abs_error', fid['max_abs_error']):.2e})")
+                       f"{fid['max_abs_error']:.2e} (allocation {fid.get('allocation_max_abs_error', fid['max_abs_error']):.2e}){swept}")
         typer.echo(f"manifest {circuit.manifest_path} sha256 {circuit.manifest_sha256()}")
         typer.echo(f"SRS {man['srs']['path']} ({'INSECURE dev SRS' if circuit.srs_insecure else 'from --srs'})")
 

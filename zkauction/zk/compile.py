@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 from zkauction.zk.circuit import ARTEFACTS, CIRCUIT_MASK_LOGIT, COMPILED_FILE, COMPILE_LOG_FILE, Circuit, CircuitError, DEFAULT_CALIBRATION_SAMPLES, DEFAULT_INPUT_SCALE, DEFAULT_LOOKUP_SAFETY_MARGIN, DEV_SRS_FILE, INSECURE_SRS_NOTE, LOGROWS_HEADROOM, MANIFEST_FILE, MANIFEST_FORMAT, MAX_TABLE_COLUMNS, MIN_LOGROWS, ONNX_FILE, PK_FILE, SETTINGS_FILE, VK_FILE, _ezkl, _quiet, _step, dev_srs_dir, ezkl_version, sha256_file
 from zkauction.zk.witness import measure_fidelity
 
+# Profiles of the fidelity check's sweep through the exact fixed-point evaluator (edges, ties,
+# absent bidders, random): seconds, beside the 64 ezkl witnesses.
+FIDELITY_SWEEP_PROFILES = 2000
+
 @contextlib.contextmanager
 def circuit_mask_logit(net: "torch.nn.Module", value: float = CIRCUIT_MASK_LOGIT) -> Iterator[None]:
     """Temporarily set the absent-bidder logit offset (``mask_logit``, read at trace time) of every
@@ -263,9 +267,10 @@ def compile_auction(
         # tweaked data (a different seed from calibration). Recorded so tests and users can bound it.
         from zkauction.learn.data import sample_tweaked
 
-        with timed("fidelity", f"fidelity check ({fidelity_samples} witnesses)"):
+        with timed("fidelity", f"fidelity check ({fidelity_samples} witnesses, {FIDELITY_SWEEP_PROFILES} exact-evaluator profiles)"):
             held_out = sample_tweaked(net.setting, net.participation, fidelity_samples, seed + 1).values
-            manifest["fidelity"] = measure_fidelity(Circuit(out, manifest), net, held_out, exact_allocation=rebase_multiplier is not None)
+            manifest["fidelity"] = measure_fidelity(Circuit(out, manifest), net, held_out, exact_allocation=rebase_multiplier is not None,
+                                                    sweep_profiles=FIDELITY_SWEEP_PROFILES)
         (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     # Timings and paths go beside the manifest, not in it: recompiling the same auction with the
     # same SRS reproduces the manifest (and its hash) exactly.
@@ -277,8 +282,12 @@ def compile_auction(
         (out / PK_FILE).unlink(missing_ok=True)
     fid = manifest.get("fidelity")
     if require_fidelity and fid is not None and not fid["passed"]:
+        sweep = fid.get("sweep", {})
+        swept = (f"; on {sweep['profiles']} edge, tie and random profiles (exact evaluator) allocations differ by up to "
+                 f"{sweep['allocation_max_abs_error']:.3g} ({sweep['allocation_mismatches']} profiles) and payments by up to "
+                 f"{sweep['payment_max_abs_error']:.3g}") if "profiles" in sweep else ""
         raise CircuitError(
-            f"fidelity check failed: on {fid['samples']} held-out profiles the circuit's allocation differs from "
+            f"fidelity check failed{swept}: on {fid['samples']} held-out profiles the circuit's allocation differs from "
             f"the PyTorch net's by up to {fid['allocation_max_abs_error']:.3g} ({fid['allocation_mismatches']} profiles "
             f"beyond {fid['tolerance']['allocation']:.3g}) and its payments by up to {fid['payment_max_abs_error']:.3g} "
             f"(tolerance {fid['tolerance']['payment']:.3g}); the circuit in {out} is not the net. A larger "
