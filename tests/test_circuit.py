@@ -391,7 +391,9 @@ def test_a_circuit_that_is_not_its_net_fails_the_fidelity_check_and_the_compile(
     with torch.no_grad():
         other.boosts[:, 1:] += 1.0
     other.eval()
+    real_sweep = compile_mod.fidelity_sweep
     monkeypatch.setattr(compile_mod, "measure_fidelity", lambda circuit, _net, bids, **kw: real_measure(circuit, other, bids, **kw))
+    monkeypatch.setattr(compile_mod, "fidelity_sweep", lambda circuit, _net, k, **kw: real_sweep(circuit, other, k, **kw))
     with pytest.raises(CircuitError, match="fidelity check failed") as e:
         compile_auction(tmp_path / "trained", tmp_path / "c1", dev_srs=True, keep_pk=False, calibration_samples=100,
                         fidelity_samples=48)
