@@ -24,15 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zkauction.learn.ama import AffineMaximizerAuction
-from zkauction.learn.ama_train import evaluate_ama
+from zkauction.learn.ama import AffineMaximizerAuction, strongest_others
+from zkauction.learn.ama_train import evaluate_ama, evaluation_options
 from zkauction.learn.checkpoint import load_auction, save_checkpoint, write_metrics
-
-
-def _strongest(bids: np.ndarray) -> np.ndarray:
-    """[B, n]: for each bidder, the sum over items of the others' highest bid."""
-    n = bids.shape[1]
-    return np.stack([np.delete(bids, i, axis=1).max(axis=1).sum(axis=1) for i in range(n)], axis=1)
 
 
 def fit(src: AffineMaximizerAuction, profiles: int, centers: np.ndarray, slopes: np.ndarray) -> tuple[float, float, float]:
@@ -41,7 +35,7 @@ def fit(src: AffineMaximizerAuction, profiles: int, centers: np.ndarray, slopes:
     v = torch.rand(profiles, n, m, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         x, p = src.eval()(v)
-    u, p, s = ((x * v).sum(-1) - p).numpy(), p.numpy(), _strongest(v.numpy())
+    u, p, s = ((x * v).sum(-1) - p).numpy(), p.numpy(), strongest_others(v).numpy()
     best = (0.0, 0.0, 0.0)
     for c in centers:
         gap = np.maximum(c - s, 0.0)
@@ -85,8 +79,7 @@ def main() -> None:
         "train_wall_seconds": round(fit_seconds + source_metrics.get("train_wall_seconds", 0.0), 1),
         "fit_wall_seconds": round(fit_seconds, 1),
     }
-    metrics.update(evaluate_ama(net, {"n_revenue": old["n_revenue"], "n_regret": old["n_regret"], "seed": old["seed"],
-                                      "attack": old["attack"]}))
+    metrics.update(evaluate_ama(net, evaluation_options(old)))
     write_metrics(args.out, metrics)
     ev = metrics["evaluation"]
     print(f"config lines: [net] entry_fee = true, fee_init = [{round(slope, 6)}, {round(center, 6)}]; [train] init = \"{args.src}\"")

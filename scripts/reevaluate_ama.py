@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from zkauction.learn.ama_train import evaluate_ama
-from zkauction.learn.checkpoint import load_auction, net_description
+from zkauction.learn.ama_train import evaluate_ama, evaluation_options
+from zkauction.learn.checkpoint import load_auction, net_description, write_metrics
 
 
 def reevaluate(folder: Path) -> tuple[float, float]:
@@ -28,15 +28,14 @@ def reevaluate(folder: Path) -> tuple[float, float]:
     metrics_path = folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
     old = metrics["evaluation"]
-    options = {"n_revenue": old["n_revenue"], "n_regret": old["n_regret"], "seed": old["seed"], "attack": old["attack"]}
-    metrics.update(evaluate_ama(net, options))
+    metrics.update(evaluate_ama(net, evaluation_options(old)))
     metrics["reevaluated"] = {
         "command": f"python scripts/reevaluate_ama.py {folder}",
         "reason": f"eval-mode constants on the 2^-{net.grid_scale} grid (grid_scale), weights powers of two",
         "previous_revenue": old["revenue"],
         "date": time.strftime("%Y-%m-%d"),
     }
-    metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(folder, metrics)
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text())
     config.update(net_description(net))

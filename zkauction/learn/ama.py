@@ -265,9 +265,9 @@ class AffineMaximizerAuction(AuctionNet):
         constant changes neither the argmax nor the payments; the rounding changes the auction a
         little (for the shipped nets, within a standard error of revenue). With powers of two both
         w_i and 1/w_i are exact on a dyadic grid: the scores and the payments' 1/w_i in a circuit."""
-        w = self.weights().double()
         if not self.learn_weights:
             return torch.ones_like(self.log_weights), 1.0
+        w = self.weights().double()
         c = w.max()
         e = torch.clamp(torch.round(torch.log2(w / c)), min=-WEIGHT_BITS)
         return (2.0**e).float(), float(c)
@@ -331,8 +331,10 @@ class AffineMaximizerAuction(AuctionNet):
             w = self.weights()
             weighted = torch.einsum("bim,kim->bik", bids, menu3) * w[None, :, None]
             inv_w, w_col = 1.0 / w, w[:, None]
+            boosts, beta_table = self.boosts, self.itemwise_boosts
         else:
             menu, inv_w, w_col = self._eval_menu, self._eval_inv_weights, self._eval_weights
+            boosts, beta_table = self._eval_boosts, getattr(self, "_eval_itemwise_boosts", None)
             # One small matmul per bidder with a constant [m, K]: w_i v_i(k) for every entry k.
             weighted = torch.stack([bids[:, i, :] @ self._eval_values[i] for i in range(n)], dim=1)
         # The profile's boosts, picked arithmetically: indicator of each profile, then a matmul.
@@ -342,14 +344,13 @@ class AffineMaximizerAuction(AuctionNet):
             bit = self.profiles[:, i][None, :]
             factor = bit * g + (1.0 - bit) * (1.0 - g)
             indicator = factor if indicator is None else indicator * factor
-        boost = indicator @ (self.boosts if self.training else self._eval_boosts)  # [B, K]
+        boost = indicator @ boosts  # [B, K]
         terms = [weighted[:, i, :] for i in range(n)]
         score = _sum(terms) + boost
         # S^{-i} from the other bidders' terms directly (not S minus bidder i's term), so a bidder's
         # payment for a given entry is bit-for-bit independent of its own bid.
         others = torch.stack([_sum(terms[:i] + terms[i + 1 :]) + boost if n > 1 else boost for i in range(n)], dim=1)
         if self.itemwise:
-            beta_table = self.itemwise_boosts if self.training else self._eval_itemwise_boosts
             beta = (indicator @ beta_table.reshape(indicator.shape[1], -1)).reshape(B, n + 1, m)
             owner_values = torch.cat([bids * w_col, torch.zeros_like(bids[:, :1, :])], dim=1)  # [B, n+1, m]
             item_score = owner_values + beta  # [B, n+1, m]: owner o gets item j
@@ -374,13 +375,7 @@ class AffineMaximizerAuction(AuctionNet):
         adding e_i to every option but "nothing" keeps that favourite or makes "nothing" the
         favourite, which is what the accept rule picks: exactly strategy-proof, and feasible (items
         are only dropped). Trained with a sigmoid accept at the softmax temperature."""
-        n = self.setting.n
-        if n == 1:
-            strongest = torch.zeros_like(bids[:, :1, :].sum(dim=2))
-        else:
-            strongest = torch.stack([
-                torch.stack([bids[:, k, :] for k in range(n) if k != i], dim=1).max(dim=1).values.sum(dim=1)
-                for i in range(n)], dim=1)  # [B, n]: sum over items of the others' highest bid
+        strongest = strongest_others(bids)
         slope, center = (self.fee_slope, self.fee_center) if self.training else (self._eval_fee[0], self._eval_fee[1])
         fee = torch.relu(slope * (center - strongest))
         utility = (allocation * bids).sum(dim=2) - payment
@@ -456,6 +451,17 @@ class AffineMaximizerAuction(AuctionNet):
         return (ranked >= top).to(item_score.dtype)
 
 
+def strongest_others(bids: torch.Tensor) -> torch.Tensor:
+    """[B, n]: for each bidder, the sum over items of the others' highest bid (0 alone); what the
+    entry fee of ``entry_fee = true`` is a function of."""
+    n = bids.shape[1]
+    if n == 1:
+        return torch.zeros_like(bids[:, :, 0])
+    return torch.stack([
+        torch.stack([bids[:, k, :] for k in range(n) if k != i], dim=1).max(dim=1).values.sum(dim=1)
+        for i in range(n)], dim=1)
+
+
 def _snap(x: torch.Tensor, bits: int) -> torch.Tensor:
     """``x`` on the 2^-bits grid, halves away from zero (as ezkl quantises constants)."""
     y = x.detach().double() * 2.0**bits
@@ -483,4 +489,4 @@ def mv_menu_ama() -> AffineMaximizerAuction:
     return net.eval()
 
 
-__all__ = ["AffineMaximizerAuction", "all_profiles", "full_menu", "mv_menu_ama"]
+__all__ = ["AffineMaximizerAuction", "all_profiles", "full_menu", "mv_menu_ama", "strongest_others"]

@@ -85,7 +85,6 @@ def start_from(net: AffineMaximizerAuction, folder: Path, label: str) -> None:
     if result.unexpected_keys or set(result.missing_keys) - {"fee_slope", "fee_center"}:
         raise ConfigError(f"{label}: [train] init = {str(folder)!r} does not fit this net "
                           f"(missing {result.missing_keys}, unexpected {result.unexpected_keys})")
-    net.refresh_menu()
 
 
 @torch.no_grad()
@@ -247,6 +246,12 @@ def train_ama(
     write_metrics(out, metrics)
     state_file.unlink(missing_ok=True)
     return net
+
+
+def evaluation_options(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The options of a metrics.json ``evaluation`` (profiles, seed, attack): :func:`evaluate_ama`
+    with them evaluates another net exactly as that one was."""
+    return {key: evaluation[key] for key in ("n_revenue", "n_regret", "seed", "attack")}
 
 
 def evaluate_ama(net: AuctionNet, evaluation: dict[str, Any]) -> dict[str, Any]:

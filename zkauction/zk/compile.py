@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 from zkauction.zk.circuit import ARTEFACTS, CIRCUIT_MASK_LOGIT, COMPILED_FILE, COMPILE_LOG_FILE, Circuit, CircuitError, DEFAULT_CALIBRATION_SAMPLES, DEFAULT_INPUT_SCALE, DEFAULT_LOOKUP_SAFETY_MARGIN, DEV_SRS_FILE, INSECURE_SRS_NOTE, LOGROWS_HEADROOM, MANIFEST_FILE, MANIFEST_FORMAT, MAX_TABLE_COLUMNS, MIN_LOGROWS, ONNX_FILE, PK_FILE, SETTINGS_FILE, VK_FILE, _ezkl, _quiet, _step, dev_srs_dir, ezkl_version, sha256_file
-from zkauction.zk.witness import measure_fidelity
+from zkauction.zk.witness import fidelity_verdict, measure_fidelity
 
 # Profiles of the fidelity check's sweep through the exact fixed-point evaluator (edges, ties,
 # absent bidders, random): seconds, beside the 64 ezkl witnesses.
@@ -43,8 +43,8 @@ def circuit_mask_logit(net: "torch.nn.Module", value: float = CIRCUIT_MASK_LOGIT
 def fidelity_sweep(circuit: Circuit, net: Any, k: int, allocation: float, payment: float) -> dict[str, Any]:
     """The fidelity check's comparison (tolerances ``allocation``, ``payment``) on ``k`` profiles
     that exercise the fixed point (the support's edges, absent bidders, equal bids, profiles on
-    either side of an outcome change, random ones), through the exact fixed-point evaluator (bit for bit ezkl's witness, checked against it on probe
-    rounds). Circuits it cannot reproduce are reported as skipped, not failed."""
+    either side of an outcome change, random ones), through the exact fixed-point evaluator (bit
+    for bit ezkl's witness, checked against it on probe rounds). Circuits it cannot reproduce are reported as skipped, not failed."""
     import numpy as np
     import torch
 
@@ -61,12 +61,8 @@ def fidelity_sweep(circuit: Circuit, net: Any, k: int, allocation: float, paymen
         a, p = net(torch.tensor(bids[ok], dtype=torch.float32))
     da = np.abs(res.allocation[ok] - a.numpy()).reshape(int(ok.sum()), -1).max(axis=1, initial=0.0)
     dp = np.abs(res.payment[ok] - p.numpy()).max(axis=1, initial=0.0)
-    return {
-        "profiles": int(ok.sum()), "left_to_ezkl": int((~ok).sum()),
-        "allocation_max_abs_error": float(da.max(initial=0.0)), "payment_max_abs_error": float(dp.max(initial=0.0)),
-        "allocation_mismatches": int((da > allocation).sum()),
-        "passed": bool((da <= allocation).all() and (dp <= payment).all()),
-    }
+    return {"profiles": int(ok.sum()), "left_to_ezkl": int((~ok).sum()),
+            **fidelity_verdict(da.tolist(), dp.tolist(), allocation, payment)}
 
 
 def exact_score_multiplier(net: Any, input_scale: int, param_scale: int) -> int | None:

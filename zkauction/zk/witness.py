@@ -159,11 +159,19 @@ def measure_fidelity(circuit: Circuit, net: Any, bids: Any, exact_allocation: bo
     errs = [max(x, y) for x, y in zip(alloc_errs, pay_errs)]
     tol_alloc = 0.0 if exact_allocation else FIDELITY_TOLERANCE
     tol_pay = 2.0**-circuit.input_scale if exact_allocation else FIDELITY_TOLERANCE
-    result: dict[str, Any] = {
+    return {
         "max_abs_error": max(errs), "mean_abs_error": sum(errs) / len(errs), "samples": len(errs),
-        "allocation_max_abs_error": max(alloc_errs), "payment_max_abs_error": max(pay_errs),
-        "allocation_mismatches": sum(e > tol_alloc for e in alloc_errs),
         "tolerance": {"allocation": tol_alloc, "payment": tol_pay},
-        "passed": max(alloc_errs) <= tol_alloc and max(pay_errs) <= tol_pay,
+        **fidelity_verdict(alloc_errs, pay_errs, tol_alloc, tol_pay),
     }
-    return result
+
+
+def fidelity_verdict(alloc_errs: Sequence[float], pay_errs: Sequence[float], allocation: float, payment: float) -> dict[str, Any]:
+    """The fidelity check's verdict from per-profile max |circuit - net| of allocation and payment
+    against the tolerances ``allocation`` and ``payment`` (used on the witnesses and the sweep)."""
+    worst_alloc, worst_pay = float(max(alloc_errs, default=0.0)), float(max(pay_errs, default=0.0))
+    return {
+        "allocation_max_abs_error": worst_alloc, "payment_max_abs_error": worst_pay,
+        "allocation_mismatches": sum(e > allocation for e in alloc_errs),
+        "passed": worst_alloc <= allocation and worst_pay <= payment,
+    }
