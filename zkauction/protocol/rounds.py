@@ -56,7 +56,7 @@ def play_round(auctioneer: Auctioneer, bidders: Sequence[Bidder], round: int, pr
                *, dispute: bool = True) -> Any:
     """One round: commit, close (checkpointed), open, outcome (checkpointed), each bidder checks it.
     Resumable: every step is idempotent, so a round interrupted by a crash is completed."""
-    present = [b for b in bidders if any(float(x) != 0 for x in profile[b.index])]
+    present = [b for b in bidders if _present(profile, b.index)]
     items = [b.commitment_item(round, [float(x) for x in profile[b.index]]) for b in present]
     if any(items):  # the host logs the round's commitments in one transaction
         auctioneer.ledger.append_many([i for i in items if i is not None])
@@ -88,19 +88,16 @@ def run_rounds(auctioneer: Auctioneer, bidders: Sequence[Bidder], bids_of_round:
     ann = auctioneer.announcement()
     todo = list(rounds) if rounds is not None else [
         r for r in range(1, ann.rounds + 1) if not auctioneer.ledger.entries(kind=OUTCOME, round=r)]
-    if ann.block > 1:  # announced in blocks: each block in one pass (play_block)
-        for block in block_starts(ann, todo):
-            play_block(auctioneer, bidders, block, {r: bids_of_round(r) for r in block})
-            for r in block:
-                if on_round is not None:
-                    on_round(r)
-        return len(todo)
-    for r in todo:
-        play_round(auctioneer, bidders, r, bids_of_round(r))
-        if on_round is not None:
-            on_round(r)
+    # announced in blocks: each block in one pass (play_block); else one round at a time
+    for group in (block_starts(ann, todo) if ann.block > 1 else [[r] for r in todo]):
+        if ann.block > 1:
+            play_block(auctioneer, bidders, group, {r: bids_of_round(r) for r in group})
+        else:
+            play_round(auctioneer, bidders, group[0], bids_of_round(group[0]))
+        for r in group:
+            if on_round is not None:
+                on_round(r)
     return len(todo)
-
 
 
 def _present(profile: Sequence[Sequence[float]], i: int) -> bool:
