@@ -9,17 +9,20 @@
    each cell of a grid over b_{-i} (2x2: 10x10 over the other's bids; 5x10: 40 bins of the sum of
    the others' highest bids) the fee that maximises revenue on one sample is
    chosen (in sample: optimistic for fees constant on the cells), then measured on a fresh one.
-2. ``bvcg``: item-wise second price with a reserve r plus an entry fee f + a * sum_j (1-p_ij)^2/2
+2. ``surcharge`` (2x2): the fee split by bundle size, g1 on one item and g2 >= g1 on both, per
+   cell of the other's bids, on the shipped full-menu AMA's menu (zkauction.learn.ama_menu). A
+   bidder can only move to a smaller bundle, for two items a subset of the AMA's pick: feasible.
+3. ``bvcg``: item-wise second price with a reserve r plus an entry fee f + a * sum_j (1-p_ij)^2/2
    (p_ij bidder i's item prices, which depend on the others' bids only): VCG with entry fees
    (Yao 2015's BVCG family), grid over (r, f, a).
-3. ``menus``: "highest-bidder menus": for each b_{-i} a network gives bidder i a menu of K lotteries
+4. ``menus``: "highest-bidder menus": for each b_{-i} a network gives bidder i a menu of K lotteries
    whose price for item j is at least t_j = max_{k != i} b_kj, closed under dropping items (price
    reduced by x_j t_j); a bidder below t_j never takes item j, so only an item's highest bidder can
    get it (feasible) and the menu ignores its own bid (truthful). Trained with a softmax choice,
    evaluated with the hard choice.
 
-    .venv/bin/python benchmarks/frontier_probes.py                 # all three (about 10 minutes)
-    .venv/bin/python benchmarks/frontier_probes.py --probes fee,bvcg
+    .venv/bin/python benchmarks/frontier_probes.py                 # all four (about 10 minutes)
+    .venv/bin/python benchmarks/frontier_probes.py --probes fee,bvcg   # keeps the others' results
     .venv/bin/python benchmarks/frontier_probes.py --report-only
 """
 
@@ -38,6 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MYERSON = {"2x2": 5 / 6, "5x10": 6.71875}
+PROBES = ("fee", "surcharge", "bvcg", "menus")
 
 
 def probe_fee(name: str, grid: int, n_fit: int, n_test: int) -> dict:
@@ -78,6 +82,59 @@ def probe_fee(name: str, grid: int, n_fit: int, n_test: int) -> dict:
     base = float(p2.sum(1).mean())
     return {"net": name, "cells": f"{grid}^{(n - 1) * m} (others' bids)" if full else f"{grid} (sum of the others' highest bids)", "n_fit": n_fit, "n_test": n_test, "ama_revenue": base,
             "fee_gain_in_sample": gain_fit, "fee_gain_held_out": gain_test, "with_fee_held_out": base + gain_test}
+
+
+def probe_surcharge(name: str, grid: int, n_fit: int, n_test: int) -> dict:
+    """2x2: a size-dependent surcharge on top of a shipped full-menu AMA, per cell of the other's
+    bids: g1 on a single item, g2 >= g1 on the bundle (the entry fee is g1 = g2). Bidder i picks its
+    favourite bundle of the surcharged menu (:func:`zkauction.learn.ama_menu.bidder_menu`); it can
+    only move to a smaller bundle, which for two items is a subset of the AMA's pick (the rest
+    unsold): feasible, and truthful since the surcharges depend on the other's bids only."""
+    from zkauction.learn.ama_menu import bidder_menu
+    from zkauction.learn.checkpoint import load_auction
+
+    net = load_auction(ROOT / "trained" / name).eval()
+    n, m = net.setting.n, net.setting.m
+    if (n, m) != (2, 2) or net.menu_kind != "full" or net.entry_fee:
+        raise ValueError("the surcharge probe is for a 2x2 full-menu AMA without a fee")
+    gs = np.linspace(0.0, 0.4, 41)
+    pairs = [(a, b) for a in gs for b in gs if b >= a]
+
+    def menus(v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        out = []
+        for i in range(n):
+            shares, prices = bidder_menu(net, torch.tensor(v, dtype=torch.float32), i)
+            shares, prices = shares.numpy(), prices.numpy().astype(np.float64)
+            size = shares.sum(1)
+            utility = v[:, i] @ shares.T - prices
+            others = np.minimum((v[:, 1 - i] * grid).astype(int), grid - 1)
+            out.append((utility, prices, size, others[:, 0] * grid + others[:, 1]))
+        return out
+
+    def revenue(menu, table: np.ndarray) -> float:
+        total = 0.0
+        for i, (utility, prices, size, cell) in enumerate(menu):
+            g = table[i][cell]  # [B, 2]
+            sur = np.where(size[None] == 0, 0.0, np.where(size[None] == 1, g[:, :1], g[:, 1:]))
+            pick = np.argmax(utility - sur, axis=1)
+            rows = np.arange(len(pick))
+            total += float((prices[rows, pick] + sur[rows, pick]).sum())
+        return total / len(menu[0][0])
+
+    rng = np.random.default_rng(1)
+    fit, test = menus(rng.random((n_fit, n, m))), menus(rng.random((n_test, n, m)))
+    table = np.zeros((n, grid * grid, 2))
+    for i, (utility, prices, size, cell) in enumerate(fit):
+        for c in range(grid * grid):
+            s = cell == c
+            one = [(utility[s], prices[s], size, np.zeros(s.sum(), dtype=int))]
+            best = max(pairs, key=lambda ab: revenue(one, np.array([[ab]])))
+            table[i, c] = best
+    zero = np.zeros_like(table)
+    return {"net": name, "cells": f"{grid}^2 (the other's bids)", "n_fit": n_fit, "n_test": n_test,
+            "ama_revenue": revenue(test, zero), "gain_in_sample": revenue(fit, table) - revenue(fit, zero),
+            "gain_held_out": revenue(test, table) - revenue(test, zero),
+            "cells_with_surcharge": int((table > 0).any(axis=2).sum())}
 
 
 def probe_bvcg(n: int, m: int, samples: int) -> dict:
@@ -149,13 +206,19 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
 
 def report(res: dict) -> str:
     lines = ["# Probes toward issue 16's missed targets (exactly strategy-proof families beyond the AMA)", "",
-             f"`{res['command']}`; {res['host']}.", "",
+             *(f"- {p}: `{r['command']}`; {r['host']}." for p, r in res.get("runs", {}).items()), "",
              "Targets: 2x2 0.878, 5x10 6.853 (item-wise Myerson 6.71875 + 2%). Probed on the shipped AMAs without a fee: 2x2 0.8749, 5x10 6.7300 (configs/ama_5x10_fee.toml, trained from the fee probe, reaches 6.7588).", ""]
     if "fee" in res:
         lines += _table("Entry fee on top of a shipped AMA (fee per cell of a grid over the others' bids)",
                         ["net", "cells", "AMA revenue (held-out)", "fee gain in sample", "fee gain held out"],
                         [[f"`{r['net']}`", r["cells"], f"{r['ama_revenue']:.4f}", f"{r['fee_gain_in_sample']:+.5f}",
                           f"{r['fee_gain_held_out']:+.5f}"] for r in res["fee"]])
+    if "surcharge" in res:
+        r = res["surcharge"]
+        lines += _table("Size-dependent surcharge on top of the shipped 2x2 AMA (g1 per item, g2 >= g1 on the bundle, per cell)",
+                        ["net", "cells", "AMA revenue (held-out)", "gain in sample", "gain held out", "cells surcharged"],
+                        [[f"`{r['net']}`", r["cells"], f"{r['ama_revenue']:.4f}", f"{r['gain_in_sample']:+.5f}",
+                          f"{r['gain_held_out']:+.5f}", str(r["cells_with_surcharge"])]])
     if "bvcg" in res:
         lines += _table("Item-wise second price, reserve and entry fee (BVCG family), best of a grid",
                         ["setting", "reserve", "fee f", "a", "revenue (fit)", "revenue (held out)", "item-wise Myerson"],
@@ -172,7 +235,7 @@ def report(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--probes", default="fee,bvcg,menus", help="comma-separated: fee, bvcg, menus")
+    ap.add_argument("--probes", default="fee,surcharge,bvcg,menus", help="comma-separated: fee, surcharge, bvcg, menus")
     ap.add_argument("--menu-steps", type=int, default=3000)
     ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the JSON")
     args = ap.parse_args()
@@ -180,15 +243,28 @@ def main() -> None:
         (RESULTS / "frontier_probes.md").write_text(report(json.loads((RESULTS / "frontier_probes.json").read_text())))
         return
     probes = [p.strip() for p in args.probes.split(",") if p.strip()]
-    unknown = set(probes) - {"fee", "bvcg", "menus"}
+    unknown = set(probes) - set(PROBES)
     if unknown:
-        ap.error(f"unknown probe(s) {sorted(unknown)}; choose from fee, bvcg, menus")
+        ap.error(f"unknown probe(s) {sorted(unknown)}; choose from {', '.join(PROBES)}")
     torch.set_num_threads(1)
-    res: dict = {"command": "python benchmarks/frontier_probes.py --probes " + ",".join(probes)
-                 + (f" --menu-steps {args.menu_steps}" if "menus" in probes else ""),
-                 "host": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"}
+    # A run of some probes keeps the others' earlier results (each with the command and load it ran under).
+    path = RESULTS / "frontier_probes.json"
+    res: dict = json.loads(path.read_text()) if path.is_file() else {}
+    runs = res.setdefault("runs", {})
+    if "command" in res:  # the single-run format before "runs"
+        for p in PROBES:
+            if p in res:
+                runs.setdefault(p, {"command": res["command"], "host": res["host"]})
+        del res["command"], res["host"]
+    run = {"command": "python benchmarks/frontier_probes.py --probes " + ",".join(probes)
+           + (f" --menu-steps {args.menu_steps}" if "menus" in probes else ""),
+           "host": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"}
+    for p in probes:
+        runs[p] = run
     if "fee" in probes:
         res["fee"] = [probe_fee("ama_2x2_uniform", 10, 1_000_000, 1_000_000), probe_fee("ama_5x10_uniform", 40, 200_000, 200_000)]
+    if "surcharge" in probes:
+        res["surcharge"] = probe_surcharge("ama_2x2_uniform", 10, 400_000, 1_000_000)
     if "bvcg" in probes:
         res["bvcg"] = [probe_bvcg(2, 2, 200_000), probe_bvcg(5, 10, 50_000)]
     if "menus" in probes:

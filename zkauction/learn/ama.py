@@ -300,6 +300,13 @@ class AffineMaximizerAuction(AuctionNet):
         if self.entry_fee:  # money units: not divided by c
             self._eval_fee.copy_(_snap(torch.stack([self.fee_slope, self.fee_center]), g))
 
+    def integer_scores(self) -> bool:
+        """Whether every eval-mode value constant w_i * A_k[i, j] is an integer (0/1 menus, unit
+        weights) and there is no fee: then a fixed-point circuit's scores need no extra scale to be
+        exact (zkauction.zk.compile.exact_score_multiplier)."""
+        values = self._eval_values
+        return bool((values == values.round()).all()) and bool((self._eval_weights == 1).all()) and not self.entry_fee
+
     def _snapped_lotteries(self, units: int) -> torch.Tensor:
         """[K, n, m] the learned menu with every item's n+1 shares in multiples of 1/units summing
         to exactly 1 (largest remainders; ties to the lower owner index)."""

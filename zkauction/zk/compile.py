@@ -80,8 +80,7 @@ def exact_score_multiplier(net: Any, input_scale: int, param_scale: int) -> int 
         # Constants finer than the param scale (an AMA trained with grid_scale above the circuit's
         # scale) are re-quantised by ezkl: no exactness to keep, the fidelity check's tolerance applies.
         return None
-    values, weights = net._eval_values, net._eval_weights
-    if bool((values == values.round()).all()) and bool((weights == 1).all()) and not net.entry_fee:
+    if net.integer_scores():
         return 1
     return max(1, math.ceil((input_scale + param_scale) / max(input_scale, param_scale)))
 
