@@ -65,11 +65,22 @@ def mismatches(circuit: Circuit, ev: FixedPointEvaluator, bids: np.ndarray) -> l
             if to_outcome(res.allocation[r], res.payment[r]) != canonical_outcome(circuit, bids[r].tolist(), salts)]
 
 
+def onnx_boosts(circuit: Circuit) -> np.ndarray:
+    """The [2^n, K] boost table in the circuit's ONNX: the parameter ``net.boosts`` (an export from
+    before the eval constants were buffers) or the one constant of that shape (folded buffers)."""
+    model = onnx.load(str(circuit.onnx_path))
+    shape = [2**circuit.n, (circuit.n + 1) ** circuit.m]
+    found = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "net.boosts"]
+    found += [onnx.numpy_helper.to_array(node.attribute[0].t) for node in model.graph.node
+              if node.op_type == "Constant" and list(node.attribute[0].t.dims) == shape]
+    assert len(found) == 1, f"expected one {shape} boost table in {circuit.onnx_path}, found {len(found)}"
+    return found[0]
+
+
 def menu_score_ties(circuit: Circuit, bids: np.ndarray) -> int:
     """Profiles where two entries of the full menu have exactly equal fixed-point scores: bids and
     boosts at the input scale (weights 1, so the circuit's scores are these integers)."""
-    model = onnx.load(str(circuit.onnx_path))
-    boosts = next(onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "net.boosts")
+    boosts = onnx_boosts(circuit)
     S = circuit.input_scale
     q_boost = fx.quantize(boosts, S)  # [2^n, K]
     menu = full_menu(circuit.n, circuit.m).numpy()  # [K, n, m]
