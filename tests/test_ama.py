@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import numpy as np
 import pytest
 import torch
@@ -457,3 +458,23 @@ def test_fee_init_and_training_from_a_trained_ama(tmp_path):
         build_ama(cfg({"fee_init": [0.5, 1.2]}, {}))
     with pytest.raises(ZkAuctionError, match="fee_init"):
         build_ama(cfg({"entry_fee": True, "fee_init": [0.5]}, {}))
+
+
+def test_train_init_is_relative_to_the_config_file_not_the_current_directory(tmp_path, monkeypatch):
+    """A config trains the same from any directory (and on Ray workers that run elsewhere): a
+    relative [train] init names a folder beside the file that sets it, in a base chain too."""
+    from zkauction.learn.config import load_config
+
+    (tmp_path / "configs" / "more").mkdir(parents=True)
+    (tmp_path / "configs" / "base.toml").write_text(
+        '[setting]\nn_bidders = 2\nn_items = 2\n[net]\nkind = "ama"\n[train]\ninit = "../trained/src"\n')
+    (tmp_path / "configs" / "more" / "child.toml").write_text('base = "../base.toml"\nname = "child"\n')
+    (tmp_path / "configs" / "more" / "own.toml").write_text('base = "../base.toml"\n[train]\ninit = "here"\n')
+    (tmp_path / "configs" / "abs.toml").write_text(f'base = "base.toml"\n[train]\ninit = "{tmp_path / "x"}"\n')
+    monkeypatch.chdir(tmp_path / "configs" / "more")
+    assert load_config("child.toml").train["init"] == str(tmp_path / "trained" / "src")
+    assert load_config("own.toml").train["init"] == str(tmp_path / "configs" / "more" / "here")
+    assert load_config(tmp_path / "configs" / "abs.toml").train["init"] == str(tmp_path / "x")
+    monkeypatch.chdir("/")
+    root = Path(__file__).resolve().parents[1]
+    assert load_config(root / "configs" / "ama_2x5_fee.toml").train["init"] == str(root / "trained" / "ama_2x5_uniform")

@@ -107,6 +107,6 @@ def test_shipped_fee_nets_are_strategy_proof_and_beat_their_source(root, name, s
 def test_fee_configs_start_from_their_source(root, name, source):
     cfg = load_config(root / "configs" / f"{name}.toml")
     assert cfg.net["entry_fee"] is True and len(cfg.net["fee_init"]) == 2
-    assert cfg.train["init"] == f"trained/{source}" and (root / cfg.train["init"] / "weights.pt").is_file()
+    assert cfg.train["init"] == str(root / "trained" / source) and (root / cfg.train["init"] / "weights.pt").is_file()
     net = build_ama(cfg)
     assert net.entry_fee and [net.fee_slope.item(), net.fee_center.item()] == pytest.approx(cfg.net["fee_init"])

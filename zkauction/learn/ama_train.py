@@ -48,7 +48,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "time_limit_s": 0,  # 0: no limit
     "threads": 0,  # 0: leave torch's setting alone
     "evaluation": {},  # options of zkauction.learn.evaluate.evaluate for metrics.json (n_revenue, n_regret, attack)
-    "init": "",  # a trained AMA folder (relative to the current directory) whose parameters training starts from
+    "init": "",  # a trained AMA folder (relative to the config file) whose parameters training starts from
 }
 
 

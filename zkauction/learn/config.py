@@ -58,6 +58,12 @@ def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         d = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    train = d.get("train")
+    if isinstance(train, dict) and isinstance(train.get("init"), str) and train["init"]:
+        # [train] init names a trained folder relative to this file's folder (as base does), so a
+        # config trains the same from any directory, and on Ray workers that run elsewhere.
+        init = Path(train["init"]).expanduser()
+        train["init"] = str(init if init.is_absolute() else (path.parent / init).resolve())
     base = d.pop("base", None)
     if base is not None:
         d = _merge(read_config_dict(path.parent / base, _seen + (path,)), d)

@@ -34,7 +34,7 @@ The ``[train]`` table of an experiment config (all optional; defaults in :class:
     log_every = 50
     checkpoint_every = 500
     threads = 1                   # torch threads (the CPU is shared)
-    init = ""                     # optional: start from this trained folder's weights (same net)
+    init = ""                     # optional: start from this trained folder's weights (same net), relative to the config file
     teacher = ""                  # optional warm start: a trained folder or a baseline name
     distill_iterations = 0        # ... imitated (MSE on allocation and payment) before the phases
     distill_lr = 1e-3             # decays along a cosine to 1/100 of this
