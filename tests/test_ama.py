@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from zkauction import load_auction
-from zkauction.learn.ama import AffineMaximizerAuction, full_menu, mv_menu_ama
+from zkauction.learn.ama import AffineMaximizerAuction, full_menu
+from zkauction.learn.ama_menu import mv_menu_ama
 from zkauction.learn.ama_train import hard_revenue, train_ama
 from zkauction.learn.config import config_from_dict, load_config
 from zkauction.learn.setting import AuctionSetting, ParticipationModel
@@ -478,3 +479,24 @@ def test_train_init_is_relative_to_the_config_file_not_the_current_directory(tmp
     monkeypatch.chdir("/")
     root = Path(__file__).resolve().parents[1]
     assert load_config(root / "configs" / "ama_2x5_fee.toml").train["init"] == str(root / "trained" / "ama_2x5_uniform")
+
+
+def test_a_fee_without_fee_init_starts_where_training_can_move_it():
+    """At slope 0 the fee relu(slope * (center - s)) has no gradient; without fee_init it starts at a
+    small slope and the center at the mean of the others' strongest bids, where it has one."""
+    from zkauction.learn.ama import DEFAULT_FEE_SLOPE
+
+    def grads(net):
+        bids = torch.rand(2048, net.setting.n, net.setting.m, generator=torch.Generator().manual_seed(4))
+        net.train()
+        net.temperature = 0.05
+        net(bids)[1].sum().backward()
+        return net.fee_slope.grad.item(), net.fee_center.grad.item()
+
+    net = AffineMaximizerAuction(AuctionSetting(2, 3), menu="full", entry_fee=True)
+    assert net.fee_init == [DEFAULT_FEE_SLOPE, pytest.approx(1.5)] and net.hyperparameters()["fee_init"] == net.fee_init
+    assert all(abs(g) > 1e-3 for g in grads(net))
+    assert grads(AffineMaximizerAuction(AuctionSetting(2, 3), menu="full", entry_fee=True, fee_init=[0.0, 1.5])) == (0.0, 0.0)
+    shifted = AffineMaximizerAuction(AuctionSetting(3, 2, support=[1.0, 3.0]), menu="full", entry_fee=True)
+    assert shifted.fee_init[1] == pytest.approx(2 * (1.0 + 2.0 * 2 / 3))
+    assert AffineMaximizerAuction(AuctionSetting(1, 2), menu="full", entry_fee=True).fee_init[1] == pytest.approx(1.0)

@@ -4,15 +4,19 @@ For fixed bids of the others, an AMA offers bidder i every menu entry k at the p
 (1 / w_i) * [max_k' S^{-i}_k' - S^{-i}_k] and gives it an entry of greatest utility: the menu does
 not depend on bidder i's own bid, which is why the auction is strategy-proof. :func:`bidder_menu`
 computes that menu in eval mode, for tests that check the property directly and for probes that
-change it (``benchmarks/frontier_probes.py``).
+change it (``benchmarks/frontier_probes.py``); :func:`mv_menu_ama` goes the other way, a menu of
+prices (the 1x2 Manelli-Vincent optimum) written as an AMA.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from zkauction.learn.ama import AffineMaximizerAuction, strongest_others
 from zkauction.learn.nets import presence
+from zkauction.learn.setting import AuctionSetting
 
 
 @torch.no_grad()
@@ -52,4 +56,18 @@ def bidder_menu(net: AffineMaximizerAuction, bids: torch.Tensor, i: int) -> tupl
     return shares, prices
 
 
-__all__ = ["bidder_menu"]
+def mv_menu_ama() -> AffineMaximizerAuction:
+    """The 1x2 U[0,1] Manelli-Vincent optimum as a full-menu AMA: boosts are minus the prices.
+
+    Items 1 and 2 at 2/3 each, the bundle at (4 - sqrt 2)/3; revenue 0.54920.
+    """
+    net = AffineMaximizerAuction(AuctionSetting(1, 2), menu="full")
+    prices = {(0, 0): 0.0, (1, 0): 2 / 3, (0, 1): 2 / 3, (1, 1): (4 - math.sqrt(2)) / 3}
+    with torch.no_grad():
+        for k, a in enumerate(net.fixed_menu):
+            key = (int(a[0, 0]), int(a[0, 1]))
+            net.boosts[:, k] = -prices[key]
+    return net.eval()
+
+
+__all__ = ["bidder_menu", "mv_menu_ama"]
