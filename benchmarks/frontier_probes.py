@@ -207,7 +207,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
 def report(res: dict) -> str:
     lines = ["# Probes toward issue 16's missed targets (exactly strategy-proof families beyond the AMA)", "",
              *(f"- {p}: `{r['command']}`; {r['host']}." for p, r in res.get("runs", {}).items()), "",
-             "Targets: 2x2 0.878, 5x10 6.853 (item-wise Myerson 6.71875 + 2%). Probed on the shipped AMAs without a fee: 2x2 0.8749, 5x10 6.7300 (with the entry fee this probe found, configs/ama_5x10_fee.toml reaches 6.7602).", ""]
+             "Targets: 2x2 0.878, 5x10 6.853 (item-wise Myerson 6.71875 + 2%). Probed on the shipped AMAs without a fee: 2x2 0.8749, 5x10 6.7300 (with a learned entry fee of the kind the fee probe found, configs/ama_5x10_fee.toml reaches 6.7602).", ""]
     if "fee" in res:
         lines += _table("Entry fee on top of a shipped AMA (fee per cell of a grid over the others' bids)",
                         ["net", "cells", "AMA revenue (held-out)", "fee gain in sample", "fee gain held out"],
