@@ -54,11 +54,12 @@ RUNGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ama_3x10_uniform": ("trained/ama_3x10_uniform", {}, "shipped 3x10 affine maximizer (item-wise menu + 64 learned entries)"),
     "ama_2x5_uniform": ("trained/ama_2x5_uniform", {}, "shipped 2x5 affine maximizer (full menu, 243 entries)"),
     "ama_3x10_menu256": ("trained/ama_3x10_menu256", {}, "shipped 3x10 affine maximizer (item-wise menu + 256 learned entries)"),
+    "ama_3x10_menu512": ("trained/ama_3x10_menu512", {}, "shipped 3x10 affine maximizer (item-wise menu + 512 learned entries)"),
     "ama_5x10_uniform": ("trained/ama_5x10_uniform", {}, "shipped 5x10 affine maximizer (item-wise menu + 64 learned entries)"),
     "ama_2x5_fee": ("trained/ama_2x5_fee", {}, "ama_2x5_uniform plus an entry fee (configs/ama_2x5_fee.toml)"),
     "ama_5x10_fee": ("trained/ama_5x10_fee", {}, "ama_5x10_uniform plus an entry fee (configs/ama_5x10_fee.toml)"),
 }
-LARGE = ("regret_d7_w100_tanh", "ama_3x10_menu256", "ama_5x10_uniform", "ama_2x5_fee", "ama_5x10_fee")  # minutes and GBs: asked by name
+LARGE = ("regret_d7_w100_tanh", "ama_3x10_menu256", "ama_3x10_menu512", "ama_5x10_uniform", "ama_2x5_fee", "ama_5x10_fee")  # minutes and GBs: asked by name
 DEFAULT_RUNGS = [r for r in RUNGS if r not in LARGE]
 
 

@@ -14,7 +14,8 @@ from zkauction.learn.checkpoint import load_auction
 from zkauction.learn.config import config_from_dict, load_config, read_config_dict
 from zkauction.learn.train import train
 
-SETTINGS = {"ama_2x5_uniform": (2, 5, 243), "ama_5x10_uniform": (5, 10, 64), "ama_3x10_menu256": (3, 10, 256)}
+SETTINGS = {"ama_2x5_uniform": (2, 5, 243), "ama_5x10_uniform": (5, 10, 64), "ama_3x10_menu256": (3, 10, 256),
+            "ama_3x10_menu512": (3, 10, 512)}
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
