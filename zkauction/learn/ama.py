@@ -301,10 +301,18 @@ class AffineMaximizerAuction(AuctionNet):
         if self.entry_fee:  # money units: not divided by c
             self._eval_fee.copy_(_snap(torch.stack([self.fee_slope, self.fee_center]), g))
 
+    def profile_indicator(self, present: torch.Tensor) -> torch.Tensor:
+        """[B, 2^n] one-hot of each row's participation profile, by products of bits (circuit-friendly)."""
+        indicator = None
+        for i in range(self.setting.n):
+            g, bit = present[:, i : i + 1], self.profiles[:, i][None, :]
+            factor = bit * g + (1.0 - bit) * (1.0 - g)
+            indicator = factor if indicator is None else indicator * factor
+        return indicator
+
     def integer_scores(self) -> bool:
-        """Whether every eval-mode value constant w_i * A_k[i, j] is an integer (0/1 menus, unit
-        weights) and there is no fee: then a fixed-point circuit's scores need no extra scale to be
-        exact (zkauction.zk.compile.exact_score_multiplier)."""
+        """Whether every eval-mode w_i * A_k[i, j] is an integer (0/1 menus, unit weights) and no fee:
+        then a circuit's scores need no extra scale to be exact (zk.compile.exact_score_multiplier)."""
         values = self._eval_values
         return bool((values == values.round()).all()) and bool((self._eval_weights == 1).all()) and not self.entry_fee
 
@@ -345,14 +353,8 @@ class AffineMaximizerAuction(AuctionNet):
             boosts, beta_table = self._eval_boosts, getattr(self, "_eval_itemwise_boosts", None)
             # One small matmul per bidder with a constant [m, K]: w_i v_i(k) for every entry k.
             weighted = torch.stack([bids[:, i, :] @ self._eval_values[i] for i in range(n)], dim=1)
-        # The profile's boosts, picked arithmetically: indicator of each profile, then a matmul.
-        indicator = None
-        for i in range(n):
-            g = present[:, i : i + 1]
-            bit = self.profiles[:, i][None, :]
-            factor = bit * g + (1.0 - bit) * (1.0 - g)
-            indicator = factor if indicator is None else indicator * factor
-        boost = indicator @ boosts  # [B, K]
+        indicator = self.profile_indicator(present)
+        boost = indicator @ boosts  # [B, K]: the profile's boosts
         terms = [weighted[:, i, :] for i in range(n)]
         score = _sum(terms) + boost
         # S^{-i} from the other bidders' terms directly (not S minus bidder i's term), so a bidder's

@@ -38,12 +38,7 @@ def bidder_menu(net: AffineMaximizerAuction, bids: torch.Tensor, i: int) -> tupl
         raise ValueError(f"bidder_menu: bids must be [B, {n}, {net.setting.m}], got {list(bids.shape)}")
     others = bids.clone()
     others[:, i, :] = 1.0  # any present bid: a profile's boosts depend on presence only
-    present = presence(others)
-    indicator = torch.ones(bids.shape[0], net.profiles.shape[0])
-    for k in range(n):
-        bit = net.profiles[:, k][None, :]
-        indicator = indicator * (bit * present[:, k : k + 1] + (1.0 - bit) * (1.0 - present[:, k : k + 1]))
-    s_others = indicator @ net._eval_boosts
+    s_others = net.profile_indicator(presence(others)) @ net._eval_boosts
     for k in range(n):
         if k != i:
             s_others = s_others + others[:, k, :] @ net._eval_values[k]
