@@ -46,6 +46,7 @@ def main() -> None:
             "n_regret": ev["n_regret"],
             "random_starts": ev["attack"]["starts"],
             "train_wall_seconds": metrics.get("train_wall_seconds"),
+            "init": Path(config.get("experiment", {}).get("train", {}).get("init") or "").name or None,
             "command": metrics.get("command"),
             "logrows": best["logrows"] if best else None,
             "prove_seconds": best["timings_s"]["prove"] if best else None,
@@ -61,16 +62,18 @@ def main() -> None:
         "grid plus refinement, for more the truthful point and `starts` random misreports per bidder) and",
         "`prove_cost.json` (logrows and proving wall time, only for a rung compiled from the same",
         "weights.pt, matched by sha256; '-' where none was compiled). Train time is wall seconds, one",
-        "torch thread on the shared 2-core machine.",
+        "torch thread on the shared 2-core machine; for a net fine-tuned from another (`[train] init`) it is",
+        "the fine-tuning only (the source's own row has the rest).",
         "",
         "| net | setting | menu | revenue ± s.e. | profiles | regret | attacked (random starts) | train s | logrows | prove s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        source = f" (from `{r['init']}`)" if r["init"] else ""
         lines.append(
             f"| `{r['net']}` | {r['setting']} | {r['menu_size']} | {r['revenue']:.4f} ± {r['revenue_stderr']:.4f} "
             f"| {r['n_revenue']:,} | {r['regret']:.2g} | {r['n_regret']:,} ({r['random_starts']}) "
-            f"| {r['train_wall_seconds']} | {r['logrows'] if r['logrows'] else '-'} "
+            f"| {r['train_wall_seconds']}{source} | {r['logrows'] if r['logrows'] else '-'} "
             f"| {r['prove_seconds'] if r['prove_seconds'] else '-'} |"
         )
     (HERE / "ama_table.md").write_text("\n".join(lines) + "\n")
