@@ -385,15 +385,16 @@ class AffineMaximizerAuction(AuctionNet):
         adding e_i to every option but "nothing" keeps that favourite or makes "nothing" the
         favourite, which is what the accept rule picks: exactly strategy-proof, and feasible (items
         are only dropped). Trained with a sigmoid accept at the softmax temperature."""
+        fee = self.entry_fees(bids)
+        utility = (allocation * bids).sum(dim=2) - payment
+        accept = torch.sigmoid((utility - fee) / self.temperature) if self.training else (utility >= fee).to(bids.dtype)
+        return allocation * accept[:, :, None], (payment + fee) * accept
+
+    def entry_fees(self, bids: torch.Tensor) -> torch.Tensor:
+        """[B, n] e_i = relu(slope * (center - sum_j max_{k != i} b_kj)), from the others' bids only."""
         strongest = strongest_others(bids)
         slope, center = (self.fee_slope, self.fee_center) if self.training else (self._eval_fee[0], self._eval_fee[1])
-        fee = torch.relu(slope * (center - strongest))
-        utility = (allocation * bids).sum(dim=2) - payment
-        if self.training:
-            accept = torch.sigmoid((utility - fee) / self.temperature)
-        else:
-            accept = (utility >= fee).to(bids.dtype)
-        return allocation * accept[:, :, None], (payment + fee) * accept
+        return torch.relu(slope * (center - strongest))
 
     def _hard(self, score, others, menu, inv_w, item_score, item_others):
         n = self.setting.n
@@ -467,8 +468,7 @@ def default_fee_init(setting: AuctionSetting) -> tuple[float, float]:
     of the others' highest value (of one value alone), for uniform values. From this start training
     finds the fee (from scratch, README "Entry fees": 5x10 slope 0.129, center 8.09; 2x5 0.374, 2.43)."""
     lo, hi = setting.low.mean(dim=0), setting.high.mean(dim=0)  # [m]
-    n = setting.n
-    share = (n - 1) / n if n > 1 else 0.5
+    share = (setting.n - 1) / setting.n if setting.n > 1 else 0.5
     return DEFAULT_FEE_SLOPE, float((lo + (hi - lo) * share).sum())
 
 

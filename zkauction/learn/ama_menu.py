@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from zkauction.learn.ama import AffineMaximizerAuction, strongest_others
+from zkauction.learn.ama import AffineMaximizerAuction
 from zkauction.learn.nets import presence
 from zkauction.learn.setting import AuctionSetting
 
@@ -45,7 +45,7 @@ def bidder_menu(net: AffineMaximizerAuction, bids: torch.Tensor, i: int) -> tupl
     prices = net._eval_inv_weights[i] * (s_others.max(dim=1, keepdim=True).values - s_others)
     shares = net._eval_menu.reshape(net.menu_size, n, -1)[:, i, :]
     if net.entry_fee:
-        fee = torch.relu(net._eval_fee[0] * (net._eval_fee[1] - strongest_others(others)[:, i]))
+        fee = net.entry_fees(others)[:, i]
         prices = torch.cat([prices + fee[:, None], torch.zeros_like(prices[:, :1])], dim=1)
         shares = torch.cat([shares, torch.zeros_like(shares[:1])], dim=0)
     return shares, prices
