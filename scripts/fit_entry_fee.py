@@ -7,11 +7,11 @@ others' bids only, so the auction stays exactly strategy-proof. The AMA's menu, 
 are kept; (slope, center) are chosen by a grid search on ``--fit`` profiles (seed 1) from the AMA's
 utilities and payments, then the new net is evaluated like its source (metrics.json's evaluation
 options: profiles, seed, attack) and written with the fit in metrics.json. It also prints the config
-lines that train from the source with this fee as the start (``configs/ama_2x5_fee.toml``,
-``configs/ama_5x10_fee.toml``: ``fee_init`` and ``[train] init``), which is how the shipped fee nets
-were made.
+lines that train from the source with this fee as the start (``fee_init`` and ``[train] init``, the
+source's absolute path: a relative init is read relative to the config file), which is how
+``configs/ama_2x5_fee.toml`` was made (``configs/ama_5x10_fee.toml`` trains its fee from scratch).
 
-    .venv/bin/python scripts/fit_entry_fee.py trained/ama_5x10_uniform --out trained/ama_5x10_fee
+    .venv/bin/python scripts/fit_entry_fee.py trained/ama_5x10_uniform --out /tmp/fit
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main() -> None:
     metrics.update(evaluate_ama(net, evaluation_options(old)))
     write_metrics(args.out, metrics)
     ev = metrics["evaluation"]
-    print(f"config lines: [net] entry_fee = true, fee_init = [{round(slope, 6)}, {round(center, 6)}]; [train] init = \"{args.src}\"")
+    print(f"config lines: [net] entry_fee = true, fee_init = [{round(slope, 6)}, {round(center, 6)}]; [train] init = \"{args.src.resolve()}\"")
     print(f"{args.out}: fee relu({metrics['fee']['slope']:.4f} * ({metrics['fee']['center']:.4f} - sum of the others' "
           f"highest bids)); revenue {old['revenue']:.4f} -> {ev['revenue']:.4f}, regret {ev['regret']:.2e}")
 

@@ -66,13 +66,12 @@ def mismatches(circuit: Circuit, ev: FixedPointEvaluator, bids: np.ndarray) -> l
 
 
 def onnx_boosts(circuit: Circuit) -> np.ndarray:
-    """The [2^n, K] boost table in the circuit's ONNX: the parameter ``net.boosts`` (an export from
-    before the eval constants were buffers) or the one constant of that shape (folded buffers)."""
+    """The [2^n, K] boost table in the circuit's ONNX: the one constant of that shape (the eval-mode
+    boosts are a buffer, folded into a Constant node by the export)."""
     model = onnx.load(str(circuit.onnx_path))
     shape = [2**circuit.n, (circuit.n + 1) ** circuit.m]
-    found = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "net.boosts"]
-    found += [onnx.numpy_helper.to_array(node.attribute[0].t) for node in model.graph.node
-              if node.op_type == "Constant" and list(node.attribute[0].t.dims) == shape]
+    found = [onnx.numpy_helper.to_array(node.attribute[0].t) for node in model.graph.node
+             if node.op_type == "Constant" and list(node.attribute[0].t.dims) == shape]
     assert len(found) == 1, f"expected one {shape} boost table in {circuit.onnx_path}, found {len(found)}"
     return found[0]
 
