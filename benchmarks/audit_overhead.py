@@ -44,6 +44,7 @@ from zkauction.zk.compile import compile_auction  # noqa: E402
 from zkauction.zk.witness import canonical_outcome  # noqa: E402
 from zkauction.protocol.log import Ledger, SigningKey, verify_signature  # noqa: E402
 from zkauction.protocol.local import LocalRun, run_rounds, simulated_bids  # noqa: E402
+from zkauction.protocol.demo import auction_info  # noqa: E402
 from zkauction.protocol.auctioneer import circuit_outcome_function  # noqa: E402
 from zkauction.protocol.state import read_state  # noqa: E402
 from zkauction.learn.setting import AuctionSetting, ParticipationModel  # noqa: E402
@@ -139,8 +140,7 @@ def main() -> None:
     # --- the protocols, interleaved round by round (blocks block by block) -----------------------------
     tmp_fast, tmp_run = tempfile.TemporaryDirectory(), tempfile.TemporaryDirectory()
     common = dict(setting=setting, participation=participation, input_scale=S, mode="zk", seed=0, circuit=circuit,
-                  auction={"name": circuit.dir.name, "manifest_sha256": circuit.manifest_sha256(),
-                           "vk_sha256": circuit.vk_sha256()}, rounds=T)
+                  auction=auction_info(circuit), rounds=T)
     fast = LocalRun.create(Path(tmp_fast.name) / "fast.db", circuit_outcome_function(circuit), audits=1,
                            durable=False, **common)
     run = LocalRun.create(Path(tmp_run.name) / "auction.db", circuit_outcome_function(circuit), audits=args.proofs,

@@ -171,7 +171,9 @@ def test_train_save_load_roundtrip(tmp_path):
     for a, b in zip(net(bids), loaded(bids)):
         assert torch.equal(a, b)
     assert not (tmp_path / "ama" / "train_state.pt").exists()
-    assert (tmp_path / "ama" / "metrics.json").is_file()
+    metrics = json.loads((tmp_path / "ama" / "metrics.json").read_text())
+    assert metrics["train_cpu_seconds"] >= 0 and metrics["train_wall_seconds"] >= 0  # as a regret net's do
+    assert metrics["machine"]["cpu_count"] >= 1 and "torch" in metrics["machine"]
 
 
 def test_learned_menu_roundtrip_keeps_eval_constants(tmp_path):

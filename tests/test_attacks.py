@@ -466,5 +466,12 @@ def test_bundle_fields_are_bound_by_the_log_proof(tmp_path):
     res = subprocess.run([sys.executable, "-m", "zkauction.cli", "verify", str(unbound), "--circuit", str(CIRCUIT),
                           "--round", "7"], capture_output=True, text=True)
     assert res.returncode == 2 and "--round needs a bundle with a log proof or --db" in res.stderr
+    # with a log proof but no log of one's own, it says what it could not check: the log it belongs to
+    bound = tmp_path / "bound.json"
+    bundle.save(bound)
+    res = subprocess.run([sys.executable, "-m", "zkauction.cli", "verify", str(bound), "--circuit", str(CIRCUIT)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "valid: round 2 of log" in res.stdout, res.stdout + res.stderr
+    assert "NOT CHECKED AGAINST A LOG YOU HOLD" in res.stdout
     assert Auditor(run.ledger, circuit=circuit).audit().status in ("pending", "valid")
     run.close()

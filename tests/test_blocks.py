@@ -28,6 +28,8 @@ from zkauction.protocol.state import (
 )
 from zkauction.zk.circuit import Circuit
 
+from test_protocol import within_bids
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTING = AuctionSetting(2, 2)
 PARTICIPATION = ParticipationModel.independent([0.8, 0.9])
@@ -168,10 +170,7 @@ def test_bad_and_missing_openings_in_a_block_leave_the_fast_path_and_are_judged_
 def test_a_wrong_outcome_in_the_fast_path_is_caught_by_the_audit(tmp_path):
     honest = circuit_outcome_function(CIRCUIT)
 
-    def cheat(bids, salts):
-        out = honest(bids, salts)
-        return dataclasses.replace(out, payment=tuple(p + 0.25 for p in out.payment))  # in every round
-
+    cheat = within_bids(honest)  # in every round: winners pay halfway up to their bids' worth
     cheat.many = lambda rounds: [cheat(b, s) for b, s in rounds]
     with make_run(tmp_path, rounds=8, block=4, outcome=cheat, audits=1) as run:
         run.play()

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from zkauction.zk.circuit import Outcome
-from zkauction.protocol.demo import default_demo_auction, run_demo
+from zkauction.protocol.demo import auction_info, default_demo_auction, run_demo
 from zkauction.protocol.local import LocalRun
 from zkauction.protocol.auctioneer import circuit_outcome_function
 from zkauction.protocol.state import OUTCOME, ProtocolError
 from zkauction.zk.prove import prove_round
+
+from test_protocol import within_bids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,14 +83,14 @@ def test_dishonest_auctioneer_is_caught_in_zk_mode(demo, tmp_path, monkeypatch):
     run = LocalRun.create(
         tmp_path / "z.db", honest, setting=_setting(circuit), participation=_participation(circuit),
         input_scale=circuit.input_scale,
-        auction={"name": "demo", "manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256()},
+        auction=auction_info(circuit),
         rounds=3, audits=3, mode="zk", seed=11, circuit=circuit,
     )
     with run:
         def dishonest(bids, salts):
             o = honest(bids, salts)
             if run.ledger.entries(kind=OUTCOME, round=1) and not run.ledger.entries(kind=OUTCOME, round=2):
-                return Outcome(o.allocation, (o.payment[0] + 0.25,) + o.payment[1:])
+                return within_bids(honest)(bids, salts)  # winners pay halfway up to their bids' worth
             return o
 
         run.auctioneer.outcome = dishonest

@@ -11,7 +11,7 @@ import json
 
 import pytest
 from test_mutation_kills import _key_of, _zk_like
-from test_protocol import _fake_bundle, make_run
+from test_protocol import _fake_bundle, make_run, within_bids
 
 from zkauction.protocol.bundle_log import check_log_proof, make_log_proof
 from zkauction.protocol.log import Ledger
@@ -293,7 +293,7 @@ def test_the_shipped_proof_verifies_and_each_of_its_fields_is_bound(shipped):
 
 def test_a_circuit_folder_that_is_not_the_manifests_is_refused(shipped, tmp_path):
     # zk/bundle.verify_bundle, step 2: a vk or settings file missing, or not the manifest's; and
-    # _load_public_circuit / check_srs errors named as failed checks, not raised raw
+    # load_public_circuit / check_srs errors named as failed checks, not raised raw
     bundle, public = shipped
     for name in ("vk.key", "settings.json"):
         _refused("vk", f"{name} not found", bundle, _public_copy(public, tmp_path / f"no_{name}", drop=[name]))
@@ -409,11 +409,7 @@ def test_a_third_party_verdict_logged_before_the_outcome_vouches_for_nothing(tmp
                                   run.third_party.key, round=2)
         honest = run.auctioneer.outcome
 
-        def dishonest(bids, salts):
-            out = honest(bids, salts)
-            return Outcome(out.allocation, tuple(p + 0.125 for p in out.payment))
-
-        run.auctioneer.outcome = dishonest
+        run.auctioneer.outcome = within_bids(honest)
         play_round(run.auctioneer, run.bidders, 2, [[0.75, 0.5], [0.25, 0.5]])
         st = read_state(run.ledger)
         assert 2 in st.outcomes and st.outcomes[2].seq > early.seq

@@ -700,10 +700,11 @@ def test_the_client_refuses_an_audited_rounds_proof_that_does_not_verify(tmp_pat
     refuses to log a proof that does not verify, and the run stops first."""
     from test_protocol import _fake_bundle
 
+    from zkauction.protocol.demo import auction_info
     from zkauction.zk.bundle import VerificationError
 
     run = local_run(tmp_path, mode="zk", rounds=3, audits=1,
-                    auction={"name": "ama", "manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256()})[0]
+                    auction=auction_info(circuit))[0]
     try:
         run.play()
         (r,) = run.reveal().rounds

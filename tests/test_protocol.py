@@ -43,6 +43,19 @@ def small_net():
     return net
 
 
+def within_bids(fn, share=0.5):
+    """``fn``'s outcome with every payment moved ``share`` of the way up to the allocation's worth at
+    the bidder's own bids: a wrong outcome inside every public bound that no winner's own check sees
+    (it stays individually rational); only an audit can."""
+
+    def f(bids, salts):
+        out = fn(bids, salts)
+        worth = [sum(a * b for a, b in zip(al, bs)) for al, bs in zip(out.allocation, bids)]
+        return Outcome(out.allocation, tuple(p + share * max(0.0, w - p) for p, w in zip(out.payment, worth)))
+
+    return f
+
+
 def make_run(tmp_path, mode="reveal", rounds=12, audits=2, name="a.db", **kw):
     fn = net_outcome_function(small_net())
     return LocalRun.create(

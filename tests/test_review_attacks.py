@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from test_protocol import PARTICIPATION, SETTING, _fake_bundle, make_run, small_net
+from test_protocol import PARTICIPATION, SETTING, _fake_bundle, make_run, small_net, within_bids
 
 from zkauction.protocol.audit import Auditor, audit_draw, check_round, draw_digest, public_checks, select_audit_rounds
 from zkauction.protocol.bundle_log import check_bundle_against_ledger, make_log_proof
@@ -42,14 +42,9 @@ BOTH = [[0.75, 0.5], [0.25, 0.5]]  # both bidders present
 
 def overcharging(fn):
     """The announced auction's outcome, but every winner pays halfway up to its allocation's value
-    at the top of the support: wrong, yet inside every public bound."""
-
-    def f(bids, salts):
-        out = fn(bids, salts)
-        pay = tuple(min((p + sum(a)) / 2, sum(a)) if sum(a) > 0 else p for p, a in zip(out.payment, out.allocation))
-        return Outcome(out.allocation, pay)
-
-    return f
+    at its own bids (test_protocol.within_bids): wrong, yet inside every public bound and the
+    winner's own check; only the audit sees it."""
+    return within_bids(fn)
 
 
 def fresh_auction(fn, *, rounds, audits, mode="reveal", bidder_keys=None, secrets=None, third_party=None, auction=None):
@@ -216,7 +211,8 @@ def test_the_announced_output_scale_cannot_switch_off_the_public_checks(tmp_path
     except ProtocolError:
         return  # the bidders refuse such an announcement: fine
     run.auctioneer.outcome = everything_to_everyone
-    play_round(run.auctioneer, run.bidders, 1, BOTH)
+    with pytest.raises(ProtocolError, match=r"pays 5 for an allocation worth 1.25 .*\(individual rationality\)"):
+        play_round(run.auctioneer, run.bidders, 1, BOTH)  # the bidders see it at once; so does everyone:
     st = read_state(run.ledger)
     reasons = [b.reason for b in public_checks(st)]
     run.close()
@@ -233,7 +229,8 @@ def test_a_nan_outcome_fails_the_public_checks(tmp_path):
                       key, rnd, u) for k, p, key, rnd, u in items], **kw)
 
     run.ledger.append_many = nan
-    play_round(run.auctioneer, run.bidders, 1, BOTH)
+    with pytest.raises(ProtocolError, match="pays nan"):  # each bidder's own check of the outcome
+        play_round(run.auctioneer, run.bidders, 1, BOTH)
     run.ledger.append_many = real
     st = read_state(run.ledger)
     problems = st.breaches + check_round(st, 1)

@@ -215,11 +215,43 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(tmp_path, 
         srv.stop()
 
 
+def test_a_bidder_started_before_the_server_retries_then_names_the_unreachable_server(tmp_path):
+    init_state(tmp_path / "b")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()  # nothing listens there
+    with pytest.raises(ProtocolError, match="the server has been unreachable for 0.3 s"):
+        BidderClient(url, tmp_path / "b", lambda r: None, retry_for=0.3)
+
+
+def test_the_server_never_logs_a_copy_of_another_bidders_commitment(tmp_path, circuit):
+    """A commitment names bids and a salt, not a bidder: a copy would open with the other bidder's
+    opening (a shill bidding exactly that bid). The honest server refuses it, whatever its case."""
+    srv = make_service(tmp_path, circuit, n_rounds=2)
+    try:
+        remote, log_id = RemoteLog(srv.url), srv.engine.log_id
+        keys = [SigningKey.load(tmp_path / f"b{i}" / "key.pem") for i in range(2)]
+        for i, k in enumerate(keys):
+            remote.append("registration", {"bidder": i, "announcement": log_id, "seed_commitment": f"{i}" * 64}, k)
+        assert remote.status(1, 0, wait=10.0)["round"] == 1
+        c = "12" * 31 + "00"
+        remote.append(BID_COMMITMENT, {"bidder": 0, "commitment": c}, keys[0], round=1)
+        size = len(srv.engine.ledger)
+        for copy in (c, c.upper()):
+            with pytest.raises(Refused, match="already another bidder's") as err:
+                remote.append(BID_COMMITMENT, {"bidder": 1, "commitment": copy}, keys[1], round=1)
+            assert err.value.status == 409
+        assert len(srv.engine.ledger) == size
+    finally:
+        srv.stop()
+
+
 def test_a_server_that_lies_in_the_outcome_is_named_by_the_monitor(tmp_path, circuit):
     """The auctioneer's outcome function charges more than the allocated value allows (and gives
     an item twice): the public checks of that round name it, without any proof."""
-    def lie(bids, salts):
-        return Outcome(((1.0, 1.0), (1.0, 0.0)), (2.0, 0.0))
+    def lie(bids, salts):  # item 0 to both (free: no winner's own check sees it, the public checks do)
+        return Outcome(((1.0, 1.0), (1.0, 0.0)), (0.0, 0.0))
 
     srv = make_service(tmp_path, circuit, n_rounds=2, outcome=lie)
     try:
@@ -239,8 +271,8 @@ def test_every_bidder_client_runs_the_public_checks_on_the_log_it_holds(tmp_path
     names the lying round itself (the audit may well have drawn another round)."""
     from zkauction.service.client import AuditFailed
 
-    def lie(bids, salts):
-        return Outcome(((1.0, 1.0), (1.0, 0.0)), (2.0, 0.0))
+    def lie(bids, salts):  # item 0 to both (free: no winner's own check sees it, the public checks do)
+        return Outcome(((1.0, 1.0), (1.0, 0.0)), (0.0, 0.0))
 
     # reveal mode: in zk mode the honest server's own check refuses to log a proof of the lie (the
     # run stops there, see tests/test_pool.py); here the run ends and the clients judge the log

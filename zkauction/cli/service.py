@@ -155,8 +155,10 @@ def register(app: typer.Typer) -> None:
         if circuit is not None:
             from zkauction.zk.circuit import Circuit
 
+            from zkauction.protocol.announcement import circuit_terms
+
             circ = Circuit.load(circuit)
-            expected = {"manifest_sha256": circ.manifest_sha256(), "vk_sha256": circ.vk_sha256()}
+            expected = circuit_terms(circ)  # refuses an announcement of other scales, supports or n, m
         client = BidderClient(url, state, table.get, expected=expected, circuit=circ,
                               log=lambda s: typer.echo(s, err=True))
         m = client.bidder.announcement.m

@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
         log proof that binds it to its round (or, with --db, the log itself, at the same cost at any
         length). Exit 0 only if every check passes; 1 with the failed check; 2 for a usage error."""
         from zkauction.protocol.storage_pg import is_postgres_url, redact_url
-        from zkauction.zk.bundle import BundleError, ProofBundle, VerificationError, verify_bundle
+        from zkauction.zk.bundle import BundleError, ProofBundle, VerificationError, load_public_circuit, verify_bundle
         from zkauction.zk.srs import check_pins
 
         try:
@@ -134,16 +134,20 @@ def register(app: typer.Typer) -> None:
             _fail("--round needs a bundle with a log proof or --db: without either, nothing binds the round number")
         binding = None
         try:
+            circ = load_public_circuit(circuit, srs)  # the verifier's copy: its manifest states the terms
             if b.log is not None:
                 from zkauction.protocol.bundle_log import check_log_proof
+
+                from zkauction.protocol.bundle_log import check_announced_terms
 
                 binding = check_log_proof(b)
                 if round is not None and binding.round != round:
                     raise VerificationError("log", f"the bundle is for round {binding.round}, not round {round}")
+                check_announced_terms(binding.announcement, circ, "log")
             expected = binding.announcement.auction.get("manifest_sha256") if binding else None
-            result = verify_bundle(b, circuit, srs_path=srs, expected_manifest_sha256=expected, trusted_srs=pins)
+            result = verify_bundle(b, circ, expected_manifest_sha256=expected, trusted_srs=pins)
             if db is not None:
-                check_against_log(b, db, round, since)
+                check_against_log(b, db, round, since, circ)
         except VerificationError as e:
             typer.echo(f"INVALID: {e}", err=True)
             raise typer.Exit(1)
@@ -157,6 +161,9 @@ def register(app: typer.Typer) -> None:
         if binding:
             typer.echo(f"valid: round {binding.round} of log {binding.log_id[:16]}... (checkpoint size "
                        f"{binding.checkpoint.size}, signed by the announced auctioneer), circuit {result.circuit_name or circuit}")
+            if db is None:
+                typer.echo("  NOT CHECKED AGAINST A LOG YOU HOLD: an auctioneer that signs two histories of one log "
+                           "(a fork) can hand out a bundle of either; check it with --db LOG (and --since KEPT.json)")
         else:
             typer.echo(f"valid proof of an outcome of circuit {result.circuit_name or circuit}")
             typer.echo("  NOT BOUND: the bundle carries no log proof, so its round number "
@@ -183,7 +190,7 @@ def find_circuit(manifest_sha256: str, name: str) -> Path | None:
     return None
 
 
-def check_against_log(bundle: object, db: str | Path, round: int | None, since: Path | None) -> None:
+def check_against_log(bundle: object, db: str | Path, round: int | None, since: Path | None, circuit: object = None) -> None:
     """The bundle against the log database (read-only): inclusion and consistency, O(log n)."""
     from zkauction.protocol.bundle_log import check_bundle_against_ledger
     from zkauction.protocol.checkpoint import SignedCheckpoint
@@ -196,7 +203,7 @@ def check_against_log(bundle: object, db: str | Path, round: int | None, since: 
     except LedgerError as e:
         _fail(f"{e}")
     try:
-        check_bundle_against_ledger(bundle, ledger, round, kept=kept)
+        check_bundle_against_ledger(bundle, ledger, round, kept=kept, circuit=circuit)
     except LedgerError as e:
         raise VerificationError("ledger", str(e)) from None
     finally:

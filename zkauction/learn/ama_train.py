@@ -21,6 +21,7 @@ from zkauction.learn.checkpoint import (
     DeferredInterrupt,
     TrainingInterrupted,
     interrupted_message,
+    machine_description,
     save_checkpoint,
     truncate_log,
     write_metrics,
@@ -137,7 +138,7 @@ def train_ama(
     steps = int(opt["steps"])
     seed = int(opt["seed"])
     validation = sample_tweaked(config.setting, config.participation, int(opt["eval_size"]), seed=seed + 7_000_003).values
-    start_step, elapsed0 = 0, 0.0
+    start_step, elapsed0, cpu0 = 0, 0.0, 0.0
     best_revenue, _ = hard_revenue(net, validation)
     best_state, best_step = copy.deepcopy(net.state_dict()), 0
     state_file = out / TRAIN_STATE_FILE
@@ -149,14 +150,15 @@ def train_ama(
             raise ConfigError(f"{out}: cannot resume, the checkpoint was trained with a different config")
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
-        start_step, elapsed0 = state["step"], state["elapsed_s"]
+        start_step, elapsed0, cpu0 = state["step"], state["elapsed_s"], state.get("cpu_s", 0.0)
         best_state, best_revenue, best_step = state["best_state"], state["best_revenue"], state["best_step"]
         truncate_log(out / LOG_FILE, "step", start_step)  # a run killed between its log line and its state
     else:
         for stale in (METRICS_FILE, STATE_FILE):
             (out / stale).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic() - elapsed0
+    machine = machine_description()  # load average before this run adds to it
+    t0, c0 = time.monotonic() - elapsed0, time.process_time() - cpu0
     t_start, t_end = float(opt["temperature_start"]), float(opt["temperature_end"])
     lr0, lr1 = float(opt["lr"]), float(opt["lr_end"])
     end = steps if stop_after is None else min(steps, start_step + int(stop_after))
@@ -170,6 +172,7 @@ def train_ama(
             "optimizer": optimizer.state_dict(),
             "step": step,
             "elapsed_s": time.monotonic() - t0,
+            "cpu_s": time.process_time() - c0,
             "best_state": best_state,
             "best_revenue": best_revenue,
             "best_step": best_step,
@@ -234,6 +237,8 @@ def train_ama(
         "name": config.name,
         "command": command if command is not None else " ".join(shlex.quote(a) for a in sys.argv),
         "train_wall_seconds": round(wall, 1),
+        "train_cpu_seconds": round(time.process_time() - c0, 1),  # this process: the work done on a shared machine
+        "machine": machine,
         "iterations": step,
         "torch_threads": torch.get_num_threads(),
         "train_config": {k: v for k, v in opt.items() if k != "evaluation"},

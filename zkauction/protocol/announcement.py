@@ -45,6 +45,13 @@ class Announcement:
     deadlines: dict[str, Any]
     block: int = 1
 
+    def term(self, key: str) -> Any:
+        """One announced term: a field of the announcement (``input_scale``, ``support``, ``rounds``...)
+        or else an entry of its ``auction`` (``manifest_sha256``, ``vk_sha256``, ``output_scale``...).
+        A field is never read from ``auction``: an auctioneer writing ``"input_scale"`` there as well
+        would otherwise show a checker one value and the protocol another."""
+        return getattr(self, key) if key in self.__dataclass_fields__ else self.auction.get(key)
+
     def to_dict(self) -> dict[str, Any]:
         d = {"format": PROTOCOL_FORMAT, **self.__dict__}
         if self.block == 1:  # rounds one at a time: the announcement is byte for byte what it always was
@@ -70,6 +77,45 @@ class Announcement:
         if a.mode == "ttp" and not a.third_party:
             raise ProtocolError("announcement: mode 'ttp' without the trusted third party's key")
         return a
+
+
+# The terms an announcement of a circuit must state exactly as the circuit's own files do: the grid
+# bids are committed on (input_scale: Poseidon commits to round(b * 2^scale), which the circuit reads
+# at its own scale), the supports (what an opening may be rejected for), the outcome grid (how far the
+# public checks tolerate rounding) and the hashes that name the circuit.
+CIRCUIT_TERMS = ("manifest_sha256", "vk_sha256", "n", "m", "input_scale", "support", "output_scale")
+
+
+def circuit_terms(circuit: Any) -> dict[str, Any]:
+    """What an announcement of ``circuit`` (a :class:`~zkauction.zk.circuit.Circuit`) must say, taken
+    from the circuit's manifest and verifying key, never from the announcement."""
+    man = circuit.manifest
+    return {
+        "manifest_sha256": circuit.manifest_sha256(),
+        "vk_sha256": circuit.vk_sha256(),
+        "n": int(man["n"]),
+        "m": int(man["m"]),
+        "input_scale": int(circuit.input_scale),
+        "support": [[[float(x) for x in item] for item in row] for row in man["setting"]["support"]],
+        "output_scale": min(int(s) for s in circuit.output_scales.values()),
+    }
+
+
+def misstated_terms(ann: Announcement, circuit: Any) -> list[str]:
+    """The terms an announcement naming ``circuit`` (its manifest and verifying key hashes) states
+    otherwise than the circuit's own files: input scale, supports, outcome grid, n, m; empty if it
+    states them all, or if it names another circuit (then the proof check refuses the proofs).
+    With another input scale the bidders commit to bids the circuit reads as other bids, and the
+    proofs of those verify; another output scale loosens the public checks' tolerance; another
+    support makes an honest bid "outside the support"."""
+    bad = {}
+    for key, want in circuit_terms(circuit).items():
+        got = ann.term(key)
+        if got != want:
+            bad[key] = f"the announcement's {key} is {got!r}, but the circuit's is {want!r}"
+    if "manifest_sha256" in bad or "vk_sha256" in bad:
+        return []
+    return list(bad.values())
 
 
 def block_of(ann: Announcement, round: int) -> range:

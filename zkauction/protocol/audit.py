@@ -11,13 +11,18 @@ the log's head, not a rejection's text, not the order of entries. If any registe
 revealed when the auctioneer closes the reveal phase, every round is audited: a withheld seed (a
 shill's, or a censored honest one) widens the audit, it never chooses it.
 
-**Every round is checked, not only the audited ones** (:func:`check_round`): the close lists
+**Every round is checked, not only the audited ones** (:func:`check_round`; the reading's own
+breaches, such as one commitment logged for two bidders, in :func:`public_checks`): the close lists
 exactly the logged commitments, one outcome after it naming exactly those commitments (rejected
 bidders absent), allocations feasible, absent bidders get nothing and pay nothing, payments between
 0 and the allocated value at the top of the support (individual rationality as far as it is
 checkable without bids), every rejection has a reason from the closed set and, for a bad opening,
 the bidder's own signed opening as evidence that is indeed bad (else it is a false rejection), and a
 bidder rejected for ``no_opening`` who published a valid opening before the outcome is in it.
+
+**The announcement states its circuit's terms** (:func:`announced_terms`): a verifier holding the
+circuit checks input and output scales, supports, n and m against the circuit's own files. What
+only a bidder can check, its own bids' worth against its payment, is :func:`own_outcome_problem`.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from zkauction.protocol.announcement import misstated_terms
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
 from zkauction.protocol.state import (
+    Announcement,
     EVIDENCE_REASONS,
     AuditError,
     Breach,
@@ -124,14 +131,39 @@ def valid_opening(st: LedgerState, bidder: int, commitment: str, bids: Any, salt
     return None
 
 
-def tolerance(st: LedgerState) -> float:
-    """How far float rounding may carry a feasible outcome: one grid step per bidder for a circuit's
-    fixed-point outputs, :data:`DEFAULT_TOLERANCE` for float outcomes."""
-    scale = st.announcement.auction.get("output_scale")
-    # the auctioneer writes this: only a sane grid may loosen the checks, never a negative scale
+def grid_step(ann: Announcement) -> float | None:
+    """The outcome grid's step, 2^-output_scale for a circuit's fixed-point outputs; None for float
+    outcomes."""
+    scale = ann.auction.get("output_scale")
+    # the auctioneer writes this: only a sane grid may loosen the checks, never a negative scale (and
+    # every verifier holding the circuit checks it is the circuit's own: announced_terms)
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 52:
-        return DEFAULT_TOLERANCE
-    return st.announcement.n * 2.0 ** -scale
+        return None
+    return 2.0 ** -scale
+
+
+def tolerance(st: LedgerState) -> float:
+    """How far rounding may carry a feasible outcome: one grid step per bidder, or
+    :data:`DEFAULT_TOLERANCE` for float outcomes."""
+    step = grid_step(st.announcement)
+    return DEFAULT_TOLERANCE if step is None else st.announcement.n * step
+
+
+def own_outcome_problem(ann: Announcement, i: int, bids: Sequence[float], d: dict[str, Any]) -> str | None:
+    """What bidder ``i`` sees wrong in an outcome computed on its opening ``bids`` that nobody
+    without its bids can: it pays more than its allocation is worth at its own bids, beyond rounding
+    (every auction zkauction announces is individually rational; the public checks can only bound a
+    payment by the top of the support). None if nothing is."""
+    try:
+        a = [float(x) for x in d["allocation"][i]]
+        pay = float(d["payment"][i])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return f"the outcome is malformed (no allocation or payment of bidder {i})"
+    value = sum(x * float(b) for x, b in zip(a, bids))
+    if not pay <= value + (grid_step(ann) or DEFAULT_TOLERANCE) * (1 + sum(abs(float(b)) for b in bids)):
+        return (f"bidder {i} pays {pay:g} for an allocation worth {value:g} at its own bids {list(bids)}: "
+                "the announced auction never charges more than that (individual rationality)")
+    return None
 
 
 def check_round(st: LedgerState, r: int) -> list[Breach]:
@@ -324,6 +356,15 @@ class AuditReport:
                 "srs": self.srs, "log_size": self.log_size}
 
 
+def announced_terms(st: LedgerState, circuit: Any) -> list[Breach]:
+    """The announcement against the circuit it names, the verifier's copy (None checks nothing):
+    each term it misstates (:func:`~zkauction.protocol.announcement.misstated_terms`) is the
+    auctioneer's breach at entry 0."""
+    if circuit is None:
+        return []
+    return [Breach(0, None, f"{p} (the announced circuit's own terms)") for p in misstated_terms(st.announcement, circuit)]
+
+
 class Auditor:
     """Anyone: computes the audit's verdict from the log. ``circuit`` (public artefacts suffice)
     verifies zk proofs, ``outcome`` recomputes outcomes in reveal mode; ``trusted_srs`` pins SRS
@@ -400,7 +441,7 @@ class Auditor:
                                ann.penalty, None, len(self.ledger))
         st = state or read_state(self.ledger)
         ann = st.announcement
-        breaches = public_checks(st) + check_cosigned(self.ledger, st)
+        breaches = announced_terms(st, self.circuit) + public_checks(st) + check_cosigned(self.ledger, st)
         try:
             draw = audit_draw(st)
         except AuditError as e:

@@ -123,7 +123,7 @@ class Bidder:
             raise ProtocolError(f"bidder {self.index}: ttp mode, but this bidder was told of no trusted third party: "
                                 "refusing to take part (the auctioneer could name its own key)")
         for k, want in self.expected.items():
-            got = ann.auction.get(k, getattr(ann, k, None))
+            got = ann.term(k)
             if got != want:
                 raise ProtocolError(f"bidder {self.index}: the announcement's {k} is {got!r}, not the {want!r} "
                                     "this bidder was told: refusing to take part")
@@ -245,13 +245,19 @@ class Bidder:
                                 "the opening is not sent")
         self.view.check_included(self.ledger, close.seq, close)
         mine = self._commitments[round]
-        if close.data["commitments"][self.index] != mine:
+        listed = close.data["commitments"]
+        if listed[self.index] != mine:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
+        copies = [j for j, c in enumerate(listed) if j != self.index and isinstance(c, str) and c.lower() == mine.lower()]
+        if copies:  # its opening would open the copy too: a shill would bid exactly this bid (the log shows the breach)
+            raise ProtocolError(f"round {round}: the closed list gives bidder {copies[0]} bidder {self.index}'s commitment "
+                                "(a copy): the opening is not sent")
         return self._openings[round]
 
     def check_outcome(self, round: int, *, found: dict[int, Entry | None] | None = None) -> str:
-        """Check the outcome of a round this bidder bid in: covered by the kept checkpoint and
-        computed on its commitment. Returns ``"ok"`` or ``"rejected"`` (then it may dispute).
+        """Check the outcome of a round this bidder bid in: covered by the kept checkpoint, computed
+        on its commitment, and charging it no more than its allocation is worth at its own bids
+        (:func:`~zkauction.protocol.audit.own_outcome_problem`). Returns ``"ok"`` or ``"rejected"`` (then it may dispute).
         ``found``: a block's outcomes the caller looked up just after syncing (:meth:`check_outcomes`)."""
         ann = self.announcement
         if found is None:
@@ -269,6 +275,11 @@ class Bidder:
             raise ProtocolError(f"round {round}: the outcome is malformed (no commitment or participation of "
                                 f"bidder {self.index})") from None
         if used:
+            from zkauction.protocol.audit import own_outcome_problem
+
+            problem = own_outcome_problem(ann, self.index, self._openings[round].bids, out.data)
+            if problem:
+                raise ProtocolError(f"round {round}: {problem}")
             return "ok"
         if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
                for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):

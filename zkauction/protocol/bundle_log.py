@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkauction.protocol import merkle
+from zkauction.protocol.announcement import misstated_terms
 from zkauction.protocol.checkpoint import CheckpointError, SignedCheckpoint, check_log_extends
 from zkauction.protocol.log import ChainError, Entry, Ledger, LedgerError, check_entry, leaf_hash_of
 from zkauction.protocol.state import ANNOUNCEMENT, OUTCOME, Announcement, ProtocolError, read_announcement, round_state
@@ -108,8 +109,17 @@ def check_log_proof(bundle: ProofBundle) -> LogBinding:
     return LogBinding(r, first.hash, cp, ann, out.seq)
 
 
+def check_announced_terms(ann: Announcement, circuit: Any, check: str) -> None:
+    """Raise :class:`~zkauction.zk.bundle.VerificationError` (``check``) if the announcement misstates
+    a term of the circuit the verifier holds (:func:`~zkauction.protocol.announcement.misstated_terms`):
+    its proofs would bind the bidders' commitments to other bids than the ones committed."""
+    problems = misstated_terms(ann, circuit)
+    if problems:
+        raise VerificationError(check, f"{problems[0]}: the auctioneer announced the circuit with other terms")
+
+
 def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None = None,
-                                kept: SignedCheckpoint | None = None) -> int:
+                                kept: SignedCheckpoint | None = None, circuit: Any = None) -> int:
     """Check a proof bundle against a log: the bundle's log proof (or, without one, the log's
     own outcome entry and newest checkpoint), that this log extends the bundle's checkpoint (and
     ``kept``, a checkpoint the caller accepted before), and the round's public checks. Returns the
@@ -123,6 +133,8 @@ def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None =
         raise VerificationError("ledger", f"the bundle is for round {bundle.round_id}, not round {round}")
     try:
         ann, first = read_announcement(ledger)
+        if circuit is not None:
+            check_announced_terms(ann, circuit, "ledger")
         if bundle.log is not None:
             binding = check_log_proof(bundle)
             cp = binding.checkpoint

@@ -29,6 +29,7 @@ from zkauction.protocol.log import Ledger, SigningKey
 from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, TrustedThirdParty
 from zkauction.protocol.bidder import Bidder
+from zkauction.protocol.announcement import circuit_terms
 from zkauction.protocol.state import MODES, OUTCOME, OutcomeFunction, ProtocolError, read_state
 from zkauction.protocol.rounds import finish_round, play_round, run_rounds  # noqa: F401  (re-exported)
 
@@ -138,6 +139,8 @@ class LocalRun:
         (d / OPENINGS_FILE).unlink(missing_ok=True)
         # What each bidder was told out of band and checks in the announcement before registering.
         expected = {k: auction[k] for k in ("manifest_sha256", "vk_sha256") if k in auction}
+        if circuit is not None:  # the circuit's own terms: its hashes, scales, supports, n and m
+            expected.update(circuit_terms(circuit))
         expected.update(mode=mode, rounds=rounds, audits=audits, penalty=float(penalty),
                         third_party=keys["third_party"].public_hex if mode == "ttp" else None)
         cfg = {"seed": seed, "setting": setting.to_dict(), "participation": participation.to_dict(),

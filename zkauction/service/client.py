@@ -138,13 +138,14 @@ class BidderClient:
         self.circuit = circuit
         self.retry_for = retry_for
         self.say = log or (lambda s: None)
+        self.report = ClientReport(-1)  # the index once the announcement is read (retries count from here)
         ann = self._retry(lambda: self._announcement())
         if self.key.public_hex not in ann.bidders:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
         self.index = ann.bidders.index(self.key.public_hex)
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
                              view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
-        self.report = ClientReport(self.index)
+        self.report.index = self.index
 
     def _announcement(self) -> Any:
         from zkauction.protocol.state import read_announcement

@@ -223,6 +223,12 @@ class Engine:
                 raise Rejected(f"payload.commitment: {e}", 400) from None
             if s != Status(st.round, 0):
                 raise Rejected(f"round {st.round} is not in its commit phase (now: round {s.round}, {s.name(T)})")
+            # a copy of another bidder's commitment would open with that bidder's opening: never logged
+            mine = d["commitment"].lower()
+            others = [e.data for e in self.ledger.entries(kind=BID_COMMITMENT, round=st.round)]
+            others += [json.loads(q.payload) for q, _ in self._batch if q.kind == BID_COMMITMENT and q.round == st.round]
+            if any(str(o.get("commitment", "")).lower() == mine and o.get("bidder") != i for o in others):
+                raise Rejected(f"round {st.round}: this commitment is already another bidder's (a copy is never logged)")
         elif st.kind in (DISPUTE, ABSTENTION):
             if s.round != st.round or s.phase == 0 or first_entry(self.ledger, OUTCOME, st.round, self.ann.auctioneer):
                 raise Rejected(f"{st.kind} of round {st.round} only between its close and its outcome")

@@ -174,7 +174,9 @@ def proof_instances(proof: dict[str, Any], n: int) -> tuple[list[str], list[str]
     return [str(x) for x in flat[:n]], [str(x) for x in flat[n:]]
 
 
-def _load_public_circuit(circuit: Circuit | str | Path, srs_path: str | Path | None) -> Circuit:
+def load_public_circuit(circuit: Circuit | str | Path, srs_path: str | Path | None) -> Circuit:
+    """A verifier's circuit (a folder with manifest.json, settings.json and vk.key suffices); a folder
+    that is not one is a failed ``manifest`` check."""
     if isinstance(circuit, Circuit):
         if srs_path is not None:
             return Circuit(circuit.dir, circuit.manifest, Path(srs_path))
@@ -209,7 +211,7 @@ def verify_bundle(
             bundle = ProofBundle.load(bundle)
         except BundleError as e:
             raise VerificationError("manifest", f"unreadable proof bundle: {e}") from None
-    c = _load_public_circuit(circuit, srs_path)
+    c = load_public_circuit(circuit, srs_path)
 
     # 1. manifest
     if expected_manifest_sha256 is not None and c.manifest_sha256() != expected_manifest_sha256:

@@ -1,0 +1,117 @@
+"""A second review played as the cheating auctioneer (session 8): each test plays an attack that
+passed every honest check before its defence, then asserts the defence.
+
+- The announcement names the circuit (its manifest and verifying-key hashes) but states other
+  terms: another input scale (the bidders commit to bids the circuit reads as twice as high, and
+  the proofs of those outcomes verify), another output scale (the public checks tolerate a whole
+  item), a narrower support (an honest bidder is "outside the support" in every round).
+- A shill logs an honest bidder's commitment as its own and opens it with the honest opening: it
+  bids exactly the honest bid (a commitment names bids and a salt, not a bidder).
+- An overcharge inside every public bound but above what the winner's bids are worth."""
+
+import dataclasses
+
+import pytest
+
+from test_protocol import PARTICIPATION, SETTING, _fake_bundle, make_run
+
+from zkauction.learn.setting import AuctionSetting
+from zkauction.protocol.announcement import circuit_terms, misstated_terms
+from zkauction.protocol.audit import Auditor
+from zkauction.protocol.auctioneer import circuit_outcome_function
+from zkauction.protocol.bundle_log import check_bundle_against_ledger
+from zkauction.protocol.demo import auction_info
+from zkauction.protocol.local import LocalRun, play_round
+from zkauction.protocol.state import BID_COMMITMENT, ProtocolError, read_state, unique_key
+from zkauction.zk.bundle import VerificationError
+from zkauction.zk.circuit import Outcome
+
+from test_attacks import CIRCUIT
+
+BOTH = [[0.75, 0.5], [0.5, 0.875]]
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    from zkauction.zk.circuit import Circuit
+
+    return Circuit.load(CIRCUIT)
+
+
+def misannounced(circuit, term):
+    """(input_scale, setting, auction) announcing ``circuit`` with ``term`` stated otherwise."""
+    scale, setting, auction = circuit.input_scale, SETTING, auction_info(circuit)
+    if term == "input_scale":
+        scale += 1  # Poseidon(round(b * 2^11)): the circuit, at scale 10, reads the bid 2b
+    elif term == "output_scale":
+        auction = {**auction, "output_scale": 1}  # the public checks' tolerance: n * 2^-1 = a whole item
+    elif term == "support":
+        setting = AuctionSetting(2, 2, support=((0.97, 1.0), (0.97, 1.0)))  # every honest bid is "outside"
+    return scale, setting, auction
+
+
+@pytest.mark.parametrize("term", ["input_scale", "output_scale", "support"])
+def test_an_announcement_misstating_the_circuits_terms_is_refused_and_is_a_breach(tmp_path, circuit, term):
+    scale, setting, auction = misannounced(circuit, term)
+    outcome = circuit_outcome_function(circuit)
+    # 1. bidders told of the circuit (its files) refuse to register, naming the term
+    with pytest.raises(ProtocolError, match=f"the announcement's {term} is .* refusing to take part"):
+        LocalRun.create(tmp_path / "told.db", outcome, setting=setting, participation=PARTICIPATION, input_scale=scale,
+                        auction=auction, rounds=2, audits=1, mode="zk", seed=1, circuit=circuit)
+    # 2. bidders told only the hashes register; every verifier holding the circuit names the breach
+    run = LocalRun.create(tmp_path / "a.db", outcome, setting=setting, participation=PARTICIPATION, input_scale=scale,
+                          auction=auction, rounds=2, audits=1, mode="zk", seed=1)
+    assert misstated_terms(run.auctioneer.announcement(), circuit)
+    report = Auditor(run.ledger, circuit=circuit).audit()
+    assert report.status == "invalid" and report.penalty_due > 0, report.to_dict()
+    assert report.breaches[0].seq == 0 and f"the announcement's {term} is" in report.breaches[0].reason
+    assert Auditor(run.ledger).audit().status == "pending"  # without the circuit, nothing to compare with
+    play_round(run.auctioneer, run.bidders, 1, [[1.0, 0.98], [0.99, 1.0]])
+    with pytest.raises(VerificationError, match=f"the announcement's {term} is"):  # `zkauction verify --db`
+        check_bundle_against_ledger(_fake_bundle(read_state(run.ledger), 1), run.ledger, circuit=circuit)
+    run.close()
+
+
+def test_the_circuits_own_terms_pass_and_another_circuit_is_left_to_the_proof_check(tmp_path, circuit):
+    scale, setting, auction = misannounced(circuit, "none")
+    with LocalRun.create(tmp_path / "a.db", circuit_outcome_function(circuit), setting=setting, participation=PARTICIPATION,
+                         input_scale=scale, auction=auction, rounds=2, audits=1, mode="zk", seed=1, circuit=circuit) as run:
+        ann = run.auctioneer.announcement()
+        assert misstated_terms(ann, circuit) == [] and circuit_terms(circuit)["output_scale"] == 10
+        assert run.bidders[0].expected["input_scale"] == circuit.input_scale
+        # another circuit's announcement (other hashes) with another scale: the proof check names the circuit
+        other = dataclasses.replace(ann, input_scale=11, auction={**ann.auction, "manifest_sha256": "aa" * 32})
+        assert misstated_terms(other, circuit) == []
+        # a term written twice (a field and an auction entry) is read from the field only
+        assert dataclasses.replace(ann, auction={**ann.auction, "input_scale": 11}).term("input_scale") == circuit.input_scale
+
+
+@pytest.mark.parametrize("copy_first", [False, True])
+def test_a_shill_copying_an_honest_commitment_is_a_breach_and_the_honest_bidder_does_not_open(tmp_path, copy_first):
+    run = make_run(tmp_path, rounds=2, audits=1)
+    honest, shill = run.bidders
+    item = honest.commitment_item(1, BOTH[0])
+    copy = (BID_COMMITMENT, {"bidder": 1, "commitment": item[1]["commitment"]}, shill.key, 1, unique_key(BID_COMMITMENT, 1, 1))
+    run.ledger.append_many([copy, item] if copy_first else [item, copy])  # the host logs both, in its order
+    run.auctioneer.close_commitments(1)
+    with pytest.raises(ProtocolError, match="gives bidder 1 bidder 0's commitment \\(a copy\\): the opening is not sent"):
+        honest.open(1)
+    st = read_state(run.ledger)
+    assert any("bidders 0 and 1 logged the same commitment in round 1" in b.reason for b in st.breaches), st.breaches
+    assert Auditor(run.ledger).audit().status == "invalid"
+    run.close()
+
+
+def test_an_overcharge_inside_the_public_bounds_is_refused_by_the_winner(tmp_path):
+    run = make_run(tmp_path, rounds=2, audits=1)
+    honest = run.auctioneer.outcome
+
+    def overcharge(bids, salts):  # winners pay their allocation's value at the top of the support
+        out = honest(bids, salts)
+        return Outcome(out.allocation, tuple(max(p, sum(a)) for p, a in zip(out.payment, out.allocation)))
+
+    run.auctioneer.outcome = overcharge
+    with pytest.raises(ProtocolError, match=r"round 1: bidder \d pays .* at its own bids .*\(individual rationality\)"):
+        play_round(run.auctioneer, run.bidders, 1, BOTH)
+    assert read_state(run.ledger).breaches == []  # the public checks cannot see it: the bids are sealed
+    run.close()
