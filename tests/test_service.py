@@ -247,6 +247,28 @@ def test_the_server_never_logs_a_copy_of_another_bidders_commitment(tmp_path, ci
         srv.stop()
 
 
+def test_the_monitor_names_an_announcement_misstating_the_circuits_terms_at_once(tmp_path, circuit):
+    from zkauction.protocol.auctioneer import Auctioneer
+    from zkauction.protocol.demo import auction_info
+
+    keys = [init_state(tmp_path / f"b{i}") for i in range(2)]
+    d = tmp_path / "auctioneer"
+    d.mkdir(mode=0o700)
+    key = SigningKey.generate()
+    key.save(d / "auctioneer.pem")
+    with Ledger.open(tmp_path / "a.db") as ledger:  # the circuit's hashes, at input scale 11 (its own is 10)
+        Auctioneer(key, ledger, None).announce(
+            n=2, m=2, support=[[[0.0, 1.0]] * 2] * 2, input_scale=circuit.input_scale + 1, auction=auction_info(circuit),
+            rounds=2, audits=1, penalty=10.0, mode="zk", bidders=keys, third_party=None, deadlines=FAST)
+    srv = Server(engine_for(tmp_path / "a.db", d, circuit))
+    try:
+        with pytest.raises(MonitorAlert, match="breach: ledger entry 0: the announcement's input_scale is 11, but the circuit's is 10"):
+            Monitor(srv.url, circuit=circuit).poll()
+        assert Monitor(srv.url).poll() is False  # without the circuit there is nothing to compare with
+    finally:
+        srv.stop()
+
+
 def test_a_server_that_lies_in_the_outcome_is_named_by_the_monitor(tmp_path, circuit):
     """The auctioneer's outcome function charges more than the allocated value allows (and gives
     an item twice): the public checks of that round name it, without any proof."""

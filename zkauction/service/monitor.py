@@ -68,6 +68,12 @@ class Monitor:
             return False
         if self._reader is None:
             ann, first = read_announcement(r)
+            if self.circuit is not None:  # the terms the circuit fixes, from its own files
+                from zkauction.protocol.announcement import misstated_terms
+
+                bad = misstated_terms(ann, self.circuit)
+                if bad:
+                    raise MonitorAlert(f"breach: ledger entry 0: {bad[0]} (the announced circuit's own terms)")
             self._reader = _Reader(ann, first)
             self._view = LogView(ann.auctioneer, self.state_path, log_id=first.hash)
         for e in new:
