@@ -136,9 +136,7 @@ def register(app: typer.Typer) -> None:
         try:
             circ = load_public_circuit(circuit, srs)  # the verifier's copy: its manifest states the terms
             if b.log is not None:
-                from zkauction.protocol.bundle_log import check_log_proof
-
-                from zkauction.protocol.bundle_log import check_announced_terms
+                from zkauction.protocol.bundle_log import check_announced_terms, check_log_proof
 
                 binding = check_log_proof(b)
                 if round is not None and binding.round != round:

@@ -79,16 +79,12 @@ class Announcement:
         return a
 
 
-# The terms an announcement of a circuit must state exactly as the circuit's own files do: the grid
-# bids are committed on (input_scale: Poseidon commits to round(b * 2^scale), which the circuit reads
-# at its own scale), the supports (what an opening may be rejected for), the outcome grid (how far the
-# public checks tolerate rounding) and the hashes that name the circuit.
-CIRCUIT_TERMS = ("manifest_sha256", "vk_sha256", "n", "m", "input_scale", "support", "output_scale")
-
-
 def circuit_terms(circuit: Any) -> dict[str, Any]:
     """What an announcement of ``circuit`` (a :class:`~zkauction.zk.circuit.Circuit`) must say, taken
-    from the circuit's manifest and verifying key, never from the announcement."""
+    from the circuit's manifest and verifying key, never from the announcement: the hashes that name
+    the circuit, n and m, the grid bids are committed on (Poseidon commits to round(b * 2^scale),
+    which the circuit reads at its own scale), the supports (what an opening may be rejected for)
+    and the outcome grid (how far the public checks tolerate rounding)."""
     man = circuit.manifest
     return {
         "manifest_sha256": circuit.manifest_sha256(),

@@ -257,7 +257,8 @@ class Bidder:
     def check_outcome(self, round: int, *, found: dict[int, Entry | None] | None = None) -> str:
         """Check the outcome of a round this bidder bid in: covered by the kept checkpoint, computed
         on its commitment, and charging it no more than its allocation is worth at its own bids
-        (:func:`~zkauction.protocol.audit.own_outcome_problem`). Returns ``"ok"`` or ``"rejected"`` (then it may dispute).
+        (:func:`~zkauction.protocol.audit.own_outcome_problem`). Returns ``"ok"`` or ``"rejected"``
+        (then it may dispute).
         ``found``: a block's outcomes the caller looked up just after syncing (:meth:`check_outcomes`)."""
         ann = self.announcement
         if found is None:

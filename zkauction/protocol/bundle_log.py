@@ -122,7 +122,8 @@ def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None =
                                 kept: SignedCheckpoint | None = None, circuit: Any = None) -> int:
     """Check a proof bundle against a log: the bundle's log proof (or, without one, the log's
     own outcome entry and newest checkpoint), that this log extends the bundle's checkpoint (and
-    ``kept``, a checkpoint the caller accepted before), and the round's public checks. Returns the
+    ``kept``, a checkpoint the caller accepted before), the round's public checks and, given the
+    verifier's ``circuit``, that the announcement states its terms. Returns the
     round; raises :class:`~zkauction.zk.bundle.VerificationError` with ``check`` "log" or
     "ledger". The proof itself is :func:`zkauction.zk.bundle.verify_bundle`'s job: call both."""
     from zkauction.protocol.audit import check_round

@@ -285,8 +285,9 @@ class _Reader:
         mine = commitments.check_felt(d["commitment"], "commitment")
         copied = [j for j, c in self.st.commitments[r].items() if c.lower() == mine]
         if copied:  # counted (the close must list it) and the host's breach: an honest host refuses a copy
-            self.st.breaches.append(Breach(e.seq, r, f"bidders {min(copied[0], i)} and {max(copied[0], i)} logged the same commitment in round {r}: "
-                                           "one is a copy (it opens with the other's opening), which an honest host refuses"))
+            lo, hi = sorted((copied[0], i))
+            self.st.breaches.append(Breach(e.seq, r, f"bidders {lo} and {hi} logged the same commitment in round {r}: one is "
+                                           "a copy (it opens with the other's opening), which an honest host refuses"))
         self.st.commitments[r][i] = str(d["commitment"])
 
     def close(self, e: Entry, d: dict[str, Any]) -> None:
