@@ -21,7 +21,7 @@ from zkauction.protocol.audit import Auditor
 from zkauction.protocol.auctioneer import circuit_outcome_function
 from zkauction.protocol.bundle_log import check_bundle_against_ledger
 from zkauction.protocol.demo import auction_info
-from zkauction.protocol.local import LocalRun, play_round
+from zkauction.protocol.local import LocalRun, finish_round, play_round
 from zkauction.protocol.state import BID_COMMITMENT, ProtocolError, read_state, unique_key
 from zkauction.zk.bundle import VerificationError
 from zkauction.zk.circuit import Outcome
@@ -114,4 +114,25 @@ def test_an_overcharge_inside_the_public_bounds_is_refused_by_the_winner(tmp_pat
     with pytest.raises(ProtocolError, match=r"round 1: bidder \d pays .* at its own bids .*\(individual rationality\)"):
         play_round(run.auctioneer, run.bidders, 1, BOTH)
     assert read_state(run.ledger).breaches == []  # the public checks cannot see it: the bids are sealed
+    run.close()
+
+
+def test_a_shills_opening_outside_the_support_in_the_outcome_fails_the_reveal_audit(tmp_path):
+    """The host accepts its shill's opening outside the support instead of rejecting it
+    (``outside_support``): against the test net that raises the honest winner's price by 13% beyond
+    any bid inside the support. The audited round's published openings show it."""
+    run = make_run(tmp_path, rounds=2, audits=2)  # every round audited
+    a, honest, shill = run.auctioneer, *run.bidders
+    for r in (1, 2):
+        honest.commit(r, [0.75, 0.5])
+        shill.commit(r, [0.0, 2.75])
+        a.close_commitments(r)
+        a.receive_opening(r, 0, honest.open(r))
+        a._pending.setdefault(r, {})[1] = shill.open(r).opening  # accepted: no rejection logged
+        finish_round(a, [honest, shill], r)
+    assert read_state(run.ledger).breaches == []  # sealed bids: no public check can see it
+    report = run.audit()
+    assert report.status == "invalid" and report.failed == [1, 2], report.to_dict()
+    assert "round 1: bidder 1 is in the outcome, but its opening is one the auctioneer must reject: bid for item 1 " \
+           "is 2.75, outside [0.0, 1.0]" in report.verdicts[0].reason
     run.close()

@@ -310,6 +310,26 @@ def test_every_bidder_client_runs_the_public_checks_on_the_log_it_holds(tmp_path
     assert all(e.exit_code == 1 for e in errors)
 
 
+def test_in_reveal_mode_every_bidder_client_recomputes_the_audited_rounds(tmp_path, circuit):
+    """Winners pay halfway up to their bids' worth in every round: inside every public bound and each
+    winner's own check; the audit's published openings show it, and each client says so itself."""
+    from test_protocol import within_bids
+
+    from zkauction.protocol.auctioneer import circuit_outcome_function
+    from zkauction.service.client import AuditFailed
+
+    srv = make_service(tmp_path, circuit, n_rounds=2, audits=2, mode="reveal",
+                       outcome=within_bids(circuit_outcome_function(circuit)))
+    try:
+        threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
+        for t in threads:
+            t.join(120)
+    finally:
+        srv.stop()
+    assert len(errors) == 2 and all(isinstance(e, AuditFailed) for e in errors), errors
+    assert all("fails (reveal): round 1: published payment" in str(e) for e in errors), errors
+
+
 def test_a_server_showing_another_history_is_refused_by_a_client_that_kept_a_checkpoint(tmp_path, circuit):
     """Two servers under the same auctioneer key and announcement (the same log id), whose logs
     diverge after registration: a client that accepted one cannot be shown the other."""

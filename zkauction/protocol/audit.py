@@ -307,10 +307,13 @@ def _compare_outcomes(round: int, published: Outcome, expected: Outcome, what: s
 
 def check_round_openings(st: LedgerState, round: int, bids: Sequence[Sequence[float]], salts: Sequence[str],
                          outcome: OutcomeFunction) -> None:
-    """Reveal / third-party check: the openings open the commitments the outcome names and the
-    announced auction gives the published outcome on them."""
+    """Reveal / third-party check: the openings open the commitments the outcome names, every
+    participant's opening is one the auctioneer had to accept (within the support: a shill's bid
+    outside it moves prices beyond any bid it may make), and the announced auction gives the
+    published outcome on them."""
     ann = st.announcement
     logged = st.commitments_of(round)
+    present = st.outcomes[round].data["participants"]
     if len(bids) != ann.n or len(salts) != ann.n:
         raise ProtocolError(f"round {round}: expected openings of {ann.n} bidders")
     for i in range(ann.n):
@@ -320,6 +323,10 @@ def check_round_openings(st: LedgerState, round: int, bids: Sequence[Sequence[fl
             raise ProtocolError(f"round {round}: bidder {i}'s opening is malformed: {e}") from None
         if got != logged[i]:
             raise ProtocolError(f"round {round}: bidder {i}'s opening does not match the commitment the outcome names")
+        problem = valid_opening(st, i, logged[i], list(bids[i]), salts[i]) if present[i] == 1 else None
+        if problem:
+            raise ProtocolError(f"round {round}: bidder {i} is in the outcome, but its opening is one the auctioneer "
+                                f"must reject: {problem}")
     _compare_outcomes(round, st.outcome_of(round), outcome(bids, salts), "the announced auction gives")
 
 

@@ -255,7 +255,9 @@ class BidderClient:
         """Every audited round, read from the log the kept checkpoint commits to (a verified replica,
         the protocol's reader: the server's answers to filtered queries are not evidence): the draw
         from the seed reveals that count, and (zk mode, with the circuit) each drawn round's proof
-        against that round's logged outcome."""
+        against that round's logged outcome; (reveal and ttp modes, with the circuit) each drawn
+        round as any auditor checks it: recomputed on its published openings, or the announced third
+        party's verdict."""
         from zkauction.protocol.audit import audit_draw
         from zkauction.protocol.state import read_state
         from zkauction.service.remote import verified_replica
@@ -263,7 +265,8 @@ class BidderClient:
         from zkauction.protocol.audit import public_checks
 
         b, ann = self.bidder, self.bidder.announcement
-        st = read_state(verified_replica(self.remote, b.sync()))
+        replica = verified_replica(self.remote, b.sync())
+        st = read_state(replica)
         # every round's public checks too, on the copy the kept checkpoint commits to: a rejection or an
         # outcome the server showed this client during the run is judged here against the real log
         breaches = public_checks(st)
@@ -272,7 +275,18 @@ class BidderClient:
             raise AuditFailed(f"bidder {self.index}: the log shows a breach by the auctioneer: {breaches[0]}")
         rounds = audit_draw(st).rounds  # AuditError while the reveal phase is open in the log it holds
         self.report.audit_rounds = rounds
-        if ann.mode != "zk" or self.circuit is None:
+        if self.circuit is None:
+            return
+        if ann.mode != "zk":
+            from zkauction.protocol.audit import Auditor
+            from zkauction.protocol.auctioneer import circuit_outcome_function
+
+            outcome = circuit_outcome_function(self.circuit) if ann.mode == "reveal" else None
+            auditor = Auditor(replica, circuit=self.circuit, outcome=outcome)
+            for r in rounds:
+                v = auditor.check_audited_round(st, r)
+                if not v.valid:
+                    raise AuditFailed(f"bidder {self.index}: audited round {r} fails ({ann.mode}): {v.reason}")
             return
         from zkauction.zk.bundle import ProofBundle, VerificationError, verify_bundle
 
