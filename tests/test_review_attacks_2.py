@@ -136,3 +136,21 @@ def test_a_shills_opening_outside_the_support_in_the_outcome_fails_the_reveal_au
     assert "round 1: bidder 1 is in the outcome, but its opening is one the auctioneer must reject: bid for item 1 " \
            "is 2.75, outside [0.0, 1.0]" in report.verdicts[0].reason
     run.close()
+
+
+def test_in_the_circuit_a_bid_outside_its_support_counts_as_the_nearest_bid_inside(tmp_path, circuit):
+    """zk mode: nobody but the auctioneer sees a shill's bid, and ezkl does not range-check inputs
+    (the salt slot is a full field element). The exported graph clamps each bid into [0, top], so a
+    witness the host builds for a shill bid outside the support (its own prover's input check
+    skipped) proves the outcome of a bid it could have made inside it."""
+    from zkauction.zk.witness import _witness, decode_outputs
+
+    def proven(bids):
+        _, w = _witness(circuit, bids, ["00" * 32] * 2, tmp_path)
+        return decode_outputs(circuit, w["outputs"])
+
+    for honest, outside, edge in [([0.5, 1.0], [0.0, 1.5], [0.0, 1.0]),  # unclamped: the shill won item 1
+                                  ([0.5, 1.0], [0.5, 3.0], [0.5, 1.0]),  # unclamped: the shill won both
+                                  ([0.75, 0.5], [3.0, 1.5], [1.0, 1.0]), ([0.75, 0.5], [0.9375, 40.0], [0.9375, 1.0])]:
+        assert proven([honest, outside]) == proven([honest, edge]), outside
+    assert proven([[0.75, 0.5], [0.5, 0.5]]) != proven([[0.75, 0.5], [0.5, 1.0]])  # inside the support, bids count

@@ -37,16 +37,25 @@ def input_names(n: int) -> list[str]:
 
 
 class PerBidderInputs(nn.Module):
-    """Wraps an AuctionNet: n inputs ``[1, m + 1]`` (bids and salt slot) -> (allocation, payment)."""
+    """Wraps an AuctionNet: n inputs ``[1, m + 1]`` (bids and salt slot) -> (allocation, payment).
+
+    Each bid is clamped into [0, top of its support] before the net: ezkl does not range-check the
+    inputs (the salt slot is a full field element) and nobody but the auctioneer sees a bid in zk
+    mode, so a shill committed to a bid above the support (or a negative field element) would
+    otherwise move the outcome beyond any bid it may make. Every bid an honest run puts in an
+    outcome is inside its support, where the clamp changes nothing."""
 
     def __init__(self, net: AuctionNet):
         super().__init__()
         self.net = net
         self.m = net.setting.m
+        top = [[float(hi) for _, hi in row] for row in net.setting.support]
+        self.register_buffer("top", torch.tensor(top, dtype=torch.float32))  # [n, m]
 
     def forward(self, *bidders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The salt (last column) is dropped here: only the commitment binds it.
         bids = torch.stack([b[:, : self.m] for b in bidders], dim=1)  # [1, n, m]
+        bids = torch.relu(bids) - torch.relu(bids - self.top)  # min(max(b, 0), top), exact on the grid
         return self.net(bids)
 
 
