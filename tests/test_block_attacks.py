@@ -500,7 +500,7 @@ def test_an_auction_announced_twice_byte_for_byte_gets_no_bidder_to_reuse_its_sa
         with pytest.raises(ProtocolError, match="already registered in log"):
             again.register()
         # a new auction (another announcement) with the same secret is another log id: fresh salts
-        other = announce_again(a, rounds=a.announcement().rounds + 1)
+        other = announce_again(a, rounds=a.announcement().rounds + 1, penalty=a.announcement().penalty * 2)
         fresh = Bidder(0, b0.key, other, secret=b0._secret, record_path=record)
         fresh.register()
         assert fresh.salt(1) != sent[0][1].opening.salt and fresh.seed != b0.seed

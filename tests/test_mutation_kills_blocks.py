@@ -183,7 +183,7 @@ def test_a_record_of_log_ids_that_cannot_be_read_is_named(tmp_path):
     raw error), and the bidder registers nothing."""
     with make_run(tmp_path) as run:
         b0 = run.bidders[0]
-        twin = announce_again(run.auctioneer, rounds=5)
+        twin = announce_again(run.auctioneer, rounds=5, penalty=100.0)
         record = tmp_path / "logs.json"
         record.write_text("{not json")
         again = Bidder(0, b0.key, twin, secret=b0._secret, record_path=record)

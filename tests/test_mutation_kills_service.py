@@ -719,3 +719,34 @@ def test_the_client_refuses_an_audited_rounds_proof_that_does_not_verify(tmp_pat
         assert err.value.check == "proof" and c.report.proofs_verified == []
     finally:
         run.close()
+
+
+def test_a_restarted_client_checks_the_rounds_played_while_it_was_down(tmp_path, served_client):
+    """client.py _check_played: a round that got its outcome while the client was down is checked
+    all the same (the host could otherwise charge a winner beyond its bids' worth in exactly the
+    rounds it kept the client away from)."""
+    from zkauction.protocol.rounds import finish_round
+    from zkauction.zk.circuit import Outcome
+
+    run, fn = local_run(tmp_path, rounds=3)
+    try:
+        a, b0, b1 = run.auctioneer, *run.bidders
+        bids = {0: [0.75, 0.5], 1: [0.5, 0.875]}
+        for b in (b0, b1):
+            b.commit(1, bids[b.index])
+        a.close_commitments(1)
+        a.receive_opening(1, 0, b0.open(1))
+        a.receive_opening(1, 1, b1.open(1))
+        honest = fn([bids[0], bids[1]], ["00" * 32] * 2)
+        a.outcome = lambda bs, salts: Outcome(((1.0, 1.0), (0.0, 0.0)), (1.5, 0.0))  # 1.5 for bids worth 1.25
+        finish_round(a, [b1], 1)  # bidder 0's client is down: nobody of its own checks round 1
+        a.checkpoint()
+        served_client.server = LogServer(run.ledger)
+        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: bids[0] if r == 1 else None)
+        with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 1.5 for an allocation worth 1.25"):
+            c._check_played(1)
+        assert honest.payment[0] < 1.5
+        c._check_played(2)  # no bids of its own in round 2: nothing to check
+        assert c.report.outcomes_checked == 0
+    finally:
+        run.close()

@@ -13,12 +13,12 @@ import dataclasses
 
 import pytest
 
-from test_protocol import PARTICIPATION, SETTING, _fake_bundle, make_run
+from test_protocol import PARTICIPATION, SETTING, _fake_bundle, make_run, small_net
 
 from zkauction.learn.setting import AuctionSetting
 from zkauction.protocol.announcement import circuit_terms, misstated_terms
 from zkauction.protocol.audit import Auditor
-from zkauction.protocol.auctioneer import circuit_outcome_function
+from zkauction.protocol.auctioneer import circuit_outcome_function, net_outcome_function
 from zkauction.protocol.bundle_log import check_bundle_against_ledger
 from zkauction.protocol.demo import auction_info
 from zkauction.protocol.local import LocalRun, finish_round, play_round
@@ -154,3 +154,45 @@ def test_in_the_circuit_a_bid_outside_its_support_counts_as_the_nearest_bid_insi
                                   ([0.75, 0.5], [3.0, 1.5], [1.0, 1.0]), ([0.75, 0.5], [0.9375, 40.0], [0.9375, 1.0])]:
         assert proven([honest, outside]) == proven([honest, edge]), outside
     assert proven([[0.75, 0.5], [0.5, 0.5]]) != proven([[0.75, 0.5], [0.5, 1.0]])  # inside the support, bids count
+
+
+def test_a_bidder_holds_the_close_it_opened_under_on_its_own_disk(tmp_path):
+    """A bidder that restarts reads its kept checkpoint from disk. Written only every 64 entries, it
+    lagged behind the closes its openings were sent under: the host could take its server down,
+    rebuild the log after that old anchor with a shill committing after seeing the opening, and the
+    restarted bidder accepted it (extra 1.67 taken over four rounds in the review's run)."""
+    from zkauction.protocol.checkpoint import SignedCheckpoint
+
+    run = make_run(tmp_path, rounds=2, audits=1)
+    honest, other = run.bidders
+    honest.commit(1, BOTH[0])
+    other.commit(1, BOTH[1])
+    close = run.auctioneer.close_commitments(1)
+    before = SignedCheckpoint.load(honest.view.path).size
+    honest.open(1)
+    kept = SignedCheckpoint.load(honest.view.path)  # what a restarted bidder starts from
+    assert before <= close.seq < kept.size
+    run.close()
+
+
+@pytest.mark.parametrize("penalty", [-5.0, float("nan"), float("inf"), "10", True])
+def test_an_announced_penalty_must_be_a_finite_non_negative_number(penalty):
+    from zkauction.protocol.announcement import Announcement
+
+    with pytest.raises(ProtocolError, match="penalty .* finite non-negative number"):
+        Announcement.from_dict({"format": "zkauction-protocol/3", "rounds": 3, "audits": 1, "penalty": penalty, "mode": "zk",
+                                "n": 1, "m": 1, "input_scale": 10, "support": [[[0.0, 1.0]]], "auction": {},
+                                "auctioneer": "a" * 64, "bidders": ["b" * 64], "third_party": None, "deadlines": {}})
+
+
+def test_bidders_refuse_a_penalty_that_does_not_make_deviating_unprofitable(tmp_path):
+    """With one audit in T = 6 rounds and aRgt* = 2, a penalty of T * aRgt* = 12 or less lets a
+    deviating auctioneer break even or gain (the review's run: penalty -5, caught cheating, netted
+    6.17); every bidder refuses it, naming the least credible penalty."""
+    fn = net_outcome_function(small_net())
+    kw = dict(setting=SETTING, participation=PARTICIPATION, input_scale=12, auction={"name": "x"}, rounds=6, audits=1,
+              mode="reveal", seed=1)
+    for penalty in (0.0, 12.0):
+        with pytest.raises(ProtocolError, match=f"the announced penalty {penalty:g} is not above 12, the least that makes"):
+            LocalRun.create(tmp_path / f"p{penalty}.db", fn, penalty=penalty, **kw)
+    LocalRun.create(tmp_path / "ok.db", fn, penalty=12.5, **kw).close()

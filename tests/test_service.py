@@ -321,6 +321,10 @@ def test_in_reveal_mode_every_bidder_client_recomputes_the_audited_rounds(tmp_pa
     srv = make_service(tmp_path, circuit, n_rounds=2, audits=2, mode="reveal",
                        outcome=within_bids(circuit_outcome_function(circuit)))
     try:
+        # a bidder that agreed to zk mode only (`zkauction bidder run`'s default) does not take part
+        c = BidderClient(srv.url, tmp_path / "b0", lambda r: None, expected={"mode": "zk"})
+        with pytest.raises(ProtocolError, match="the announcement's mode is 'reveal', not the 'zk' this bidder was told"):
+            c.bidder.announcement
         threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
         for t in threads:
             t.join(120)
@@ -399,6 +403,11 @@ def test_cli_bidder_run_refuses_a_bad_bids_file_with_exit_2(tmp_path):
     p = subprocess.run([sys.executable, "-m", "zkauction", "bidder", "run", "--url", "http://127.0.0.1:9", "--state",
                         str(tmp_path / "b"), "--bids", str(tmp_path / "bids.csv")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "line 3, field bid 2: 'oops'" in p.stderr, p.stderr
+    (tmp_path / "ok.csv").write_text("1,0.5,0.5\n")
+    p = subprocess.run([sys.executable, "-m", "zkauction", "bidder", "run", "--url", "http://127.0.0.1:9", "--state",
+                        str(tmp_path / "b"), "--bids", str(tmp_path / "ok.csv"), "--mode", "ttp"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--mode 'ttp': expected zk or reveal" in p.stderr, p.stderr
     (tmp_path / "keys").write_text("not-a-key\n")
     p = subprocess.run([sys.executable, "-m", "zkauction", "serve", "--circuit", str(CIRCUIT), "--db", str(tmp_path / "x.db"),
                         "--bidders", str(tmp_path / "keys"), "--rounds", "2", "--port", "0"],

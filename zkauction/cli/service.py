@@ -144,21 +144,27 @@ def register(app: typer.Typer) -> None:
                                   "({\"round\": r, \"bids\": [...]}); '-' reads stdin"),
         circuit: Optional[Path] = typer.Option(None, "--circuit", help="the circuit you were told of: its hashes must be "
                                                "the announced ones, and audit proofs are verified with it"),
+        mode: str = typer.Option("zk", "--mode", help="the verification mode you agree to: zk (no bid is ever "
+                                 "published) or reveal (the audited rounds' bids are); another is refused"),
         as_json: bool = typer.Option(False, "--json", help="print the client's report as JSON"),
     ) -> None:
-        """Take part in the auction: register, commit/open each round, check outcomes, reveal, verify."""
+        """Take part in the auction: register, commit/open each round, check outcomes, reveal, verify.
+        Refuses an announcement in another mode than --mode, or (with --circuit) of other circuit terms,
+        or with a penalty too small to make deviating unprofitable."""
         from zkauction.service.client import BidderClient, parse_bids
 
         text = sys.stdin.read() if str(bids) == "-" else bids.read_text()
         table = parse_bids(text, name="stdin" if str(bids) == "-" else str(bids))
-        expected, circ = {}, None
+        if mode not in ("zk", "reveal"):
+            _usage(f"--mode {mode!r}: expected zk or reveal (a trusted-third-party auction needs that party's key)")
+        expected, circ = {"mode": mode}, None
         if circuit is not None:
             from zkauction.zk.circuit import Circuit
 
             from zkauction.protocol.announcement import circuit_terms
 
             circ = Circuit.load(circuit)
-            expected = circuit_terms(circ)  # refuses an announcement of other scales, supports or n, m
+            expected.update(circuit_terms(circ))  # refuses an announcement of other scales, supports or n, m
         client = BidderClient(url, state, table.get, expected=expected, circuit=circ,
                               log=lambda s: typer.echo(s, err=True))
         m = client.bidder.announcement.m

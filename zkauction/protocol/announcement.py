@@ -74,6 +74,8 @@ class Announcement:
             raise ProtocolError(f"announcement: T = {a.rounds!r}, k = {a.audits!r} (need 1 <= k <= T)")
         if type(a.block) is not int or not 1 <= a.block <= a.rounds:
             raise ProtocolError(f"announcement: block = {a.block!r} rounds (need an integer in 1..T)")
+        if isinstance(a.penalty, bool) or not isinstance(a.penalty, (int, float)) or not 0 <= a.penalty < float("inf"):
+            raise ProtocolError(f"announcement: penalty {a.penalty!r} (need a finite non-negative number)")
         if a.mode == "ttp" and not a.third_party:
             raise ProtocolError("announcement: mode 'ttp' without the trusted third party's key")
         return a

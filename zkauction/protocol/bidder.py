@@ -122,6 +122,13 @@ class Bidder:
         if ann.mode == "ttp" and "third_party" not in self.expected:
             raise ProtocolError(f"bidder {self.index}: ttp mode, but this bidder was told of no trusted third party: "
                                 "refusing to take part (the auctioneer could name its own key)")
+        from zkauction.protocol.credibility import minimal_penalty, support_argt
+
+        needed = minimal_penalty(ann.rounds, ann.audits, support_argt(ann.support)).minimal_penalty
+        if not ann.penalty > needed:  # else deviating can pay: the audit's threat is what makes it credible
+            raise ProtocolError(f"bidder {self.index}: the announced penalty {ann.penalty:g} is not above {needed:g}, the "
+                                f"least that makes every deviation unprofitable for T = {ann.rounds}, k = {ann.audits}: "
+                                "refusing to take part")
         for k, want in self.expected.items():
             got = ann.term(k)
             if got != want:
@@ -219,8 +226,12 @@ class Bidder:
 
     def open(self, round: int) -> SignedOpening:
         """The signed opening for ``round``, released only when a checkpoint this bidder accepted
-        covers the round's closed list of commitments with this bidder's own commitment in it."""
-        return self.sign_opening(round, self._checked_opening(round))
+        covers the round's closed list of commitments with this bidder's own commitment in it, and
+        that checkpoint is on its own disk (a restarted bidder must still hold the close it opened
+        under, or the host could rewrite the round around the opening)."""
+        opening = self._checked_opening(round)
+        self.view.flush(durable=True)
+        return self.sign_opening(round, opening)
 
     def open_many(self, rounds: Sequence[int]) -> list[SignedOpening]:
         """:meth:`open` for a block of rounds, each checked as :meth:`open` checks it, all signed
@@ -228,6 +239,7 @@ class Bidder:
         self.sync()  # one checkpoint for the block's closes, checked in one pass when they end it
         found = self._check_block_tail(COMMITMENTS_CLOSED, rounds[0]) if rounds else {}
         openings = [self._checked_opening(r, found=found) for r in rounds]
+        self.view.flush(durable=True)  # as open(): the closes they are sent under, on its own disk first
         msgs = [opening_message(self._log_id, r, self.index, list(o.bids), o.salt) for r, o in zip(rounds, openings)]
         return [SignedOpening(o, sig) for o, sig in zip(openings, self.key.sign_many(msgs))]
 
@@ -318,6 +330,7 @@ class Bidder:
         o = self._openings.get(round)
         if o is None:
             raise ProtocolError(f"bidder {self.index} has no opening for round {round} to publish")
+        self.view.flush(durable=True)
         return self.ledger.append(DISPUTE, {"bidder": self.index, "bids": list(o.bids), "salt": o.salt}, self.key,
                                   round=round, unique=unique_key(DISPUTE, round, self.index))
 
@@ -340,7 +353,7 @@ class Bidder:
             self.view.check_included(self.ledger, out.seq, out)
         if first_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:
             return None
-        self.view.flush()  # the checkpoint it co-signs is on its own disk first
+        self.view.flush(durable=True)  # the checkpoint it co-signs is on its own disk first
         payload = {"bidder": self.index, "seed": self.seed, "checkpoint": cp.to_dict()}
         return self.ledger.append(SEED_REVEAL, payload, self.key, unique=unique_key(SEED_REVEAL, bidder=self.index))
 

@@ -182,10 +182,12 @@ class LogView:
         if self.path is not None and cp.size - self._persisted >= self.PERSIST_EVERY:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the kept checkpoint to disk (atomic, not fsynced: see write_private). Done every
-        :data:`PERSIST_EVERY` entries, before the bidder reveals, and when the party stops; a party
-        that crashes keeps an older anchor, still a valid one."""
+    def flush(self, durable: bool = False) -> None:
+        """Write the kept checkpoint to disk (atomic; fsynced if ``durable``: see write_private).
+        Done every :data:`PERSIST_EVERY` entries, when the party stops and, durably, before anything
+        that checkpoint vouches for leaves the party: a bidder's openings (the close they were sent
+        under), disputes and seed reveal. A party that crashes otherwise keeps an older anchor, valid
+        but blind to a rewrite of what came after it."""
         if self.path is not None and self.kept is not None and self.kept.size != self._persisted:
-            write_private(self.path, self.kept.to_json(), durable=False)
+            write_private(self.path, self.kept.to_json(), durable=durable)
             self._persisted = self.kept.size

@@ -29,12 +29,13 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 from zkauction.errors import ZkAuctionError
 import numpy as np
 
-from zkauction.learn.setting import AuctionSetting
+if TYPE_CHECKING:  # annotations only: a bidder checks the announced penalty without importing torch
+    from zkauction.learn.setting import AuctionSetting
 
 Accounting = Literal["keep", "forfeit"]
 ACCOUNTINGS = ("keep", "forfeit")
@@ -47,7 +48,12 @@ class CredibilityError(ZkAuctionError, ValueError):
 
 def argt_bound(setting: AuctionSetting) -> float:
     """aRgt*: sum over items of the highest value any bidder can have for it (section 4.1)."""
-    return float(sum(max(setting.support[i][j][1] for i in range(setting.n)) for j in range(setting.m)))
+    return support_argt(setting.support)
+
+
+def support_argt(support: Sequence[Sequence[Sequence[float]]]) -> float:
+    """aRgt* from a support table [n][m] of (low, high): what an announcement states."""
+    return float(sum(max(float(row[j][1]) for row in support) for j in range(len(support[0]))))
 
 
 def _check_tk(rounds: int, audits: int) -> None:

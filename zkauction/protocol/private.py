@@ -19,8 +19,8 @@ def private_folder(path: str | Path) -> Path:
 def write_private(path: str | Path, text: str, *, durable: bool = True) -> Path:
     """Write ``text`` to ``path`` with mode 0600 from the first byte, atomically. ``durable=False``
     skips the fsync: the file is then the old one or the new one after a crash of the process, but
-    a power cut may leave the old one (fine for a kept checkpoint: an older one is still a valid
-    anchor, only a weaker one)."""
+    a power cut may leave the old one (fine for a kept checkpoint between a bidder's openings: an
+    older one is still a valid anchor, only a weaker one; before an opening it is written durably)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

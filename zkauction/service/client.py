@@ -198,7 +198,8 @@ class BidderClient:
         for r in range(1, ann.rounds + 1):
             self._wait(r, 0)
             if self._retry(lambda: first_entry(self.remote, OUTCOME, r, ann.auctioneer)) is not None:
-                continue  # played before this client (re)started
+                self._check_played(r)  # played before this client (re)started: its outcome is checked all the same
+                continue
             bids = self.bids(r)
             if bids is None or all(float(x) == 0 for x in bids):
                 self._retry(lambda: self._pass(r))
@@ -231,6 +232,21 @@ class BidderClient:
             self.report.checkpoint_size = b._view.kept.size
             self.report.consistency_checks = b._view.checks
         return self.report
+
+    def _check_played(self, r: int) -> None:
+        """A round that got its outcome while this client was down: if its commitment of the round's
+        bids is logged, check the outcome as if it had been there (computed on that commitment, no
+        charge beyond its bids' worth); a round it never committed in has nothing of its own to check."""
+        bids = self.bids(r)
+        if bids is None or all(float(x) == 0 for x in bids):
+            return
+        try:
+            self._retry(lambda: self.bidder.commitment_item(r, bids))  # its opening again, if that commitment is logged
+        except ProtocolError as e:
+            self.say(f"bidder {self.index}: round {r} was played without this bidder ({e})")
+            return
+        self._retry(lambda: self.bidder.check_outcome(r))
+        self.report.outcomes_checked += 1
 
     def _pass(self, r: int) -> None:
         sig = self.key.sign(pass_message(self.bidder._log_id, r, self.index))
