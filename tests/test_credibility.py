@@ -10,6 +10,7 @@ from zkauction.protocol.credibility import (
     catch_probability,
     constant_gain,
     expected_profit,
+    keep_threshold,
     minimal_penalty,
     penalty_needed,
     plot_profit,
@@ -43,6 +44,12 @@ def test_threshold_matches_section_4_1_for_one_audit(T):
     for w in range(1, T + 1):
         assert expected_profit("rounds", T, 1, T * a * 1.0001, a, deviations=w) < 0
     assert expected_profit("rounds", T, 1, T * a * 0.999, a, deviations=1) > 0
+
+
+@pytest.mark.parametrize("T,k", [(1, 1), (7, 3), (40, 1), (40, 5), (40, 40), (300, 17)])
+def test_the_keep_threshold_is_the_enumerated_minimal_penalty_for_every_k(T, k):
+    """What a bidder checks an announced penalty against, in O(1): T * aRgt* whatever k."""
+    assert keep_threshold(T, 2.5) == pytest.approx(minimal_penalty(T, k, 2.5, "keep").minimal_penalty, rel=1e-12)
 
 
 def test_catch_probability_is_hypergeometric():

@@ -56,6 +56,14 @@ def support_argt(support: Sequence[Sequence[Sequence[float]]]) -> float:
     return float(sum(max(float(row[j][1]) for row in support) for j in range(len(support[0]))))
 
 
+def keep_threshold(rounds: int, argt: float) -> float:
+    """The minimal penalty in the "keep" accounting, in closed form: T * aRgt*, whatever k. Deviating
+    in w rounds gains at most w aRgt* and is caught with P_w = 1 - C(T-w, k) / C(T, k) >= 1 - (1 -
+    w/T)^k >= w/T, so w aRgt* / P_w <= T aRgt*, with equality at w = T. :func:`minimal_penalty`
+    finds the same by enumeration, in time that grows with T and k (a bidder checks this one)."""
+    return float(rounds) * float(argt)
+
+
 def _check_tk(rounds: int, audits: int) -> None:
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise CredibilityError(f"rounds T must be a positive integer, got {rounds!r}")
