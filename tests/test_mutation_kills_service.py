@@ -724,7 +724,8 @@ def test_the_client_refuses_an_audited_rounds_proof_that_does_not_verify(tmp_pat
 def test_a_restarted_client_checks_the_rounds_played_while_it_was_down(tmp_path, served_client):
     """client.py _check_played: a round that got its outcome while the client was down is checked
     all the same (the host could otherwise charge a winner beyond its bids' worth in exactly the
-    rounds it kept the client away from)."""
+    rounds it kept the client away from), even when the server hides the bidder's commitment from
+    its answers: the checkpointed close decides whether it took part."""
     from zkauction.protocol.rounds import finish_round
     from zkauction.zk.circuit import Outcome
 
@@ -741,10 +742,18 @@ def test_a_restarted_client_checks_the_rounds_played_while_it_was_down(tmp_path,
         a.outcome = lambda bs, salts: Outcome(((1.0, 1.0), (0.0, 0.0)), (1.5, 0.0))  # 1.5 for bids worth 1.25
         finish_round(a, [b1], 1)  # bidder 0's client is down: nobody of its own checks round 1
         a.checkpoint()
-        served_client.server = LogServer(run.ledger)
+
+        class HidingCommitments(LogServer):  # filtered queries for commitments answered with none
+            def handle(self, request):
+                got = super().handle(request)
+                if request.url.path == "/api/log/entries" and request.url.params.get("kind") == "bid_commitment":
+                    return httpx.Response(200, json={**got.json(), "entries": []})
+                return got
+
+        served_client.server = HidingCommitments(run.ledger)
         c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: bids[0] if r == 1 else None)
         with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 1.5 for an allocation worth 1.25"):
-            c._check_played(1)
+            c._check_played(1)  # whether it took part is read from the checkpointed close, not a filtered query
         assert honest.payment[0] < 1.5
         c._check_played(2)  # no bids of its own in round 2: nothing to check
         assert c.report.outcomes_checked == 0

@@ -270,3 +270,37 @@ def test_the_page_is_read_only_and_shows_hostile_strings_as_text(run):
     assert {u.split("?")[0].removeprefix(run["server"].url) for _, u in run["requests"]} == {"/", "/api/summary"}
     # the summary carries the name as data: the page alone turns it into text
     assert json.loads(run["summary"])["auction"]["name"] == HOSTILE
+
+
+def test_the_pages_verdict_recomputes_with_the_circuit_not_the_operators_outcome_function(tmp_path):
+    """web.py _verdict: in reveal mode the page's verdict recomputed the audited rounds with the
+    server's own outcome function, so a server whose function lies showed "valid" where every
+    verifier says "invalid". It uses the announced circuit now."""
+    from test_protocol import PARTICIPATION, SETTING, within_bids
+
+    from zkauction.protocol.auctioneer import circuit_outcome_function
+    from zkauction.protocol.demo import auction_info
+    from zkauction.protocol.local import LocalRun
+    from zkauction.service.web import _verdict
+
+    circuit = Circuit.load(CIRCUIT)
+    lie = within_bids(circuit_outcome_function(circuit))
+    run = LocalRun.create(tmp_path / "r.db", lie, setting=SETTING, participation=PARTICIPATION,
+                          input_scale=circuit.input_scale, auction=auction_info(circuit), rounds=3, audits=3,
+                          mode="reveal", seed=2, circuit=circuit)
+    try:
+        run.play()
+        run.answer_audit(run.reveal().rounds)
+
+        class Finished:  # what _verdict reads of an engine whose run is over
+            ann, ledger, auctioneer = run.auctioneer.announcement(), run.ledger, run.auctioneer
+
+            def __init__(self, circuit):
+                self.circuit = circuit
+                self.status = type("S", (), {"round": 4, "phase": 2})()
+
+        v = _verdict(Finished(circuit))
+        assert v["status"] == "invalid" and "published payment" in json.dumps(v["verdicts"]), v
+        assert _verdict(Finished(None))["status"] == "not computed"
+    finally:
+        run.close()

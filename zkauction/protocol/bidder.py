@@ -266,6 +266,23 @@ class Bidder:
                                 "(a copy): the opening is not sent")
         return self._openings[round]
 
+    def resume_round(self, round: int, bids: Sequence[float]) -> bool:
+        """After a restart: whether ``round``'s close, covered by the kept checkpoint (an inclusion
+        proof, never a filtered query's word), lists this bidder's commitment of ``bids``; if so its
+        opening is restored (for :meth:`check_outcome` and :meth:`dispute`)."""
+        ann = self.announcement
+        self.sync()
+        close = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
+        if close is None or close.seq >= self.view.kept.size:
+            raise ProtocolError(f"round {round}: no close covered by a checkpoint bidder {self.index} holds")
+        self.view.check_included(self.ledger, close.seq, close)
+        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
+        listed = close.data["commitments"][self.index]
+        if not isinstance(listed, str) or listed.lower() != commitment.lower():
+            return False
+        self._openings[round], self._commitments[round] = opening, commitment
+        return True
+
     def check_outcome(self, round: int, *, found: dict[int, Entry | None] | None = None) -> str:
         """Check the outcome of a round this bidder bid in: covered by the kept checkpoint, computed
         on its commitment, and charging it no more than its allocation is worth at its own bids

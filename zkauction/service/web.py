@@ -99,13 +99,15 @@ def _verdict(engine: Any) -> dict[str, Any] | None:
     s, T = engine.status, engine.ann.rounds
     if s.round <= T or s.phase < 2:
         return None
-    if engine.ann.mode == "zk" and engine.circuit is None:  # an "invalid" for want of a verifier would mislead
-        return {"status": "not computed", "reason": "this server has no circuit to verify proofs with",
-                "verdicts": {}, "breaches": None, "penalty_due": None}
+    if engine.ann.mode != "ttp" and engine.circuit is None:  # an "invalid" for want of a verifier would mislead
+        return {"status": "not computed", "reason": "this server has no circuit to verify proofs with or recompute "
+                "outcomes on", "verdicts": {}, "breaches": None, "penalty_due": None}
     from zkauction.protocol.audit import Auditor
+    from zkauction.protocol.auctioneer import circuit_outcome_function
 
-    try:
-        report = Auditor(engine.ledger, circuit=engine.circuit, outcome=engine.auctioneer.outcome).audit()
+    try:  # the announced auction is the circuit's, never the operator's outcome function (it may be wrong)
+        outcome = circuit_outcome_function(engine.circuit) if engine.ann.mode == "reveal" else None
+        report = Auditor(engine.ledger, circuit=engine.circuit, outcome=outcome).audit()
     except Exception as e:  # shown, not cached: the next poll tries again
         return {"status": "error", "reason": f"{type(e).__name__}: {e}", "verdicts": {}, "breaches": 0,
                 "penalty_due": None}

@@ -48,6 +48,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,15 +293,26 @@ def _ezkl(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise CircuitError(f"ezkl.{fn.__name__} failed")
     return result
 
+_QUIET_LOCK = threading.RLock()  # fds 1 and 2 are the process's: one redirect at a time
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence what ezkl prints from Rust (calibration tables, "Using N columns ..."): fds 1 and 2.
 
-    Failures still surface as exceptions, which :func:`_ezkl` turns into one-line errors.
+    Failures still surface as exceptions, which :func:`_ezkl` turns into one-line errors. Threads
+    take turns (a lock): two overlapping redirects of the same fds could each restore the other's
+    /dev/null and silence the process for good (a server proving in a worker thread).
     """
     if os.environ.get("ZKAUCTION_EZKL_VERBOSE"):
         yield
         return
+    with _QUIET_LOCK, _redirected():
+        yield
+
+
+@contextlib.contextmanager
+def _redirected() -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
