@@ -1,5 +1,6 @@
-"""A second review played as the cheating auctioneer (session 8): each test plays an attack that
-passed every honest check before its defence, then asserts the defence.
+"""Further reviews played as the cheating auctioneer (session 8; README, "Attacks and the tests
+that play them"): each test plays an attack that passed every honest check before its defence, then
+asserts the defence.
 
 - The announcement names the circuit (its manifest and verifying-key hashes) but states other
   terms: another input scale (the bidders commit to bids the circuit reads as twice as high, and
@@ -7,7 +8,9 @@ passed every honest check before its defence, then asserts the defence.
   item), a narrower support (an honest bidder is "outside the support" in every round).
 - A shill logs an honest bidder's commitment as its own and opens it with the honest opening: it
   bids exactly the honest bid (a commitment names bids and a salt, not a bidder).
-- An overcharge inside every public bound but above what the winner's bids are worth."""
+- An overcharge inside every public bound but above what the winner's bids are worth.
+- A shill's bid outside the support, accepted by the host (reveal) or committed unseen (zk).
+- A restarted bidder's stale anchor on disk; a penalty that does not deter."""
 
 import dataclasses
 
