@@ -36,6 +36,8 @@ def bad_cases(d: Path) -> list[tuple[list[str], int, str]]:
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "0"], 2, "need 1 <= k <= T"),
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--audits", "5"], 2, "--audits 5"),
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--penalty", "-1"], 2, "--penalty -1"),
+        (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--penalty", "6"], 2,
+         "--penalty 6 is not above 6 (T x aRgt*)"),
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--mode", "foo"], 2, "--mode 'foo'"),
         (["run", "--circuit", str(d / "nope"), "--db", str(d / "a.db"), "--rounds", "3"], 2, "nope"),
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--trusted-srs", "zz"], 2, "--trusted-srs 'zz'"),

@@ -54,6 +54,11 @@ def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[
             _usage(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
         if mode not in ("zk", "reveal"):
             _usage(f"--mode {mode!r}: the service runs zk or reveal")
+        from zkauction.protocol.announcement import penalty_problem
+
+        problem = penalty_problem(penalty, rounds, circuit.manifest["setting"]["support"])
+        if problem:
+            _usage(problem)
         keys = _read_keys(bidders)
         d = private_folder(state)
         if not (d / "auctioneer.pem").is_file():

@@ -99,6 +99,21 @@ def circuit_terms(circuit: Any) -> dict[str, Any]:
     }
 
 
+def penalty_problem(penalty: float | None, rounds: int, support: Any) -> str | None:
+    """Why bidders would refuse ``penalty`` for T = ``rounds`` on ``support`` (None: they would not;
+    None for no penalty given, the default (T + 1) aRgt* is used): it must be above T aRgt*, the
+    least that makes every deviation unprofitable (:func:`~zkauction.protocol.credibility.keep_threshold`)."""
+    from zkauction.protocol.credibility import keep_threshold, support_argt
+
+    if penalty is None:
+        return None
+    needed = keep_threshold(rounds, support_argt(support))
+    if not penalty > needed:
+        return (f"--penalty {penalty:g} is not above {needed:g} (T x aRgt*), the least that makes every deviation "
+                "unprofitable: every bidder would refuse the auction")
+    return None
+
+
 def misstated_terms(ann: Announcement, circuit: Any) -> list[str]:
     """The terms an announcement naming ``circuit`` (its manifest and verifying key hashes) states
     otherwise than the circuit's own files: input scale, supports, outcome grid, n, m; empty if it

@@ -102,6 +102,11 @@ def start_or_resume(
     if mode not in ("zk", "reveal", "ttp"):
         raise ProtocolError(f"--mode {mode!r}: expected zk, reveal or ttp")
     circuit = load_circuit(circuit_dir)
+    from zkauction.protocol.announcement import penalty_problem
+
+    problem = penalty_problem(penalty, rounds, circuit.manifest["setting"]["support"])
+    if problem:
+        raise ProtocolError(problem)
     setting = AuctionSetting.from_dict(circuit.manifest["setting"])
     participation = ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n)
     return LocalRun.create(
