@@ -25,7 +25,7 @@ from zkauction.protocol.entries import Statement
 from zkauction.protocol.local import LocalRun, private_dir
 from zkauction.protocol.log import Ledger, LedgerError, SignedCheckpoint, SigningKey, leaf_hash_of
 from zkauction.protocol.state import (ABSTENTION, BID_COMMITMENT, COMMITMENTS_CLOSED, DISPUTE, PROOF, REGISTRATION,
-                                      SEED_REVEAL, ProtocolError, read_state)
+                                      REVEALS_CLOSED, SEED_REVEAL, ProtocolError, read_state, unique_key)
 from zkauction.service import client as client_module
 from zkauction.service.client import BidderClient, init_state
 from zkauction.service.engine import Rejected, Status, announce, engine_for, pass_message
@@ -757,5 +757,31 @@ def test_a_restarted_client_checks_the_rounds_played_while_it_was_down(tmp_path,
         assert honest.payment[0] < 1.5
         c._check_played(2)  # no bids of its own in round 2: nothing to check
         assert c.report.outcomes_checked == 0
+    finally:
+        run.close()
+
+
+def test_the_client_names_a_bidder_that_co_signed_another_history(tmp_path, served_client):
+    """client.py _verify_audit: each seed reveal carries the checkpoint its bidder accepted; a host
+    that showed another bidder another history of the same log (a split view: each told it won every
+    item) is named by the root that bidder co-signed, also by the client, not only by an auditor."""
+    from zkauction.service.client import AuditFailed
+
+    run, _ = local_run(tmp_path, rounds=2)
+    try:
+        a, b0, b1 = run.auctioneer, *run.bidders
+        run.play()
+        b0.reveal()
+        size = len(run.ledger)
+        other = replica_of(run.ledger, size - 1)  # the same log id, another entry at the end
+        other.append(REVEALS_CLOSED, {}, a.key, unique=REVEALS_CLOSED)
+        forked = other.checkpoint(a.key)  # signed by the auctioneer, shown to bidder 1 only
+        run.ledger.append(SEED_REVEAL, {"bidder": 1, "seed": b1.seed, "checkpoint": forked.to_dict()}, b1.key,
+                          unique=unique_key(SEED_REVEAL, bidder=1))
+        a.close_reveals()
+        served_client.server = LogServer(run.ledger)
+        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: None)
+        with pytest.raises(AuditFailed, match="bidder 1 co-signed another log of .* entries than this one \\(fork\\)"):
+            c._verify_audit()
     finally:
         run.close()

@@ -199,3 +199,27 @@ def test_bidders_refuse_a_penalty_that_does_not_make_deviating_unprofitable(tmp_
         with pytest.raises(ProtocolError, match=f"the announced penalty {penalty:g} is not above 12, the least that makes"):
             LocalRun.create(tmp_path / f"p{penalty}.db", fn, penalty=penalty, **kw)
     LocalRun.create(tmp_path / "ok.db", fn, penalty=12.5, **kw).close()
+
+
+def test_a_run_resumed_after_a_crash_checks_the_outcomes_no_bidder_pinned(tmp_path):
+    """The host logs a round's outcome and crashes on purpose before the bidders check it (their
+    checkpoints on disk cover the close, not the outcome); it could then rewrite that outcome at
+    leisure. Each bidder now pins the outcomes it checked on its own disk, and a resumed run has
+    every bidder check the outcomes beyond the checkpoint it holds."""
+    run = make_run(tmp_path, rounds=3, audits=1)
+    run.bids_of_round = lambda r: BOTH
+    a, honest, other = run.auctioneer, *run.bidders
+    honest.commit(1, BOTH[0])
+    other.commit(1, BOTH[1])
+    a.close_commitments(1)
+    a.receive_opening(1, 0, honest.open(1))
+    a.receive_opening(1, 1, other.open(1))
+    a.outcome = lambda bids, salts: Outcome(((1.0, 1.0), (0.0, 0.0)), (2.0, 0.0))  # 2.0 for bids worth 1.25
+    finish_round(a, [other], 1)  # ... and the process dies before bidder 0 checks it
+    a.store.close()
+    run.ledger.close()  # no flush of the bidders' kept checkpoints: what a kill leaves on disk
+    again = LocalRun(tmp_path / "a.db", run.outcome)
+    again.bids_of_round = lambda r: BOTH
+    with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 2 for an allocation worth 1.25"):
+        again.play()
+    again.close()

@@ -310,6 +310,8 @@ class Bidder:
             problem = own_outcome_problem(ann, self.index, self._openings[round].bids, out.data)
             if problem:
                 raise ProtocolError(f"round {round}: {problem}")
+            if found is None:  # (a block's outcomes: check_outcomes writes once for all of them)
+                self.view.flush(durable=True)  # the outcome it checked, pinned on its own disk
             return "ok"
         if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
                for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):
@@ -321,7 +323,9 @@ class Bidder:
         pass when they end it)."""
         self.sync()
         found = self._check_block_tail(OUTCOME, rounds[0]) if rounds else {}
-        return [self.check_outcome(r, found=found) for r in rounds]
+        verdicts = [self.check_outcome(r, found=found) for r in rounds]
+        self.view.flush(durable=True)  # the outcomes it checked, pinned on its own disk
+        return verdicts
 
     def _check_block_tail(self, kind: str, round: int) -> dict[int, Entry | None]:
         """The entries of ``kind`` of ``round``'s block that end the kept checkpoint's log, checked in

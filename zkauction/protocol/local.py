@@ -188,8 +188,21 @@ class LocalRun:
 
     def play(self, on_round: Callable[[int], None] | None = None) -> int:
         """Play every round not yet logged (resumes after a crash). Returns how many were played."""
+        self._check_unpinned()
         self.register()  # a crash between the announcement and the registrations
         return run_rounds(self.auctioneer, self.bidders, self.bids_of_round, on_round=on_round)
+
+    def _check_unpinned(self) -> None:
+        """Each bidder checks the outcomes beyond the checkpoint it holds (after a crash, the one on
+        its own disk), as it would have had the run not stopped: a host that crashes on purpose
+        after logging outcomes could otherwise rewrite them before anyone checked them."""
+        ann = self.auctioneer.announcement()
+        for b in self.bidders:
+            anchor = b.view.kept.size if b.view.kept is not None else 0
+            for e in self.ledger.entries(kind=OUTCOME, start=anchor):
+                bids = self.bids_of_round(e.round)[b.index]
+                if e.signer == ann.auctioneer and any(float(x) != 0 for x in bids) and b.resume_round(e.round, bids):
+                    b.check_outcome(e.round)
 
     def reveal(self, *, withhold: Sequence[int] = ()) -> Any:
         """Bidders reveal their audit seeds (except ``withhold``, to simulate non-revealers); the

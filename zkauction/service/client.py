@@ -276,18 +276,17 @@ class BidderClient:
         against that round's logged outcome; (reveal and ttp modes, with the circuit) each drawn
         round as any auditor checks it: recomputed on its published openings, or the announced third
         party's verdict."""
-        from zkauction.protocol.audit import audit_draw
+        from zkauction.protocol.audit import audit_draw, check_cosigned, public_checks
         from zkauction.protocol.state import read_state
         from zkauction.service.remote import verified_replica
-
-        from zkauction.protocol.audit import public_checks
 
         b, ann = self.bidder, self.bidder.announcement
         replica = verified_replica(self.remote, b.sync())
         st = read_state(replica)
         # every round's public checks too, on the copy the kept checkpoint commits to: a rejection or an
-        # outcome the server showed this client during the run is judged here against the real log
-        breaches = public_checks(st)
+        # outcome the server showed this client during the run is judged here against the real log; and
+        # the checkpoints the other bidders co-signed in their seed reveals (a split view shows there)
+        breaches = public_checks(st) + check_cosigned(replica, st)
         self.report.breaches = [str(x) for x in breaches]
         if breaches:
             raise AuditFailed(f"bidder {self.index}: the log shows a breach by the auctioneer: {breaches[0]}")
