@@ -88,6 +88,17 @@ def run_clients(url, tmp_path, circuit, bids_of, retry_for=120.0):
     return threads, reports, errors
 
 
+def clients_errors(srv, tmp_path, circuit):
+    """Both bidders' clients run against ``srv`` to the end (then the server stops): their errors."""
+    try:
+        threads, _, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
+        for t in threads:
+            t.join(120)
+    finally:
+        srv.stop()
+    return errors
+
+
 BIDS = {(0, 1): [0.75, 0.25], (1, 1): [0.5, 0.875], (0, 2): [0.625, 0.5], (0, 3): [0.25, 0.5], (1, 3): [0.875, 0.125]}
 
 
@@ -298,13 +309,7 @@ def test_every_bidder_client_runs_the_public_checks_on_the_log_it_holds(tmp_path
 
     # reveal mode: in zk mode the honest server's own check refuses to log a proof of the lie (the
     # run stops there, see tests/test_pool.py); here the run ends and the clients judge the log
-    srv = make_service(tmp_path, circuit, n_rounds=2, outcome=lie, mode="reveal")
-    try:
-        threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
-        for t in threads:
-            t.join(120)
-    finally:
-        srv.stop()
+    errors = clients_errors(make_service(tmp_path, circuit, n_rounds=2, outcome=lie, mode="reveal"), tmp_path, circuit)
     assert len(errors) == 2 and all(isinstance(e, AuditFailed) for e in errors), errors
     assert all("breach by the auctioneer" in str(e) and "round 1" in str(e) for e in errors), errors
     assert all(e.exit_code == 1 for e in errors)
@@ -325,11 +330,10 @@ def test_in_reveal_mode_every_bidder_client_recomputes_the_audited_rounds(tmp_pa
         c = BidderClient(srv.url, tmp_path / "b0", lambda r: None, expected={"mode": "zk"})
         with pytest.raises(ProtocolError, match="the announcement's mode is 'reveal', not the 'zk' this bidder was told"):
             c.bidder.announcement
-        threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)))
-        for t in threads:
-            t.join(120)
-    finally:
+    except BaseException:
         srv.stop()
+        raise
+    errors = clients_errors(srv, tmp_path, circuit)
     assert len(errors) == 2 and all(isinstance(e, AuditFailed) for e in errors), errors
     assert all("fails (reveal): round 1: published payment" in str(e) for e in errors), errors
 
