@@ -218,8 +218,33 @@ def test_a_run_resumed_after_a_crash_checks_the_outcomes_no_bidder_pinned(tmp_pa
     finish_round(a, [other], 1)  # ... and the process dies before bidder 0 checks it
     a.store.close()
     run.ledger.close()  # no flush of the bidders' kept checkpoints: what a kill leaves on disk
+    for attempt in range(2):  # a failed resume writes the bidders' checkpoints on close: the next one checks again
+        again = LocalRun(tmp_path / "a.db", run.outcome)
+        again.bids_of_round = lambda r: BOTH
+        with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 2 for an allocation worth 1.25"):
+            again.play()
+        again.close()
+
+
+def test_an_audit_after_a_crash_checks_the_outcomes_first(tmp_path):
+    """The host lies in the last round, crashes before the bidders check it and then runs the audit
+    (`zkauction audit`: reveal, answer, verdict) in a new process: the bidders check every outcome
+    before they reveal their seeds."""
+    run = make_run(tmp_path, rounds=1, audits=1)
+    run.bids_of_round = lambda r: BOTH
+    a, honest, other = run.auctioneer, *run.bidders
+    honest.commit(1, BOTH[0])
+    other.commit(1, BOTH[1])
+    a.close_commitments(1)
+    a.receive_opening(1, 0, honest.open(1))
+    a.receive_opening(1, 1, other.open(1))
+    a.outcome = lambda bids, salts: Outcome(((1.0, 1.0), (0.0, 0.0)), (2.0, 0.0))
+    finish_round(a, [other], 1)
+    a.store.close()
+    run.ledger.close()
     again = LocalRun(tmp_path / "a.db", run.outcome)
     again.bids_of_round = lambda r: BOTH
     with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 2 for an allocation worth 1.25"):
-        again.play()
+        again.reveal()
+    assert read_state(again.ledger).reveals == {}  # no seed revealed: the audit cannot start on it
     again.close()

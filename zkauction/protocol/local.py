@@ -77,6 +77,7 @@ class LocalRun:
         self.circuit = circuit
         self.outcome = outcome
         self.trusted_srs = list(trusted_srs)
+        self._played_checked = False  # by this process's bidders: see _check_played
         self.ledger = Ledger.open(self.db, durable=durable)
         try:
             self._open_parties(durable)
@@ -188,21 +189,28 @@ class LocalRun:
 
     def play(self, on_round: Callable[[int], None] | None = None) -> int:
         """Play every round not yet logged (resumes after a crash). Returns how many were played."""
-        self._check_unpinned()
         self.register()  # a crash between the announcement and the registrations
-        return run_rounds(self.auctioneer, self.bidders, self.bids_of_round, on_round=on_round)
+        self._check_played()
+        played = run_rounds(self.auctioneer, self.bidders, self.bids_of_round, on_round=on_round)
+        self._played_checked = True  # every round it played, its bidders checked
+        return played
 
-    def _check_unpinned(self) -> None:
-        """Each bidder checks the outcomes beyond the checkpoint it holds (after a crash, the one on
-        its own disk), as it would have had the run not stopped: a host that crashes on purpose
-        after logging outcomes could otherwise rewrite them before anyone checked them."""
+    def _check_played(self) -> None:
+        """Once per process, before it plays on or reveals: each bidder checks every logged outcome
+        of a round it bid in (on its commitment, no charge beyond its bids' worth), as a restarted
+        service client does. What a bidder checked before a crash is on no record (its kept
+        checkpoint on disk may cover outcomes it never checked: written on close, or every 64
+        entries), and a host that crashed on purpose after logging outcomes could rewrite them."""
+        if self._played_checked:
+            return
         ann = self.auctioneer.announcement()
+        outcomes = [e for e in self.ledger.entries(kind=OUTCOME) if e.signer == ann.auctioneer]
         for b in self.bidders:
-            anchor = b.view.kept.size if b.view.kept is not None else 0
-            for e in self.ledger.entries(kind=OUTCOME, start=anchor):
+            for e in outcomes:
                 bids = self.bids_of_round(e.round)[b.index]
-                if e.signer == ann.auctioneer and any(float(x) != 0 for x in bids) and b.resume_round(e.round, bids):
+                if any(float(x) != 0 for x in bids) and b.resume_round(e.round, bids):
                     b.check_outcome(e.round)
+        self._played_checked = True
 
     def reveal(self, *, withhold: Sequence[int] = ()) -> Any:
         """Bidders reveal their audit seeds (except ``withhold``, to simulate non-revealers); the
@@ -211,6 +219,7 @@ class LocalRun:
         done = self.rounds_done()
         if done < ann.rounds:
             raise ProtocolError(f"{done} of {ann.rounds} rounds played; resume with `zkauction run` before the audit")
+        self._check_played()  # a new process (`zkauction audit` after a crash): the outcomes first
         for b in self.bidders:
             if b.index not in withhold:
                 b.reveal()
