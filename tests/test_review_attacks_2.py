@@ -201,37 +201,11 @@ def test_bidders_refuse_a_penalty_that_does_not_make_deviating_unprofitable(tmp_
     LocalRun.create(tmp_path / "ok.db", fn, penalty=12.5, **kw).close()
 
 
-def test_a_run_resumed_after_a_crash_checks_the_outcomes_no_bidder_pinned(tmp_path):
-    """The host logs a round's outcome and crashes on purpose before the bidders check it (their
-    checkpoints on disk cover the close, not the outcome); it could then rewrite that outcome at
-    leisure. Each bidder now pins the outcomes it checked on its own disk, and a resumed run has
-    every bidder check the outcomes beyond the checkpoint it holds."""
-    run = make_run(tmp_path, rounds=3, audits=1)
-    run.bids_of_round = lambda r: BOTH
-    a, honest, other = run.auctioneer, *run.bidders
-    honest.commit(1, BOTH[0])
-    other.commit(1, BOTH[1])
-    a.close_commitments(1)
-    a.receive_opening(1, 0, honest.open(1))
-    a.receive_opening(1, 1, other.open(1))
-    a.outcome = lambda bids, salts: Outcome(((1.0, 1.0), (0.0, 0.0)), (2.0, 0.0))  # 2.0 for bids worth 1.25
-    finish_round(a, [other], 1)  # ... and the process dies before bidder 0 checks it
-    a.store.close()
-    run.ledger.close()  # no flush of the bidders' kept checkpoints: what a kill leaves on disk
-    for attempt in range(2):  # a failed resume writes the bidders' checkpoints on close: the next one checks again
-        again = LocalRun(tmp_path / "a.db", run.outcome)
-        again.bids_of_round = lambda r: BOTH
-        with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 2 for an allocation worth 1.25"):
-            again.play()
-        again.close()
-
-
-def test_an_audit_after_a_crash_checks_the_outcomes_first(tmp_path):
-    """The host lies in the last round, crashes before the bidders check it and then runs the audit
-    (`zkauction audit`: reveal, answer, verdict) in a new process: the bidders check every outcome
-    before they reveal their seeds."""
-    run = make_run(tmp_path, rounds=1, audits=1)
-    run.bids_of_round = lambda r: BOTH
+def lie_then_crash(tmp_path, rounds):
+    """Round 1 with an outcome charging bidder 0 2.0 for bids worth 1.25 (inside the public bound),
+    logged by a host whose process dies before bidder 0 checks it: nothing of the bidders' kept
+    checkpoints is flushed (what a kill leaves on disk). Returns a reopened run (the next process)."""
+    run = make_run(tmp_path, rounds=rounds, audits=1)
     a, honest, other = run.auctioneer, *run.bidders
     honest.commit(1, BOTH[0])
     other.commit(1, BOTH[1])
@@ -242,8 +216,34 @@ def test_an_audit_after_a_crash_checks_the_outcomes_first(tmp_path):
     finish_round(a, [other], 1)
     a.store.close()
     run.ledger.close()
-    again = LocalRun(tmp_path / "a.db", run.outcome)
+    return reopen(tmp_path, run.outcome)
+
+
+def reopen(tmp_path, outcome):
+    again = LocalRun(tmp_path / "a.db", outcome)
     again.bids_of_round = lambda r: BOTH
+    return again
+
+
+def test_a_run_resumed_after_a_crash_checks_the_outcomes_no_bidder_pinned(tmp_path):
+    """The host logs a round's outcome and crashes on purpose before the bidders check it; it could
+    then rewrite that outcome at leisure. A resumed run has every bidder check every logged outcome
+    of a round it bid in, again after a failed resume (whose close writes the bidders' checkpoints)."""
+    again = lie_then_crash(tmp_path, rounds=3)
+    for attempt in range(2):
+        with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 2 for an allocation worth 1.25"):
+            again.play()
+        outcome = again.outcome
+        again.close()
+        again = reopen(tmp_path, outcome)
+    again.close()
+
+
+def test_an_audit_after_a_crash_checks_the_outcomes_first(tmp_path):
+    """The host lies in the last round, crashes before the bidders check it and then runs the audit
+    (`zkauction audit`: reveal, answer, verdict) in a new process: the bidders check every outcome
+    before they reveal their seeds."""
+    again = lie_then_crash(tmp_path, rounds=1)
     with pytest.raises(ProtocolError, match=r"round 1: bidder 0 pays 2 for an allocation worth 1.25"):
         again.reveal()
     assert read_state(again.ledger).reveals == {}  # no seed revealed: the audit cannot start on it
