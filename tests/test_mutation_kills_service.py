@@ -785,3 +785,24 @@ def test_the_client_names_a_bidder_that_co_signed_another_history(tmp_path, serv
             c._verify_audit()
     finally:
         run.close()
+
+
+def test_a_seed_reveal_carrying_a_checkpoint_of_another_history_is_refused(tmp_path, circuit):
+    """engine.py _admissible: the checkpoint in a seed reveal is what its bidder co-signs; one that is
+    not of this log (say, of an earlier byte-identical auction, signed by the same auctioneer) would
+    be logged as the honest auctioneer's fork. The server refuses it and takes an honest one."""
+    engine, (k0, _) = fresh_engine(tmp_path, circuit)
+    try:
+        key = engine.auctioneer.key
+        ours = engine.ledger.checkpoint(key)
+        other = SignedCheckpoint.sign(key, engine.log_id, ours.size, "00" * 32)
+        engine.status = Status(3, 0)  # T = 2: the reveal phase
+        (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "11" * 32,
+                                                                             "checkpoint": other.to_dict()}))
+        refused(r, 400, "payload.checkpoint: not a checkpoint of this log")
+        size = len(engine.ledger)
+        (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "11" * 32,
+                                                                             "checkpoint": ours.to_dict()}))
+        assert not isinstance(r, Exception) and len(engine.ledger) == size + 1, r
+    finally:
+        engine.close()

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore
 from zkauction.protocol.bidder import SignedOpening
-from zkauction.protocol.log import Entry, Ledger, LedgerError, SigningKey, Statement, canonical_json, verify_signature
+from zkauction.protocol.log import Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement, canonical_json, verify_signature
 from zkauction.protocol.state import (
     ABSTENTION,
     BID_COMMITMENT,
@@ -239,6 +239,15 @@ class Engine:
         elif st.kind == SEED_REVEAL:
             if s != Status(T + 1, 0):
                 raise Rejected("seed reveals only in the reveal phase (after round T's outcome)")
+            # the checkpoint a reveal carries is co-signed: one that is not of this log would be logged as
+            # the honest auctioneer's fork (a bidder holding one of an earlier, byte-identical auction)
+            try:
+                cp = SignedCheckpoint.from_dict(d.get("checkpoint"))
+                ours = cp.size <= len(self.ledger) and self.ledger.root(cp.size) == cp.root
+            except (TypeError, ValueError, KeyError, LedgerError):
+                ours = False
+            if not ours:
+                raise Rejected("payload.checkpoint: not a checkpoint of this log (size and root)", 400)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
