@@ -56,7 +56,7 @@ def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[
             _usage(f"--mode {mode!r}: the service runs zk or reveal")
         from zkauction.protocol.announcement import penalty_problem
 
-        problem = penalty_problem(penalty, rounds, circuit.manifest["setting"]["support"])
+        problem = penalty_problem(penalty, rounds, circuit.support)
         if problem:
             _usage(problem)
         keys = _read_keys(bidders)

@@ -87,14 +87,13 @@ def circuit_terms(circuit: Any) -> dict[str, Any]:
     the circuit, n and m, the grid bids are committed on (Poseidon commits to round(b * 2^scale),
     which the circuit reads at its own scale), the supports (what an opening may be rejected for)
     and the outcome grid (how far the public checks tolerate rounding)."""
-    man = circuit.manifest
     return {
         "manifest_sha256": circuit.manifest_sha256(),
         "vk_sha256": circuit.vk_sha256(),
-        "n": int(man["n"]),
-        "m": int(man["m"]),
+        "n": circuit.n,
+        "m": circuit.m,
         "input_scale": int(circuit.input_scale),
-        "support": [[[float(x) for x in item] for item in row] for row in man["setting"]["support"]],
+        "support": [[[float(x) for x in item] for item in row] for row in circuit.support],
         "output_scale": min(int(s) for s in circuit.output_scales.values()),
     }
 

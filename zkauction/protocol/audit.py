@@ -274,12 +274,19 @@ def check_cosigned(ledger: Ledger, st: LedgerState) -> list[Breach]:
     out = []
     for i, e in sorted(st.reveals.items()):
         cp = SignedCheckpoint.from_dict(e.data["checkpoint"])  # signed by the auctioneer: checked on reading
-        size, root = cp.size, cp.root
-        if size > len(ledger):
-            out.append(Breach(e.seq, None, f"bidder {i} co-signed a log of {size} entries; this one has {len(ledger)} (truncated)"))
-        elif ledger.root(size) != root:
-            out.append(Breach(e.seq, None, f"bidder {i} co-signed another log of {size} entries than this one (fork)"))
+        problem = cosigned_problem(ledger, cp)
+        if problem:
+            out.append(Breach(e.seq, None, f"bidder {i} co-signed {problem}"))
     return out
+
+
+def cosigned_problem(ledger: Ledger, cp: SignedCheckpoint) -> str | None:
+    """Why checkpoint ``cp`` is not one of ``ledger`` (None if it is): what a co-signature shows."""
+    if cp.size > len(ledger):
+        return f"a log of {cp.size} entries; this one has {len(ledger)} (truncated)"
+    if ledger.root(cp.size) != cp.root:
+        return f"another log of {cp.size} entries than this one (fork)"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -363,13 +370,13 @@ class AuditReport:
                 "srs": self.srs, "log_size": self.log_size}
 
 
-def announced_terms(st: LedgerState, circuit: Any) -> list[Breach]:
+def announced_terms(ann: Announcement, circuit: Any) -> list[Breach]:
     """The announcement against the circuit it names, the verifier's copy (None checks nothing):
     each term it misstates (:func:`~zkauction.protocol.announcement.misstated_terms`) is the
     auctioneer's breach at entry 0."""
     if circuit is None:
         return []
-    return [Breach(0, None, f"{p} (the announced circuit's own terms)") for p in misstated_terms(st.announcement, circuit)]
+    return [Breach(0, None, f"{p} (the announced circuit's own terms)") for p in misstated_terms(ann, circuit)]
 
 
 class Auditor:
@@ -448,7 +455,7 @@ class Auditor:
                                ann.penalty, None, len(self.ledger))
         st = state or read_state(self.ledger)
         ann = st.announcement
-        breaches = announced_terms(st, self.circuit) + public_checks(st) + check_cosigned(self.ledger, st)
+        breaches = announced_terms(ann, self.circuit) + public_checks(st) + check_cosigned(self.ledger, st)
         try:
             draw = audit_draw(st)
         except AuditError as e:

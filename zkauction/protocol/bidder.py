@@ -246,16 +246,9 @@ class Bidder:
     def _checked_opening(self, round: int, *, found: dict[int, Entry | None] | None = None) -> Opening:
         """The opening of ``round`` once its close is checked. ``found``: a block's closes the caller
         looked up just after syncing (:meth:`_check_block_tail`); None: sync and look up here."""
-        ann = self.announcement
         if round not in self._openings:
             raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
-        if found is None:
-            self.sync()
-        close = found[round] if found and round in found else first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
-        if close is None or close.seq >= self.view.kept.size:
-            raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
-                                "the opening is not sent")
-        self.view.check_included(self.ledger, close.seq, close)
+        close = self._checked_close(round, "the opening is not sent", found=found)
         mine = self._commitments[round]
         listed = close.data["commitments"]
         if listed[self.index] != mine:
@@ -266,17 +259,25 @@ class Bidder:
                                 "(a copy): the opening is not sent")
         return self._openings[round]
 
+    def _checked_close(self, round: int, then: str, *, found: dict[int, Entry | None] | None = None) -> Entry:
+        """``round``'s close, covered by the kept checkpoint (an inclusion proof); ``then`` says what
+        does not happen without one. ``found``: as for :meth:`_checked_opening` (None: sync first)."""
+        if found is None:
+            self.sync()
+        close = (found[round] if found and round in found
+                 else first_entry(self.ledger, COMMITMENTS_CLOSED, round, self.announcement.auctioneer))
+        if close is None or close.seq >= self.view.kept.size:
+            raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
+                                f"{then}")
+        self.view.check_included(self.ledger, close.seq, close)
+        return close
+
     def resume_round(self, round: int, bids: Sequence[float]) -> bool:
         """After a restart: whether ``round``'s close, covered by the kept checkpoint (an inclusion
         proof, never a filtered query's word), lists this bidder's commitment of ``bids``; if so its
         opening is restored (for :meth:`check_outcome` and :meth:`dispute`)."""
-        ann = self.announcement
-        self.sync()
-        close = first_entry(self.ledger, COMMITMENTS_CLOSED, round, ann.auctioneer)
-        if close is None or close.seq >= self.view.kept.size:
-            raise ProtocolError(f"round {round}: no close covered by a checkpoint bidder {self.index} holds")
-        self.view.check_included(self.ledger, close.seq, close)
-        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
+        close = self._checked_close(round, "its outcome cannot be checked")
+        commitment, opening = commitments.make_commitment(bids, self.announcement.input_scale, salt=self.salt(round))
         listed = close.data["commitments"][self.index]
         if not isinstance(listed, str) or listed.lower() != commitment.lower():
             return False

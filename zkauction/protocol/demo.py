@@ -104,7 +104,7 @@ def start_or_resume(
     circuit = load_circuit(circuit_dir)
     from zkauction.protocol.announcement import penalty_problem
 
-    problem = penalty_problem(penalty, rounds, circuit.manifest["setting"]["support"])
+    problem = penalty_problem(penalty, rounds, circuit.support)
     if problem:
         raise ProtocolError(problem)
     setting = AuctionSetting.from_dict(circuit.manifest["setting"])

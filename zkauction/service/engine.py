@@ -241,9 +241,10 @@ class Engine:
                 raise Rejected("seed reveals only in the reveal phase (after round T's outcome)")
             # the checkpoint a reveal carries is co-signed: one that is not of this log would be logged as
             # the honest auctioneer's fork (a bidder holding one of an earlier, byte-identical auction)
+            from zkauction.protocol.audit import cosigned_problem
+
             try:
-                cp = SignedCheckpoint.from_dict(d.get("checkpoint"))
-                ours = cp.size <= len(self.ledger) and self.ledger.root(cp.size) == cp.root
+                ours = cosigned_problem(self.ledger, SignedCheckpoint.from_dict(d.get("checkpoint"))) is None
             except (TypeError, ValueError, KeyError, LedgerError):
                 ours = False
             if not ours:

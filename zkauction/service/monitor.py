@@ -68,12 +68,11 @@ class Monitor:
             return False
         if self._reader is None:
             ann, first = read_announcement(r)
-            if self.circuit is not None:  # the terms the circuit fixes, from its own files
-                from zkauction.protocol.announcement import misstated_terms
+            from zkauction.protocol.audit import announced_terms
 
-                bad = misstated_terms(ann, self.circuit)
-                if bad:
-                    raise MonitorAlert(f"breach: ledger entry 0: {bad[0]} (the announced circuit's own terms)")
+            bad = announced_terms(ann, self.circuit)  # the terms the circuit fixes, from its own files
+            if bad:
+                raise MonitorAlert(f"breach: {bad[0]}")
             self._reader = _Reader(ann, first)
             self._view = LogView(ann.auctioneer, self.state_path, log_id=first.hash)
         for e in new:
