@@ -37,7 +37,9 @@ def bad_cases(d: Path) -> list[tuple[list[str], int, str]]:
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--audits", "5"], 2, "--audits 5"),
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--penalty", "-1"], 2, "--penalty -1"),
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--penalty", "6"], 2,
-         "--penalty 6 is not above 6 (T x aRgt*)"),
+         "--penalty 6 is not above 6.03516 (T x aRgt*, with the public checks' rounding)"),
+        (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--penalty", "6.03"], 2,
+         "--penalty 6.03 is not above 6.03516"),  # above T x aRgt* = 6, inside the rounding
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--mode", "foo"], 2, "--mode 'foo'"),
         (["run", "--circuit", str(d / "nope"), "--db", str(d / "a.db"), "--rounds", "3"], 2, "nope"),
         (["run", "--circuit", C, "--db", str(d / "a.db"), "--rounds", "3", "--trusted-srs", "zz"], 2, "--trusted-srs 'zz'"),

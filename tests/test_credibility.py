@@ -142,8 +142,12 @@ def test_penalty_command(root):
     assert d["minimal_penalty"]["keep"]["minimal_penalty"] == 100.0
     assert d["minimal_penalty"]["forfeit"]["minimal_penalty"] == 98.0
     assert [s["strategy"] for s in d["simulations"]] == ["always", "rounds", "rounds", "threshold"]
+    assert d["bidders_accept_above"] is None  # a config: no outcome grid to speak of
     bad = CliRunner().invoke(app, ["penalty", str(root / "configs" / "ama_2x2_uniform.toml"), "--rounds", "5", "--audits", "6"])
     assert bad.exit_code == 2 and "audits k" in bad.output
+    # a circuit: what its run's bidders accept, with the public checks' rounding on its grid 2^-10
+    res = CliRunner().invoke(app, ["penalty", str(root / "circuits" / "ama_2x2_uniform"), "--rounds", "50", "--trials", "50"])
+    assert res.exit_code == 0 and "bidders accept a penalty above 100.586 (T x aRgt* widened" in res.output, res.output
 
 
 def test_auction_gain_subtracts_the_auctions_revenue():

@@ -16,6 +16,7 @@ from zkauction.learn.nets import RegretNet
 from zkauction.learn.setting import AuctionSetting, ParticipationModel
 from zkauction.protocol.audit import Auditor, audit_draw, check_round, draw_digest, select_audit_rounds
 from zkauction.protocol.bundle_log import check_bundle_against_ledger
+from zkauction.protocol.credibility import round_gain_bound
 from zkauction.protocol.local import LocalRun
 from zkauction.protocol.log import Ledger, SigningKey
 from zkauction.protocol.auctioneer import net_outcome_function
@@ -56,11 +57,11 @@ def within_bids(fn, share=0.5):
     return f
 
 
-def make_run(tmp_path, mode="reveal", rounds=12, audits=2, name="a.db", **kw):
+def make_run(tmp_path, mode="reveal", rounds=12, audits=2, name="a.db", auction=None, **kw):
     fn = net_outcome_function(small_net())
     return LocalRun.create(
         tmp_path / name, fn, setting=SETTING, participation=PARTICIPATION, input_scale=12,
-        auction={"name": "test-net"}, rounds=rounds, audits=audits, mode=mode, seed=7, **kw,
+        auction=auction or {"name": "test-net"}, rounds=rounds, audits=audits, mode=mode, seed=7, **kw,
     )
 
 
@@ -122,7 +123,8 @@ def test_dishonest_payment_fails_that_rounds_audit(tmp_path):
     assert report.status == "invalid" and report.failed == [3]
     bad = [v for v in report.verdicts if not v.valid][0]
     assert bad.reason.startswith("round 3:") and "payment" in bad.reason
-    assert report.penalty_due == pytest.approx(7 * 2.0)  # (T + 1) * aRgt*
+    # (T + 1) x the most a round can take within the public checks: aRgt* = 2 and float rounding
+    assert report.penalty_due == pytest.approx(7 * 2.0, rel=1e-5) == 7 * round_gain_bound(SETTING.support, None)
 
 
 def test_bad_opening_is_rejected_with_a_reason_code_and_the_bidder_is_absent(tmp_path):

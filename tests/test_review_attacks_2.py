@@ -201,6 +201,40 @@ def test_bidders_refuse_a_penalty_that_does_not_make_deviating_unprofitable(tmp_
     LocalRun.create(tmp_path / "ok.db", fn, penalty=12.5, **kw).close()
 
 
+def test_the_least_credible_penalty_covers_what_the_public_checks_let_a_round_take(tmp_path):
+    """The public checks allow one grid step of rounding per bidder above each bound: on the grid
+    2^-4 (tol 1/8 for two bidders) an outcome handing bidder 0 both items at 1 + tol, charging it
+    their top plus tol and the loser tol, passes them while taking 2.5 > aRgt* = 2 (the eighth
+    review's 2.0078 for the shipped circuit's grid 2^-10). A penalty above T aRgt* but not above T
+    times that lets always deviating pay; bidders refuse it, naming the least credible penalty."""
+    from zkauction.protocol.audit import check_round
+    from zkauction.protocol.credibility import round_gain_bound, support_argt
+
+    grid = {"name": "test-net", "output_scale": 4}
+    run = make_run(tmp_path, rounds=6, audits=1, auction=grid)
+    a, first, second = run.auctioneer, *run.bidders
+    first.commit(1, BOTH[0])
+    second.commit(1, BOTH[1])
+    a.close_commitments(1)
+    a.receive_opening(1, 0, first.open(1))
+    a.receive_opening(1, 1, second.open(1))
+    a.outcome = lambda bids, salts: Outcome(((1.125, 1.125), (0.0, 0.0)), (2.375, 0.125))
+    finish_round(a, [], 1)
+    st = read_state(run.ledger)
+    assert check_round(st, 1) == []  # every public check passes
+    taken = sum(st.outcomes[1].data["payment"])
+    assert taken == 2.5 > support_argt(SETTING.support) == 2.0
+    assert taken <= round_gain_bound(SETTING.support, 4) == 2.75
+    run.close()
+    # T aRgt* = 12 < 12.5 < T x 2.5: always deviating would take 15 and pay 12.5
+    with pytest.raises(ProtocolError, match="the announced penalty 12.5 is not above 16.5, the least that makes"):
+        make_run(tmp_path, rounds=6, audits=1, auction=grid, penalty=12.5, name="b.db")
+    make_run(tmp_path, rounds=6, audits=1, auction=grid, penalty=16.6, name="c.db").close()
+    # the default is (T + 1) times the bound: credible whatever T and the grid
+    with make_run(tmp_path, rounds=6, audits=1, auction=grid, name="d.db") as default:
+        assert default.auctioneer.announcement().penalty == 7 * 2.75
+
+
 def lie_then_crash(tmp_path, rounds):
     """Round 1 with an outcome charging bidder 0 2.0 for bids worth 1.25 (inside the public bound),
     logged by a host whose process dies before bidder 0 checks it: nothing of the bidders' kept

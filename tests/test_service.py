@@ -421,6 +421,6 @@ def test_cli_bidder_run_refuses_a_bad_bids_file_with_exit_2(tmp_path):
     p = subprocess.run([sys.executable, "-m", "zkauction", "serve", "--circuit", str(CIRCUIT), "--db", str(tmp_path / "y.db"),
                         "--bidders", str(tmp_path / "keys2"), "--rounds", "2", "--penalty", "3", "--port", "0"],
                        capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and "--penalty 3 is not above 4 (T x aRgt*)" in p.stderr, p.stderr
+    assert p.returncode == 2 and "--penalty 3 is not above 4.02344 (T x aRgt*, with the public checks' rounding)" in p.stderr, p.stderr
     assert not (tmp_path / "y.db").exists() or (tmp_path / "y.db").stat().st_size == 0
     assert not (tmp_path / "x.db").exists() or (tmp_path / "x.db").stat().st_size == 0

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(..., "--db", help="log file (SQLite); an existing run there is resumed"),
         seed: int = typer.Option(0, "--seed", help="seed of the simulated bidders' values"),
         audits: int = typer.Option(1, "--audits", help="k, the number of audited rounds"),
-        penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty if an audit fails (default (T+1) x aRgt*)"),
+        penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty if an audit fails (default (T+1) x aRgt*, with the public checks' rounding)"),
         mode: str = typer.Option("zk", "--mode", help="verification mode: zk, reveal or ttp (trusted third party)"),
         trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable)"),
         block: int = typer.Option(1, "--block", help="rounds per block: each step of a block's rounds in one pass, "
@@ -191,6 +191,9 @@ def register(app: typer.Typer) -> None:
                 raise ValueError(f"--trials {trials}: must be positive")
             setting, participation, net = _setting_source(source)
             a = cr.argt_bound(setting)
+            # what a run of a circuit announces: outcomes on its grid, whose rounding the public checks allow
+            scales = json.loads((source / "manifest.json").read_text()).get("output_scales") if (source / "manifest.json").is_file() else None
+            accepted = rounds * cr.round_gain_bound(setting.support, min(scales.values())) if isinstance(scales, dict) and scales else None
             reports = {acc: cr.minimal_penalty(rounds, audits, a, acc) for acc in cr.ACCOUNTINGS}
             p = reports[accounting].minimal_penalty if penalty is None else penalty
             gains = cr.auction_gain(setting, participation, net)
@@ -218,7 +221,7 @@ def register(app: typer.Typer) -> None:
             _fail(e)
         if as_json:
             typer.echo(json.dumps({"argt_bound": a, "minimal_penalty": {k: v.to_dict() for k, v in reports.items()},
-                                   "penalty": p, "simulations": [dict(s.to_dict(), closed_form=c) for s, c in zip(sims, closed)]},
+                                   "bidders_accept_above": accepted, "penalty": p, "simulations": [dict(s.to_dict(), closed_form=c) for s, c in zip(sims, closed)]},
                                   indent=2))
             return
         typer.echo(f"aRgt* = {a:g} (sum over items of the highest value in the support)")
@@ -226,6 +229,9 @@ def register(app: typer.Typer) -> None:
         for acc, r in reports.items():
             typer.echo(f"minimal penalty, T={rounds}, k={audits}, accounting '{acc}': {r.minimal_penalty:.6g} "
                        f"(worst case: deviating in {r.worst_deviations} round(s))")
+        if accepted is not None:
+            typer.echo(f"a run of this circuit: bidders accept a penalty above {accepted:.6g} (T x aRgt* widened by the public "
+                       f"checks' rounding of outcomes on the grid 2^-{min(scales.values())}); the default is (T+1)/T x that")
         gain_note = "the auction's revenue subtracted" if net is not None else "honest revenue taken as 0"
         typer.echo(f"simulated deviating auctioneers at penalty {p:g} ({trials} trials, accounting '{accounting}', "
                    f"per-round gain = first-price revenue on the bids, {gain_note}):")

@@ -54,9 +54,9 @@ def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[
             _usage(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
         if mode not in ("zk", "reveal"):
             _usage(f"--mode {mode!r}: the service runs zk or reveal")
-        from zkauction.protocol.announcement import penalty_problem
+        from zkauction.protocol.announcement import circuit_terms, penalty_problem
 
-        problem = penalty_problem(penalty, rounds, circuit.support)
+        problem = penalty_problem(penalty, rounds, circuit.support, circuit_terms(circuit)["output_scale"])
         if problem:
             _usage(problem)
         keys = _read_keys(bidders)
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         bidders: Optional[Path] = typer.Option(None, "--bidders", help="file of the bidders' public keys, one per line (to announce)"),
         rounds: Optional[int] = typer.Option(None, "--rounds", help="T (to announce)"),
         audits: int = typer.Option(1, "--audits", help="k, the number of audited rounds"),
-        penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty (default (T+1) x aRgt*)"),
+        penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty (default (T+1) x aRgt*, with the public checks' rounding)"),
         mode: str = typer.Option("zk", "--mode", help="zk or reveal"),
         commit_s: float = typer.Option(10.0, "--commit-s", help="commit phase deadline, seconds"),
         open_s: float = typer.Option(10.0, "--open-s", help="opening phase deadline, seconds"),

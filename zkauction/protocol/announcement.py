@@ -98,19 +98,29 @@ def circuit_terms(circuit: Any) -> dict[str, Any]:
     }
 
 
-def penalty_problem(penalty: float | None, rounds: int, support: Any) -> str | None:
-    """Why bidders would refuse ``penalty`` for T = ``rounds`` on ``support`` (None: they would not;
-    None for no penalty given, the default (T + 1) aRgt* is used): it must be above T aRgt*, the
-    least that makes every deviation unprofitable (:func:`~zkauction.protocol.credibility.keep_threshold`)."""
-    from zkauction.protocol.credibility import keep_threshold, support_argt
+def penalty_problem(penalty: float | None, rounds: int, support: Any, output_scale: Any) -> str | None:
+    """Why bidders would refuse ``penalty`` for T = ``rounds`` on ``support`` with outcomes on the
+    grid 2^-``output_scale`` (None: they would not; None for no penalty given, then
+    :func:`default_penalty` is used): it must be above T times the most a round can take within the
+    public checks, the least that makes every deviation unprofitable
+    (:func:`~zkauction.protocol.credibility.keep_threshold`, :func:`~zkauction.protocol.credibility.round_gain_bound`)."""
+    from zkauction.protocol.credibility import keep_threshold, round_gain_bound
 
     if penalty is None:
         return None
-    needed = keep_threshold(rounds, support_argt(support))
+    needed = keep_threshold(rounds, round_gain_bound(support, output_scale))
     if not penalty > needed:
-        return (f"--penalty {penalty:g} is not above {needed:g} (T x aRgt*), the least that makes every deviation "
-                "unprofitable: every bidder would refuse the auction")
+        return (f"--penalty {penalty:g} is not above {needed:g} (T x aRgt*, with the public checks' rounding), the least "
+                "that makes every deviation unprofitable: every bidder would refuse the auction")
     return None
+
+
+def default_penalty(rounds: int, support: Any, output_scale: Any) -> float:
+    """(T + 1) times the most a round can take within the public checks: just above the least
+    credible penalty (section 4.1's (T + 1) aRgt*, with the checks' rounding)."""
+    from zkauction.protocol.credibility import round_gain_bound
+
+    return (rounds + 1) * round_gain_bound(support, output_scale)
 
 
 def misstated_terms(ann: Announcement, circuit: Any) -> list[str]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from zkauction.protocol.announcement import misstated_terms
+from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
 from zkauction.protocol.state import (
     Announcement,
@@ -50,7 +51,6 @@ from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
 
 DRAW_DOMAIN = b"zkauction-audit-draw-v2\x00"
-DEFAULT_TOLERANCE = 1e-6  # float outcomes (a plain net in tests); circuit outcomes give their own grid
 
 
 def draw_digest(log_id: str, seeds: dict[int, str]) -> bytes:
@@ -134,19 +134,13 @@ def valid_opening(st: LedgerState, bidder: int, commitment: str, bids: Any, salt
 def grid_step(ann: Announcement) -> float | None:
     """The outcome grid's step, 2^-output_scale for a circuit's fixed-point outputs; None for float
     outcomes."""
-    scale = ann.auction.get("output_scale")
-    # the auctioneer writes this: only a sane grid may loosen the checks, never a negative scale (and
-    # every verifier holding the circuit checks it is the circuit's own: announced_terms)
-    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 52:
-        return None
-    return 2.0 ** -scale
+    return output_step(ann.term("output_scale"))
 
 
 def tolerance(st: LedgerState) -> float:
     """How far rounding may carry a feasible outcome: one grid step per bidder, or
     :data:`DEFAULT_TOLERANCE` for float outcomes."""
-    step = grid_step(st.announcement)
-    return DEFAULT_TOLERANCE if step is None else st.announcement.n * step
+    return public_tolerance(st.announcement.n, st.announcement.term("output_scale"))
 
 
 def own_outcome_problem(ann: Announcement, i: int, bids: Sequence[float], d: dict[str, Any]) -> str | None:

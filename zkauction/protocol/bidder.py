@@ -122,9 +122,10 @@ class Bidder:
         if ann.mode == "ttp" and "third_party" not in self.expected:
             raise ProtocolError(f"bidder {self.index}: ttp mode, but this bidder was told of no trusted third party: "
                                 "refusing to take part (the auctioneer could name its own key)")
-        from zkauction.protocol.credibility import keep_threshold, support_argt
+        from zkauction.protocol.credibility import keep_threshold, round_gain_bound
 
-        needed = keep_threshold(ann.rounds, support_argt(ann.support))  # the exact minimal penalty, any k
+        # the exact minimal penalty, any k, for the most a round can take within the public checks
+        needed = keep_threshold(ann.rounds, round_gain_bound(ann.support, ann.term("output_scale")))
         if not ann.penalty > needed:  # else deviating can pay: the audit's threat is what makes it credible
             raise ProtocolError(f"bidder {self.index}: the announced penalty {ann.penalty:g} is not above {needed:g}, the "
                                 f"least that makes every deviation unprofitable for T = {ann.rounds}, k = {ann.audits}: "

@@ -56,6 +56,38 @@ def support_argt(support: Sequence[Sequence[Sequence[float]]]) -> float:
     return float(sum(max(float(row[j][1]) for row in support) for j in range(len(support[0]))))
 
 
+DEFAULT_TOLERANCE = 1e-6  # float outcomes (a plain net in tests); circuit outcomes give their own grid
+
+
+def output_step(output_scale: object) -> float | None:
+    """The outcome grid's step 2^-output_scale for a sane announced scale (an integer in [1, 52]);
+    None otherwise (float outcomes). The auctioneer writes the scale: a negative one never loosens
+    a check, and every verifier holding the circuit checks it is the circuit's own."""
+    if isinstance(output_scale, bool) or not isinstance(output_scale, int) or not 1 <= output_scale <= 52:
+        return None
+    return 2.0 ** -output_scale
+
+
+def public_tolerance(n: int, output_scale: object) -> float:
+    """How far the public checks let rounding carry an outcome: one grid step per bidder, or
+    :data:`DEFAULT_TOLERANCE` for float outcomes."""
+    step = output_step(output_scale)
+    return DEFAULT_TOLERANCE if step is None else n * step
+
+
+def round_gain_bound(support: Sequence[Sequence[Sequence[float]]], output_scale: object) -> float:
+    """The most one round's outcome can charge all bidders together and still pass every public
+    check (:func:`zkauction.protocol.audit.check_round`), hence the most a deviating auctioneer gains
+    in a round: aRgt* (1 + n tol) + n tol with tol = :func:`public_tolerance`. Each payment may reach
+    its allocation at the top of the support plus tol; an item's allocations may sum to 1 + tol, with
+    cells down to -tol, so the positive ones sum to at most 1 + n tol. Above aRgt* by about
+    (aRgt* + 1) n tol: 0.6% for the shipped 2x2 circuit (output scale 10); a penalty above T aRgt*
+    alone would let an always-deviating auctioneer keep T times that."""
+    n = len(support)
+    tol = public_tolerance(n, output_scale)
+    return support_argt(support) * (1.0 + n * tol) + n * tol
+
+
 def keep_threshold(rounds: int, argt: float) -> float:
     """The minimal penalty in the "keep" accounting, in closed form: T * aRgt*, whatever k. Deviating
     in w rounds gains at most w aRgt* and is caught with P_w = 1 - C(T-w, k) / C(T, k) >= 1 - (1 -

@@ -29,9 +29,7 @@ def load_circuit(path: Path) -> Any:
 
 
 def auction_info(circuit: Any) -> dict[str, Any]:
-    from zkauction.zk.circuit import ezkl_version
-
-    from zkauction.zk.circuit import sha256_file
+    from zkauction.zk.circuit import ezkl_version, sha256_file
 
     return {
         "name": str(circuit.manifest.get("name", circuit.dir.name)),
@@ -102,9 +100,9 @@ def start_or_resume(
     if mode not in ("zk", "reveal", "ttp"):
         raise ProtocolError(f"--mode {mode!r}: expected zk, reveal or ttp")
     circuit = load_circuit(circuit_dir)
-    from zkauction.protocol.announcement import penalty_problem
+    from zkauction.protocol.announcement import circuit_terms, penalty_problem
 
-    problem = penalty_problem(penalty, rounds, circuit.support)
+    problem = penalty_problem(penalty, rounds, circuit.support, circuit_terms(circuit)["output_scale"])
     if problem:
         raise ProtocolError(problem)
     setting = AuctionSetting.from_dict(circuit.manifest["setting"])

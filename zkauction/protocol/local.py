@@ -29,7 +29,7 @@ from zkauction.protocol.log import Ledger, SigningKey
 from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, TrustedThirdParty
 from zkauction.protocol.bidder import Bidder
-from zkauction.protocol.announcement import circuit_terms
+from zkauction.protocol.announcement import circuit_terms, default_penalty
 from zkauction.protocol.state import MODES, OUTCOME, OutcomeFunction, ProtocolError, read_state
 from zkauction.protocol.rounds import finish_round, play_round, run_rounds  # noqa: F401  (re-exported)
 
@@ -116,9 +116,8 @@ class LocalRun:
         """Generate every party's key, announce the auction, have every bidder register.
         ``block``: rounds per block (1: one round at a time; see zkauction.protocol.rounds.play_block).
 
-        ``penalty`` defaults to (T + 1) * aRgt*, just above section 4.1's threshold T * aRgt*."""
-        from zkauction.protocol.credibility import argt_bound
-
+        ``penalty`` defaults to (T + 1) times the most a round can take within the public checks
+        (:func:`~zkauction.protocol.announcement.default_penalty`), just above the least credible one."""
         db = Path(db)
         if db.exists() and db.stat().st_size > 0:
             raise ProtocolError(f"{db} already exists: resume it, or choose a new --db")
@@ -136,7 +135,7 @@ class LocalRun:
             (d / f"bidder_{i}.logs.json").unlink(missing_ok=True)  # a new secret: no log ids yet
         (d / "monitor.checkpoint.json").unlink(missing_ok=True)
         if penalty is None:
-            penalty = (rounds + 1) * argt_bound(setting)
+            penalty = default_penalty(rounds, setting.support, auction.get("output_scale"))
         (d / OPENINGS_FILE).unlink(missing_ok=True)
         # What each bidder was told out of band and checks in the announcement before registering.
         expected = {k: auction[k] for k in ("manifest_sha256", "vk_sha256") if k in auction}

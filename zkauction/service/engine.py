@@ -363,16 +363,17 @@ def announce(ledger: Ledger, key: SigningKey, circuit: Any, *, bidders: list[str
              penalty: float | None, mode: str, deadlines: dict[str, float] | None = None) -> Entry:
     """Announce an auction of ``circuit`` to the bidders whose public keys are ``bidders``."""
     from zkauction.learn.setting import AuctionSetting
-    from zkauction.protocol.credibility import argt_bound
+    from zkauction.protocol.announcement import default_penalty
     from zkauction.protocol.demo import auction_info
 
     setting = AuctionSetting.from_dict(circuit.manifest["setting"])
     if len(bidders) != setting.n:
         raise ProtocolError(f"the circuit is for {setting.n} bidders; {len(bidders)} bidder keys were given")
+    info = auction_info(circuit)
     if penalty is None:
-        penalty = (rounds + 1) * argt_bound(setting)
+        penalty = default_penalty(rounds, setting.support, info.get("output_scale"))
     return Auctioneer(key, ledger, lambda b, s: None).announce(
-        n=setting.n, m=setting.m, support=setting.support, input_scale=circuit.input_scale, auction=auction_info(circuit),
+        n=setting.n, m=setting.m, support=setting.support, input_scale=circuit.input_scale, auction=info,
         rounds=rounds, audits=audits, penalty=penalty, mode=mode, bidders=bidders,
         deadlines={**DEFAULT_DEADLINES, **(deadlines or {})})
 
