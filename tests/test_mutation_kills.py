@@ -363,7 +363,7 @@ def test_reveal_mode_checks_the_published_openings(tmp_path):
             check_round_openings(st, 1, other, salts, fn)
         with pytest.raises(ProtocolError, match="round 1: bidder 0's opening is malformed"):
             check_round_openings(st, 1, bids, ["zz", salts[1]], fn)
-        with pytest.raises(ProtocolError, match="round 1: expected openings of 2 bidders"):
+        with pytest.raises(ProtocolError, match="round 1: the openings are malformed: they must list the bids and the salts of 2 bidders"):
             check_round_openings(st, 1, bids[:1], salts[:1], fn)
         real = fn(bids, salts)
         swapped = Outcome(tuple(reversed(real.allocation)), real.payment)

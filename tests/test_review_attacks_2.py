@@ -20,7 +20,7 @@ from test_protocol import PARTICIPATION, SETTING, _fake_bundle, make_run, small_
 
 from zkauction.learn.setting import AuctionSetting
 from zkauction.protocol.announcement import circuit_terms, misstated_terms
-from zkauction.protocol.audit import Auditor
+from zkauction.protocol.audit import Auditor, check_round_openings
 from zkauction.protocol.auctioneer import circuit_outcome_function, net_outcome_function
 from zkauction.protocol.bundle_log import check_bundle_against_ledger
 from zkauction.protocol.demo import auction_info
@@ -102,6 +102,25 @@ def test_a_shill_copying_an_honest_commitment_is_a_breach_and_the_honest_bidder_
     st = read_state(run.ledger)
     assert any("bidders 0 and 1 logged the same commitment in round 1" in b.reason for b in st.breaches), st.breaches
     assert Auditor(run.ledger).audit().status == "invalid"
+    run.close()
+
+
+def test_a_commitment_spelt_in_upper_case_does_not_count_and_cannot_frame_the_honest_close(tmp_path):
+    """The eighth review: a bidder logged its own commitment in upper case; the reader recorded it as
+    sent while the honest close listed it lower-cased, so every verifier named the honest
+    auctioneer's breach. One spelling counts: the reader and the close agree it does not."""
+    run = make_run(tmp_path, rounds=2, audits=1)
+    odd, other = run.bidders
+    item = odd.commitment_item(1, BOTH[0])
+    spelt = item[1]["commitment"].upper()
+    assert spelt != item[1]["commitment"]
+    run.ledger.append_many([(BID_COMMITMENT, {"bidder": 0, "commitment": spelt}, odd.key, 1, "odd")])
+    other.commit(1, BOTH[1])
+    close = run.auctioneer.close_commitments(1)
+    assert close.data["commitments"] == [None, other._commitments[1]]
+    st = read_state(run.ledger)
+    assert st.breaches == [] and st.commitments[1] == {1: other._commitments[1]}
+    assert any("bidder 0's commitment for round 1 is not in its canonical form" in x for x in st.notes), st.notes
     run.close()
 
 
@@ -233,6 +252,37 @@ def test_the_least_credible_penalty_covers_what_the_public_checks_let_a_round_ta
     # the default is (T + 1) times the bound: credible whatever T and the grid
     with make_run(tmp_path, rounds=6, audits=1, auction=grid, name="d.db") as default:
         assert default.auctioneer.announcement().penalty == 7 * 2.75
+
+
+@pytest.mark.parametrize("payload", [{}, {"bids": ["ab", "cd"], "salts": ["0" * 64] * 2},
+                                     {"bids": [[0.5, "x"], [0.5, 0.5]], "salts": ["0" * 64] * 2},
+                                     {"bids": [[0.5, 0.5], [0.5, 0.5]], "salts": [1, 2]}])
+def test_malformed_published_openings_are_the_auctioneers_breach_not_a_crash(tmp_path, payload):
+    """The eighth review: in reveal mode the auctioneer answered the audited round of a run that
+    overcharged every winner with a malformed openings entry; every verifier's audit (zkauction
+    audit, the monitor, the bidder client, the web verdict) raised instead of saying invalid."""
+    from test_protocol import within_bids
+
+    from zkauction.protocol.state import OPENINGS
+
+    run = make_run(tmp_path, rounds=3, audits=1)
+    run.auctioneer.outcome = within_bids(run.auctioneer.outcome)
+    run.bids_of_round = lambda r: BOTH
+    run.play()
+    draw = run.reveal()
+    for r in draw.rounds:
+        run.ledger.append(OPENINGS, payload, run.auctioneer.key, round=r, unique=unique_key(OPENINGS, r),
+                          checkpoint_key=run.auctioneer.key)
+    st = read_state(run.ledger)
+    assert any("published openings are malformed" in b.reason for b in st.breaches), st.breaches
+    auditor = Auditor(run.ledger, outcome=run.outcome)
+    assert not auditor.check_audited_round(st, draw.rounds[0]).valid  # what a bidder client runs: a verdict
+    report = auditor.audit()
+    assert report.status == "invalid" and report.penalty_due > 0
+    # the third party's check of openings sent to it privately: a refusal, not a crash
+    with pytest.raises(ProtocolError, match="the openings are malformed"):
+        check_round_openings(st, draw.rounds[0], payload.get("bids"), payload.get("salts"), run.outcome)
+    run.close()
 
 
 def lie_then_crash(tmp_path, rounds):

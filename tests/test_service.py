@@ -16,7 +16,8 @@ import uvicorn
 
 from zkauction.protocol.checkpoint import ForkError, LogView, RollbackError
 from zkauction.protocol.log import Ledger, SigningKey, Statement
-from zkauction.protocol.state import BID_COMMITMENT, OUTCOME, ProtocolError
+from zkauction.protocol.audit import public_checks
+from zkauction.protocol.state import BID_COMMITMENT, OUTCOME, ProtocolError, read_state
 from zkauction.service.client import BidderClient, BidsFileError, init_state, parse_bids
 from zkauction.service.engine import Engine, announce, engine_for
 from zkauction.service.monitor import Monitor, MonitorAlert
@@ -238,7 +239,10 @@ def test_a_bidder_started_before_the_server_retries_then_names_the_unreachable_s
 
 def test_the_server_never_logs_a_copy_of_another_bidders_commitment(tmp_path, circuit):
     """A commitment names bids and a salt, not a bidder: a copy would open with the other bidder's
-    opening (a shill bidding exactly that bid). The honest server refuses it, whatever its case."""
+    opening (a shill bidding exactly that bid). The honest server refuses it (409), and anything but
+    the canonical lower-case spelling (400): the eighth review's bidder sent its own commitment in
+    upper case, which the reader recorded as sent and the honest close listed lower-cased, so every
+    verifier named the honest auctioneer's breach (penalty due)."""
     srv = make_service(tmp_path, circuit, n_rounds=2)
     try:
         remote, log_id = RemoteLog(srv.url), srv.engine.log_id
@@ -246,14 +250,21 @@ def test_the_server_never_logs_a_copy_of_another_bidders_commitment(tmp_path, ci
         for i, k in enumerate(keys):
             remote.append("registration", {"bidder": i, "announcement": log_id, "seed_commitment": f"{i}" * 64}, k)
         assert remote.status(1, 0, wait=10.0)["round"] == 1
-        c = "12" * 31 + "00"
+        c = "1a" * 31 + "00"
         remote.append(BID_COMMITMENT, {"bidder": 0, "commitment": c}, keys[0], round=1)
         size = len(srv.engine.ledger)
-        for copy in (c, c.upper()):
-            with pytest.raises(Refused, match="already another bidder's") as err:
-                remote.append(BID_COMMITMENT, {"bidder": 1, "commitment": copy}, keys[1], round=1)
-            assert err.value.status == 409
+        with pytest.raises(Refused, match="already another bidder's") as err:
+            remote.append(BID_COMMITMENT, {"bidder": 1, "commitment": c}, keys[1], round=1)
+        assert err.value.status == 409
+        own = "3c" * 31 + "0a"
+        for spelling in (c.upper(), own.upper(), own[:-1] + "A"):
+            with pytest.raises(Refused, match="lower-case hex") as err:
+                remote.append(BID_COMMITMENT, {"bidder": 1, "commitment": spelling}, keys[1], round=1)
+            assert err.value.status == 400
         assert len(srv.engine.ledger) == size
+        remote.append(BID_COMMITMENT, {"bidder": 1, "commitment": own}, keys[1], round=1)
+        assert remote.status(1, 1, wait=10.0)["phase"] >= 1  # closed, listing both as logged
+        assert public_checks(read_state(srv.engine.ledger)) == []
     finally:
         srv.stop()
 

@@ -118,17 +118,19 @@ class OpeningStore:
 
 def counted_commitments(ann: Announcement, entries: Sequence[Entry]) -> dict[int, str]:
     """{bidder: commitment} of one round's ``bid_commitment`` entries (in log order), counted as the
-    reader counts them: the first one signed by the bidder it names, a well-formed field element
-    (a close listing anything else is the auctioneer's breach)."""
+    reader counts them: the first one signed by the bidder it names, a well-formed field element in
+    its canonical (lower-case) form (a close listing anything else is the auctioneer's breach)."""
     out: dict[int, str] = {}
     for e in entries:
         d = e.data
         i = d.get("bidder") if isinstance(d, dict) else None
         if type(i) is int and 0 <= i < ann.n and e.signer == ann.bidders[i] and i not in out:
             try:
-                out[i] = commitments.check_felt(d.get("commitment"), "commitment")
+                c = commitments.check_felt(d.get("commitment"), "commitment")
             except CommitmentError:
                 continue
+            if c == d.get("commitment"):
+                out[i] = c
     return out
 
 

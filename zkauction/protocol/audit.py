@@ -44,6 +44,7 @@ from zkauction.protocol.state import (
     ProtocolError,
     absent_commitment,
     opening_message,
+    openings_problem,
     read_announcement,
     read_state,
 )
@@ -315,8 +316,9 @@ def check_round_openings(st: LedgerState, round: int, bids: Sequence[Sequence[fl
     ann = st.announcement
     logged = st.commitments_of(round)
     present = st.outcomes[round].data["participants"]
-    if len(bids) != ann.n or len(salts) != ann.n:
-        raise ProtocolError(f"round {round}: expected openings of {ann.n} bidders")
+    problem = openings_problem(ann.n, ann.m, bids, salts)
+    if problem:
+        raise ProtocolError(f"round {round}: the openings are malformed: {problem}")
     for i in range(ann.n):
         try:
             got = commitments.commit(list(map(float, bids[i])), salts[i], ann.input_scale)

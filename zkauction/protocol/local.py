@@ -30,7 +30,7 @@ from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, TrustedThirdParty
 from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.announcement import circuit_terms, default_penalty
-from zkauction.protocol.state import MODES, OUTCOME, OutcomeFunction, ProtocolError, read_state
+from zkauction.protocol.state import MODES, OPENINGS, OUTCOME, OutcomeFunction, ProtocolError, first_entry, read_state
 from zkauction.protocol.rounds import finish_round, play_round, run_rounds  # noqa: F401  (re-exported)
 
 RUN_FILE = "run.json"
@@ -245,8 +245,8 @@ class LocalRun:
                     self.auctioneer.log_proof(r, pooled[r][0], self.circuit)
                 else:
                     self.auctioneer.prove(r, self.circuit, progress=progress)
-            elif mode == "reveal" and r not in st.openings:
-                self.auctioneer.publish_openings(r)
+            elif mode == "reveal" and first_entry(self.ledger, OPENINGS, r, st.announcement.auctioneer) is None:
+                self.auctioneer.publish_openings(r)  # (one only: a malformed one logged is not counted, and a breach)
             elif mode == "ttp" and r not in st.ttp_verdicts:
                 bids, salts = self.auctioneer.round_inputs(r)
                 self.third_party.audit_round(r, bids, salts)

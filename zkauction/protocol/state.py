@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -96,6 +97,21 @@ def opening_message(log_id: str, round: int, bidder: int, bids: Any, salt: Any) 
     bidder, so the auctioneer can show a bad opening as evidence and nobody can replay it."""
     return (OPENING_DOMAIN + "\n" + canonical_json({"log": log_id, "round": round, "bidder": bidder,
                                                      "bids": bids, "salt": salt})).encode()
+
+
+def openings_problem(n: int, m: int, bids: Any, salts: Any) -> str | None:
+    """What is malformed in a round's published openings (None if nothing): they must be the bids
+    of n bidders, m finite numbers each, and n salts as strings (whether they open the commitments
+    is checked after)."""
+    if not isinstance(bids, (list, tuple)) or len(bids) != n or not isinstance(salts, (list, tuple)) or len(salts) != n:
+        return f"they must list the bids and the salts of {n} bidders"
+    for i, (b, salt) in enumerate(zip(bids, salts)):
+        if not (isinstance(b, (list, tuple)) and len(b) == m and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in b)):
+            return f"bidder {i}'s bids must be {m} finite numbers, got {b!r}"[:300]
+        if not isinstance(salt, str):
+            return f"bidder {i}'s salt must be a string, got {type(salt).__name__}"
+    return None
 
 
 class AuditError(ProtocolError):
@@ -283,12 +299,14 @@ class _Reader:
         if i in self.st.commitments.setdefault(r, {}):
             self.bad(f"bidder {i} committed twice in round {r} (the first counts)")
         mine = commitments.check_felt(d["commitment"], "commitment")
-        copied = [j for j, c in self.st.commitments[r].items() if c.lower() == mine]
+        if mine != d["commitment"]:  # one spelling per commitment: the close lists it as the log holds it
+            self.bad(f"bidder {i}'s commitment for round {r} is not in its canonical form (lower-case hex)")
+        copied = [j for j, c in self.st.commitments[r].items() if c == mine]
         if copied:  # counted (the close must list it) and the host's breach: an honest host refuses a copy
             lo, hi = sorted((copied[0], i))
             self.st.breaches.append(Breach(e.seq, r, f"bidders {lo} and {hi} logged the same commitment in round {r}: one is "
                                            "a copy (it opens with the other's opening), which an honest host refuses"))
-        self.st.commitments[r][i] = str(d["commitment"])
+        self.st.commitments[r][i] = mine
 
     def close(self, e: Entry, d: dict[str, Any]) -> None:
         r, n = e.round, self.ann.n
@@ -392,6 +410,9 @@ class _Reader:
     def openings_entry(self, e: Entry, d: dict[str, Any]) -> None:
         # published openings reveal bids: only for the audited rounds, so only once they are drawn
         self._after_reveals("openings", e.round)
+        problem = openings_problem(self.ann.n, self.ann.m, d.get("bids"), d.get("salts"))
+        if problem:  # (every verifier's reveal-mode audit reads them: a malformed answer must not crash it)
+            self.bad(f"round {e.round}'s published openings are malformed: {problem}")
         self.st.openings.setdefault(e.round, e)
 
     def ttp_verdict(self, e: Entry, d: dict[str, Any]) -> None:

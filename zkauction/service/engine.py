@@ -218,9 +218,11 @@ class Engine:
                 raise Rejected("payload.seed_commitment must be 64 lower-case hex digits", 400)
         elif st.kind == BID_COMMITMENT:
             try:
-                commitments.check_felt(d.get("commitment"), "commitment")
+                canonical = commitments.check_felt(d.get("commitment"), "commitment")
             except CommitmentError as e:
                 raise Rejected(f"payload.commitment: {e}", 400) from None
+            if canonical != d["commitment"]:  # the reader counts only the canonical spelling (and so does the close)
+                raise Rejected("payload.commitment must be lower-case hex (its canonical form)", 400)
             if s != Status(st.round, 0):
                 raise Rejected(f"round {st.round} is not in its commit phase (now: round {s.round}, {s.name(T)})")
             # a copy of another bidder's commitment would open with that bidder's opening: never logged
