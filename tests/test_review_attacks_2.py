@@ -223,7 +223,7 @@ def test_bidders_refuse_a_penalty_that_does_not_make_deviating_unprofitable(tmp_
 def test_the_least_credible_penalty_covers_what_the_public_checks_let_a_round_take(tmp_path):
     """The public checks allow one grid step of rounding per bidder above each bound: on the grid
     2^-4 (tol 1/8 for two bidders) an outcome handing bidder 0 both items at 1 + tol, charging it
-    their top plus tol and the loser tol, passes them while taking 2.5 > aRgt* = 2 (the eighth
+    their top plus tol and the loser tol, passes them while taking 2.5 > aRgt* = 2 (the seventh
     review's 2.0078 for the shipped circuit's grid 2^-10). A penalty above T aRgt* but not above T
     times that lets always deviating pay; bidders refuse it, naming the least credible penalty."""
     from zkauction.protocol.audit import check_round
@@ -231,14 +231,7 @@ def test_the_least_credible_penalty_covers_what_the_public_checks_let_a_round_ta
 
     grid = {"name": "test-net", "output_scale": 4}
     run = make_run(tmp_path, rounds=6, audits=1, auction=grid)
-    a, first, second = run.auctioneer, *run.bidders
-    first.commit(1, BOTH[0])
-    second.commit(1, BOTH[1])
-    a.close_commitments(1)
-    a.receive_opening(1, 0, first.open(1))
-    a.receive_opening(1, 1, second.open(1))
-    a.outcome = lambda bids, salts: Outcome(((1.125, 1.125), (0.0, 0.0)), (2.375, 0.125))
-    finish_round(a, [], 1)
+    round_1_with(run, Outcome(((1.125, 1.125), (0.0, 0.0)), (2.375, 0.125)), checking=[])
     st = read_state(run.ledger)
     assert check_round(st, 1) == []  # every public check passes
     taken = sum(st.outcomes[1].data["payment"])
@@ -285,20 +278,26 @@ def test_malformed_published_openings_are_the_auctioneers_breach_not_a_crash(tmp
     run.close()
 
 
+def round_1_with(run, outcome, checking):
+    """Round 1 on the bids BOTH, whose logged outcome is ``outcome`` whatever the bids; the bidders
+    with an index in ``checking`` check it."""
+    a, first, second = run.auctioneer, *run.bidders
+    first.commit(1, BOTH[0])
+    second.commit(1, BOTH[1])
+    a.close_commitments(1)
+    a.receive_opening(1, 0, first.open(1))
+    a.receive_opening(1, 1, second.open(1))
+    a.outcome = lambda bids, salts: outcome
+    finish_round(a, [run.bidders[i] for i in checking], 1)
+
+
 def lie_then_crash(tmp_path, rounds):
     """Round 1 with an outcome charging bidder 0 2.0 for bids worth 1.25 (inside the public bound),
     logged by a host whose process dies before bidder 0 checks it: nothing of the bidders' kept
     checkpoints is flushed (what a kill leaves on disk). Returns a reopened run (the next process)."""
     run = make_run(tmp_path, rounds=rounds, audits=1)
-    a, honest, other = run.auctioneer, *run.bidders
-    honest.commit(1, BOTH[0])
-    other.commit(1, BOTH[1])
-    a.close_commitments(1)
-    a.receive_opening(1, 0, honest.open(1))
-    a.receive_opening(1, 1, other.open(1))
-    a.outcome = lambda bids, salts: Outcome(((1.0, 1.0), (0.0, 0.0)), (2.0, 0.0))
-    finish_round(a, [other], 1)
-    a.store.close()
+    round_1_with(run, Outcome(((1.0, 1.0), (0.0, 0.0)), (2.0, 0.0)), checking=[1])
+    run.auctioneer.store.close()
     run.ledger.close()
     return reopen(tmp_path, run.outcome)
 
