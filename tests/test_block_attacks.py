@@ -416,8 +416,8 @@ def test_a_bidder_that_batch_signs_two_openings_of_one_round_cannot_frame_the_au
         b0.dispute(1)
         finish_round(a, [b0, b1], 1)
         st = read_state(run.ledger)
-        assert 0 in st.disputes[1] and st.outcomes[1].data["participants"] == [0, 1]
-        assert b0.check_outcome(1) == "rejected"
+        assert 0 in st.disputes[1] and st.outcomes[1].data["participants"] == [0, 0]  # rejected: the round is void
+        assert b0.check_outcome(1) == "rejected" and b1.check_outcome(1) == "void"
         # the evidence is a bad opening the bidder signed: the rejection stands, nobody is blamed
         assert public_checks(st) == [] and st.breaches == []
         report = run.audit()
@@ -715,6 +715,6 @@ def test_a_crash_in_the_middle_of_a_block_loses_and_doubles_no_round(tmp_path, c
             assert sorted(e.data["bidder"] for e in again.ledger.entries(kind=BID_COMMITMENT, round=r)) == want
             rejected = [0] if (crash, r) == ("after_a_rejection", 1) else []
             assert st.rejections.get(r, {}) == {i: "opening_mismatch" for i in rejected}
-            assert [i for i, p in enumerate(st.outcomes[r].data["participants"]) if p] == [i for i in want if i not in rejected]
+            assert [i for i, p in enumerate(st.outcomes[r].data["participants"]) if p] == ([] if rejected else want)  # void
         report = again.audit()
         assert report.status == "valid" and report.penalty_due == 0.0, report.to_dict()

@@ -213,7 +213,7 @@ def test_the_trusted_third_party_does_not_vouch_for_a_round_the_log_shows_broken
         _exclude_bidder_0_in(run, 2)
         for r in (1, 2):
             play_round(run.auctioneer, run.bidders, r, [[0.75, 0.5], [0.25, 0.5]])
-        assert read_state(run.ledger).outcomes[2].data["participants"] == [0, 1]
+        assert read_state(run.ledger).outcomes[2].data["participants"] == [0, 0]  # (bidder 0 left out: void)
         honest = run.third_party.audit_round(1, *run.auctioneer.round_inputs(1))
         assert honest.valid, honest
         v = run.third_party.audit_round(2, *run.auctioneer.round_inputs(2))
@@ -455,7 +455,7 @@ def test_a_bundle_of_a_round_the_log_shows_broken_is_refused_against_the_ledger(
         for r in (1, 2):
             play_round(run.auctioneer, run.bidders, r, [[0.75, 0.5], [0.25, 0.5]])
         st = read_state(run.ledger)
-        assert st.outcomes[2].data["participants"] == [0, 1]
+        assert st.outcomes[2].data["participants"] == [0, 0]  # (bidder 0 left out: void)
         assert check_bundle_against_ledger(_fake_bundle(st, 1), run.ledger) == 1
         with pytest.raises(VerificationError, match="round 2: bidder 0's rejection: opening_mismatch, but the evidence is "
                                                     "bidder 0's valid opening: a false rejection") as err:

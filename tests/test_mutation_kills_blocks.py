@@ -114,7 +114,7 @@ def test_an_opening_outside_the_support_alone_leaves_the_fast_path_and_is_reject
         close_rounds(a, clean, listed)
         finish_round(a, [b for b in run.bidders if 3 in present[b.index]], 3, dispute=False)
         st = read_state(run.ledger)
-        assert st.outcomes[3].data["participants"] == [0, 1]
+        assert st.outcomes[3].data["participants"] == [0, 0]  # bidder 0 left out: the round is void
         assert st.breaches == [] and public_checks(st) == []
         assert run.audit().status == "valid"
 

@@ -180,7 +180,7 @@ def test_bids_outside_the_support_are_rejected(tmp_path):
         assert not check_round(read_state(run.ledger), 1)
 
 
-def test_a_bidder_that_commits_but_never_opens_is_absent(tmp_path):
+def test_a_bidder_that_commits_but_never_opens_voids_the_round(tmp_path):
     with make_run(tmp_path, rounds=2, audits=2) as run:
         run.bidders[1].commit(1, [0.5, 0.25])  # committed, opening never sent
         run.bidders[0].commit(1, [0.75, 0.5])
@@ -190,8 +190,9 @@ def test_a_bidder_that_commits_but_never_opens_is_absent(tmp_path):
             run.auctioneer.close_round(1)  # the honest auctioneer does not exclude on its own word
         run.bidders[1].abstain(1)
         out = run.auctioneer.close_round(1)
-        assert out.data["participants"] == [1, 0]
+        assert out.data["participants"] == [0, 0] and out.data["payment"] == [0.0, 0.0]  # nothing sold
         assert read_state(run.ledger).rejections[1] == {1: "no_opening"}
+        assert run.bidders[0].check_outcome(1) == "void"
         run.play()
         assert run.audit().valid
 

@@ -203,7 +203,8 @@ def test_the_page_shows_every_round_with_its_outcome_rejection_and_dispute(run):
         assert cell(r, "payment") == "; ".join(f"bidder {i}: {round(p, 4):g}" for i, p in enumerate(out["payment"]))
         assert cell(r, "allocation").startswith("bidder 0: [")
     assert [cell(r, "commitments") for r in (1, 2, 3, 4)] == ["2", "1", "2", "2"]
-    assert [cell(r, "participants") for r in (1, 2, 3, 4)] == ["bidder(s) 0, 1", "bidder(s) 0", "bidder(s) 0",
+    assert [cell(r, "participants") for r in (1, 2, 3, 4)] == ["bidder(s) 0, 1", "bidder(s) 0",
+                                                               "none (void: a committed bidder left out)",
                                                                "bidder(s) 0, 1"]
     assert cell(3, "rejections") == "bidder 1: outside_support"
     assert cell(4, "rejections") == "bidder 0: no_opening"

@@ -22,6 +22,11 @@ from zkauction.errors import ZkAuctionError
 
 PROTOCOL_FORMAT = "zkauction-protocol/3"
 MODES = ("zk", "reveal", "ttp")
+# What leaving a committed bidder out of a round (rejected, not cured by a dispute) does to the round:
+# "void": the round sells nothing (every bidder absent); "drop": the round goes on without it (logs
+# announced before "void" existed; bidders refuse it: a shill of the auctioneer that has seen the
+# honest openings withdraws exactly when the honest bidders alone pay more).
+EXCLUSIONS = ("void", "drop")
 
 
 class ProtocolError(ZkAuctionError, ValueError):
@@ -44,6 +49,7 @@ class Announcement:
     third_party: str | None
     deadlines: dict[str, Any]
     block: int = 1
+    exclusion: str = "drop"  # absent from a logged announcement: one from before "void" (EXCLUSIONS)
 
     def term(self, key: str) -> Any:
         """One announced term: a field of the announcement (``input_scale``, ``support``, ``rounds``...)
@@ -56,6 +62,8 @@ class Announcement:
         d = {"format": PROTOCOL_FORMAT, **self.__dict__}
         if self.block == 1:  # rounds one at a time: the announcement is byte for byte what it always was
             del d["block"]
+        if self.exclusion == "drop":  # (so is one announced before "void" existed)
+            del d["exclusion"]
         return d
 
     @classmethod
@@ -63,7 +71,8 @@ class Announcement:
         if not isinstance(d, dict) or d.get("format") != PROTOCOL_FORMAT:
             raise ProtocolError(f"announcement: format {d.get('format') if isinstance(d, dict) else d!r}, expected {PROTOCOL_FORMAT!r}")
         try:
-            a = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k != "block"}, block=d.get("block", 1))
+            a = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k not in ("block", "exclusion")}, block=d.get("block", 1),
+                    exclusion=d.get("exclusion", "drop"))
         except KeyError as e:
             raise ProtocolError(f"announcement: missing field {e.args[0]!r}") from None
         if a.mode not in MODES:
@@ -74,6 +83,8 @@ class Announcement:
             raise ProtocolError(f"announcement: T = {a.rounds!r}, k = {a.audits!r} (need 1 <= k <= T)")
         if type(a.block) is not int or not 1 <= a.block <= a.rounds:
             raise ProtocolError(f"announcement: block = {a.block!r} rounds (need an integer in 1..T)")
+        if a.exclusion not in EXCLUSIONS:
+            raise ProtocolError(f"announcement: exclusion {a.exclusion!r}, expected one of {EXCLUSIONS}")
         if isinstance(a.penalty, bool) or not isinstance(a.penalty, (int, float)) or not 0 <= a.penalty < float("inf"):
             raise ProtocolError(f"announcement: penalty {a.penalty!r} (need a finite non-negative number)")
         if a.mode == "ttp" and not a.third_party:

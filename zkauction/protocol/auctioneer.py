@@ -171,7 +171,8 @@ class Auctioneer:
 
     def announce(self, *, n: int, m: int, support: Sequence[Sequence[Sequence[float]]], input_scale: int,
                  auction: dict[str, Any], rounds: int, audits: int, penalty: float, mode: str, bidders: Sequence[str],
-                 third_party: str | None = None, deadlines: dict[str, Any] | None = None, block: int = 1) -> Entry:
+                 third_party: str | None = None, deadlines: dict[str, Any] | None = None, block: int = 1,
+                 exclusion: str = "void") -> Entry:
         if len(self.ledger):
             raise ProtocolError("the log already holds an auction: announce on an empty log")
         if mode not in MODES:
@@ -182,7 +183,7 @@ class Auctioneer:
             rounds=rounds, audits=audits, penalty=float(penalty), mode=mode, n=n, m=m, input_scale=input_scale,
             support=[[list(map(float, p)) for p in row] for row in support], auction=dict(auction),
             auctioneer=self.key.public_hex, bidders=list(bidders), third_party=third_party, deadlines=dict(deadlines or {}),
-            block=block,
+            block=block, exclusion=exclusion,
         )
         Announcement.from_dict(ann.to_dict())
         e = self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key, unique=ANNOUNCEMENT, checkpoint_key=self.key)
@@ -338,6 +339,8 @@ class Auctioneer:
                                 "opening on the log nor abstained: the round waits for them")
         accepted = {i: received[i] for i in range(ann.n)
                     if listed[i] is not None and i not in rejected and i in received}
+        if ann.exclusion == "void" and any(listed[i] is not None and i not in accepted for i in range(ann.n)):
+            accepted = {}  # a committed bidder left out voids the round: a withdrawal never pays
         bids, salts, coms, present = outcome_inputs(ann, listed, accepted)
         # Stored before the outcome is logged: an outcome whose openings are lost could not be proven.
         if accepted:

@@ -197,12 +197,16 @@ def check_round(st: LedgerState, r: int) -> list[Breach]:
             if abstained is None or abstained.seq > e.seq:
                 out.append(Breach(st.rejection_entries[r][i].seq, r, f"round {r}: bidder {i} was rejected for no_opening, "
                                   "but neither published a valid opening nor abstained before the outcome"))
+    left_out = [i for i in sorted(logged) if i in rejected and i not in cured]
+    void = ann.exclusion == "void" and bool(left_out)  # (announced: a withdrawal after the openings never pays)
     for i in range(n):
-        if i in logged and (i not in rejected or i in cured):
+        if i in logged and (i not in rejected or i in cured) and not void:
             if coms[i] != logged[i] or present[i] != 1:
                 breach(f"the outcome does not use bidder {i}'s logged commitment")
         elif coms[i] != absent or present[i] != 0:
-            breach(f"bidder {i} must be absent from the outcome ({'its opening was rejected' if i in rejected else 'it did not bid'})")
+            why = ("its opening was rejected" if i in rejected else "it did not bid") if not void else (
+                f"the round is void: bidder {left_out[0]}'s commitment was closed in it and left out")
+            breach(f"bidder {i} must be absent from the outcome ({why})")
     tol = tolerance(st)
     for j in range(m):
         total = sum(float(alloc[i][j]) for i in range(n))

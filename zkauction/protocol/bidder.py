@@ -159,6 +159,10 @@ class Bidder:
                                 "would reuse its salts and audit seed; refusing (start from a new bidder state)")
         if mine is not None:
             return None
+        if self.announcement.exclusion != "void":  # (a log it registered in before "void" existed goes on)
+            raise ProtocolError(f"bidder {self.index}: the announcement lets a round go on without a committed bidder left "
+                                "out (exclusion 'drop'): a shill that has seen the honest openings could withdraw exactly "
+                                "when that pays; refusing to take part")
         self._remember_log(self._log_id)
         payload = {"bidder": self.index, "announcement": self._log_id, "seed_commitment": seed_commitment(self.index, self.seed)}
         return self.ledger.append(REGISTRATION, payload, self.key, unique=unique_key(REGISTRATION, bidder=self.index))
@@ -288,8 +292,8 @@ class Bidder:
     def check_outcome(self, round: int, *, found: dict[int, Entry | None] | None = None) -> str:
         """Check the outcome of a round this bidder bid in: covered by the kept checkpoint, computed
         on its commitment, and charging it no more than its allocation is worth at its own bids
-        (:func:`~zkauction.protocol.audit.own_outcome_problem`). Returns ``"ok"`` or ``"rejected"``
-        (then it may dispute).
+        (:func:`~zkauction.protocol.audit.own_outcome_problem`). Returns ``"ok"``, ``"rejected"``
+        (then it may dispute) or ``"void"`` (another committed bidder was rejected: nothing sold).
         ``found``: a block's outcomes the caller looked up just after syncing (:meth:`check_outcomes`)."""
         ann = self.announcement
         if found is None:
@@ -315,9 +319,11 @@ class Bidder:
             if found is None:  # (a block's outcomes: check_outcomes writes once for all of them)
                 self.view.flush(durable=True)  # the outcome it checked, pinned on its own disk
             return "ok"
-        if any(e.data.get("bidder") == self.index and e.signer == ann.auctioneer
-               for e in self.ledger.entries(kind=OPENING_REJECTED, round=round)):
+        rejections = [e for e in self.ledger.entries(kind=OPENING_REJECTED, round=round) if e.signer == ann.auctioneer]
+        if any(e.data.get("bidder") == self.index for e in rejections):
             return "rejected"  # justified or not, the public checks decide from the log
+        if ann.exclusion == "void" and rejections and not any(out.data.get("participants") or [1]):
+            return "void"  # another committed bidder left out (the public checks judge its rejection)
         raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
 
     def check_outcomes(self, rounds: Sequence[int]) -> list[str]:

@@ -14,7 +14,9 @@ The log of one auction (the paper's Algorithm 1, made credible against the aucti
    ``opening_rejected`` (auctioneer, a reason from :data:`REJECTION_REASONS`, with the bidder's
    signed bad opening as evidence); ``dispute`` (a bidder rejected for ``no_opening`` publishes its
    opening, before the outcome); ``outcome`` (auctioneer: participants, the n commitments the
-   outcome was computed on, allocation, payment).
+   outcome was computed on, allocation, payment). Under the announced ``exclusion: "void"`` a
+   committed bidder left out (rejected, not cured by a dispute) voids the round: every bidder is
+   absent from its outcome, so a shill's withdrawal after seeing the openings never pays.
 4. After round T: ``seed_reveal`` (bidders; each carries the checkpoint the bidder holds, covering
    round T, as a co-signature of the log it saw), ``reveals_closed`` (auctioneer), then the audited
    rounds' ``proof`` (zk), ``openings`` (reveal) or ``ttp_verdict`` (trusted third party).

@@ -251,7 +251,8 @@ function render(s){
     const per=(xs,f)=>Array.isArray(xs)?xs.map((x,i)=>'bidder '+i+': '+f(x)).join('; '):'';
     return el('tr',{'data-round':r.round},el('td',{},num(r.round)),el('td',{'data-col':'phase'},String(r.phase)),
       el('td',{'data-col':'commitments'},num(r.commitments)),
-      el('td',{'data-col':'participants'},o?(present.length?'bidder(s) '+present.join(', '):'none'):''),
+      el('td',{'data-col':'participants'},o?(present.length?'bidder(s) '+present.join(', '):
+        (r.rejections.length?'none (void: a committed bidder left out)':'none')):''),
       el('td',{'data-col':'allocation'},o?per(o.allocation,x=>'['+list(x)+']'):''),
       el('td',{'data-col':'payment'},o?per(o.payment,num):''),
       el('td',{'data-col':'rejections',class:r.rejections.length?'bad':''},
