@@ -328,6 +328,27 @@ def test_a_shill_that_withdraws_after_seeing_the_honest_opening_voids_the_round(
     run.close()
 
 
+def test_a_void_round_is_proven_and_audited_like_any_other(tmp_path):
+    """zk mode, the shipped circuit: a void round (bidder 1 withdrew) is drawn, proven on every
+    bidder absent, and the audit is valid (the circuit gives nothing to absent bidders)."""
+    from test_protocol import zk_run
+
+    run, circuit = zk_run(tmp_path, rounds=1)
+    with run:
+        a, honest, other = run.auctioneer, *run.bidders
+        honest.commit(1, BOTH[0])
+        other.commit(1, BOTH[1])
+        a.close_commitments(1)
+        a.receive_opening(1, 0, honest.open(1))
+        a.reject_missing(1)
+        other.abstain(1)
+        assert a.close_round(1).data["participants"] == [0, 0] and honest.check_outcome(1) == "void"
+        assert run.reveal().rounds == [1]
+        run.answer_audit([1])
+        report = run.audit()
+        assert report.status == "valid" and report.verdicts[0].valid, report.to_dict()
+
+
 def test_bidders_refuse_an_announcement_that_lets_a_round_go_on_without_a_committed_bidder(tmp_path):
     """Logs announced before "void" existed read as exclusion "drop" (their bytes unchanged); no
     bidder registers in a new one."""
