@@ -361,7 +361,9 @@ def test_reveal_mode_checks_the_published_openings(tmp_path):
         other = [list(bids[0]), [0.5, 0.5]]
         with pytest.raises(ProtocolError, match="round 1: bidder 1's opening does not match the commitment the outcome names"):
             check_round_openings(st, 1, other, salts, fn)
-        with pytest.raises(ProtocolError, match="round 1: bidder 0's opening is malformed"):
+        with pytest.raises(ProtocolError, match="round 1: bidder 0's opening is malformed: bid must be non-negative"):
+            check_round_openings(st, 1, [[-0.5, 0.5], bids[1]], salts, fn)
+        with pytest.raises(ProtocolError, match="round 1: the openings are malformed: bidder 0's salt must be 64 hex"):
             check_round_openings(st, 1, bids, ["zz", salts[1]], fn)
         with pytest.raises(ProtocolError, match="round 1: the openings are malformed: they must list the bids and the salts of 2 bidders"):
             check_round_openings(st, 1, bids[:1], salts[:1], fn)

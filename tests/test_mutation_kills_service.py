@@ -31,6 +31,7 @@ from zkauction.service.client import BidderClient, init_state
 from zkauction.service.engine import Rejected, Status, announce, engine_for, pass_message
 from zkauction.service.monitor import Monitor, MonitorAlert
 from zkauction.service.remote import Refused, RemoteLog, Unavailable, verified_replica
+from zkauction.zk.commitments import commit
 
 URL = "http://auctioneer.test"
 
@@ -680,15 +681,17 @@ def test_a_dispute_before_its_rejection_is_refused_so_that_it_cannot_block_the_r
     engine, (k0, k1) = fresh_engine(tmp_path, circuit)
     try:
         log_id = engine.log_id
+        salt = "01" + "00" * 31
+        engine.ledger.append(BID_COMMITMENT, {"bidder": 1, "commitment": commit([0.5, 0.5], salt, engine.ann.input_scale)}, k1, round=1)
         engine.status = Status(1, 1)
-        dispute = Statement.sign(k1, log_id, DISPUTE, {"bidder": 1, "bids": [0.5, 0.5], "salt": "00" * 32}, round=1)
+        dispute = Statement.sign(k1, log_id, DISPUTE, {"bidder": 1, "bids": [0.5, 0.5], "salt": salt}, round=1)
         (r,) = submit(engine, dispute)
         refused(r, 409, "a dispute of round 1 answers a no_opening rejection, and bidder 1 has none")
-        assert len(engine.ledger) == 1
+        assert len(engine.ledger) == 2
         engine.ledger.append("opening_rejected", {"bidder": 1, "reason": "no_opening"}, engine.key, round=1)
         engine.status = Status(1, 2)
         (e,) = submit(engine, dispute)
-        assert e.kind == DISPUTE and e.seq == 2
+        assert e.kind == DISPUTE and e.seq == 3
     finally:
         engine.close()
 

@@ -121,8 +121,8 @@ def valid_opening(st: LedgerState, bidder: int, commitment: str, bids: Any, salt
         if not isinstance(bids, list) or len(bids) != ann.m:
             return f"expected {ann.m} bids"
         commitments.check_opening(commitment, commitments.Opening(tuple(float(b) for b in bids), str(salt)), ann.input_scale)
-    except (commitments.CommitmentError, TypeError, ValueError) as e:
-        return f"not an opening of the logged commitment ({e})"
+    except (commitments.CommitmentError, TypeError, ValueError, ArithmeticError) as e:
+        return f"not an opening of the logged commitment ({str(e)[:200]})"
     if all(float(b) == 0 for b in bids):
         return "all-zero bids"
     for j, b in enumerate(bids):
@@ -152,7 +152,7 @@ def own_outcome_problem(ann: Announcement, i: int, bids: Sequence[float], d: dic
     try:
         a = [float(x) for x in d["allocation"][i]]
         pay = float(d["payment"][i])
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
         return f"the outcome is malformed (no allocation or payment of bidder {i})"
     value = sum(x * float(b) for x, b in zip(a, bids))
     if not pay <= value + (grid_step(ann) or DEFAULT_TOLERANCE) * (1 + sum(abs(float(b)) for b in bids)):
@@ -326,7 +326,7 @@ def check_round_openings(st: LedgerState, round: int, bids: Sequence[Sequence[fl
     for i in range(ann.n):
         try:
             got = commitments.commit(list(map(float, bids[i])), salts[i], ann.input_scale)
-        except commitments.CommitmentError as e:
+        except (commitments.CommitmentError, ValueError, ArithmeticError) as e:
             raise ProtocolError(f"round {round}: bidder {i}'s opening is malformed: {e}") from None
         if got != logged[i]:
             raise ProtocolError(f"round {round}: bidder {i}'s opening does not match the commitment the outcome names")

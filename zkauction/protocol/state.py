@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -50,7 +49,7 @@ from zkauction.protocol.announcement import (  # noqa: F401  (re-exported: the p
     MODES, PROTOCOL_FORMAT, Announcement, ProtocolError, block_of, previous_block,
 )
 from zkauction.zk import commitments
-from zkauction.zk.circuit import Outcome
+from zkauction.zk.circuit import Outcome, finite_number
 
 ZERO_SALT = "0" * 64  # an absent bidder's salt: its commitment to all-zero bids is public
 
@@ -108,11 +107,12 @@ def openings_problem(n: int, m: int, bids: Any, salts: Any) -> str | None:
     if not isinstance(bids, (list, tuple)) or len(bids) != n or not isinstance(salts, (list, tuple)) or len(salts) != n:
         return f"they must list the bids and the salts of {n} bidders"
     for i, (b, salt) in enumerate(zip(bids, salts)):
-        if not (isinstance(b, (list, tuple)) and len(b) == m and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in b)):
-            return f"bidder {i}'s bids must be {m} finite numbers, got {b!r}"[:300]
-        if not isinstance(salt, str):
-            return f"bidder {i}'s salt must be a string, got {type(salt).__name__}"
+        if not (isinstance(b, (list, tuple)) and len(b) == m and all(finite_number(x) for x in b)):
+            return f"bidder {i}'s bids must be {m} finite numbers, got {str(b)[:100]}"
+        try:
+            commitments.check_salt(salt)
+        except commitments.CommitmentError as e:
+            return f"bidder {i}'s {e}"
     return None
 
 
@@ -273,9 +273,9 @@ class _Reader:
             self.handlers[e.kind](e, d)
         except _Skip:
             pass
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, ArithmeticError) as err:
             try:
-                self.bad(f"malformed {e.kind} payload ({err})")
+                self.bad(f"malformed {e.kind} payload ({str(err)[:200]})")
             except _Skip:
                 pass
 

@@ -238,6 +238,14 @@ class Engine:
             # would be logged, not counted, and an outcome honouring it a breach)
             if st.kind == DISPUTE and not rejected_no_opening(self.ledger, st.round, i, self.ann.auctioneer):
                 raise Rejected(f"a dispute of round {st.round} answers a no_opening rejection, and bidder {i} has none")
+            if st.kind == DISPUTE:  # one that is not a valid opening cures nothing: never logged
+                from zkauction.protocol.audit import valid_opening
+                from zkauction.protocol.state import round_state
+
+                rs = round_state(self.ledger, st.round)
+                problem = valid_opening(rs, i, rs.commitments.get(st.round, {}).get(i, ""), d.get("bids"), d.get("salt"))
+                if problem:
+                    raise Rejected(f"payload: {problem}", 400)
         elif st.kind == SEED_REVEAL:
             if s != Status(T + 1, 0):
                 raise Rejected("seed reveals only in the reveal phase (after round T's outcome)")
@@ -300,8 +308,10 @@ class Engine:
         """Drive the run from wherever the log stands (a restart resumes) to the end of the audit."""
         try:
             await self._run()
-        except Exception as e:  # recorded for /api/status and the operator's log, then re-raised
-            self.error = f"{type(e).__name__}: {e}"
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # recorded for /api/status and the operator's log, then re-raised
+            self.error = f"{type(e).__name__}: {e}"  # (also a panic from a native library: clients stop waiting)
             raise
 
     async def _run(self) -> None:

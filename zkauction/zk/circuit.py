@@ -112,6 +112,17 @@ def dev_srs_dir() -> Path:
     return Path(os.environ["EZKL_REPO_PATH"]) / "dev-srs"
 
 
+def finite_number(x: Any) -> bool:
+    """Whether ``x`` is an int or float that is a finite float (an int beyond the float range is not:
+    ``math.isfinite`` would raise on it)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A round's outcome: allocation [n][m] and payment [n], as decoded from the circuit's outputs."""
@@ -126,8 +137,8 @@ class Outcome:
     def from_dict(cls, d: dict[str, Any]) -> "Outcome":
         def number(x: Any) -> float:
             # real, finite numbers only: a "nan" string or a bool would slip through comparisons
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-                raise ValueError(x)
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not finite_number(x):
+                raise ValueError(str(x)[:40])
             return float(x)
 
         try:

@@ -71,10 +71,9 @@ def check_felt(value: Any, what: str = "field element") -> str:
         raise CommitmentError(f"{what} must be 64 hex characters without a 0x prefix (32 bytes little-endian)")
     if len(s) != FELT_HEX_LENGTH:
         raise CommitmentError(f"{what} must be {FELT_HEX_LENGTH} hex characters (32 bytes little-endian), got {len(s)}")
-    try:
-        x = felt_to_int(s)
-    except ValueError:
-        raise CommitmentError(f"{what} is not a hex string: {value!r}") from None
+    if not all(c in "0123456789abcdef" for c in s):  # (bytes.fromhex alone would skip whitespace)
+        raise CommitmentError(f"{what} is not a hex string: {value!r}")
+    x = felt_to_int(s)
     if x >= FIELD_MODULUS:
         raise CommitmentError(f"{what} is outside the BN254 scalar field (value >= modulus {FIELD_MODULUS})")
     return s
@@ -113,12 +112,14 @@ def grid_index(x: float, scale: int) -> int:
     _check_scale(scale)
     try:
         x = float(x)
-    except (TypeError, ValueError):
-        raise CommitmentError(f"bid must be a number, got {x!r}") from None
+    except (TypeError, ValueError, OverflowError):  # (an int beyond float range overflows)
+        raise CommitmentError(f"bid must be a finite number, got {str(x)[:40]!r}") from None
     if not math.isfinite(x):
         raise CommitmentError(f"bid must be finite, got {x}")
     if x < 0:
         raise CommitmentError(f"bid must be non-negative, got {x}")
+    if x >= MAX_GRID_STEPS / 2**scale:  # (before x * 2^S, which overflows to inf near the float maximum)
+        raise CommitmentError(f"bid {x} is too large for input scale {scale} (at most {MAX_GRID_STEPS} grid steps)")
     k = math.floor(x * 2**scale + 0.5)
     if k >= MAX_GRID_STEPS:
         raise CommitmentError(f"bid {x} is too large for input scale {scale} (at most {MAX_GRID_STEPS} grid steps)")

@@ -62,7 +62,12 @@ def hash_many(messages: Sequence[Sequence[str]]) -> list[str]:
     if BACKEND == "ezkl":
         import ezkl
 
-        return [ezkl.poseidon_hash(list(msg))[0] for msg in messages]
+        try:
+            return [ezkl.poseidon_hash(list(msg))[0] for msg in messages]
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # ezkl panics (pyo3's PanicException is a BaseException) on a bad felt
+            raise ValueError(f"ezkl's Poseidon refused the message ({type(e).__name__}: {str(e)[:100]})") from None
     by_length: dict[int, list[int]] = {}
     for k, msg in enumerate(messages):
         if len(msg) == 0:

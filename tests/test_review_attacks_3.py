@@ -1,0 +1,129 @@
+"""Attacks found by the ninth adversarial review (session 9): values that pass every validator but
+make a later float conversion or Poseidon hash raise, so that an honest server stopped for good and
+every verifier raised instead of giving a verdict (no penalty ever computed). Each test fails
+without its defence."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from test_protocol import make_run
+from test_review_attacks_2 import BOTH
+from test_service import circuit, make_service  # noqa: F401  (circuit: the fixture)
+from test_service_attacks import post, reached, registered
+
+from zkauction.protocol.audit import Auditor, check_round, valid_opening
+from zkauction.protocol.state import DISPUTE, OUTCOME, absent_commitment, read_state, unique_key
+from zkauction.protocol.log import Statement
+from zkauction.service.remote import Refused
+from zkauction.zk import commitments, poseidon
+
+HUGE = 10**400  # a JSON integer (canonical JSON writes it as is) beyond the float range
+
+
+@pytest.mark.parametrize("bids, salt", [([HUGE, 0.5], None), ([1e308, 0.5], None), ([0.5, 0.5], " " * 64)])
+def test_the_server_never_logs_a_dispute_that_is_not_a_valid_opening(tmp_path, circuit, bids, salt):
+    """A bidder rejected for no_opening disputed with a bid beyond the float range (or 1e308, whose
+    grid index overflows, or a salt of 64 spaces, which bytes.fromhex skips): the honest server's
+    next close_round raised, the run stopped, and a restart on the append-only log died again.
+    A dispute that is not a valid opening cures nothing: the server refuses it (400)."""
+    srv = make_service(tmp_path, circuit, n_rounds=2, mode="reveal")
+    try:
+        log_id = srv.engine.log_id
+        (b0, k0, remote), (b1, k1, _) = registered(tmp_path, srv)
+        b0.commit(1, [0.75, 0.25])
+        b1.commit(1, [0.5, 0.5])  # commits, never opens
+        assert reached(remote, 1, 1)
+        s0 = b0.open(1)
+        remote.send("/api/rounds/1/opening", {"bidder": 0, "bids": list(s0.opening.bids), "salt": s0.opening.salt,
+                                              "signature": s0.signature})
+        assert reached(remote, 1, 2, wait=20)  # the open deadline passed: bidder 1 rejected for no_opening
+        size = len(srv.engine.ledger)
+        payload = {"bidder": 1, "bids": bids, "salt": salt or b1._openings[1].salt}
+        with pytest.raises(Refused, match="not an opening of the logged commitment") as err:
+            post(remote, Statement.sign(k1, log_id, DISPUTE, payload, round=1))
+        assert err.value.status == 400 and len(srv.engine.ledger) == size and srv.engine.error is None
+    finally:
+        srv.stop()
+
+
+def test_a_dispute_beyond_the_float_range_on_the_log_leaves_every_check_a_verdict(tmp_path):
+    """The cheating auctioneer's use of the same dispute: its shill's dispute logged, then an
+    outcome charging bidder 0 more than the support allows. Every check used to raise
+    (OverflowError); now the dispute cures nothing and the breaches are named."""
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        a, honest, shill = run.auctioneer, *run.bidders
+        honest.commit(1, BOTH[0])
+        shill.commit(1, BOTH[1])
+        a.close_commitments(1)
+        a.receive_opening(1, 0, honest.open(1))
+        a.reject_missing(1)
+        salt = shill._openings[1].salt
+        run.ledger.append(DISPUTE, {"bidder": 1, "bids": [HUGE, 0.5], "salt": salt}, shill.key, round=1,
+                          unique=unique_key(DISPUTE, 1, 1))
+        st = read_state(run.ledger)
+        commitment = st.commitments[1][1]
+        for bids in ([HUGE, 0.5], [1e308, 0.5], [float("inf"), 0.5]):
+            assert valid_opening(st, 1, commitment, bids, salt).startswith("not an opening of the logged commitment")
+        out = {"participants": [1, 0], "commitments": [st.commitments[1][0], absent_commitment(2, 12)],
+               "allocation": [[1.0, 1.0], [0.0, 0.0]], "payment": [3.5, 0.0]}
+        run.ledger.append(OUTCOME, out, a.key, round=1, unique=unique_key(OUTCOME, 1), checkpoint_key=a.key)
+        reasons = [b.reason for b in check_round(read_state(run.ledger), 1)]
+        assert any("pays 3.5, outside [0, 2]" in x for x in reasons), reasons
+        assert any("rejected for no_opening, but neither published a valid opening nor abstained" in x for x in reasons), reasons
+
+
+@pytest.mark.parametrize("payment", [[HUGE, 0.0], [-HUGE, 0.0]])
+def test_an_auctioneers_entry_with_a_number_beyond_the_float_range_is_a_breach_not_a_crash(tmp_path, payment):
+    """An outcome paying 10**400: math.isfinite raised OverflowError inside the reader, so read_state
+    itself (every verifier, the monitor, both clients, the server's own engine) raised."""
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        a, first, second = run.auctioneer, *run.bidders
+        first.commit(1, BOTH[0])
+        second.commit(1, BOTH[1])
+        close = a.close_commitments(1)
+        out = {"participants": [1, 1], "commitments": close.data["commitments"], "allocation": [[1.0, 1.0], [0.0, 0.0]],
+               "payment": payment}
+        run.ledger.append(OUTCOME, out, a.key, round=1, unique=unique_key(OUTCOME, 1), checkpoint_key=a.key)
+        st = read_state(run.ledger)
+        assert any("malformed outcome payload" in b.reason for b in st.breaches), st.breaches
+        assert Auditor(run.ledger, outcome=run.outcome).audit().status == "invalid"
+
+
+def test_a_felt_is_64_hex_digits_and_nothing_else():
+    """bytes.fromhex skips whitespace: 64 spaces passed check_felt as the felt 0, then the Poseidon
+    hash raised (native) or panicked (ezkl), in every verifier of published openings."""
+    for bad in (" " * 64, "0" * 62 + " 1", "\t" * 64, "0" * 63 + "\n", "g" * 64):
+        with pytest.raises(commitments.CommitmentError, match="not a hex string"):
+            commitments.check_felt(bad, "salt")
+    assert commitments.check_felt("0A" * 32) == "0a" * 32
+
+
+def test_ezkls_poseidon_panicking_is_an_error_the_callers_catch(monkeypatch):
+    """With ZKAUCTION_POSEIDON=ezkl (installs without a C compiler) ezkl panics on a bad felt, and
+    pyo3's PanicException is a BaseException: it went through every except clause."""
+    monkeypatch.setattr(poseidon, "BACKEND", "ezkl")
+    with pytest.raises(ValueError, match="ezkl's Poseidon refused the message"):
+        poseidon.hash_many([[" " * 64]])
+
+
+def test_the_server_records_a_panic_so_its_clients_stop_waiting(tmp_path, circuit):
+    """A native library's panic (a BaseException) killed the engine task without recording it:
+    /api/status kept saying "closing" with no error, and clients waited for ever."""
+
+    class Panic(BaseException):
+        pass
+
+    srv = make_service(tmp_path, circuit, n_rounds=2, mode="reveal")
+    srv.stop()
+    engine = srv.engine
+
+    async def panics():
+        raise Panic("explicit panic")
+
+    engine._run = panics
+    with pytest.raises(Panic):
+        asyncio.run(engine.run())
+    assert engine.error == "Panic: explicit panic"
