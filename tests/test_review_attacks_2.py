@@ -278,9 +278,21 @@ def test_malformed_published_openings_are_the_auctioneers_breach_not_a_crash(tmp
     run.close()
 
 
+def honest_opened_shill_silent(run):
+    """Round 1 on the bids BOTH, closed; bidder 0's opening received, bidder 1 (the shill) silent
+    and rejected for no_opening. Returns (auctioneer, bidder 0, bidder 1)."""
+    a, honest, shill = run.auctioneer, *run.bidders
+    honest.commit(1, BOTH[0])
+    shill.commit(1, BOTH[1])
+    a.close_commitments(1)
+    a.receive_opening(1, 0, honest.open(1))  # the auctioneer sees the honest bids, then decides
+    a.reject_missing(1)
+    return a, honest, shill
+
+
 @pytest.mark.parametrize("withdrawal", ["abstain", "bad_opening"])
 def test_a_shill_that_withdraws_after_seeing_the_honest_opening_voids_the_round(tmp_path, withdrawal):
-    """The shill's option (ninth session): bidder 1 is the auctioneer's shill. Its bid is sealed by
+    """The shill's option (session 9): bidder 1 is the auctioneer's shill. Its bid is sealed by
     the commit phase, its participation was not: having seen the honest opening, the auctioneer had
     the shill open when that raised the honest bidders' payments and withdraw (abstain after a
     no_opening, or send a signed bad opening) when they paid more alone; the round went on without
@@ -313,12 +325,7 @@ def test_a_shill_that_withdraws_after_seeing_the_honest_opening_voids_the_round(
     run.close()
     # the same withdrawal with the round going on without the shill: the auctioneer's breach
     run = make_run(tmp_path, rounds=2, audits=1, name="b.db")
-    a, honest, shill = run.auctioneer, *run.bidders
-    honest.commit(1, BOTH[0])
-    shill.commit(1, BOTH[1])
-    a.close_commitments(1)
-    a.receive_opening(1, 0, honest.open(1))
-    a.reject_missing(1)
+    a, honest, shill = honest_opened_shill_silent(run)
     shill.abstain(1)
     coms = [honest._commitments[1], absent_commitment(2, 12)]
     run.ledger.append(OUTCOME, {"participants": [1, 0], "commitments": coms, **alone.to_dict()}, a.key, round=1)
@@ -335,12 +342,7 @@ def test_a_void_round_is_proven_and_audited_like_any_other(tmp_path):
 
     run, circuit = zk_run(tmp_path, rounds=1)
     with run:
-        a, honest, other = run.auctioneer, *run.bidders
-        honest.commit(1, BOTH[0])
-        other.commit(1, BOTH[1])
-        a.close_commitments(1)
-        a.receive_opening(1, 0, honest.open(1))
-        a.reject_missing(1)
+        a, honest, other = honest_opened_shill_silent(run)
         other.abstain(1)
         assert a.close_round(1).data["participants"] == [0, 0] and honest.check_outcome(1) == "void"
         assert run.reveal().rounds == [1]

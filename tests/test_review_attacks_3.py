@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from test_protocol import make_run
-from test_review_attacks_2 import BOTH
+from test_review_attacks_2 import BOTH, honest_opened_shill_silent
 from test_service import circuit, make_service  # noqa: F401  (circuit: the fixture)
 from test_service_attacks import post, reached, registered
 
@@ -54,12 +54,7 @@ def test_a_dispute_beyond_the_float_range_on_the_log_leaves_every_check_a_verdic
     outcome charging bidder 0 more than the support allows. Every check used to raise
     (OverflowError); now the dispute cures nothing and the breaches are named."""
     with make_run(tmp_path, rounds=2, audits=1) as run:
-        a, honest, shill = run.auctioneer, *run.bidders
-        honest.commit(1, BOTH[0])
-        shill.commit(1, BOTH[1])
-        a.close_commitments(1)
-        a.receive_opening(1, 0, honest.open(1))
-        a.reject_missing(1)
+        a, honest, shill = honest_opened_shill_silent(run)
         salt = shill._openings[1].salt
         run.ledger.append(DISPUTE, {"bidder": 1, "bids": [HUGE, 0.5], "salt": salt}, shill.key, round=1,
                           unique=unique_key(DISPUTE, 1, 1))
