@@ -49,7 +49,7 @@ def outcomes(ledger: Ledger) -> dict[int, dict]:
 
 
 def test_block_helpers_and_the_announcement_field():
-    ann = Announcement(20, 2, 1.0, "reveal", 2, 2, 8, [], {}, "ab" * 32, ["cd" * 32, "ef" * 32], None, {}, block=8)
+    ann = Announcement(20, 2, 1.0, "reveal", 2, 2, 8, [[[0.0, 1.0]] * 2] * 2, {}, "ab" * 32, ["cd" * 32, "ef" * 32], None, {}, block=8)
     assert list(block_of(ann, 1)) == list(range(1, 9)) and list(block_of(ann, 17)) == [17, 18, 19, 20]
     assert list(previous_block(ann, 5)) == [] and list(previous_block(ann, 9)) == list(range(1, 9))
     assert list(previous_block(ann, 20)) == list(range(9, 17))

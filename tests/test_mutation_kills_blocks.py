@@ -356,7 +356,7 @@ def test_an_announcement_lists_exactly_n_distinct_bidder_keys():
     """announcement.py ``Announcement.from_dict``, the length clause: three keys for two bidders, one
     of them twice (the set has n keys, the list does not), is refused; so is each other clause."""
     a, b = "cd" * 32, "ef" * 32
-    ann = Announcement(4, 1, 1.0, "reveal", 2, 2, 8, [], {}, "ab" * 32, [a, b], None, {}, block=2)
+    ann = Announcement(4, 1, 1.0, "reveal", 2, 2, 8, [[[0.0, 1.0]] * 2] * 2, {}, "ab" * 32, [a, b], None, {}, block=2)
     assert Announcement.from_dict(ann.to_dict()).bidders == [a, b]
     for bidders in ([a, b, a], [a, a], [a], (a, b)):
         with pytest.raises(ProtocolError, match="expected 2 distinct bidder keys"):

@@ -1,7 +1,8 @@
-"""Attacks found by the ninth adversarial review (session 9): values that pass every validator but
-make a later float conversion or Poseidon hash raise, so that an honest server stopped for good and
-every verifier raised instead of giving a verdict (no penalty ever computed). Each test fails
-without its defence."""
+"""Attacks found by the ninth and tenth adversarial reviews (session 9). The ninth: values that pass
+every validator but make a later float conversion or Poseidon hash raise, so that an honest server
+stopped for good and every verifier raised instead of giving a verdict (no penalty ever computed).
+The tenth (of the void rule): an announced support table of the wrong shape, and an honest bid that
+snaps to all zeros voiding the round for the others. Each test fails without its defence."""
 
 from __future__ import annotations
 
@@ -122,3 +123,43 @@ def test_the_server_records_a_panic_so_its_clients_stop_waiting(tmp_path, circui
     with pytest.raises(Panic):
         asyncio.run(engine.run())
     assert engine.error == "Panic: explicit panic"
+
+
+@pytest.mark.parametrize("support, why", [
+    ([[[0.0, 1.0], [0.0, 1.0]]], "support must be 2 rows of 2"),  # the shill's row left out
+    ([[[0.0, 1.0]], [[0.0, 1.0]]], "support must be 2 rows of 2"),
+    ([[[0.0, 1.0], [0.5, 0.25]], [[0.0, 1.0], [0.0, 1.0]]], "bidder 0, item 1"),
+    ([[[0.0, 1.0], [0.0, 1.0]], [[-1.0, 1.0], [0.0, 1.0]]], "bidder 1, item 0"),
+    ([[[0.0, 1.0], [0.0, HUGE]], [[0.0, 1.0], [0.0, 1.0]]], "bidder 0, item 1"),
+    ([[[0.0, 1.0], [0.0, True]], [[0.0, 1.0], [0.0, 1.0]]], "bidder 0, item 1"),
+])
+def test_an_announced_support_table_of_the_wrong_shape_is_refused(support, why):
+    """The tenth review: a support table one row short (the shill's) passed the reader and the
+    bidders' penalty check (which read the rows present), then every verifier's public checks raised
+    IndexError while the honest bidder was overcharged inside its own-bids bound."""
+    from zkauction.protocol.announcement import Announcement
+    from zkauction.protocol.state import ProtocolError
+
+    d = {"format": "zkauction-protocol/3", "rounds": 3, "audits": 1, "penalty": 99.0, "mode": "reveal", "n": 2, "m": 2,
+         "input_scale": 10, "support": support, "auction": {}, "auctioneer": "a" * 64, "bidders": ["b" * 64, "c" * 64],
+         "third_party": None, "deadlines": {}}
+    with pytest.raises(ProtocolError, match=why):
+        Announcement.from_dict(d)
+    Announcement.from_dict(dict(d, support=[[[0.0, 1.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]]))
+
+
+def test_bids_that_snap_to_all_zeros_are_no_bid_not_a_void_round(tmp_path):
+    """The tenth review: an honest bid of [0.0001, 0] snaps to all zeros on the grid 2^-12, was
+    committed, rejected (all-zero bids) and voided the round for the other bidder. A bidder sits such
+    a round out (as the client passes) and refuses to commit it."""
+    from zkauction.protocol.state import ProtocolError
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        tiny = [[0.0001, 0.0], BOTH[1]]
+        with pytest.raises(ProtocolError, match="are all zero on the input grid .* no bid, which would void the round"):
+            run.bidders[0].commit(1, tiny[0])
+        run.bids_of_round = lambda r: tiny
+        run.play()
+        st = read_state(run.ledger)
+        assert all(st.outcomes[r].data["participants"] == [0, 1] for r in (1, 2)) and st.rejections == {}
+        assert sum(st.outcomes[1].data["payment"]) > 0

@@ -83,6 +83,9 @@ class Announcement:
             raise ProtocolError(f"announcement: T = {a.rounds!r}, k = {a.audits!r} (need 1 <= k <= T)")
         if type(a.block) is not int or not 1 <= a.block <= a.rounds:
             raise ProtocolError(f"announcement: block = {a.block!r} rounds (need an integer in 1..T)")
+        problem = support_problem(a.n, a.m, a.support)
+        if problem:
+            raise ProtocolError(f"announcement: {problem}")
         if a.exclusion not in EXCLUSIONS:
             raise ProtocolError(f"announcement: exclusion {a.exclusion!r}, expected one of {EXCLUSIONS}")
         if isinstance(a.penalty, bool) or not isinstance(a.penalty, (int, float)) or not 0 <= a.penalty < float("inf"):
@@ -90,6 +93,23 @@ class Announcement:
         if a.mode == "ttp" and not a.third_party:
             raise ProtocolError("announcement: mode 'ttp' without the trusted third party's key")
         return a
+
+
+def support_problem(n: Any, m: Any, support: Any) -> str | None:
+    """What is wrong with an announced support table (None if nothing): n rows of m pairs [low,
+    high] of finite numbers with 0 <= low <= high. Every check reads it by bidder and item (a short
+    table made verifiers raise IndexError; the penalty check read only the rows present)."""
+    if type(n) is not int or type(m) is not int or n < 1 or m < 1:
+        return f"n = {n!r}, m = {m!r} (need positive integers)"
+    if not isinstance(support, list) or len(support) != n or not all(isinstance(row, list) and len(row) == m for row in support):
+        return f"support must be {n} rows of {m} [low, high] pairs"
+    for i, row in enumerate(support):
+        for j, pair in enumerate(row):
+            ok = isinstance(pair, list) and len(pair) == 2 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < 1e300 for x in pair)
+            if not ok or not 0 <= pair[0] <= pair[1]:
+                return f"support of bidder {i}, item {j} is {str(pair)[:60]}: need [low, high] finite with 0 <= low <= high"
+    return None
 
 
 def circuit_terms(circuit: Any) -> dict[str, Any]:

@@ -207,7 +207,7 @@ class LocalRun:
         for b in self.bidders:
             for e in outcomes:
                 bids = self.bids_of_round(e.round)[b.index]
-                if any(float(x) != 0 for x in bids) and b.resume_round(e.round, bids):
+                if b.committed_bids(bids) is not None and b.resume_round(e.round, bids):
                     b.check_outcome(e.round)
         self._played_checked = True
 

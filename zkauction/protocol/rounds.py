@@ -56,7 +56,7 @@ def play_round(auctioneer: Auctioneer, bidders: Sequence[Bidder], round: int, pr
                *, dispute: bool = True) -> Any:
     """One round: commit, close (checkpointed), open, outcome (checkpointed), each bidder checks it.
     Resumable: every step is idempotent, so a round interrupted by a crash is completed."""
-    present = [b for b in bidders if _present(profile, b.index)]
+    present = [b for b in bidders if b.committed_bids(profile[b.index]) is not None]
     items = [b.commitment_item(round, [float(x) for x in profile[b.index]]) for b in present]
     if any(items):  # the host logs the round's commitments in one transaction
         auctioneer.ledger.append_many([i for i in items if i is not None])
@@ -100,10 +100,6 @@ def run_rounds(auctioneer: Auctioneer, bidders: Sequence[Bidder], bids_of_round:
     return len(todo)
 
 
-def _present(profile: Sequence[Sequence[float]], i: int) -> bool:
-    return any(float(x) != 0 for x in profile[i])
-
-
 def _fresh(auctioneer: Auctioneer, rounds: Sequence[int]) -> bool:
     """No entry of the block is logged yet; raises unless the block may start
     (:meth:`Auctioneer.check_may_start`)."""
@@ -126,7 +122,7 @@ def play_block(auctioneer: Auctioneer, bidders: Sequence[Bidder], rounds: Sequen
                 play_round(auctioneer, bidders, r, profiles[r])
         return
     ann = auctioneer.announcement()
-    present = {b.index: [r for r in rounds if _present(profiles[r], b.index)] for b in bidders}
+    present = {b.index: [r for r in rounds if b.committed_bids(profiles[r][b.index]) is not None] for b in bidders}
 
     # 1. commitments: one batched Poseidon call and one signature per bidder, one transaction
     items = []

@@ -202,7 +202,7 @@ class BidderClient:
                 self._check_played(r)  # played before this client (re)started: its outcome is checked all the same
                 continue
             bids = self.bids(r)
-            if bids is None or all(float(x) == 0 for x in bids):
+            if bids is None or self.bidder.committed_bids(bids) is None:  # (bids that snap to all zeros are none)
                 self._retry(lambda: self._pass(r))
                 self.report.rounds_passed += 1
                 self._wait(r, 3, resend=lambda: self._pass_quietly(r))
@@ -241,7 +241,7 @@ class BidderClient:
         the server's answer to a filtered query), check the outcome as if it had been there (computed
         on that commitment, no charge beyond its bids' worth); if not, the round went on without it."""
         bids = self.bids(r)
-        if bids is None or all(float(x) == 0 for x in bids):
+        if bids is None or self.bidder.committed_bids(bids) is None:
             return
         if not self._retry(lambda: self.bidder.resume_round(r, bids)):
             self.report.rounds_missed += 1
