@@ -192,17 +192,19 @@ class Bidder:
         snapped = commitments.snap_bids([float(x) for x in values], self.announcement.input_scale)
         return snapped if any(snapped) else None
 
-    def _check_some_bid(self, round: int, bids: Sequence[float]) -> None:
-        if self.committed_bids(bids) is None:
+    def _some_bid(self, round: int, bids: Sequence[float]) -> tuple[float, ...]:
+        """:meth:`committed_bids`, refusing bids that are no bid."""
+        snapped = self.committed_bids(bids)
+        if snapped is None:
             raise ProtocolError(f"bidder {self.index}: round {round}: the bids {list(bids)} are all zero on the input grid "
                                 f"(2^-{self.announcement.input_scale}): no bid, which would void the round; sit it out")
+        return snapped
 
     def commitment_item(self, round: int, bids: Sequence[float]) -> tuple[str, Any, SigningKey, int, str] | None:
         """The signed commitment entry to append for ``round`` (None if already logged), for a host
         that appends all bidders' commitments of a round in one transaction; see :meth:`commit`."""
         ann = self.announcement
-        self._check_some_bid(round, bids)
-        commitment, opening = commitments.make_commitment(bids, ann.input_scale, salt=self.salt(round))
+        commitment, opening = commitments.make_commitment(self._some_bid(round, bids), ann.input_scale, salt=self.salt(round))
         logged = first_entry(self.ledger, BID_COMMITMENT, round, self.key.public_hex)
         if logged is not None and logged.data["commitment"] != commitment:
             raise ProtocolError(f"bidder {self.index} already committed to other bids in round {round}")
@@ -219,9 +221,7 @@ class Bidder:
         """:meth:`commitment_item` for a block of rounds none of which has a commitment of this
         bidder logged yet (a fresh block): one batched Poseidon call for all of them."""
         ann = self.announcement
-        for r, b in zip(rounds, bids):
-            self._check_some_bid(r, b)
-        openings = [Opening(commitments.snap_bids(b, ann.input_scale), self.salt(r)) for r, b in zip(rounds, bids)]
+        openings = [Opening(self._some_bid(r, b), self.salt(r)) for r, b in zip(rounds, bids)]
         coms = commitments.commit_many([(o.bids, o.salt) for o in openings], ann.input_scale)
         items = []
         for r, o, c in zip(rounds, openings, coms):

@@ -102,8 +102,8 @@ def opening_message(log_id: str, round: int, bidder: int, bids: Any, salt: Any) 
 
 def openings_problem(n: int, m: int, bids: Any, salts: Any) -> str | None:
     """What is malformed in a round's published openings (None if nothing): they must be the bids
-    of n bidders, m finite numbers each, and n salts as strings (whether they open the commitments
-    is checked after)."""
+    of n bidders, m finite numbers each, and n salts, each a field element (64 hex digits); whether
+    they open the commitments is checked after."""
     if not isinstance(bids, (list, tuple)) or len(bids) != n or not isinstance(salts, (list, tuple)) or len(salts) != n:
         return f"they must list the bids and the salts of {n} bidders"
     for i, (b, salt) in enumerate(zip(bids, salts)):
