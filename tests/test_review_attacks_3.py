@@ -163,3 +163,33 @@ def test_bids_that_snap_to_all_zeros_are_no_bid_not_a_void_round(tmp_path):
         st = read_state(run.ledger)
         assert all(st.outcomes[r].data["participants"] == [0, 1] for r in (1, 2)) and st.rejections == {}
         assert sum(st.outcomes[1].data["payment"]) > 0
+
+
+def test_a_bid_at_a_support_bound_off_the_grid_is_committed_inside_the_support(tmp_path):
+    """The eleventh review: support [0, 0.3] at input scale 12; an honest bid of 0.3 snapped to
+    0.300049, outside the support, was rejected with the bidder's own opening as evidence and voided
+    the round for the other bidder. The bidder now commits the nearest grid point inside (0.299805),
+    finds that commitment again after a restart; a bid outside the support is committed as snapped
+    (the auctioneer rejects it, as before)."""
+    import torch
+
+    from zkauction.learn.nets import RegretNet
+    from zkauction.learn.setting import AuctionSetting, ParticipationModel
+    from zkauction.protocol.auctioneer import net_outcome_function
+    from zkauction.protocol.local import LocalRun
+
+    setting, participation = AuctionSetting(2, 2, support=(0.0, 0.3)), ParticipationModel.independent([1.0, 1.0])
+    torch.manual_seed(0)
+    fn = net_outcome_function(RegretNet(setting, participation, depth=2, width=16).eval())
+    bids = [[0.3, 0.1], [0.25, 0.2]]
+    with LocalRun.create(tmp_path / "a.db", fn, setting=setting, participation=participation, input_scale=12,
+                         auction={"name": "x"}, rounds=2, audits=1, mode="reveal", seed=1) as run:
+        assert run.bidders[0].committed_bids(bids[0]) == (1228 / 4096, 410 / 4096)
+        assert run.bidders[0].committed_bids([0.35, 0.1]) == (1434 / 4096, 410 / 4096)
+        run.bids_of_round = lambda r: bids
+        run.play()
+        st = read_state(run.ledger)
+        assert st.rejections == {} and all(st.outcomes[r].data["participants"] == [1, 1] for r in (1, 2))
+        assert run.audit().status == "valid"
+    with LocalRun(tmp_path / "a.db", fn) as again:  # a restarted bidder finds its commitment of those bids
+        assert again.bidders[0].resume_round(1, bids[0]) is True

@@ -404,6 +404,33 @@ def test_postgres_tables_are_append_only(tmp_path, key):
         b.drop()
 
 
+def test_a_round_stored_as_another_type_is_refused_not_hidden_from_lookups(backend, key):
+    """The eleventh review: the host stored an outcome with round 1.5 (SQLite: a REAL in the INTEGER
+    column; PostgreSQL: the column altered to NUMERIC). A full replay read it as round 1 (int(1.5)),
+    hash, signature and Merkle root intact, while every ``round = 1`` lookup missed it: `zkauction
+    verify --db` (lookups) said valid where `log verify` (a replay) named a second outcome. A stored
+    value of another type than the log writes is refused, never coerced."""
+    with backend.ledger() as ledger:
+        fill(ledger, key, 4)
+    if backend.name == "sqlite":
+        import sqlite3
+
+        con = sqlite3.connect(str(backend.db))
+        con.execute("DROP TRIGGER entries_no_update")
+        con.execute("UPDATE entries SET round = 1.5 WHERE seq = 1")
+        con.commit()
+        con.close()
+        why = "stored entry 1: a value of another type than the log writes .*round float"
+    else:
+        with pg_admin() as conn:
+            conn.execute(f'ALTER TABLE "{backend.log}".entries ALTER COLUMN round TYPE NUMERIC')
+        why = "not a zkauction log \\(column types \\{'round': 'numeric'\\}"
+    with pytest.raises(LedgerError, match=why):
+        backend.ledger(writer=False)
+    with pytest.raises(LedgerError, match=why):
+        backend.ledger()
+
+
 # --------------------------------------------------------------------------------------------------
 # Choosing the backend; URLs (no server needed)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,9 +188,30 @@ class Bidder:
     def committed_bids(self, values: Sequence[float]) -> tuple[float, ...] | None:
         """``values`` as this bidder would commit them (snapped to the announced input grid), or None
         when they snap to all zeros: that is no bid (the auctioneer must reject it, and a committed
-        bidder left out voids the round for the others), so the bidder sits the round out. A value the
-        grid cannot hold (negative, not finite, too large) raises CommitmentError."""
-        snapped = commitments.snap_bids([float(x) for x in values], self.announcement.input_scale)
+        bidder left out voids the round for the others), so the bidder sits the round out. A value
+        inside its announced support whose grid point falls outside it (a bound off the grid) takes
+        the nearest grid point inside. A value outside the support is committed as snapped (the
+        auctioneer must reject it, voiding the round: the tests use that to play a bidder that bids
+        outside). A value the grid cannot hold (negative, not finite, too large) raises
+        CommitmentError."""
+        ann = self.announcement
+        scale, out = ann.input_scale, []
+        if all(float(x) == 0 for x in values):
+            return None
+        for j, (x, s) in enumerate(zip(values, commitments.snap_bids([float(v) for v in values], ann.input_scale))):
+            lo, hi = (float(b) for b in ann.support[self.index][j])
+            if not lo <= float(x) <= hi:
+                out.append(s)
+                continue
+            if s > hi:
+                s = math.floor(hi * 2**scale) / 2**scale
+            elif s < lo:
+                s = math.ceil(lo * 2**scale) / 2**scale
+            if not lo <= s <= hi:
+                raise ProtocolError(f"bidder {self.index}: the support [{lo:g}, {hi:g}] of item {j} holds no point of the input "
+                                    f"grid 2^-{scale}: no bid can be committed for it")
+            out.append(s)
+        snapped = tuple(out)
         return snapped if any(snapped) else None
 
     def _some_bid(self, round: int, bids: Sequence[float]) -> tuple[float, ...]:
@@ -298,7 +320,10 @@ class Bidder:
         proof, never a filtered query's word), lists this bidder's commitment of ``bids``; if so its
         opening is restored (for :meth:`check_outcome` and :meth:`dispute`)."""
         close = self._checked_close(round, "its outcome cannot be checked")
-        commitment, opening = commitments.make_commitment(bids, self.announcement.input_scale, salt=self.salt(round))
+        snapped = self.committed_bids(bids)
+        if snapped is None:
+            return False
+        commitment, opening = commitments.make_commitment(snapped, self.announcement.input_scale, salt=self.salt(round))
         listed = close.data["commitments"][self.index]
         if not isinstance(listed, str) or listed.lower() != commitment.lower():
             return False

@@ -79,6 +79,19 @@ class Entry:
                               "signer and signature") from None
 
 
+def entry_of_row(r: tuple) -> Entry:
+    """An entry from a stored row (seq, round, kind, payload, prev_hash, hash, signer, signature),
+    refusing a value of another type than the log writes: never coerced. (A round stored as 1.5
+    read as round 1 in a full replay, with every hash and signature intact, but escaped every
+    ``round = 1`` lookup: a host could hide an entry from index lookups only, and two honest
+    verifiers disagreed on one log.)"""
+    seq, rnd = r[0], r[1]
+    if type(seq) is not int or not (rnd is None or type(rnd) is int) or not all(type(x) is str for x in r[2:8]):
+        raise LedgerError(f"stored entry {str(seq)[:20]}: a value of another type than the log writes "
+                          f"(seq {type(seq).__name__}, round {type(rnd).__name__}): the log was written by something else")
+    return Entry(seq, rnd, *r[2:8])
+
+
 class Storage(Protocol):
     """What the log needs from a database. ``append_many`` is atomic (all or nothing), refuses a
     sequence number that is not the next one and a uniqueness key that is taken."""
@@ -233,7 +246,7 @@ class SQLiteStorage:
 
     @staticmethod
     def _row(r: tuple) -> Entry:
-        return Entry(int(r[0]), None if r[1] is None else int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+        return entry_of_row(r)
 
     def append_many(self, entries: Sequence[tuple[Entry, str | None]],
                     checkpoint: tuple[int, str] | None = None) -> None:

@@ -40,6 +40,7 @@ from zkauction.protocol.storage import (
     LogLockedError,
     SQLiteStorage,
     Storage,
+    entry_of_row,
 )
 
 __all__ = ["DEFAULT_LOG", "PostgresStorage", "is_postgres_url", "open_storage", "redact_url"]
@@ -209,12 +210,18 @@ class PostgresStorage:
         try:
             self._db.execute(f"SELECT {_COLUMNS}, uniq FROM {self._s}.entries LIMIT 0")
             self._db.execute(f"SELECT size, checkpoint FROM {self._s}.checkpoints LIMIT 0")
+            types = dict(self._db.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                          "WHERE table_schema = %s AND table_name = 'entries'", (self.log,)).fetchall())
         except self._pg.Error as e:
             raise LedgerError(f"{self._where()}: not a zkauction log ({_first_line(e)})") from None
+        want = {"seq": "bigint", "round": "bigint", **{c: "text" for c in ("kind", "payload", "prev_hash", "hash", "signer", "signature")}}
+        wrong = {c: types.get(c) for c, t in want.items() if types.get(c) != t}
+        if wrong:  # (a NUMERIC round of 1.5 escapes every round = 1 lookup; every row is type-checked too)
+            raise LedgerError(f"{self._where()}: not a zkauction log (column types {wrong}, expected {want})")
 
     @staticmethod
     def _row(r: tuple) -> Entry:
-        return Entry(int(r[0]), None if r[1] is None else int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+        return entry_of_row(r)
 
     def append_many(self, entries: Sequence[tuple[Entry, str | None]],
                     checkpoint: tuple[int, str] | None = None) -> None:
