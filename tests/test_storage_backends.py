@@ -431,6 +431,73 @@ def test_a_round_stored_as_another_type_is_refused_not_hidden_from_lookups(backe
         backend.ledger()
 
 
+def test_an_entry_a_doctored_index_hides_from_lookups_is_not_missed(tmp_path, key):
+    """The host doctors the SQLite indexes: each is created partial (``WHERE seq <> 4``), then
+    ``PRAGMA writable_schema`` rewrites its definition to the full one, so the planner uses it and
+    every lookup by round or kind misses entry 4 (a second outcome for round 2), while the table scan
+    (replay, Merkle root, checkpoints) holds it: `zkauction verify --db` (lookups) would have called
+    round 2 clean. Every lookup is checked against the counts of the full read made on open."""
+    import sqlite3
+
+    db = tmp_path / "a.db"
+    with Ledger.open(db) as ledger:
+        fill(ledger, key, 4)
+        ledger.append("outcome", {"round": 2, "payment": [9.0, 9.0]}, key, round=2)  # entry 4
+    con = sqlite3.connect(str(db))
+    for name, cols in (("entries_round", "round"), ("entries_kind_round", "kind, round")):
+        con.execute(f"DROP INDEX {name}")
+        con.execute(f"CREATE INDEX {name} ON entries ({cols}) WHERE seq <> 4")
+    con.commit()
+    con.execute("PRAGMA writable_schema = ON")
+    for name, cols in (("entries_round", "round"), ("entries_kind_round", "kind, round")):
+        con.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?", (f"CREATE INDEX {name} ON entries ({cols})", name))
+    con.commit()
+    con.close()
+    con = sqlite3.connect(str(db))
+    assert [r for r, in con.execute("SELECT seq FROM entries WHERE round = 2")] == [2]  # the index hides entry 4
+    assert [r for r, in con.execute("SELECT seq FROM entries ORDER BY seq")] == [0, 1, 2, 3, 4]
+    con.close()
+    for writer in (False, True):
+        with Ledger.open(db, writer=writer) as ledger:
+            assert len(ledger) == 5 and ledger.verify_chain().n_entries == 5
+            with pytest.raises(LedgerError, match="lookup of round 2 returned 1 of its first 5 entries, its full read "
+                                                  "holds 2: a damaged or doctored index"):
+                ledger.entries(round=2)
+            with pytest.raises(LedgerError, match="lookup of round 2 returned 1 of"):
+                ledger.entries(kind="outcome", round=2)
+            with pytest.raises(LedgerError, match="lookup of kind 'outcome' returned 4 of its first 5 entries, its full "
+                                                  "read holds 5"):
+                ledger.entries(kind="outcome")
+            assert [e.seq for e in ledger.entries(round=1)] == [1]  # a round the index does not hide answers
+            assert [e.seq for e in ledger.entries(kind="outcome", start=1, stop=3)] == [1, 2]
+
+
+def test_a_lookup_is_checked_against_the_full_read_on_every_backend(backend, key):
+    """The same check on any storage: a scan that drops or adds an entry to a lookup is named, and
+    entries appended by this writer after the full read are counted too."""
+    with backend.ledger() as ledger:
+        fill(ledger, key, 3)
+        ledger.append("outcome", {"round": 1, "payment": [1.0, 1.0]}, key, round=1)
+        assert [e.seq for e in ledger.entries(round=1)] == [1, 3]
+        assert len(ledger.entries(kind="outcome")) == 4
+        real = ledger.storage.scan
+
+        def hiding(start=0, kind=None, round=None, stop=None):
+            return (e for e in real(start, kind, round, stop) if e.seq != 3)
+
+        def adding(start=0, kind=None, round=None, stop=None):
+            extra = [ledger.get(2)] if round == 1 else []
+            return iter(list(real(start, kind, round, stop)) + extra)
+
+        ledger.storage.scan = hiding
+        with pytest.raises(LedgerError, match="lookup of round 1 returned 1 of its first 4 entries, its full read holds 2"):
+            ledger.entries(round=1)
+        ledger.storage.scan = adding
+        with pytest.raises(LedgerError, match="lookup of round 1 returned entry 2 of round 2"):
+            ledger.entries(round=1)
+        ledger.storage.scan = real
+
+
 # --------------------------------------------------------------------------------------------------
 # Choosing the backend; URLs (no server needed)
 

@@ -28,6 +28,7 @@ the public checks' and the audit's job (:mod:`zkauction.protocol.state`, :mod:`z
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -176,6 +177,10 @@ class Ledger:
         self.storage = storage
         self.tree = merkle.MerkleTree()
         self._head = GENESIS_HASH
+        # how many entries of each round and of each kind the full read holds: a filtered lookup
+        # (an index) must return as many, so a doctored index cannot hide an entry a replay sees
+        self._per_round: Counter[int | None] = Counter()
+        self._per_kind: Counter[str] = Counter()
         prev = log_id = GENESIS_HASH
         for e in storage.scan(0):
             if verify:
@@ -186,7 +191,12 @@ class Ledger:
                 self.tree.append(leaf_hash_of(e))
             except (ValueError, TypeError):  # merkle.MerkleError is a ValueError
                 raise ChainError(e.seq, "the stored hash is not 32 bytes of hex") from None
+            self._counted(e)
         self._head = prev
+
+    def _counted(self, e: Entry) -> None:
+        self._per_round[e.round] += 1
+        self._per_kind[e.kind] += 1
 
     @classmethod
     def open(cls, path: str | Path, *, durable: bool = True, writer: bool = True, verify: bool | None = None) -> "Ledger":
@@ -234,6 +244,7 @@ class Ledger:
             check_entry(e, self.tree.size, self._head, log_id=e.hash if self.tree.size == 0 else self.log_id)
             self.storage.append_many([(e, None)])
             self.tree.append(leaf_hash_of(e))
+            self._counted(e)
             self._head = e.hash
             n += 1
         return n
@@ -317,11 +328,14 @@ class Ledger:
             except BaseException:  # nothing was stored: the tree goes back to what the storage holds
                 self.tree = merkle.MerkleTree.from_leaf_hashes(leaf_hash_of(e) for e in self.storage.scan(0))
                 raise
+            for e, _ in built:
+                self._counted(e)
             self._head = prev
             return [e for e, _ in built]
         self.storage.append_many(built)
         for e, _ in built:
             self.tree.append(leaf_hash_of(e))
+            self._counted(e)
         self._head = prev
         return [e for e, _ in built]
 
@@ -332,7 +346,26 @@ class Ledger:
         return e
 
     def entries(self, kind: str | None = None, round: int | None = None, start: int = 0, stop: int | None = None) -> list[Entry]:
-        return list(self.storage.scan(start, kind, round, stop))
+        """The entries from ``start`` to ``stop`` (all by default), of one ``kind`` and/or ``round``.
+        A lookup by kind or round is checked against the full read made on open: every entry it
+        returns has that kind and round, and it returns as many of the first ``len(self)`` entries
+        as that read counted, else :class:`LedgerError` (a damaged or doctored index would
+        otherwise hide an entry from every lookup, e.g. ``zkauction verify --db``, that a replay,
+        e.g. ``zkauction log verify``, sees). A lookup of both reads the round and keeps the kind."""
+        if (kind is None and round is None) or start or stop is not None:
+            return list(self.storage.scan(start, kind, round, stop))
+        got = list(self.storage.scan(0, None if round is not None else kind, round))
+        what, want = (f"round {round}", self._per_round[round]) if round is not None else (f"kind {kind!r}", self._per_kind[kind])
+        for e in got:
+            if (round is not None and e.round != round) or (round is None and e.kind != kind):
+                raise LedgerError(f"the log's lookup of {what} returned entry {e.seq} of round {e.round}, kind {e.kind!r}: "
+                                  "a damaged or doctored index")
+        held = sum(e.seq < self.tree.size for e in got)
+        if held != want:
+            raise LedgerError(f"the log's lookup of {what} returned {held} of its first {self.tree.size} entries, "
+                              f"its full read holds {want}: a damaged or doctored index (it hides entries from "
+                              "lookups that a replay sees)")
+        return got if kind is None or round is None else [e for e in got if e.kind == kind]
 
     def __iter__(self) -> Iterator[Entry]:
         return self.storage.scan(0)
