@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from zkauction.protocol import merkle
-from zkauction.protocol.storage import Entry, LedgerError
+from zkauction.protocol.storage import Entry, LedgerError, parse_json
 
 GENESIS_HASH = "0" * 64  # the "previous hash" of entry 0
 HASH_DOMAIN = b"zkauction-ledger-entry-v1\x00"
@@ -283,7 +283,7 @@ class Statement:
         if self.round is not None and (isinstance(self.round, bool) or not isinstance(self.round, int)):
             raise LedgerError(f"round must be an integer or None, got {self.round!r}")
         try:
-            canonical = canonical_json(json.loads(self.payload)) == self.payload
+            canonical = canonical_json(parse_json(self.payload)) == self.payload
         except (json.JSONDecodeError, TypeError, LedgerError):
             canonical = False
         if not canonical:
@@ -330,9 +330,9 @@ def check_entry(entry: Entry, expected_seq: int | None = None, expected_prev: st
     if expected_prev is not None and entry.prev_hash != expected_prev:
         raise ChainError(seq, f"previous-hash link is {entry.prev_hash[:16]}..., expected {expected_prev[:16]}...")
     try:
-        json.loads(entry.payload)
+        parse_json(entry.payload)
     except (json.JSONDecodeError, TypeError):
-        raise ChainError(seq, "payload is not valid JSON") from None
+        raise ChainError(seq, "payload is not valid JSON (or nested too deep)") from None
     try:
         recomputed = entry_hash(seq, entry.round, entry.kind, entry.payload, entry.prev_hash, entry.signer)
     except UnicodeEncodeError:

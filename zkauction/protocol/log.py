@@ -41,6 +41,7 @@ from zkauction.protocol.storage import (
     LogLockedError,
     MemoryStorage,
     Storage,
+    parse_json,
 )
 from zkauction.protocol.storage_pg import open_storage
 
@@ -135,7 +136,7 @@ class SignedCheckpoint:
     @classmethod
     def from_json(cls, text: str) -> "SignedCheckpoint":
         try:
-            return cls.from_dict(json.loads(text))
+            return cls.from_dict(parse_json(text))
         except json.JSONDecodeError as e:
             raise CheckpointError(f"checkpoint is not valid JSON: {e}") from None
 
@@ -348,17 +349,26 @@ class Ledger:
     def entries(self, kind: str | None = None, round: int | None = None, start: int = 0, stop: int | None = None) -> list[Entry]:
         """The entries from ``start`` to ``stop`` (all by default), of one ``kind`` and/or ``round``.
         A lookup by kind or round is checked against the full read made on open: every entry it
-        returns has that kind and round, and it returns as many of the first ``len(self)`` entries
-        as that read counted, else :class:`LedgerError` (a damaged or doctored index would
+        returns has that kind and round, comes once, in order, as that read found it (its leaf in the
+        Merkle tree), and it returns as many of the first ``len(self)`` entries as that read counted
+        (so exactly the entries that read found), else :class:`LedgerError` (a damaged or doctored index would
         otherwise hide an entry from every lookup, e.g. ``zkauction verify --db``, that a replay,
         e.g. ``zkauction log verify``, sees). A lookup of both reads the round and keeps the kind."""
         if (kind is None and round is None) or start or stop is not None:
             return list(self.storage.scan(start, kind, round, stop))
         got = list(self.storage.scan(0, None if round is not None else kind, round))
         what, want = (f"round {round}", self._per_round[round]) if round is not None else (f"kind {kind!r}", self._per_kind[kind])
+        last = -1
         for e in got:
             if (round is not None and e.round != round) or (round is None and e.kind != kind):
                 raise LedgerError(f"the log's lookup of {what} returned entry {e.seq} of round {e.round}, kind {e.kind!r}: "
+                                  "a damaged or doctored index")
+            if e.seq <= last:
+                raise LedgerError(f"the log's lookup of {what} returned entry {e.seq} after entry {last}: "
+                                  "a damaged or doctored index")
+            last = e.seq
+            if e.seq < self.tree.size and self.tree.leaf_hash_at(e.seq) != leaf_hash_of(e):
+                raise LedgerError(f"the log's lookup of {what} returned an entry {e.seq} that is not the full read's: "
                                   "a damaged or doctored index")
         held = sum(e.seq < self.tree.size for e in got)
         if held != want:

@@ -20,7 +20,9 @@ checkpoints (see :mod:`zkauction.protocol.checkpoint`) are kept beside them, one
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -42,6 +44,29 @@ class DuplicateEntryError(LedgerError):
     """An entry whose uniqueness key (e.g. one outcome per round) is already taken."""
 
 
+MAX_JSON_DEPTH = 64  # far above any payload the protocol writes (an announcement nests 5 deep)
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` of a payload or checkpoint another party wrote, refusing nesting deeper than
+    :data:`MAX_JSON_DEPTH` with :class:`json.JSONDecodeError`: the parser recurses, and a payload
+    nested thousands deep (valid JSON) raised RecursionError, which no verifier caught, so one entry
+    signed by the auctioneer left every verifier without a verdict (the twelfth review). The bound is
+    the same at any stack depth, so every path reads the same entries as JSON."""
+    if isinstance(text, str) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        depth = 0
+        for m in _JSON_TOKEN.finditer(text):
+            c = m.group()
+            if c == "[" or c == "{":
+                depth += 1
+                if depth > MAX_JSON_DEPTH:
+                    raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", text, m.start())
+            elif c == "]" or c == "}":
+                depth -= 1
+    return json.loads(text)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One log entry. ``payload`` is the canonical JSON text; :attr:`data` parses it."""
@@ -57,9 +82,7 @@ class Entry:
 
     @property
     def data(self) -> Any:
-        import json
-
-        return json.loads(self.payload)
+        return parse_json(self.payload)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -70,12 +70,12 @@ class RemoteLog:
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)
-            except ValueError:
+            except (ValueError, RecursionError, AttributeError):
                 detail = r.text[:200]
             raise Refused(r.status_code, detail)
         try:
             return r.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # (a JSON answer nested too deep for the parser)
             raise Unavailable(f"{self.url}{path}: not a JSON answer") from None
 
     def status(self, round: int = 0, phase: int = 0, wait: float = 0.0) -> dict[str, Any]:
