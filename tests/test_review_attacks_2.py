@@ -368,15 +368,21 @@ def test_bidders_refuse_an_announcement_that_lets_a_round_go_on_without_a_commit
             Bidder(0, keys[1], ledger).register()
 
 
-def round_1_with(run, outcome, checking):
-    """Round 1 on the bids BOTH, whose logged outcome is ``outcome`` whatever the bids; the bidders
-    with an index in ``checking`` check it."""
+def opened_round_1(run):
+    """Round 1 on the bids BOTH, committed, closed and both openings received by the auctioneer."""
     a, first, second = run.auctioneer, *run.bidders
     first.commit(1, BOTH[0])
     second.commit(1, BOTH[1])
     a.close_commitments(1)
     a.receive_opening(1, 0, first.open(1))
     a.receive_opening(1, 1, second.open(1))
+
+
+def round_1_with(run, outcome, checking):
+    """Round 1 on the bids BOTH, whose logged outcome is ``outcome`` whatever the bids; the bidders
+    with an index in ``checking`` check it."""
+    a = run.auctioneer
+    opened_round_1(run)
     a.outcome = lambda bids, salts: outcome
     finish_round(a, [run.bidders[i] for i in checking], 1)
 

@@ -71,18 +71,24 @@ def test_a_dispute_beyond_the_float_range_on_the_log_leaves_every_check_a_verdic
         assert any("rejected for no_opening, but neither published a valid opening nor abstained" in x for x in reasons), reasons
 
 
+def round_1_paying(run, payment):
+    """Round 1 on the bids BOTH: the auctioneer logs, without the openings, an outcome selling both
+    items to bidder 0 for ``payment`` (the auctioneer's breach when it is more than they are worth)."""
+    a, first, second = run.auctioneer, *run.bidders
+    first.commit(1, BOTH[0])
+    second.commit(1, BOTH[1])
+    close = a.close_commitments(1)
+    out = {"participants": [1, 1], "commitments": close.data["commitments"], "allocation": [[1.0, 1.0], [0.0, 0.0]],
+           "payment": payment}
+    return run.ledger.append(OUTCOME, out, a.key, round=1, unique=unique_key(OUTCOME, 1), checkpoint_key=a.key)
+
+
 @pytest.mark.parametrize("payment", [[HUGE, 0.0], [-HUGE, 0.0]])
 def test_an_auctioneers_entry_with_a_number_beyond_the_float_range_is_a_breach_not_a_crash(tmp_path, payment):
     """An outcome paying 10**400: math.isfinite raised OverflowError inside the reader, so read_state
     itself (every verifier, the monitor, both clients, the server's own engine) raised."""
     with make_run(tmp_path, rounds=2, audits=1) as run:
-        a, first, second = run.auctioneer, *run.bidders
-        first.commit(1, BOTH[0])
-        second.commit(1, BOTH[1])
-        close = a.close_commitments(1)
-        out = {"participants": [1, 1], "commitments": close.data["commitments"], "allocation": [[1.0, 1.0], [0.0, 0.0]],
-               "payment": payment}
-        run.ledger.append(OUTCOME, out, a.key, round=1, unique=unique_key(OUTCOME, 1), checkpoint_key=a.key)
+        round_1_paying(run, payment)
         st = read_state(run.ledger)
         assert any("malformed outcome payload" in b.reason for b in st.breaches), st.breaches
         assert Auditor(run.ledger, outcome=run.outcome).audit().status == "invalid"

@@ -10,11 +10,12 @@ import pytest
 
 from test_protocol import make_run
 from test_service import circuit  # noqa: F401  (the module fixture)
-from test_review_attacks_2 import BOTH
+from test_review_attacks_2 import opened_round_1
+from test_review_attacks_3 import round_1_paying
 
 from zkauction.protocol.audit import Auditor
 from zkauction.protocol.log import Statement, statement_hash
-from zkauction.protocol.state import OUTCOME, read_state, unique_key
+from zkauction.protocol.state import OUTCOME, read_state
 
 
 def verdict_or_crash(fn):
@@ -46,13 +47,8 @@ def test_an_auctioneers_entry_nested_too_deep_for_the_json_parser_is_a_breach_no
     from zkauction.cli.log import verify_log
 
     with make_run(tmp_path, rounds=2, audits=1) as run:
-        a, first, second = run.auctioneer, *run.bidders
-        first.commit(1, BOTH[0])
-        second.commit(1, BOTH[1])
-        close = a.close_commitments(1)
-        out = {"participants": [1, 1], "commitments": close.data["commitments"], "allocation": [[1.0, 1.0], [0.0, 0.0]],
-               "payment": [3.5, 0.0]}
-        run.ledger.append(OUTCOME, out, a.key, round=1, unique=unique_key(OUTCOME, 1), checkpoint_key=a.key)
+        a = run.auctioneer
+        round_1_paying(run, [3.5, 0.0])
         assert Auditor(run.ledger, outcome=run.outcome).audit().status == "invalid"  # the breach, before the trick
         depth = 5000
         place_raw(run.ledger, a.key, "outcome", '{"x":' + "[" * depth + "]" * depth + "}", round=2)
@@ -81,12 +77,8 @@ def test_a_doctored_index_that_repeats_one_entry_and_hides_another_passes_the_lo
 
     db = tmp_path / "a.db"
     with make_run(tmp_path, rounds=2, audits=1) as run:
-        a, first, second = run.auctioneer, *run.bidders
-        first.commit(1, BOTH[0])
-        second.commit(1, BOTH[1])
-        a.close_commitments(1)
-        a.receive_opening(1, 0, first.open(1))
-        a.receive_opening(1, 1, second.open(1))
+        a = run.auctioneer
+        opened_round_1(run)
         honest = a.close_round(1)
         lie = {**honest.data, "payment": [1.9, honest.data["payment"][1]]}
         hidden = run.ledger.append(OUTCOME, lie, a.key, round=1, checkpoint_key=a.key)
