@@ -10,7 +10,7 @@ import pytest
 
 from test_protocol import make_run
 from test_service import circuit  # noqa: F401  (the module fixture)
-from test_review_attacks_2 import opened_round_1
+from test_review_attacks_2 import BOTH, opened_round_1
 from test_review_attacks_3 import round_1_paying
 
 from zkauction.protocol.audit import Auditor
@@ -146,3 +146,34 @@ def test_a_bidders_statement_nested_too_deep_is_refused_and_the_server_goes_on(t
         assert remote.status()["round"] == 1 and len(srv.engine.ledger) == size
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("payload", ['["no_opening",0]', '{"commitments":"x"}', '{"commitments":[]}', "7"])
+def test_an_auctioneers_malformed_close_or_rejection_is_named_not_a_crash_of_the_bidder(tmp_path, payload):
+    """From the twelfth review's minor list: an auctioneer-signed rejection (or close) whose payload
+    is a list, a number or lacks its fields made Bidder.check_outcome and rejected_no_opening raise
+    AttributeError / KeyError / IndexError, stopping an honest bidder's client with a traceback. Such
+    an entry reads as one without the field (``Entry.fields``); a malformed close is a ProtocolError
+    naming the auctioneer's breach; the reader names both breaches."""
+    from zkauction.protocol.state import COMMITMENTS_CLOSED, OPENING_REJECTED, ProtocolError, rejected_no_opening
+
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        a, first, second = run.auctioneer, *run.bidders
+        first.commit(1, BOTH[0])
+        second.commit(1, BOTH[1])
+        if payload.startswith('["'):
+            close = a.close_commitments(1)
+            place_raw(run.ledger, a.key, OPENING_REJECTED, payload, round=1)
+            out = {"participants": [0, 1], "commitments": close.data["commitments"], "allocation": [[0.0, 0.0], [1.0, 1.0]],
+                   "payment": [0.0, 0.5]}  # bidder 0 left out on the strength of that "rejection"
+            run.ledger.append(OUTCOME, out, a.key, round=1, checkpoint_key=a.key)
+            assert rejected_no_opening(run.ledger, 1, 0, a.key.public_hex) is False
+            with pytest.raises(ProtocolError, match="round 1: the outcome was not computed on bidder 0's commitment"):
+                first.check_outcome(1)
+        else:
+            place_raw(run.ledger, a.key, COMMITMENTS_CLOSED, payload, round=1)
+            run.ledger.checkpoint(a.key)
+            with pytest.raises(ProtocolError, match=r"round 1: the close is malformed \(no list of 2 commitments\): "
+                                                    "the auctioneer's breach; the opening is not sent"):
+                first.open(1)
+        assert read_state(run.ledger).breaches != []

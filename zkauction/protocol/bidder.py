@@ -313,6 +313,10 @@ class Bidder:
             raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
                                 f"{then}")
         self.view.check_included(self.ledger, close.seq, close)
+        listed = close.fields.get("commitments")
+        if not isinstance(listed, list) or len(listed) != self.announcement.n:
+            raise ProtocolError(f"round {round}: the close is malformed (no list of {self.announcement.n} commitments): "
+                                f"the auctioneer's breach; {then}")
         return close
 
     def resume_round(self, round: int, bids: Sequence[float]) -> bool:
@@ -361,9 +365,9 @@ class Bidder:
                 self.view.flush(durable=True)  # the outcome it checked, pinned on its own disk
             return "ok"
         rejections = [e for e in self.ledger.entries(kind=OPENING_REJECTED, round=round) if e.signer == ann.auctioneer]
-        if any(e.data.get("bidder") == self.index for e in rejections):
+        if any(e.fields.get("bidder") == self.index for e in rejections):
             return "rejected"  # justified or not, the public checks decide from the log
-        if ann.exclusion == "void" and rejections and not any(out.data.get("participants") or [1]):
+        if ann.exclusion == "void" and rejections and not any(out.fields.get("participants") or [1]):
             return "void"  # another committed bidder left out (the public checks judge its rejection)
         raise ProtocolError(f"round {round}: the outcome was not computed on bidder {self.index}'s commitment")
 

@@ -431,7 +431,7 @@ def first_entry(ledger: Ledger, kind: str, round: int, signer: str) -> Entry | N
 
 def rejected_no_opening(ledger: Ledger, round: int, bidder: int, auctioneer: str) -> bool:
     """Whether ``auctioneer`` logged a ``no_opening`` rejection of ``bidder`` in ``round``."""
-    return any(e.data.get("bidder") == bidder and e.data.get("reason") == "no_opening" and e.signer == auctioneer
+    return any(e.fields.get("bidder") == bidder and e.fields.get("reason") == "no_opening" and e.signer == auctioneer
                for e in ledger.entries(kind=OPENING_REJECTED, round=round))
 
 

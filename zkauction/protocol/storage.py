@@ -84,6 +84,17 @@ class Entry:
     def data(self) -> Any:
         return parse_json(self.payload)
 
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The payload as an object, or ``{}`` when it is not one (not JSON, or a list, a number...):
+        what a party that only looks up a field of another party's entry reads, so that a malformed
+        entry (the reader names it its signer's breach) reads as one without the field, not a crash."""
+        try:
+            d = self.data
+        except (json.JSONDecodeError, TypeError):
+            return {}
+        return d if isinstance(d, dict) else {}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "seq": self.seq, "round": self.round, "kind": self.kind, "payload": self.payload,

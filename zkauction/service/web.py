@@ -46,7 +46,7 @@ def _round(engine: Any, r: int) -> dict[str, Any]:
     def by_bidder(kind: str) -> list[dict[str, Any]]:
         out = []
         for e in ledger.entries(kind=kind, round=r):
-            i = e.data.get("bidder")
+            i = e.fields.get("bidder")
             if isinstance(i, int) and 0 <= i < ann.n and e.signer == bidders[i]:
                 out.append({"bidder": i, "seq": e.seq})
         return out
@@ -65,12 +65,12 @@ def _round(engine: Any, r: int) -> dict[str, Any]:
         "phase": phase,
         "commitments": len(by_bidder(BID_COMMITMENT)),
         "closed": close is not None,
-        "rejections": [{"bidder": e.data.get("bidder"), "reason": e.data.get("reason"), "seq": e.seq}
+        "rejections": [{"bidder": e.fields.get("bidder"), "reason": e.fields.get("reason"), "seq": e.seq}
                        for e in ledger.entries(kind=OPENING_REJECTED, round=r) if e.signer == auctioneer],
         "disputes": [d["bidder"] for d in by_bidder(DISPUTE)],
         "abstentions": [d["bidder"] for d in by_bidder(ABSTENTION)],
         "outcome": None if out is None else
-        {k: out.data.get(k) for k in ("participants", "allocation", "payment")} | {"seq": out.seq},
+        {k: out.fields.get(k) for k in ("participants", "allocation", "payment")} | {"seq": out.seq},
     }
 
 
@@ -161,7 +161,7 @@ def summary(engine: Any, *, limit: int = 50) -> dict[str, Any]:
                    "finished": s.round > ann.rounds and s.phase >= 2},
         "rounds": [_round(engine, r) for r in range(last, max(0, last - limit), -1)],
         "reveals": len({i for e in ledger.entries(kind=SEED_REVEAL)
-                        if isinstance(i := e.data.get("bidder"), int) and 0 <= i < ann.n and e.signer == ann.bidders[i]}),
+                        if isinstance(i := e.fields.get("bidder"), int) and 0 <= i < ann.n and e.signer == ann.bidders[i]}),
         "audit": _audit(engine),
         "checkpoint": None if cp is None else cp.to_dict(),
         "log_size": len(ledger),
