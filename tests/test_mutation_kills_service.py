@@ -89,14 +89,14 @@ class LogServer:
         return RemoteLog(URL, client=self.client())
 
 
-def local_run(tmp_path, outcome=None, *, mode="reveal", rounds=3, audits=1, auction=None):
+def local_run(tmp_path, outcome=None, *, mode="reveal", rounds=3, audits=1, auction=None, input_scale=12):
     from test_protocol import PARTICIPATION, SETTING, small_net
 
     from zkauction.protocol.auctioneer import net_outcome_function
 
     fn = net_outcome_function(small_net())
     return LocalRun.create(tmp_path / "l.db", outcome(fn) if outcome else fn, setting=SETTING, participation=PARTICIPATION,
-                           input_scale=12, auction=auction or {"name": "test-net"}, rounds=rounds, audits=audits,
+                           input_scale=input_scale, auction=auction or {"name": "test-net"}, rounds=rounds, audits=audits,
                            mode=mode, seed=7), fn
 
 
@@ -594,23 +594,27 @@ def test_a_client_opening_refused_as_bad_says_so_and_one_refused_as_late_waits(t
         run.close()
 
 
-def zk_like_run(tmp_path):
-    return local_run(tmp_path, mode="zk", rounds=3, audits=1,
-                     auction={"name": "c", "manifest_sha256": "aa" * 32, "vk_sha256": "bb" * 32})[0]
+def zk_like_run(tmp_path, circuit):
+    """A local zk-mode run announcing ``circuit`` and its terms, whose rounds are played by a small
+    net (the tests log the proofs they need)."""
+    from zkauction.protocol.demo import auction_info
+
+    return local_run(tmp_path, mode="zk", rounds=3, audits=1, auction=auction_info(circuit),
+                     input_scale=circuit.input_scale)[0]
 
 
-def test_the_client_names_an_audited_round_without_a_proof_or_with_another_rounds_label(tmp_path, served_client):
+def test_the_client_names_an_audited_round_without_a_proof_or_with_another_rounds_label(tmp_path, served_client, circuit):
     """client.py _verify_audit: after the audit, every drawn round must have its proof in the log
     the kept checkpoint commits to, labelled with that round."""
     from test_protocol import _fake_bundle
 
-    run = zk_like_run(tmp_path)
+    run = zk_like_run(tmp_path, circuit)
     try:
         run.play()
         draw = run.reveal()
         run.auctioneer.checkpoint()
         served_client.server = LogServer(run.ledger)
-        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: None, circuit=object())
+        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: None, circuit=circuit)
         (r,) = draw.rounds
         with pytest.raises(ProtocolError, match=f"audited round {r} has no proof in the log it holds"):
             c._verify_audit()
@@ -624,13 +628,13 @@ def test_the_client_names_an_audited_round_without_a_proof_or_with_another_round
         run.close()
 
 
-def test_an_engine_that_cannot_answer_the_audit_stops_the_run_and_says_why(tmp_path):
+def test_an_engine_that_cannot_answer_the_audit_stops_the_run_and_says_why(tmp_path, circuit):
     """engine.py: in zk mode a server started without the circuit cannot prove the drawn rounds; the
     run stops with that reason (``Engine.error``, which /api/status shows the clients), and
     ``Engine.run`` raises it instead of ending as if the audit had been answered."""
     from zkauction.service.engine import Engine
 
-    run = zk_like_run(tmp_path)
+    run = zk_like_run(tmp_path, circuit)
     try:
         run.play()
         run.reveal()
@@ -703,11 +707,9 @@ def test_the_client_refuses_an_audited_rounds_proof_that_does_not_verify(tmp_pat
     refuses to log a proof that does not verify, and the run stops first."""
     from test_protocol import _fake_bundle
 
-    from zkauction.protocol.demo import auction_info
     from zkauction.zk.bundle import VerificationError
 
-    run = local_run(tmp_path, mode="zk", rounds=3, audits=1,
-                    auction=auction_info(circuit))[0]
+    run = zk_like_run(tmp_path, circuit)
     try:
         run.play()
         (r,) = run.reveal().rounds

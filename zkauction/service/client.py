@@ -144,6 +144,10 @@ class BidderClient:
         if self.key.public_hex not in ann.bidders:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
         self.index = ann.bidders.index(self.key.public_hex)
+        if circuit is not None:  # the terms the circuit fixes, from its own files, never the server's word
+            from zkauction.protocol.announcement import circuit_terms
+
+            expected = {**(expected or {}), **circuit_terms(circuit)}
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
                              view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
         self.report.index = self.index
@@ -276,7 +280,7 @@ class BidderClient:
         against that round's logged outcome; (reveal and ttp modes, with the circuit) each drawn
         round as any auditor checks it: recomputed on its published openings, or the announced third
         party's verdict."""
-        from zkauction.protocol.audit import audit_draw, check_cosigned, public_checks
+        from zkauction.protocol.audit import announced_terms, audit_draw, check_cosigned, public_checks
         from zkauction.protocol.state import read_state
         from zkauction.service.remote import verified_replica
 
@@ -286,7 +290,7 @@ class BidderClient:
         # every round's public checks too, on the copy the kept checkpoint commits to: a rejection or an
         # outcome the server showed this client during the run is judged here against the real log; and
         # the checkpoints the other bidders co-signed in their seed reveals (a split view shows there)
-        breaches = public_checks(st) + check_cosigned(replica, st)
+        breaches = announced_terms(ann, self.circuit) + public_checks(st) + check_cosigned(replica, st)
         self.report.breaches = [str(x) for x in breaches]
         if breaches:
             raise AuditFailed(f"bidder {self.index}: the log shows a breach by the auctioneer: {breaches[0]}")

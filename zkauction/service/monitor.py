@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from zkauction.protocol.checkpoint import ForkError, LogView
+from zkauction.protocol.checkpoint import CheckpointError, ForkError, LogView, check_log_extends
 from zkauction.protocol.log import Ledger
 from zkauction.protocol.state import ProtocolError, _Reader, read_announcement
 from zkauction.service.remote import RemoteLog, Unavailable
@@ -57,6 +57,7 @@ class Monitor:
         self._reader: _Reader | None = None
         self._view: LogView | None = None
         self._checked = 0  # rounds whose public checks ran
+        self._kept_checked = False  # whether the entries served extend the checkpoint kept from an earlier run
 
     def poll(self) -> bool:
         """Fetch what is new, check it; True once the audit has a verdict."""
@@ -93,15 +94,23 @@ class Monitor:
         return self._audit_done(st)
 
     def _check_checkpoint(self) -> None:
+        r, view = self.replica, self._view
+        if view.kept is not None and not self._kept_checked:  # (kept from an earlier run, --state)
+            if len(r) < view.kept.size:  # the server served every entry it has: fewer than it signed for
+                raise MonitorAlert(f"rollback: the server serves {len(r)} entries, fewer than the {view.kept.size} of "
+                                   "the checkpoint this monitor holds")
+            try:
+                check_log_extends(r, view.kept)
+            except CheckpointError as e:  # another log (re-keyed) or not an extension of it (fork)
+                raise MonitorAlert(f"fork: {e}") from None
+            self._kept_checked = True
         cp = self.remote.latest_checkpoint()
         if cp is None:
             return
-        r = self.replica
         if cp.size > len(r):  # signed after our fetch: checked on the next poll
             return
         if r.root(cp.size) != cp.root:
             raise MonitorAlert(f"fork: the server's signed checkpoint of size {cp.size} is not the root of the entries it served")
-        view = self._view
         if view.kept is not None and cp.size < view.kept.size:
             raise MonitorAlert(f"rollback: the server's newest checkpoint covers {cp.size} entries, "
                                f"this monitor holds one of {view.kept.size}")
@@ -119,7 +128,7 @@ class Monitor:
             return False
         # the verdict reads every entry of the replica: it waits until a signed checkpoint this monitor
         # accepted covers them all (else the server could show it a tail it never commits to)
-        if self._view is None or self._view.kept is None or self._view.kept.size < len(self.replica):
+        if self._view is None or self._view.kept is None or self._view.kept.size != len(self.replica):
             return False
         from zkauction.protocol.audit import Auditor, audit_draw
 

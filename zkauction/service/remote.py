@@ -105,7 +105,12 @@ class RemoteLog:
 
     def entries(self, kind: str | None = None, round: int | None = None, start: int = 0,
                 stop: int | None = None) -> list[Entry]:
+        """The server's entries from ``start`` (to ``stop``), page by page. Every page must move on:
+        entries in order after the last one, within ``stop``, each the next one when nothing is
+        filtered, and a page saying ``more`` must hold some, else :class:`ProtocolError` (a server
+        that answered every page with entry 0 and "more" held its reader in an endless loop)."""
         out: list[Entry] = []
+        first, last = start, start - 1
         while True:
             params: dict[str, Any] = {"start": start}
             for k, v in (("stop", stop), ("kind", kind), ("round", round)):
@@ -113,11 +118,19 @@ class RemoteLog:
                     params[k] = v
             page = self.request("GET", "/api/log/entries", params=params)
             got = [Entry.from_dict(d) for d in page["entries"]]
+            for e in got:
+                if (type(e.seq) is not int or e.seq <= last or (stop is not None and e.seq >= stop)
+                        or (kind is None and round is None and e.seq != last + 1)):
+                    raise ProtocolError(f"{self.url}: the server's entries from {first} are not in order: entry {e.seq!r} "
+                                        f"after {last}{'' if stop is None else f' (stop {stop})'}")
+                last = e.seq
             out.extend(got)
             self._size = max(self._size, int(page["size"]))
-            if not page.get("more") or not got:
+            if not page.get("more"):
                 return out
-            start = got[-1].seq + 1
+            if not got:
+                raise ProtocolError(f"{self.url}: the server's page of entries from {start} is empty but says more follow")
+            start = last + 1
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries())
