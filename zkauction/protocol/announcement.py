@@ -156,8 +156,10 @@ def default_penalty(rounds: int, support: Any, output_scale: Any) -> float:
 
 def misstated_terms(ann: Announcement, circuit: Any) -> list[str]:
     """The terms an announcement naming ``circuit`` (its manifest and verifying key hashes) states
-    otherwise than the circuit's own files: input scale, supports, outcome grid, n, m; empty if it
-    states them all, or if it names another circuit (then the proof check refuses the proofs).
+    otherwise than the circuit's own files: verifying key hash, input scale, supports, outcome grid,
+    n, m; empty if it states them all, or if it names another manifest (another circuit: the proof
+    check refuses the proofs). A wrong or missing vk hash is itself misstated and hides nothing:
+    the proofs are checked with the verifier's own vk, so they verify (the fourteenth review).
     With another input scale the bidders commit to bids the circuit reads as other bids, and the
     proofs of those verify; another output scale loosens the public checks' tolerance; another
     support makes an honest bid "outside the support"."""
@@ -166,9 +168,9 @@ def misstated_terms(ann: Announcement, circuit: Any) -> list[str]:
         got = ann.term(key)
         if got != want:
             bad[key] = f"the announcement's {key} is {got!r}, but the circuit's is {want!r}"
-    if "manifest_sha256" in bad or "vk_sha256" in bad:
+    if "manifest_sha256" in bad:  # another circuit: its proofs do not verify with this one's files
         return []
-    return list(bad.values())
+    return list(bad.values())  # (another vk hash with this manifest: proofs verify, so every term counts)
 
 
 def block_of(ann: Announcement, round: int) -> range:

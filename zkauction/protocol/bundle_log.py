@@ -94,7 +94,9 @@ def check_log_proof(bundle: ProofBundle) -> LogBinding:
         raise VerificationError("log", "the bundle's outcome entry is not an outcome signed by the auctioneer")
     if bundle.round_id != r:
         raise VerificationError("log", f"the bundle says round {bundle.round_id!r}, its logged outcome is round {r}")
-    d = out.data
+    d = out.fields
+    if not d or not isinstance(d.get("commitments", []), list):
+        raise VerificationError("log", f"round {r}: the logged outcome is malformed (not an object with a list of commitments)")
     if [str(c).lower() for c in d.get("commitments", [])] != [c.lower() for c in bundle.commitments]:
         raise VerificationError("log", f"round {r}: the proof's commitments are not the ones the log's outcome names")
     try:
