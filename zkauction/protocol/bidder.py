@@ -196,11 +196,12 @@ class Bidder:
         CommitmentError."""
         ann = self.announcement
         scale, out = ann.input_scale, []
-        if all(float(x) == 0 for x in values):
+        values = [float(v) for v in values]
+        if all(x == 0 for x in values):
             return None
-        for j, (x, s) in enumerate(zip(values, commitments.snap_bids([float(v) for v in values], ann.input_scale))):
+        for j, (x, s) in enumerate(zip(values, commitments.snap_bids(values, scale))):
             lo, hi = (float(b) for b in ann.support[self.index][j])
-            if not lo <= float(x) <= hi:
+            if not lo <= x <= hi:
                 out.append(s)
                 continue
             if s > hi:
@@ -291,9 +292,8 @@ class Bidder:
         looked up just after syncing (:meth:`_check_block_tail`); None: sync and look up here."""
         if round not in self._openings:
             raise ProtocolError(f"bidder {self.index} has no commitment for round {round}")
-        close = self._checked_close(round, "the opening is not sent", found=found)
+        listed = self._checked_close(round, "the opening is not sent", found=found)
         mine = self._commitments[round]
-        listed = close.data["commitments"]
         if listed[self.index] != mine:
             raise ProtocolError(f"round {round}: the closed list does not hold bidder {self.index}'s commitment")
         copies = [j for j, c in enumerate(listed) if j != self.index and isinstance(c, str) and c.lower() == mine.lower()]
@@ -302,9 +302,10 @@ class Bidder:
                                 "(a copy): the opening is not sent")
         return self._openings[round]
 
-    def _checked_close(self, round: int, then: str, *, found: dict[int, Entry | None] | None = None) -> Entry:
-        """``round``'s close, covered by the kept checkpoint (an inclusion proof); ``then`` says what
-        does not happen without one. ``found``: as for :meth:`_checked_opening` (None: sync first)."""
+    def _checked_close(self, round: int, then: str, *, found: dict[int, Entry | None] | None = None) -> list:
+        """The list of n commitments in ``round``'s close, covered by the kept checkpoint (an
+        inclusion proof); ``then`` says what does not happen without one. ``found``: as for
+        :meth:`_checked_opening` (None: sync first)."""
         if found is None:
             self.sync()
         close = (found[round] if found and round in found
@@ -317,18 +318,17 @@ class Bidder:
         if not isinstance(listed, list) or len(listed) != self.announcement.n:
             raise ProtocolError(f"round {round}: the close is malformed (no list of {self.announcement.n} commitments): "
                                 f"the auctioneer's breach; {then}")
-        return close
+        return listed
 
     def resume_round(self, round: int, bids: Sequence[float]) -> bool:
         """After a restart: whether ``round``'s close, covered by the kept checkpoint (an inclusion
         proof, never a filtered query's word), lists this bidder's commitment of ``bids``; if so its
         opening is restored (for :meth:`check_outcome` and :meth:`dispute`)."""
-        close = self._checked_close(round, "its outcome cannot be checked")
+        listed = self._checked_close(round, "its outcome cannot be checked")[self.index]
         snapped = self.committed_bids(bids)
         if snapped is None:
             return False
         commitment, opening = commitments.make_commitment(snapped, self.announcement.input_scale, salt=self.salt(round))
-        listed = close.data["commitments"][self.index]
         if not isinstance(listed, str) or listed.lower() != commitment.lower():
             return False
         self._openings[round], self._commitments[round] = opening, commitment

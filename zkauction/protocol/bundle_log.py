@@ -95,9 +95,10 @@ def check_log_proof(bundle: ProofBundle) -> LogBinding:
     if bundle.round_id != r:
         raise VerificationError("log", f"the bundle says round {bundle.round_id!r}, its logged outcome is round {r}")
     d = out.fields
-    if not d or not isinstance(d.get("commitments", []), list):
+    listed = d.get("commitments", [])
+    if not d or not isinstance(listed, list):
         raise VerificationError("log", f"round {r}: the logged outcome is malformed (not an object with a list of commitments)")
-    if [str(c).lower() for c in d.get("commitments", [])] != [c.lower() for c in bundle.commitments]:
+    if [str(c).lower() for c in listed] != [c.lower() for c in bundle.commitments]:
         raise VerificationError("log", f"round {r}: the proof's commitments are not the ones the log's outcome names")
     try:
         logged = Outcome.from_dict(d)

@@ -278,9 +278,7 @@ class SQLiteStorage:
             os.close(self._lockfile)
             self._lockfile = None
 
-    @staticmethod
-    def _row(r: tuple) -> Entry:
-        return entry_of_row(r)
+    _row = staticmethod(entry_of_row)
 
     def append_many(self, entries: Sequence[tuple[Entry, str | None]],
                     checkpoint: tuple[int, str] | None = None) -> None:

@@ -219,9 +219,7 @@ class PostgresStorage:
         if wrong:  # (a NUMERIC round of 1.5 escapes every round = 1 lookup; every row is type-checked too)
             raise LedgerError(f"{self._where()}: not a zkauction log (column types {wrong}, expected {want})")
 
-    @staticmethod
-    def _row(r: tuple) -> Entry:
-        return entry_of_row(r)
+    _row = staticmethod(entry_of_row)
 
     def append_many(self, entries: Sequence[tuple[Entry, str | None]],
                     checkpoint: tuple[int, str] | None = None) -> None:
