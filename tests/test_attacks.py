@@ -261,17 +261,44 @@ def test_exclusion_at_will_is_a_breach(tmp_path):
     assert report.status == "invalid"
     assert any("round 2: the outcome does not use bidder 0's logged commitment" in str(b) for b in report.breaches)
     run.close()
-    # and without the bidder's published opening or abstention, a no_opening exclusion is a breach too
+    # and without the bidder's published opening or abstention: the honest auctioneer waits for them
+    # until its dispute deadline, then leaves them out and the round is void (nothing sold, so the
+    # exclusion never pays and its own clock is enough); an outcome that sells anything is a breach
     run = make_run(tmp_path, rounds=2, audits=1, name="d.db")
-    run.bidders[0].commit(1, [0.5, 0.5])
+    for b in run.bidders:
+        b.commit(1, [0.5, 0.5])
     run.auctioneer.close_commitments(1)
-    run.auctioneer.reject_missing(1)
+    run.auctioneer.receive_opening(1, 1, run.bidders[1].open(1))
+    assert run.auctioneer.reject_missing(1) == [0]
     with pytest.raises(ProtocolError, match="the round waits for them"):
-        run.auctioneer.close_round(1)  # the honest auctioneer does not exclude on its own word
-    out = run.auctioneer.outcome([[0.0, 0.0], [0.0, 0.0]], ["00" * 32] * 2)
-    run.ledger.append(OUTCOME, {"participants": [0, 0], "commitments": [absent_commitment(2, 12)] * 2, **out.to_dict()},
+        run.auctioneer.close_round(1)  # the honest auctioneer does not exclude on its own word before its deadline
+    real_ann = run.auctioneer.announcement
+    run.auctioneer.announcement = lambda: dataclasses.replace(real_ann(), exclusion="drop")  # an old announcement
+    with pytest.raises(ProtocolError, match="the round waits for them"):
+        run.auctioneer.close_round(1, give_up=True)  # under "drop" it never gives up: leaving 0 out would sell
+    run.auctioneer.announcement = real_ann
+    shill = run.bidders[1]._openings[1]
+    alone = run.auctioneer.outcome([[0.0, 0.0], list(shill.bids)], ["00" * 32, shill.salt])
+    assert sum(alone.payment) > 0  # what going on without bidder 0 would have sold
+    out = run.auctioneer.close_round(1, give_up=True)
+    assert out.data["participants"] == [0, 0] and out.data["payment"] == [0.0, 0.0]
+    assert check_round(read_state(run.ledger), 1) == [] and run.bidders[1].check_outcome(1) == "void"
+    run.close()
+    run = make_run(tmp_path, rounds=2, audits=1, name="e.db")
+    for b in run.bidders:
+        b.commit(1, [0.5, 0.5])
+    close = run.auctioneer.close_commitments(1).data["commitments"]
+    run.auctioneer.receive_opening(1, 1, run.bidders[1].open(1))
+    run.auctioneer.reject_missing(1)
+    run.ledger.append(OUTCOME, {"participants": [0, 1], "commitments": [absent_commitment(2, 12), close[1]], **alone.to_dict()},
                       run.auctioneer.key, round=1)
-    assert any("neither published a valid opening nor abstained" in str(b) for b in check_round(read_state(run.ledger), 1))
+    assert [str(b.reason) for b in check_round(read_state(run.ledger), 1)] == [
+        "round 1: bidder 1 must be absent from the outcome (the round is void: bidder 0's commitment was closed in it and left out)"]
+    # under an announcement from before void rounds ("drop"), the exclusion itself is the breach
+    st = read_state(run.ledger)
+    st.announcement = dataclasses.replace(st.announcement, exclusion="drop")
+    assert any("bidder 0 was rejected for no_opening, but neither published a valid opening nor abstained" in str(b)
+               for b in check_round(st, 1))
     run.close()
 
     # (c) a rejection without evidence, or with free text as its reason, is a breach by itself

@@ -57,7 +57,7 @@ class Server:
         self.engine.close()
 
 
-def make_service(tmp_path, circuit, *, n_rounds=3, audits=1, mode="zk", outcome=None, db=None):
+def make_service(tmp_path, circuit, *, n_rounds=3, audits=1, mode="zk", outcome=None, db=None, deadlines=None):
     keys = [init_state(tmp_path / f"b{i}") for i in range(2)]
     d = tmp_path / "auctioneer"
     d.mkdir(mode=0o700)
@@ -65,7 +65,7 @@ def make_service(tmp_path, circuit, *, n_rounds=3, audits=1, mode="zk", outcome=
     db = db or tmp_path / "a.db"
     with Ledger.open(db) as ledger:
         announce(ledger, SigningKey.load(d / "auctioneer.pem"), circuit, bidders=keys, rounds=n_rounds, audits=audits,
-                 penalty=None, mode=mode, deadlines=FAST)
+                 penalty=None, mode=mode, deadlines={**FAST, **(deadlines or {})})
     engine = engine_for(db, d, circuit)
     if outcome is not None:
         engine.auctioneer.outcome = outcome
@@ -130,6 +130,47 @@ def test_an_honest_run_over_http_is_checked_by_every_party(tmp_path, circuit):
         view.observe(remote)
         for seq in (0, 5, len(log) - 1):
             view.check_included(remote, seq)
+    finally:
+        srv.stop()
+
+
+def test_a_bidder_that_commits_and_falls_silent_voids_its_round_and_the_run_goes_on(tmp_path, circuit):
+    """Liveness: bidder 1 commits in round 2, then neither opens nor disputes its no_opening
+    rejection nor abstains (it crashed, or means harm). The round used to wait for it for ever (the
+    log has no trusted time). Now the server waits until the announced dispute deadline, then leaves
+    it out: the round is void, nothing sold (voiding gives the auctioneer nothing a shill's
+    abstention did not, so its own clock is enough), and the run goes on; every party's checks pass."""
+    srv = make_service(tmp_path, circuit, deadlines={"dispute_s": 1.0, "open_s": 1.0})
+    reports, errors = {}, []
+    bids = {**BIDS, (1, 2): [0.5, 0.5]}
+
+    def go(i):
+        try:
+            c = BidderClient(srv.url, tmp_path / f"b{i}", lambda r: bids.get((i, r)), circuit=circuit, retry_for=60.0,
+                             expected={"manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256()})
+            if i == 1:  # silent in round 2 once committed
+                real_open, real_rejected = c._open, c.bidder.rejected_for_no_opening
+                c._open = lambda r: None if r == 2 else real_open(r)
+                c.bidder.rejected_for_no_opening = lambda r: False if r == 2 else real_rejected(r)
+            reports[i] = c.run()
+        except Exception as e:  # reported to the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=go, args=(i,), daemon=True) for i in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        assert not any(t.is_alive() for t in threads), "the run stalled on the silent bidder"
+        assert errors == [], errors
+        with Ledger.open(tmp_path / "a.db", writer=False) as ledger:
+            st = read_state(ledger)
+            assert public_checks(st) == []
+            out = [e for e in ledger.entries(kind=OUTCOME, round=2)]
+            assert len(out) == 1 and out[0].data["participants"] == [0, 0] and out[0].data["payment"] == [0.0, 0.0]
+            assert [e.data["participants"] for e in ledger.entries(kind=OUTCOME, round=3)] == [[1, 1]]
+        assert reports[0].outcomes_checked == 3 and reports[1].disputes == 0
     finally:
         srv.stop()
 

@@ -86,6 +86,8 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("zk", "--mode", help="zk or reveal"),
         commit_s: float = typer.Option(10.0, "--commit-s", help="commit phase deadline, seconds"),
         open_s: float = typer.Option(10.0, "--open-s", help="opening phase deadline, seconds"),
+        dispute_s: float = typer.Option(30.0, "--dispute-s", help="after a no_opening rejection, how long the round waits "
+                                        "for the bidder's published opening or abstention before it is void, seconds"),
         reveal_s: float = typer.Option(60.0, "--reveal-s", help="seed reveal deadline, seconds"),
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port", help="port (0: any free port, printed)"),
@@ -96,7 +98,7 @@ def register(app: typer.Typer) -> None:
         """Run the auctioneer as an HTTP service (the log's only writer; the web view at /)."""
         import socket
 
-        for name, v in (("--commit-s", commit_s), ("--open-s", open_s), ("--reveal-s", reveal_s)):
+        for name, v in (("--commit-s", commit_s), ("--open-s", open_s), ("--dispute-s", dispute_s), ("--reveal-s", reveal_s)):
             if not v > 0:
                 _usage(f"{name} {v}: must be a positive number of seconds")
         if not 0 <= port <= 65535:
@@ -107,7 +109,7 @@ def register(app: typer.Typer) -> None:
             _usage("--state DIR is required with a PostgreSQL --db (the auctioneer's key and openings stay on this machine)")
         state = state or Path(db).with_name(Path(db).name + ".auctioneer")
         engine = start_service(db, state, circuit, bidders=bidders, rounds=rounds, audits=audits, penalty=penalty,
-                               mode=mode, deadlines={"commit_s": commit_s, "open_s": open_s, "reveal_s": reveal_s},
+                               mode=mode, deadlines={"commit_s": commit_s, "open_s": open_s, "dispute_s": dispute_s, "reveal_s": reveal_s},
                                durable=durable)
         import uvicorn
 

@@ -306,10 +306,16 @@ class Auctioneer:
                                       unique_key(OPENING_REJECTED, round, i)) for i in missing], checkpoint_key=self.key)
         return missing
 
-    def close_round(self, round: int) -> Entry:
+    def close_round(self, round: int, *, give_up: bool = False) -> Entry:
         """Compute the outcome on the accepted openings (and on openings that bidders rejected for
         ``no_opening`` published on the log), log it and checkpoint. Reads only this round's
-        entries: a round costs the same at round 1 and 10^5."""
+        entries: a round costs the same at round 1 and 10^5.
+
+        A bidder rejected for ``no_opening`` that has neither published its opening nor abstained
+        holds the round (ProtocolError) unless ``give_up`` (its dispute deadline passed) and the
+        announcement voids rounds (``exclusion: void``): then it is left out and the round is void,
+        nothing sold. Voiding on the auctioneer's own clock gives it nothing a shill's abstention
+        did not (and a void round sells nothing), so no trusted time is needed."""
         from zkauction.protocol.audit import published_openings
         from zkauction.protocol.state import round_state
 
@@ -334,7 +340,7 @@ class Auctioneer:
         abstained = {e.data.get("bidder") for e in self.ledger.entries(kind=ABSTENTION, round=round)
                      if 0 <= e.data.get("bidder", -1) < ann.n and e.signer == ann.bidders[e.data["bidder"]]}
         waiting = [i for i, why in rejected.items() if why == "no_opening" and i not in abstained]
-        if waiting:  # an honest auctioneer never excludes a bidder on its own word
+        if waiting and not (give_up and ann.exclusion == "void"):  # never excludes on its own word and sells
             raise ProtocolError(f"round {round}: bidder(s) {waiting} committed but neither opened, published the "
                                 "opening on the log nor abstained: the round waits for them")
         accepted = {i: received[i] for i in range(ann.n)

@@ -18,7 +18,9 @@ bidders absent), allocations feasible, absent bidders get nothing and pay nothin
 0 and the allocated value at the top of the support (individual rationality as far as it is
 checkable without bids), every rejection has a reason from the closed set and, for a bad opening,
 the bidder's own signed opening as evidence that is indeed bad (else it is a false rejection), and a
-bidder rejected for ``no_opening`` who published a valid opening before the outcome is in it.
+bidder rejected for ``no_opening`` who published a valid opening before the outcome is in it (one
+that did neither nor abstain leaves the round void where the announcement voids rounds, and is a
+breach under the old ``drop`` rule).
 
 **The announcement states its circuit's terms** (:func:`announced_terms`): a verifier holding the
 circuit checks input and output scales, supports, n and m against the circuit's own files. What
@@ -191,8 +193,8 @@ def check_round(st: LedgerState, r: int) -> list[Breach]:
         if problem:
             out.append(Breach(st.rejection_entries[r][i].seq, r, f"round {r}: bidder {i}'s rejection: {problem}"))
     cured = published_openings(st, r, before=e.seq)
-    for i, reason in sorted(rejected.items()):
-        if reason == "no_opening" and i not in cured:
+    for i, reason in sorted(rejected.items()):  # (void: the round sold nothing, checked below)
+        if reason == "no_opening" and i not in cured and ann.exclusion != "void":
             abstained = st.abstentions.get(r, {}).get(i)
             if abstained is None or abstained.seq > e.seq:
                 out.append(Breach(st.rejection_entries[r][i].seq, r, f"round {r}: bidder {i} was rejected for no_opening, "

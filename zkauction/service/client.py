@@ -223,8 +223,11 @@ class BidderClient:
             self._retry(lambda: self._open(r))
             s = self._wait(r, 2, resend=lambda: self._open(r))
             if s["round"] == r and s["phase"] == 2 and self._retry(lambda: b.rejected_for_no_opening(r)):
-                self._retry(lambda: b.dispute(r))
-                self.report.disputes += 1
+                try:
+                    self._retry(lambda: b.dispute(r))
+                    self.report.disputes += 1
+                except Refused as e:  # too late (past the dispute deadline, the round is void): its outcome says
+                    self.say(f"bidder {self.index}: round {r}: dispute not logged ({e})")
             self._wait(r, 3)
             self._retry(lambda: b.check_outcome(r))
             self.report.outcomes_checked += 1

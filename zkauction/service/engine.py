@@ -8,7 +8,9 @@ in a worker thread and only its result is logged on the loop. A round::
              answered or ``commit_s`` passed -> the close and its checkpoint, one transaction
     open     signed openings (private) until every listed bidder opened or ``open_s`` passed
     closing  ``no_opening`` rejections are logged; the round waits for those bidders' published
-             openings (dispute) or abstentions: an honest auctioneer never excludes on its own word
+             openings (dispute) or abstentions until ``dispute_s`` passed, then leaves the silent
+             ones out: the round is void, nothing sold (a void round gives the auctioneer nothing, so
+             its own clock is enough; under an old ``drop`` announcement it waits for ever)
     done     the outcome and its checkpoint, one transaction
 
 After round T: ``reveal`` (seed reveals until all n or ``reveal_s``), ``audit`` (the drawn rounds
@@ -58,7 +60,7 @@ PHASES = ("commit", "open", "closing", "done")
 FINAL_PHASES = ("reveal", "audit", "finished")
 BIDDER_KINDS = (REGISTRATION, BID_COMMITMENT, DISPUTE, ABSTENTION, SEED_REVEAL)
 PASS_DOMAIN = "zkauction-pass-v1"
-DEFAULT_DEADLINES = {"commit_s": 10.0, "open_s": 10.0, "reveal_s": 60.0}
+DEFAULT_DEADLINES = {"commit_s": 10.0, "open_s": 10.0, "dispute_s": 30.0, "reveal_s": 60.0}
 
 
 def pass_message(log_id: str, round: int, bidder: int) -> bytes:
@@ -262,6 +264,8 @@ class Engine:
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
+        if not batch:  # (flushed early, before a close: the scheduled call finds nothing)
+            return
         try:
             entries = self.ledger.append_signed([st for st, _ in batch])
         except Exception as e:  # nothing written (one transaction): every request is told
@@ -333,12 +337,16 @@ class Engine:
             await self._until(lambda: self._opened(r), self.deadlines["open_s"])
             a.reject_missing(r)
             await self._set_status(r, 2)
+            end = time.monotonic() + self.deadlines["dispute_s"]
             while True:
+                if self._batch:  # a dispute admitted before the deadline is logged before the outcome
+                    self._flush()
                 try:
-                    a.close_round(r)
+                    a.close_round(r, give_up=time.monotonic() >= end)
                     break
                 except ProtocolError:  # waiting for a dispute or an abstention
-                    await self._until(lambda: False, 1.0)
+                    left = end - time.monotonic()  # (past it under drop: every second, as before)
+                    await self._until(lambda: False, min(1.0, left) if left > 0 else 1.0)
             self.stats.round_seconds[r] = time.perf_counter() - self.stats.round_started.get(r, time.perf_counter())
             self.passes.pop(r, None)
             self.committed.pop(r, None)

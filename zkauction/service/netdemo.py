@@ -135,7 +135,7 @@ def run_network_demo(
         bid_files[-1].write_text("\n".join(rows[i]) + "\n")
     (net / "bidders.txt").write_text("\n".join(keys) + "\n")
 
-    dl = {"commit_s": 10.0, "open_s": 10.0, "reveal_s": 60.0, **(deadlines or {})}
+    dl = {"commit_s": 10.0, "open_s": 10.0, "dispute_s": 30.0, "reveal_s": 60.0, **(deadlines or {})}
     echo(f"[2/5] the auctioneer's server on 127.0.0.1 (a separate process), log {net / 'auction.db'}")
     server_log = net / "server.log"
     port_file = net / "port"
@@ -147,7 +147,7 @@ def run_network_demo(
                 _cli() + ["serve", "--circuit", str(circuit.dir), "--db", str(net / "auction.db"),
                           "--bidders", str(net / "bidders.txt"), "--rounds", str(rounds), "--audits", str(audits),
                           "--mode", "zk", "--port", "0", "--port-file", str(port_file),
-                          "--commit-s", str(dl["commit_s"]), "--open-s", str(dl["open_s"]), "--reveal-s", str(dl["reveal_s"])],
+                          "--commit-s", str(dl["commit_s"]), "--open-s", str(dl["open_s"]), "--dispute-s", str(dl["dispute_s"]), "--reveal-s", str(dl["reveal_s"])],
                 stdout=log, stderr=log, start_new_session=True)
         t = time.perf_counter()
         port = _wait_port(port_file, server, server_log, max(1.0, end - time.monotonic()))
