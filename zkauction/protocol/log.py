@@ -28,7 +28,7 @@ the public checks' and the audit's job (:mod:`zkauction.protocol.state`, :mod:`z
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -165,6 +165,9 @@ class ChainCheck:
     root: str = ""
 
 
+ROUNDS_KEPT = 256  # a writer's checked round lookups kept in memory (a few blocks' worth)
+
+
 class Ledger:
     """The append-only, hash-chained, signed log with its Merkle tree, over a :class:`Storage`.
 
@@ -182,6 +185,10 @@ class Ledger:
         # (an index) must return as many, so a doctored index cannot hide an entry a replay sees
         self._per_round: Counter[int | None] = Counter()
         self._per_kind: Counter[str] = Counter()
+        # a writer's checked lookups by round, until it appends to that round (the writer's lock: no
+        # other process appends); a reader always asks the storage, which may have grown
+        self._rounds_seen: OrderedDict[int, list[Entry]] = OrderedDict()
+        self._keep_rounds = ROUNDS_KEPT if getattr(storage, "writer", True) else 0
         prev = log_id = GENESIS_HASH
         for e in storage.scan(0):
             if verify:
@@ -198,6 +205,7 @@ class Ledger:
     def _counted(self, e: Entry) -> None:
         self._per_round[e.round] += 1
         self._per_kind[e.kind] += 1
+        self._rounds_seen.pop(e.round, None)
 
     @classmethod
     def open(cls, path: str | Path, *, durable: bool = True, writer: bool = True, verify: bool | None = None) -> "Ledger":
@@ -356,6 +364,10 @@ class Ledger:
         e.g. ``zkauction log verify``, sees). A lookup of both reads the round and keeps the kind."""
         if (kind is None and round is None) or start or stop is not None:
             return list(self.storage.scan(start, kind, round, stop))
+        seen = self._rounds_seen.get(round) if round is not None else None
+        if seen is not None:
+            self._rounds_seen.move_to_end(round)
+            return list(seen) if kind is None else [e for e in seen if e.kind == kind]
         got = list(self.storage.scan(0, None if round is not None else kind, round))
         what, want = (f"round {round}", self._per_round[round]) if round is not None else (f"kind {kind!r}", self._per_kind[kind])
         last = -1
@@ -375,6 +387,10 @@ class Ledger:
             raise LedgerError(f"the log's lookup of {what} returned {held} of its first {self.tree.size} entries, "
                               f"its full read holds {want}: a damaged or doctored index (it hides entries from "
                               "lookups that a replay sees)")
+        if round is not None and self._keep_rounds and held == len(got):
+            self._rounds_seen[round] = list(got)
+            if len(self._rounds_seen) > self._keep_rounds:
+                self._rounds_seen.popitem(last=False)
         return got if kind is None or round is None else [e for e in got if e.kind == kind]
 
     def __iter__(self) -> Iterator[Entry]:

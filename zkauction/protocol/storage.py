@@ -113,6 +113,9 @@ class Entry:
                               "signer and signature") from None
 
 
+_SIX_STR = (str,) * 6
+
+
 def entry_of_row(r: tuple) -> Entry:
     """An entry from a stored row (seq, round, kind, payload, prev_hash, hash, signer, signature),
     refusing a value of another type than the log writes: never coerced. (A round stored as 1.5
@@ -120,7 +123,7 @@ def entry_of_row(r: tuple) -> Entry:
     ``round = 1`` lookup: a host could hide an entry from index lookups only, and two honest
     verifiers disagreed on one log.)"""
     seq, rnd = r[0], r[1]
-    if type(seq) is not int or not (rnd is None or type(rnd) is int) or not all(type(x) is str for x in r[2:8]):
+    if type(seq) is not int or not (rnd is None or type(rnd) is int) or tuple(map(type, r[2:8])) != _SIX_STR:
         raise LedgerError(f"stored entry {str(seq)[:20]}: a value of another type than the log writes "
                           f"(seq {type(seq).__name__}, round {type(rnd).__name__}): the log was written by something else")
     return Entry(seq, rnd, *r[2:8])

@@ -26,6 +26,7 @@ Public API: :data:`FIELD_MODULUS`, :class:`CommitmentError`, :func:`new_salt`, :
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -58,6 +59,9 @@ def int_to_felt(x: int) -> str:
     return x.to_bytes(32, "little").hex()
 
 
+_HEX_DIGITS = re.compile(r"[0-9a-f]+").fullmatch  # (not "$": it matches before a final newline)
+
+
 def check_felt(value: Any, what: str = "field element") -> str:
     """Return ``value`` normalised to lowercase if it is a valid felt string, else raise.
 
@@ -71,7 +75,7 @@ def check_felt(value: Any, what: str = "field element") -> str:
         raise CommitmentError(f"{what} must be 64 hex characters without a 0x prefix (32 bytes little-endian)")
     if len(s) != FELT_HEX_LENGTH:
         raise CommitmentError(f"{what} must be {FELT_HEX_LENGTH} hex characters (32 bytes little-endian), got {len(s)}")
-    if not all(c in "0123456789abcdef" for c in s):  # (bytes.fromhex alone would skip whitespace)
+    if not _HEX_DIGITS(s):  # (bytes.fromhex alone would skip whitespace)
         raise CommitmentError(f"{what} is not a hex string: {value!r}")
     x = felt_to_int(s)
     if x >= FIELD_MODULUS:
