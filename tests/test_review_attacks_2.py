@@ -335,6 +335,25 @@ def test_a_shill_that_withdraws_after_seeing_the_honest_opening_voids_the_round(
     run.close()
 
 
+def test_the_winner_refuses_an_outcome_that_sells_while_a_committed_bidder_is_left_out(tmp_path):
+    """The void rule on the bidder's own side: the honest bidder's check of an outcome computed on
+    its commitment also requires every bidder listed in the close it opened under to be in it (or
+    the round void), so it stops at once rather than at the end-of-run public checks."""
+    from zkauction.protocol.state import OUTCOME, ZERO_SALT, absent_commitment
+
+    run = make_run(tmp_path, rounds=2, audits=1)
+    a, honest, shill = honest_opened_shill_silent(run)
+    shill.abstain(1)
+    alone = run.outcome([list(honest._openings[1].bids), [0.0, 0.0]], [honest._openings[1].salt, ZERO_SALT])
+    coms = [honest._commitments[1], absent_commitment(2, 12)]
+    run.ledger.append(OUTCOME, {"participants": [1, 0], "commitments": coms, **alone.to_dict()}, a.key, round=1)
+    a.checkpoint()
+    with pytest.raises(ProtocolError, match="the outcome sells while bidder 1, whose commitment was closed in the round, "
+                                            "is left out: the round must be void"):
+        honest.check_outcome(1)
+    run.close()
+
+
 def test_a_void_round_is_proven_and_audited_like_any_other(tmp_path):
     """zk mode, the shipped circuit: a void round (bidder 1 withdrew) is drawn, proven on every
     bidder absent, and the audit is valid (the circuit gives nothing to absent bidders)."""

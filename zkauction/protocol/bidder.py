@@ -83,6 +83,7 @@ class Bidder:
         self.expected = dict(expected or {})
         self._openings: dict[int, Opening] = {}
         self._commitments: dict[int, str] = {}  # computed once, at commit time (Poseidon is the cost)
+        self._closed: dict[int, list] = {}  # each round's checked close (its commitment list) it opened under
         self._view_path = view_path
         self._record_path = Path(record_path) if record_path is not None else None
         self._record: list[str] = []
@@ -300,6 +301,7 @@ class Bidder:
         if copies:  # its opening would open the copy too: a shill would bid exactly this bid (the log shows the breach)
             raise ProtocolError(f"round {round}: the closed list gives bidder {copies[0]} bidder {self.index}'s commitment "
                                 "(a copy): the opening is not sent")
+        self._closed[round] = listed
         return self._openings[round]
 
     def _checked_close(self, round: int, then: str, *, found: dict[int, Entry | None] | None = None) -> list:
@@ -324,14 +326,15 @@ class Bidder:
         """After a restart: whether ``round``'s close, covered by the kept checkpoint (an inclusion
         proof, never a filtered query's word), lists this bidder's commitment of ``bids``; if so its
         opening is restored (for :meth:`check_outcome` and :meth:`dispute`)."""
-        listed = self._checked_close(round, "its outcome cannot be checked")[self.index]
+        closed = self._checked_close(round, "its outcome cannot be checked")
         snapped = self.committed_bids(bids)
         if snapped is None:
             return False
         commitment, opening = commitments.make_commitment(snapped, self.announcement.input_scale, salt=self.salt(round))
+        listed = closed[self.index]
         if not isinstance(listed, str) or listed.lower() != commitment.lower():
             return False
-        self._openings[round], self._commitments[round] = opening, commitment
+        self._openings[round], self._commitments[round], self._closed[round] = opening, commitment, closed
         return True
 
     def check_outcome(self, round: int, *, found: dict[int, Entry | None] | None = None) -> str:
@@ -361,6 +364,12 @@ class Bidder:
             problem = own_outcome_problem(ann, self.index, self._openings[round].bids, out.data)
             if problem:
                 raise ProtocolError(f"round {round}: {problem}")
+            closed = self._closed.get(round, [])
+            left = [j for j, c in enumerate(closed) if c is not None and j < len(out.data["participants"])
+                    and out.data["participants"][j] != 1]
+            if ann.exclusion == "void" and left:  # (the public checks name it too; a bidder need not wait for them)
+                raise ProtocolError(f"round {round}: the outcome sells while bidder {left[0]}, whose commitment was closed "
+                                    "in the round, is left out: the round must be void (the auctioneer's breach)")
             if found is None:  # (a block's outcomes: check_outcomes writes once for all of them)
                 self.view.flush(durable=True)  # the outcome it checked, pinned on its own disk
             return "ok"

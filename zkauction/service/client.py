@@ -140,6 +140,7 @@ class BidderClient:
         self.retry_for = retry_for
         self.say = log or (lambda s: None)
         self.report = ClientReport(-1)  # the index once the announcement is read (retries count from here)
+        self._disputed: set[int] = set()
         ann = self._retry(lambda: self._announcement())
         if self.key.public_hex not in ann.bidders:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
@@ -170,15 +171,15 @@ class BidderClient:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def _wait(self, round: int, phase: int, resend: Callable[[], None] | None = None) -> dict[str, Any]:
+    def _wait(self, round: int, phase: int, resend: Callable[[], None] | None = None, poll: float = 10.0) -> dict[str, Any]:
         """Wait until the run reaches (round, phase); ``resend`` is called after every reconnect or
-        unsatisfied wait (what the server may have lost in a restart)."""
+        unsatisfied wait of ``poll`` seconds (what the server may have lost in a restart)."""
         lost, last_ok = False, time.monotonic()
         while True:
             try:
                 if lost and resend is not None:
                     resend()
-                s = self.remote.status(round, phase, wait=10.0)
+                s = self.remote.status(round, phase, wait=poll)
                 last_ok = time.monotonic()
                 lost = True  # an unsatisfied wait: send again, in case the server restarted meanwhile
                 if (s["round"], s["phase"]) >= (round, phase):
@@ -222,13 +223,12 @@ class BidderClient:
             self._wait(r, 1)
             self._retry(lambda: self._open(r))
             s = self._wait(r, 2, resend=lambda: self._open(r))
-            if s["round"] == r and s["phase"] == 2 and self._retry(lambda: b.rejected_for_no_opening(r)):
-                try:
-                    self._retry(lambda: b.dispute(r))
-                    self.report.disputes += 1
-                except Refused as e:  # too late (past the dispute deadline, the round is void): its outcome says
-                    self.say(f"bidder {self.index}: round {r}: dispute not logged ({e})")
-            self._wait(r, 3)
+            if s["round"] == r and s["phase"] == 2:
+                self._retry(lambda: self._dispute_if_rejected(r))
+            # until the outcome: a restarted server lost the openings it held in memory, and may reject
+            # this bidder for no_opening after it has opened; every few seconds, send the opening again
+            # (409 once the opening phase is over) and dispute such a rejection before the dispute deadline
+            self._wait(r, 3, resend=lambda: self._deliver(r), poll=2.0)
             self._retry(lambda: b.check_outcome(r))
             self.report.outcomes_checked += 1
         T = ann.rounds
@@ -266,6 +266,24 @@ class BidderClient:
             self._pass(r)
         except Refused:
             pass  # the commit phase is over
+
+    def _dispute_if_rejected(self, r: int) -> None:
+        """Publish the opening of round ``r`` on the log (a dispute) if the auctioneer logged a
+        ``no_opening`` rejection of this bidder; once a round. Too late (the round has its outcome,
+        void for want of it): said, and the outcome is checked as any other."""
+        if r in self._disputed or not self.bidder.rejected_for_no_opening(r):
+            return
+        try:
+            self.bidder.dispute(r)
+        except Refused as e:
+            self.say(f"bidder {self.index}: round {r}: dispute not logged ({e})")
+            return
+        self._disputed.add(r)
+        self.report.disputes += 1
+
+    def _deliver(self, r: int) -> None:
+        self._open(r)
+        self._dispute_if_rejected(r)
 
     def _open(self, r: int) -> None:
         signed = self.bidder.open(r)
