@@ -226,8 +226,8 @@ class BidderClient:
             if s["round"] == r and s["phase"] == 2:
                 self._retry(lambda: self._dispute_if_rejected(r))
             # until the outcome: a restarted server lost the openings it held in memory, and may reject
-            # this bidder for no_opening after it has opened; every few seconds, send the opening again
-            # (409 once the opening phase is over) and dispute such a rejection before the dispute deadline
+            # this bidder for no_opening after it has opened; every 2 s, send the opening again if the run
+            # is back in the opening phase, and dispute such a rejection before the dispute deadline
             self._wait(r, 3, resend=lambda: self._deliver(r), poll=2.0)
             self._retry(lambda: b.check_outcome(r))
             self.report.outcomes_checked += 1
@@ -282,8 +282,13 @@ class BidderClient:
         self.report.disputes += 1
 
     def _deliver(self, r: int) -> None:
-        self._open(r)
-        self._dispute_if_rejected(r)
+        """While waiting for round ``r``'s outcome: where the run is now decides (a restarted server is
+        back in the opening phase: the opening again; in the closing phase: a dispute if rejected)."""
+        s = self.remote.status()
+        if s["round"] == r and s["phase"] == 1:
+            self._open(r)
+        elif s["round"] == r and s["phase"] == 2:
+            self._dispute_if_rejected(r)
 
     def _open(self, r: int) -> None:
         signed = self.bidder.open(r)
