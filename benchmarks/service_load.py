@@ -22,7 +22,9 @@ inclusion proofs of the close and of the outcome) and any restart the round span
 
 ``lost_rounds`` is computed from each final log, as replicated and verified by a monitor: a round
 of 1..T without exactly one outcome, or whose close lacks a commitment a bidder got logged (the
-bidder process records every commitment the server acknowledged), counts as lost. ``audit_valid``
+bidder process records every commitment the server acknowledged), counts as lost; ``void_rounds``
+counts rounds whose close lists a commitment and whose outcome sells nothing (every bidder is
+honest, so a void round is one a restart cost). ``audit_valid``
 is the monitors' verdict (every log's chain, checkpoints, each round's public checks, the audit).
 The audit is in ``reveal`` mode (the drawn rounds' openings are published and the monitor
 recomputes their outcomes): 25 servers proving at the same moment would not fit this machine's
@@ -278,6 +280,7 @@ def main() -> int:
 
     verdicts: dict[int, Any] = {}
     lost: list[str] = []
+    void: list[str] = []  # honest bidders only: a void round is one the protocol lost (a restart)
     monitor_s = 0.0
     results = []
     if not timed_out:
@@ -307,6 +310,9 @@ def main() -> int:
             for r in range(1, args.rounds + 1):
                 if len(outs.get(r, [])) != 1:
                     lost.append(f"server {s.i} round {r}: {len(outs.get(r, []))} outcomes")
+                elif closes.get(r) is not None and any(c is not None for c in closes[r].data["commitments"]) \
+                        and not any(outs[r][0].data["participants"]):
+                    void.append(f"server {s.i} round {r}: void (a committed bidder left out, nothing sold)")
             for s2, res in results:
                 if s2 is not s:
                     continue
@@ -365,6 +371,8 @@ def main() -> int:
         "mean_ms": statistics.mean(lat) * 1000 if lat else float("nan"),
         "lost_rounds": len(lost) if not timed_out else None,
         "lost_detail": lost[:20],
+        "void_rounds": len(void) if not timed_out else None,
+        "void_detail": void[:20],
         "audit_valid": valid,
         "server_kills": sum(s.kills for s in servers),
         "kill_waves": kill_log,
@@ -387,10 +395,10 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(summary))
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("kill_waves", "lost_detail")}, indent=2))
-    if args.work is None and not timed_out and valid and not lost:
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("kill_waves", "lost_detail", "void_detail")}, indent=2))
+    if args.work is None and not timed_out and valid and not lost and not void:
         shutil.rmtree(work, ignore_errors=True)
-    return 0 if (valid and not lost and not timed_out and not errors) else 1
+    return 0 if (valid and not lost and not void and not timed_out and not errors) else 1
 
 
 def markdown(s: dict[str, Any]) -> str:
@@ -414,7 +422,9 @@ checks, the audit verdict with the outcomes recomputed).
 its bidders saw the round open for commitments to the last moment one of its bidders saw the outcome
 (so it includes the bidders' checks and any restart the round spanned). **Lost rounds** come from the
 final logs (the monitors' verified replicas): a round without exactly one outcome, or whose close lacks
-a commitment the server acknowledged to a bidder.
+a commitment the server acknowledged to a bidder. **Void rounds**: a round whose close lists a
+commitment and whose outcome sells nothing (a committed bidder left out after the dispute deadline);
+every bidder here is honest, so each one is a round the protocol lost to a restart.
 
 | metric | value |
 |---|---|
@@ -422,6 +432,7 @@ a commitment the server acknowledged to a bidder.
 | rounds/s (all auctions together, first commit phase to last outcome) | {s['rounds_per_s']:.2f} |
 | round latency p50 / p90 / p99 / max | {s['p50_ms']:.0f} / {s['p90_ms']:.0f} / {s['p99_ms']:.0f} / {s['max_ms']:.0f} ms |
 | lost rounds | {s['lost_rounds']} |
+| void rounds (a committed honest bidder left out: nothing sold) | {s.get('void_rounds')} |
 | audit valid (all monitors) | {s['audit_valid']} |
 | server kills (SIGKILL) | {s['server_kills']} |
 | client errors / retries | {len(s['client_errors'])} / {s['client_retries']} |

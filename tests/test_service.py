@@ -134,12 +134,16 @@ def test_an_honest_run_over_http_is_checked_by_every_party(tmp_path, circuit):
         srv.stop()
 
 
-def test_a_bidder_that_commits_and_falls_silent_voids_its_round_and_the_run_goes_on(tmp_path, circuit):
+@pytest.mark.parametrize("why", ["silent", "no_dispute"])
+def test_a_bidder_that_commits_and_falls_silent_voids_its_round_and_the_run_goes_on(tmp_path, circuit, why):
     """Liveness: bidder 1 commits in round 2, then neither opens nor disputes its no_opening
     rejection nor abstains (it crashed, or means harm). The round used to wait for it for ever (the
     log has no trusted time). Now the server waits until the announced dispute deadline, then leaves
     it out: the round is void, nothing sold (voiding gives the auctioneer nothing a shill's
-    abstention did not, so its own clock is enough), and the run goes on; every party's checks pass."""
+    abstention did not, so its own clock is enough), and the run goes on; every party's checks pass.
+    ``no_dispute``: its opening was lost on the way (or the server lied) and the client runs with
+    ``dispute=False`` (``bidder run --no-dispute``): its bids never reach the public log, the round is
+    void the same way."""
     srv = make_service(tmp_path, circuit, deadlines={"dispute_s": 1.0, "open_s": 1.0})
     reports, errors = {}, []
     bids = {**BIDS, (1, 2): [0.5, 0.5]}
@@ -148,10 +152,13 @@ def test_a_bidder_that_commits_and_falls_silent_voids_its_round_and_the_run_goes
         try:
             c = BidderClient(srv.url, tmp_path / f"b{i}", lambda r: bids.get((i, r)), circuit=circuit, retry_for=60.0,
                              expected={"manifest_sha256": circuit.manifest_sha256(), "vk_sha256": circuit.vk_sha256()})
-            if i == 1:  # silent in round 2 once committed
+            if i == 1:  # silent in round 2 once committed (or its opening lost, and it does not dispute)
                 real_open, real_rejected = c._open, c.bidder.rejected_for_no_opening
                 c._open = lambda r: None if r == 2 else real_open(r)
-                c.bidder.rejected_for_no_opening = lambda r: False if r == 2 else real_rejected(r)
+                if why == "silent":
+                    c.bidder.rejected_for_no_opening = lambda r: False if r == 2 else real_rejected(r)
+                else:
+                    c.dispute = False
             reports[i] = c.run()
         except Exception as e:  # reported to the test
             errors.append(e)
@@ -170,7 +177,9 @@ def test_a_bidder_that_commits_and_falls_silent_voids_its_round_and_the_run_goes
             out = [e for e in ledger.entries(kind=OUTCOME, round=2)]
             assert len(out) == 1 and out[0].data["participants"] == [0, 0] and out[0].data["payment"] == [0.0, 0.0]
             assert [e.data["participants"] for e in ledger.entries(kind=OUTCOME, round=3)] == [[1, 1]]
+            assert ledger.entries(kind="dispute") == []  # bidder 1's bids never reached the public log
         assert reports[0].outcomes_checked == 3 and reports[1].disputes == 0
+        assert reports[1].not_disputed == (1 if why == "no_dispute" else 0)
     finally:
         srv.stop()
 

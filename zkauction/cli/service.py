@@ -153,6 +153,9 @@ def register(app: typer.Typer) -> None:
                                                "the announced ones, and audit proofs are verified with it"),
         mode: str = typer.Option("zk", "--mode", help="the verification mode you agree to: zk (no bid is ever "
                                  "published) or reveal (the audited rounds' bids are); another is refused"),
+        dispute: bool = typer.Option(True, "--dispute/--no-dispute", help="answer a no_opening rejection by "
+                                     "publishing your opening on the log (default), or not: your bids stay off the "
+                                     "public log and the round is void (nothing sold) at the server's dispute deadline"),
         as_json: bool = typer.Option(False, "--json", help="print the client's report as JSON"),
     ) -> None:
         """Take part in the auction: register, commit/open each round, check outcomes, reveal, verify.
@@ -173,7 +176,7 @@ def register(app: typer.Typer) -> None:
             circ = Circuit.load(circuit)
             expected.update(circuit_terms(circ))  # refuses an announcement of other scales, supports or n, m
         client = BidderClient(url, state, table.get, expected=expected, circuit=circ,
-                              log=lambda s: typer.echo(s, err=True))
+                              log=lambda s: typer.echo(s, err=True), dispute=dispute)
         m = client.bidder.announcement.m
         bad = next((r for r, b in table.items() if len(b) != m), None)
         if bad is not None:

@@ -113,6 +113,7 @@ class ClientReport:
     rounds_passed: int = 0
     outcomes_checked: int = 0
     disputes: int = 0
+    not_disputed: int = 0  # no_opening rejections left undisputed (dispute=False: the bids stay private, the round void)
     rounds_missed: int = 0  # rounds with bids whose checkpointed close does not list this bidder
     retries: int = 0
     proofs_verified: list[int] = field(default_factory=list)
@@ -129,7 +130,8 @@ class BidderClient:
     """One bidder against the server at ``url`` (see the module docstring)."""
 
     def __init__(self, url: str, state: str | Path, bids: BidSource, *, expected: dict[str, Any] | None = None,
-                 circuit: Any = None, retry_for: float = 120.0, log: Callable[[str], None] | None = None):
+                 circuit: Any = None, retry_for: float = 120.0, log: Callable[[str], None] | None = None,
+                 dispute: bool = True):
         state = Path(state)
         if not (state / "key.pem").is_file():
             raise ProtocolError(f"{state}: no bidder state here (create it with `zkauction bidder init --state {state}`)")
@@ -141,6 +143,7 @@ class BidderClient:
         self.say = log or (lambda s: None)
         self.report = ClientReport(-1)  # the index once the announcement is read (retries count from here)
         self._disputed: set[int] = set()
+        self.dispute = dispute
         ann = self._retry(lambda: self._announcement())
         if self.key.public_hex not in ann.bidders:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
@@ -272,6 +275,12 @@ class BidderClient:
         ``no_opening`` rejection of this bidder; once a round. Too late (the round has its outcome,
         void for want of it): said, and the outcome is checked as any other."""
         if r in self._disputed or not self.bidder.rejected_for_no_opening(r):
+            return
+        if not self.dispute:  # its bids stay off the public log; the round goes void at the dispute deadline
+            self._disputed.add(r)
+            self.report.not_disputed += 1
+            self.say(f"bidder {self.index}: round {r}: rejected for no_opening; not disputing (--no-dispute): "
+                     "the round will be void")
             return
         try:
             self.bidder.dispute(r)
