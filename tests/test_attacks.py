@@ -500,5 +500,6 @@ def test_bundle_fields_are_bound_by_the_log_proof(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0 and "valid: round 2 of log" in res.stdout, res.stdout + res.stderr
     assert "NOT CHECKED AGAINST A LOG YOU HOLD" in res.stdout
+    assert "the round's other entries (its close, rejections) and the audit: `zkauction audit`" in res.stdout
     assert Auditor(run.ledger, circuit=circuit).audit().status in ("pending", "valid")
     run.close()

@@ -162,6 +162,8 @@ def register(app: typer.Typer) -> None:
             if db is None:
                 typer.echo("  NOT CHECKED AGAINST A LOG YOU HOLD: an auctioneer that signs two histories of one log "
                            "(a fork) can hand out a bundle of either; check it with --db LOG (and --since KEPT.json)")
+            typer.echo("  checked: the proof against the round's logged outcome and its commitments; the round's "
+                       "other entries (its close, rejections) and the audit: `zkauction audit` or `log verify` on the log")
         else:
             typer.echo(f"valid proof of an outcome of circuit {result.circuit_name or circuit}")
             typer.echo("  NOT BOUND: the bundle carries no log proof, so its round number "
