@@ -5,12 +5,9 @@ happens now."""
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 
 import pytest
-import uvicorn
 
 from test_service import CIRCUIT, FAST, Server
 
@@ -19,7 +16,6 @@ from zkauction.protocol.log import Ledger
 from zkauction.protocol.state import DISPUTE, OPENING_REJECTED, OUTCOME, read_state
 from zkauction.service.client import BidderClient
 from zkauction.service.engine import engine_for
-from zkauction.service.server import create_app
 from zkauction.zk.circuit import Circuit
 
 
@@ -29,24 +25,8 @@ def circuit():
 
 
 class PortServer(Server):
-    """:class:`test_service.Server` on a given port (0: any free one), so that a restarted server
-    answers at the same URL its clients know."""
-
-    def __init__(self, engine, port: int = 0):
-        self.engine = engine
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.sock = sock
-        self.thread.start()
-        end = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < end, "the server did not start"
-            time.sleep(0.02)
+    """:class:`test_service.Server` that can be killed and started again on its port, so that a
+    restarted server answers at the same URL its clients know."""
 
     def kill(self) -> None:
         """As close to a SIGKILL as a thread allows: no graceful wait for the clients' long polls."""

@@ -36,13 +36,15 @@ def circuit():
 
 
 class Server:
-    """uvicorn serving ``create_app(engine)`` on a free loopback port, in a thread."""
+    """uvicorn serving ``create_app(engine)`` on a loopback port (0: a free one), in a thread."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, port: int = 0):
         self.engine = engine
         sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (a restart binds its port again)
+        sock.bind(("127.0.0.1", port))
+        self.sock, self.port = sock, sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning", access_log=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
