@@ -65,8 +65,8 @@ def bidder_process(url: str, state: str, bids_csv: str, out: str, retry_for: flo
     from zkauction.service.client import BidderClient, parse_bids
 
     class TimedClient(BidderClient):
-        def _wait(self, round: int, phase: int, resend: Any = None) -> dict[str, Any]:
-            s = super()._wait(round, phase, resend)
+        def _wait(self, round: int, phase: int, resend: Any = None, **kw: Any) -> dict[str, Any]:
+            s = super()._wait(round, phase, resend, **kw)
             if phase in (0, 3):
                 seen.setdefault(round, {}).setdefault(phase, time.monotonic())
             return s
