@@ -78,6 +78,10 @@ def user_errors_reported(debug: bool) -> Iterator[None]:
         if debug:
             raise
         _fail(f"not valid JSON: {e}", EXIT_USAGE)
+    except OSError as e:  # another error the OS names a file for (e.g. a name too long)
+        if debug or e.filename is None:
+            raise
+        _fail(_file_error_message(e), EXIT_USAGE)
 
 
 class CommandGroup(TyperGroup):

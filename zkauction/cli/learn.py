@@ -7,6 +7,7 @@ Python user would call (:func:`zkauction.learn.train.train`, :func:`zkauction.le
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -64,8 +65,8 @@ def check_train_out(out: Path, *, resume: bool, force: bool) -> None:
 def _attack(steps: int | None, starts: int | None, grid: int | None, lr: float | None) -> Any:
     from zkauction.learn.regret import AttackConfig
 
-    if lr is not None and not lr > 0:
-        raise bad("--lr", f"{lr} is not a positive step size")
+    if lr is not None and not 0 < lr < math.inf:
+        raise bad("--lr", f"{lr} is not a positive, finite step size")
     given = {"steps": steps, "starts": starts, "grid": grid, "lr": lr}
     return AttackConfig(**{k: v for k, v in given.items() if v is not None})
 
@@ -82,7 +83,7 @@ def _setting_of(source: Path) -> tuple[Any, Any, str]:
             raise CheckpointError(f"{folder}: no {CONFIG_FILE} (expected a trained auction folder or a config .toml)")
         try:
             description = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{f}: not valid JSON: {e}") from None
         net = build_net(description)
         return net.setting, net.participation, folder.name

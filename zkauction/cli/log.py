@@ -109,6 +109,8 @@ def register(app: typer.Typer) -> None:
 
         if what != "round":
             _fail(f"show {what!r}: only 'show round R' is known")
+        if not 0 <= r < 2**63:
+            _fail(f"show round {r}: not a round number (0 to 2^63 - 1)")
         show_cmd(default_db(None) if db is None else db, r, as_json)
 
 
@@ -159,8 +161,17 @@ def verify_cmd(
 
 def _entry_line(e: Any) -> dict[str, Any]:
     """One entry as the listing shows it: no bids (there are none in zk mode except in openings
-    the auctioneer published for audit), payloads shortened to what a reader scans for."""
-    d = e.data
+    the auctioneer published for audit), payloads shortened to what a reader scans for. A payload
+    that is not a JSON object is named (`log verify` names every such problem)."""
+    from zkauction.protocol.log import LedgerError
+
+    try:
+        d = e.data
+    except ValueError:  # (json.JSONDecodeError)
+        d = None
+    if not isinstance(d, dict):
+        raise LedgerError(f"entry {e.seq}: its payload is not a JSON object (a damaged log: `zkauction log verify` "
+                          "names every problem)")
     brief: dict[str, Any] = {k: v for k, v in d.items() if k in ("bidder", "reason", "participants", "payment", "allocation",
                                                                    "commitment", "valid", "round_id")}
     if "commitments" in d and isinstance(d["commitments"], list):
@@ -175,7 +186,7 @@ def _entry_line(e: Any) -> dict[str, Any]:
 def ls_cmd(
     db: str = typer.Option(..., "--db", help=DB_HELP),
     kind: Optional[str] = typer.Option(None, "--kind", help="only entries of this kind (e.g. outcome)"),
-    round: Optional[int] = typer.Option(None, "--round", help="only entries of this round"),
+    round: Optional[int] = typer.Option(None, "--round", min=0, max=2**63 - 1, help="only entries of this round"),
     limit: int = typer.Option(50, "--limit", help="at most this many entries (0: all)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
 ) -> None:
@@ -224,7 +235,7 @@ def round_summary(ledger: Any, r: int) -> dict[str, Any]:
 @log_app.command("show")
 def show_cmd(
     db: str = typer.Option(..., "--db", help=DB_HELP),
-    round: int = typer.Option(..., "--round", help="the round R to show"),
+    round: int = typer.Option(..., "--round", min=0, max=2**63 - 1, help="the round R to show"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One round: commitments, rejections, outcome, its public checks and whether it is audited."""

@@ -6,6 +6,7 @@ Python user would call (:class:`zkauction.protocol.local.LocalRun`, :mod:`zkauct
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -137,7 +138,7 @@ def register(app: typer.Typer) -> None:
     @app.command("prove")
     def prove_cmd(
         db: Optional[Path] = typer.Option(None, "--db", help="log of the run (default: $ZKAUCTION_DB or ./auction.db)"),
-        round: int = typer.Option(..., "--round", help="round R to prove"),
+        round: int = typer.Option(..., "--round", min=0, max=2**63 - 1, help="round R to prove"),
         out: Optional[Path] = typer.Option(None, "--out", help="proof bundle to write (default: proof_round_R.json)"),
         as_json: bool = typer.Option(False, "--json", help="print {round, seconds, out} as JSON"),
     ) -> None:
@@ -170,7 +171,7 @@ def register(app: typer.Typer) -> None:
         audits: int = typer.Option(1, "--audits", help="k"),
         penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty to simulate (default: the minimal one)"),
         accounting: str = typer.Option("keep", "--accounting", help="keep: a caught auctioneer keeps its gains; forfeit: section 4.1's algebra"),
-        trials: int = typer.Option(20000, "--trials", help="Monte-Carlo trials per strategy"),
+        trials: int = typer.Option(20000, "--trials", max=10**9, help="Monte-Carlo trials per strategy"),
         plot: Optional[Path] = typer.Option(None, "--plot", help="write a plot of profit against penalty"),
         as_json: bool = typer.Option(False, "--json"),
         seed: int = typer.Option(0, "--seed"),
@@ -185,8 +186,8 @@ def register(app: typer.Typer) -> None:
                 raise ValueError(f"--rounds {rounds}: T must be a positive integer")
             if not 1 <= audits <= rounds:
                 raise ValueError(f"--audits {audits}: audits k must be in [1, T={rounds}]")
-            if penalty is not None and not penalty >= 0:
-                raise ValueError(f"--penalty {penalty}: must be a non-negative number")
+            if penalty is not None and not 0 <= penalty < math.inf:
+                raise ValueError(f"--penalty {penalty}: must be a finite non-negative number")
             if trials < 1:
                 raise ValueError(f"--trials {trials}: must be positive")
             setting, participation, net = _setting_source(source)
@@ -278,12 +279,14 @@ def register(app: typer.Typer) -> None:
 
 def _setting_source(source: Path) -> tuple[Any, Any, Any]:
     """(setting, participation, net or None) from a trained folder, a circuit folder or a config."""
-    from zkauction.learn.setting import AuctionSetting, ParticipationModel
+    from zkauction.learn.setting import ParticipationModel
 
     if (source / "manifest.json").is_file():
-        mf = json.loads((source / "manifest.json").read_text())
-        setting = AuctionSetting.from_dict(mf["setting"])
-        return setting, ParticipationModel.from_dict(mf.get("participation", {}), setting.n), None
+        from zkauction.zk.circuit import Circuit
+
+        circuit = Circuit.load(source, check_hashes=False)
+        setting = circuit.auction_setting()
+        return setting, ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n), None
     if (source / "config.json").is_file():
         from zkauction.learn.checkpoint import load_auction
 

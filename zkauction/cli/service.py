@@ -4,6 +4,7 @@ client with its own key and state), ``monitor`` (anyone: follow and check a serv
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -17,9 +18,16 @@ def _usage(message: str) -> None:
     raise ProtocolError(message)
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        _usage(f"{path}: not UTF-8 text")
+
+
 def _read_keys(path: Path) -> list[str]:
     keys = []
-    for no, line in enumerate(path.read_text().splitlines(), 1):
+    for no, line in enumerate(_text(path).splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -34,7 +42,7 @@ def _read_keys(path: Path) -> list[str]:
 def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[Path], rounds: Optional[int],
                   audits: int, penalty: Optional[float], mode: str, deadlines: dict[str, float], durable: bool) -> Any:
     """Announce on an empty ``db`` (with a new auctioneer key in ``state``), or resume; the engine."""
-    from zkauction.protocol.log import Ledger, SigningKey
+    from zkauction.protocol.log import Ledger, SigningKey, log_removed_unless_announced
     from zkauction.protocol.private import private_folder
     from zkauction.service.engine import announce, engine_for
     from zkauction.zk.circuit import Circuit
@@ -54,16 +62,20 @@ def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[
             _usage(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
         if mode not in ("zk", "reveal"):
             _usage(f"--mode {mode!r}: the service runs zk or reveal")
+        if penalty is not None and not 0 <= penalty < math.inf:
+            _usage(f"--penalty {penalty}: must be a finite non-negative number")
         from zkauction.protocol.announcement import circuit_terms, penalty_problem
 
         problem = penalty_problem(penalty, rounds, circuit.support, circuit_terms(circuit)["output_scale"])
         if problem:
             _usage(problem)
         keys = _read_keys(bidders)
+        if len(keys) != circuit.n:
+            _usage(f"{bidders}: {len(keys)} bidder key(s), the circuit is for {circuit.n} bidders")
         d = private_folder(state)
         if not (d / "auctioneer.pem").is_file():
             SigningKey.generate().save(d / "auctioneer.pem")
-        with Ledger.open(db, durable=durable) as ledger:
+        with log_removed_unless_announced(db), Ledger.open(db, durable=durable) as ledger:
             announce(ledger, SigningKey.load(d / "auctioneer.pem"), circuit, bidders=keys, rounds=rounds, audits=audits,
                      penalty=penalty, mode=mode, deadlines=deadlines)
     engine = engine_for(db, state, circuit, durable=durable)
@@ -99,8 +111,8 @@ def register(app: typer.Typer) -> None:
         import socket
 
         for name, v in (("--commit-s", commit_s), ("--open-s", open_s), ("--dispute-s", dispute_s), ("--reveal-s", reveal_s)):
-            if not v > 0:
-                _usage(f"{name} {v}: must be a positive number of seconds")
+            if not 0 < v < math.inf:
+                _usage(f"{name} {v}: must be a positive, finite number of seconds")
         if not 0 <= port <= 65535:
             _usage(f"--port {port}: not a port number")
         from zkauction.protocol.storage_pg import is_postgres_url as is_url
@@ -163,7 +175,7 @@ def register(app: typer.Typer) -> None:
         or with a penalty too small to make deviating unprofitable."""
         from zkauction.service.client import BidderClient, parse_bids
 
-        text = sys.stdin.read() if str(bids) == "-" else bids.read_text()
+        text = sys.stdin.read() if str(bids) == "-" else _text(bids)
         table = parse_bids(text, name="stdin" if str(bids) == "-" else str(bids))
         if mode not in ("zk", "reveal"):
             _usage(f"--mode {mode!r}: expected zk or reveal (a trusted-third-party auction needs that party's key)")

@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         srs: Optional[Path] = typer.Option(None, "--srs", help="SRS file (default: the path in the manifest)"),
         db: Optional[str] = typer.Option(None, "--db", help="also check the bundle against this auction log "
                                          "(an SQLite file or a postgresql:// URL)"),
-        round: Optional[int] = typer.Option(None, "--round", help="round the bundle must be for"),
+        round: Optional[int] = typer.Option(None, "--round", min=0, max=2**63 - 1, help="round the bundle must be for"),
         since: Optional[Path] = typer.Option(None, "--since", help="with --db: a checkpoint you kept; the log must extend it"),
         trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable)"),
         as_json: bool = typer.Option(False, "--json", help="print the verified outcome as JSON"),

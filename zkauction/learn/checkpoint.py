@@ -155,7 +155,7 @@ def load_auction(path: str | Path) -> AuctionNet:
         raise CheckpointError(f"{path}: no {WEIGHTS_FILE}")
     try:
         description = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{cfg_file}: not valid JSON: {e}") from None
     net = build_net(description)
     try:
@@ -208,7 +208,7 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no {METRICS_FILE}")
     try:
         return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{f}: not valid JSON: {e}") from None
 
 

@@ -65,12 +65,21 @@ def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         init = Path(train["init"]).expanduser()
         train["init"] = str(init if init.is_absolute() else (path.parent / init).resolve())
     base = d.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be a path (a string), got {base!r}")
     if base is not None:
         d = _merge(read_config_dict(path.parent / base, _seen + (path,)), d)
     return d
 
 
+TOP_LEVEL_KEYS = ("name", "description", "setting", "participation", "net", "train")
+
+
 def config_from_dict(d: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    unknown = sorted(set(d) - set(TOP_LEVEL_KEYS))
+    if unknown:  # (e.g. `iterations = 5` meant under [train]: silently ignored, it trained 3,000)
+        raise ConfigError(f"{source}: unknown top-level key(s) {unknown}: a key belongs in a table "
+                          f"([setting], [participation], [net] or [train]); top level: {list(TOP_LEVEL_KEYS)} and base")
     if "setting" not in d:
         raise ConfigError(f"{source}: missing [setting] table")
     for table in ("setting", "participation", "net", "train"):

@@ -11,6 +11,7 @@ bidder would, with the public artefacts, the log proof in the bundle and its own
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -57,7 +58,7 @@ def start_or_resume(
     from zkauction.protocol.local import LocalRun, RUN_FILE, private_dir
     from zkauction.protocol.auctioneer import circuit_outcome_function
     from zkauction.protocol.state import ProtocolError
-    from zkauction.learn.setting import AuctionSetting, ParticipationModel
+    from zkauction.learn.setting import ParticipationModel
 
     cfg_file = private_dir(db) / RUN_FILE
     if db.is_file() and not cfg_file.is_file():
@@ -93,8 +94,8 @@ def start_or_resume(
         raise ProtocolError("give --rounds T to start a run")
     if rounds < 1 or not 1 <= audits <= rounds:
         raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
-    if penalty is not None and not penalty >= 0:
-        raise ProtocolError(f"--penalty {penalty}: must be a non-negative number")
+    if penalty is not None and not 0 <= penalty < math.inf:
+        raise ProtocolError(f"--penalty {penalty}: must be a finite non-negative number")
     if not 1 <= block <= rounds:
         raise ProtocolError(f"--block {block}: need 1 <= block <= T = {rounds}")
     if mode not in ("zk", "reveal", "ttp"):
@@ -105,7 +106,7 @@ def start_or_resume(
     problem = penalty_problem(penalty, rounds, circuit.support, circuit_terms(circuit)["output_scale"])
     if problem:
         raise ProtocolError(problem)
-    setting = AuctionSetting.from_dict(circuit.manifest["setting"])
+    setting = circuit.auction_setting()
     participation = ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n)
     return LocalRun.create(
         db, circuit_outcome_function(circuit), setting=setting, participation=participation,

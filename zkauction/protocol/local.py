@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from zkauction.protocol.audit import Auditor, AuditReport, audit_draw
 from zkauction.protocol.checkpoint import LogView
-from zkauction.protocol.log import Ledger, SigningKey
+from zkauction.protocol.log import Ledger, SigningKey, log_removed_unless_announced
 from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, TrustedThirdParty
 from zkauction.protocol.bidder import Bidder
@@ -123,8 +124,8 @@ class LocalRun:
             raise ProtocolError(f"{db} already exists: resume it, or choose a new --db")
         if mode not in MODES:
             raise ProtocolError(f"mode must be one of {MODES}, got {mode!r}")
-        if penalty is not None and not penalty >= 0:
-            raise ProtocolError(f"the penalty must be non-negative, got {penalty!r}")
+        if penalty is not None and not 0 <= penalty < math.inf:
+            raise ProtocolError(f"the penalty must be a finite non-negative number, got {penalty!r}")
         d = private_folder(private_dir(db))
         keys = {name: SigningKey.generate() for name in cls._key_names(setting.n)}
         for name, k in keys.items():
@@ -146,13 +147,14 @@ class LocalRun:
         cfg = {"seed": seed, "setting": setting.to_dict(), "participation": participation.to_dict(),
                "expected": expected, **(extra_config or {})}
         write_private(d / RUN_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        with Ledger.open(db) as ledger:
-            Auctioneer(keys["auctioneer"], ledger, outcome).announce(
-                n=setting.n, m=setting.m, support=setting.support, input_scale=input_scale, auction=auction,
-                rounds=rounds, audits=audits, penalty=penalty, mode=mode,
-                bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
-                third_party=keys["third_party"].public_hex if mode == "ttp" else None, block=block,
-            )
+        with log_removed_unless_announced(db):
+            with Ledger.open(db) as ledger:
+                Auctioneer(keys["auctioneer"], ledger, outcome).announce(
+                    n=setting.n, m=setting.m, support=setting.support, input_scale=input_scale, auction=auction,
+                    rounds=rounds, audits=audits, penalty=penalty, mode=mode,
+                    bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
+                    third_party=keys["third_party"].public_hex if mode == "ttp" else None, block=block,
+                )
         run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
         run.register()
         return run

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -43,7 +44,7 @@ from zkauction.protocol.storage import (
     Storage,
     parse_json,
 )
-from zkauction.protocol.storage_pg import open_storage
+from zkauction.protocol.storage_pg import is_postgres_url, open_storage
 
 __all__ = [
     "BATCH_DOMAIN", "GENESIS_HASH", "ChainCheck", "ChainError", "LogChangedError", "DuplicateEntryError", "Entry",
@@ -149,6 +150,8 @@ class SignedCheckpoint:
             return cls.from_json(path.read_text())
         except CheckpointError as e:
             raise CheckpointError(f"{path}: {e}") from None
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{path}: not a checkpoint (not UTF-8 text)") from None
 
 
 
@@ -163,6 +166,22 @@ class ChainCheck:
     n_entries: int
     head: str
     root: str = ""
+
+
+@contextmanager
+def log_removed_unless_announced(db: str | Path) -> Iterator[None]:
+    """Around the announcement of a new SQLite log at ``db``: if it fails, the files it created are
+    removed (the log, its WAL and lock files), so that the corrected command starts afresh instead of
+    meeting an empty log. A PostgreSQL URL, or a file that already held something, is left alone."""
+    path = None if is_postgres_url(db) else Path(db)
+    created = path is not None and (not path.exists() or path.stat().st_size == 0)
+    try:
+        yield
+    except BaseException:
+        if created:
+            for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        raise
 
 
 ROUNDS_KEPT = 256  # a writer's checked round lookups kept in memory (a few blocks' worth)

@@ -105,8 +105,10 @@ class Entry:
     def from_dict(cls, d: Any) -> "Entry":
         """An entry from :meth:`to_dict` (``payload`` as the exact canonical text that was hashed)."""
         try:
-            rnd = d["round"]
-            return cls(int(d["seq"]), None if rnd is None else int(rnd), str(d["kind"]), str(d["payload"]),
+            seq, rnd = d["seq"], d["round"]
+            if type(seq) is not int or not (rnd is None or type(rnd) is int):  # (never coerced: 1.5, true, 1e400)
+                raise TypeError
+            return cls(seq, rnd, str(d["kind"]), str(d["payload"]),
                        str(d["prev_hash"]), str(d["hash"]), str(d["signer"]), str(d["signature"]))
         except (KeyError, TypeError, ValueError):
             raise LedgerError("an entry must be an object with seq, round, kind, payload, prev_hash, hash, "

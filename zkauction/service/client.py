@@ -82,11 +82,13 @@ def parse_bids(text: str, *, name: str = "bids", m: int | None = None) -> dict[i
         rows = rows_csv()
     for no, r, bids in rows:
         try:
-            rnd = int(r)
-            if isinstance(r, (float, bool)) or rnd < 1:
+            if isinstance(r, (float, bool)):
                 raise ValueError
-        except (TypeError, ValueError):
-            raise BidsFileError(f"{name}, line {no}, field round: {r!r} is not a round number (1, 2, ...)") from None
+            rnd = int(r)
+            if rnd < 1:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            raise BidsFileError(f"{name}, line {no}, field round: {str(r)[:40]!r} is not a round number (1, 2, ...)") from None
         if not isinstance(bids, list):
             raise BidsFileError(f"{name}, line {no}, field bids: expected a list of numbers")
         vals = []
@@ -95,8 +97,8 @@ def parse_bids(text: str, *, name: str = "bids", m: int | None = None) -> dict[i
                 v = float(b)
                 if isinstance(b, bool) or not math.isfinite(v):
                     raise ValueError
-            except (TypeError, ValueError):
-                raise BidsFileError(f"{name}, line {no}, field bid {j + 1}: {b!r} is not a finite number") from None
+            except (TypeError, ValueError, OverflowError):
+                raise BidsFileError(f"{name}, line {no}, field bid {j + 1}: {str(b)[:40]!r} is not a finite number") from None
             vals.append(v)
         if m is not None and len(vals) != m:
             raise BidsFileError(f"{name}, line {no}, field bids: {len(vals)} bids, the auction has {m} items")

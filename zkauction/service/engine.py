@@ -382,11 +382,10 @@ class Engine:
 def announce(ledger: Ledger, key: SigningKey, circuit: Any, *, bidders: list[str], rounds: int, audits: int,
              penalty: float | None, mode: str, deadlines: dict[str, float] | None = None) -> Entry:
     """Announce an auction of ``circuit`` to the bidders whose public keys are ``bidders``."""
-    from zkauction.learn.setting import AuctionSetting
     from zkauction.protocol.announcement import default_penalty
     from zkauction.protocol.demo import auction_info
 
-    setting = AuctionSetting.from_dict(circuit.manifest["setting"])
+    setting = circuit.auction_setting()
     if len(bidders) != setting.n:
         raise ProtocolError(f"the circuit is for {setting.n} bidders; {len(bidders)} bidder keys were given")
     info = auction_info(circuit)

@@ -47,6 +47,13 @@ class RemoteLog:
 
     def __init__(self, url: str, *, timeout: float = 30.0, client: httpx.Client | None = None):
         self.url = url.rstrip("/")
+        try:
+            parsed = httpx.URL(self.url)
+            parsed.port  # (a malformed port raises here)
+        except (httpx.InvalidURL, ValueError, TypeError) as e:
+            raise ProtocolError(f"{url}: not a server URL ({e}); expected e.g. http://127.0.0.1:8000") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ProtocolError(f"{url}: not a server URL (http:// or https:// and a host, e.g. http://127.0.0.1:8000)")
         # TCP_NODELAY: a POST's body is written after its headers; Nagle would hold it for the server's ACK
         nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self.http = client or httpx.Client(base_url=self.url, timeout=timeout, transport=nodelay)

@@ -111,6 +111,9 @@ class ProofBundle:
             outcome = Outcome.from_dict(d["outcome"])
         except ValueError as e:
             raise BundleError(str(e)) from None
+        rid = d.get("round_id")
+        if isinstance(rid, bool) or not (rid is None or isinstance(rid, (int, str))):  # (true is not round 1)
+            raise BundleError(f"'round_id' must be a round number or a label, got {rid!r}")
         return cls(
             proof=d["proof"],
             manifest_sha256=str(d["manifest_sha256"]),

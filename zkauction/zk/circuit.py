@@ -168,16 +168,31 @@ class Circuit:
             raise CircuitError(f"{path}: no {MANIFEST_FILE} (not a compiled circuit folder; run `zkauction compile`)")
         try:
             manifest = json.loads(mf.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CircuitError(f"{mf}: not valid JSON: {e}") from None
+        if not isinstance(manifest, dict):
+            raise CircuitError(f"{mf}: not a circuit manifest (a JSON object)")
         if manifest.get("format") != MANIFEST_FORMAT:
             raise CircuitError(f"{mf}: format {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+        setting = manifest.get("setting")
+        if not isinstance(setting, dict) or not all(k in setting for k in ("n_bidders", "n_items", "support")):
+            raise CircuitError(f"{mf}: no setting (an object with n_bidders, n_items and support)")
         circuit = cls(path, manifest, Path(srs_path) if srs_path is not None else None)
         if check_hashes:
             circuit.check_artefacts()
         return circuit
 
     # --- manifest fields -------------------------------------------------------------------------
+    def auction_setting(self) -> Any:
+        """The manifest's setting as an :class:`~zkauction.learn.setting.AuctionSetting` (a bad one
+        is a :class:`CircuitError` naming the manifest)."""
+        from zkauction.learn.setting import AuctionSetting
+
+        try:
+            return AuctionSetting.from_dict(self.manifest["setting"])
+        except (ZkAuctionError, TypeError, ValueError, KeyError) as e:
+            raise CircuitError(f"{self.dir / MANIFEST_FILE}: {e}") from None
+
     @property
     def n(self) -> int:
         return int(self.manifest["n"])
