@@ -307,3 +307,29 @@ def test_penalty_of_infinity_is_refused():
 def test_evaluate_step_size_of_infinity_is_refused():
     # `--lr nan` is refused ("nan is not a positive step size"); `--lr inf` evaluates and exits 0
     _check(["evaluate", str(SHIPPED), "--lr", "inf", "--n-regret", "2", "--n-revenue", "100", "--steps", "2"], 2, "--lr")
+
+
+# --------------------------------------------------------------------------------------------------
+# From the review's list of problems seen but not made tests (fixed with it)
+
+
+def test_an_evaluation_size_or_net_depth_of_the_wrong_kind_is_refused_before_training(tmp_path):
+    cfg = _config(tmp_path, "n_revenue", "[train.evaluation]\nn_revenue = -1\n")
+    _check(["train", str(cfg), "--out", str(tmp_path / "out")], 2, "n_revenue")
+    assert not (tmp_path / "out" / "train_log.jsonl").exists()
+    cfg = _config(tmp_path, "depth", '[net]\ndepth = "3"\n')
+    _check(["train", str(cfg), "--out", str(tmp_path / "out2"), "--no-progress", "--no-eval"], 2, "[net]", "depth")
+
+
+def test_an_announcement_its_bidders_refuse_leaves_no_log(tmp_path):
+    """T = 10^20: the default penalty rounds to the least credible one, so every bidder refuses to
+    register; the run used to leave a log holding only the announcement, stuck for good."""
+    db = tmp_path / "h.db"
+    _check(["run", "--circuit", str(CIRCUIT), "--rounds", HUGE, "--db", str(db), "--mode", "reveal"], 2, "refusing")
+    assert not db.exists()
+    r = CliRunner().invoke(app, ["run", "--circuit", str(CIRCUIT), "--rounds", "3", "--db", str(db), "--mode", "reveal"])
+    assert r.exit_code == 0, r.output
+
+
+def test_penalty_names_a_negative_seed():
+    _check(["penalty", str(CIRCUIT), "--rounds", "3", "--seed", "-1"], 2, "--seed")

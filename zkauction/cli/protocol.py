@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
         trials: int = typer.Option(20000, "--trials", max=10**9, help="Monte-Carlo trials per strategy"),
         plot: Optional[Path] = typer.Option(None, "--plot", help="write a plot of profit against penalty"),
         as_json: bool = typer.Option(False, "--json"),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", min=0),
     ) -> None:
         """aRgt*, the minimal penalty for T rounds and k audits, and simulated deviating auctioneers."""
         from zkauction.protocol import credibility as cr

@@ -101,8 +101,8 @@ def mlp(d_in: int, d_out: int, depth: int, width: int, activation: str) -> nn.Se
     """``depth`` hidden layers of ``width`` units, then a linear output layer."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-    if depth < 1 or width < 1:
-        raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}")
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in (depth, width)):
+        raise ValueError(f"depth and width must be positive integers, got depth={depth!r}, width={width!r}")
     layers: list[nn.Module] = []
     d = d_in
     for _ in range(depth):

@@ -47,6 +47,11 @@ def _check_train_values(cfg: "TrainConfig", source: str) -> None:
     unknown = sorted(set(ev) - set(_EVALUATION_KEYS))
     if unknown:
         raise ConfigError(f"{source}.evaluation: unknown key(s) {unknown}; known: {list(_EVALUATION_KEYS)}")
+    for name in ("n_revenue", "n_regret", "seed"):  # (refused only after training, before)
+        v = ev.get(name, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "seed" else 1) or v >= 2**63:
+            raise ConfigError(f"{source}.evaluation: {name} must be a {'non-negative' if name == 'seed' else 'positive'} "
+                              f"integer, got {v!r}")
     attack = ev.get("attack", {})
     known = {f.name for f in fields(AttackConfig)}
     if not isinstance(attack, dict) or set(attack) - known:

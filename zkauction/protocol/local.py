@@ -147,7 +147,7 @@ class LocalRun:
         cfg = {"seed": seed, "setting": setting.to_dict(), "participation": participation.to_dict(),
                "expected": expected, **(extra_config or {})}
         write_private(d / RUN_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        with log_removed_unless_announced(db):
+        with log_removed_unless_announced(db):  # (an announcement its bidders refuse leaves no log behind)
             with Ledger.open(db) as ledger:
                 Auctioneer(keys["auctioneer"], ledger, outcome).announce(
                     n=setting.n, m=setting.m, support=setting.support, input_scale=input_scale, auction=auction,
@@ -155,8 +155,12 @@ class LocalRun:
                     bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
                     third_party=keys["third_party"].public_hex if mode == "ttp" else None, block=block,
                 )
-        run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
-        run.register()
+            run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
+            try:
+                run.register()
+            except BaseException:
+                run.close()
+                raise
         return run
 
     def register(self) -> None:
