@@ -42,7 +42,7 @@ def _read_keys(path: Path) -> list[str]:
 def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[Path], rounds: Optional[int],
                   audits: int, penalty: Optional[float], mode: str, deadlines: dict[str, float], durable: bool) -> Any:
     """Announce on an empty ``db`` (with a new auctioneer key in ``state``), or resume; the engine."""
-    from zkauction.protocol.log import Ledger, SigningKey, log_removed_unless_announced
+    from zkauction.protocol.log import Ledger, SigningKey, announcing
     from zkauction.protocol.private import private_folder
     from zkauction.service.engine import announce, engine_for
     from zkauction.zk.circuit import Circuit
@@ -75,7 +75,7 @@ def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[
         d = private_folder(state)
         if not (d / "auctioneer.pem").is_file():
             SigningKey.generate().save(d / "auctioneer.pem")
-        with log_removed_unless_announced(db), Ledger.open(db, durable=durable) as ledger:
+        with announcing(db, durable=durable) as ledger:
             announce(ledger, SigningKey.load(d / "auctioneer.pem"), circuit, bidders=keys, rounds=rounds, audits=audits,
                      penalty=penalty, mode=mode, deadlines=deadlines)
     engine = engine_for(db, state, circuit, durable=durable)

@@ -47,7 +47,7 @@ def _check_train_values(cfg: "TrainConfig", source: str) -> None:
     unknown = sorted(set(ev) - set(_EVALUATION_KEYS))
     if unknown:
         raise ConfigError(f"{source}.evaluation: unknown key(s) {unknown}; known: {list(_EVALUATION_KEYS)}")
-    for name in ("n_revenue", "n_regret", "seed"):  # (refused only after training, before)
+    for name in ("n_revenue", "n_regret", "seed"):  # (these were refused only once training had finished)
         v = ev.get(name, 1)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "seed" else 1) or v >= 2**63:
             raise ConfigError(f"{source}.evaluation: {name} must be a {'non-negative' if name == 'seed' else 'positive'} "
@@ -57,6 +57,16 @@ def _check_train_values(cfg: "TrainConfig", source: str) -> None:
     if not isinstance(attack, dict) or set(attack) - known:
         bad = sorted(set(attack) - known) if isinstance(attack, dict) else attack
         raise ConfigError(f"{source}.evaluation.attack: unknown key(s) {bad}; known: {sorted(known)}")
+    for name, v in attack.items():
+        if name == "lr":
+            ok = real(v) and v > 0
+        elif name == "refine":
+            ok = isinstance(v, bool)
+        else:  # counts (grid may be none: the default for the setting)
+            ok = (v is None and name == "grid") or (isinstance(v, int) and not isinstance(v, bool)
+                                                    and v >= (1 if name == "batch_size" else 0))
+        if not ok:
+            raise ConfigError(f"{source}.evaluation.attack: {name} = {v!r} is not a valid value")
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ class TrainConfig:
             cfg.schedule()  # validates phases
         except ConfigError as e:
             raise ConfigError(f"{prefix}{e}") from None
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, ArithmeticError) as e:  # (int(inf) overflows)
             raise ConfigError(f"{source}: phases: {e}") from None
         return cfg
 

@@ -357,7 +357,7 @@ class Auctioneer:
                                                  self.key, round, unique_key(OUTCOME, round))], expect_size=size,
                                                checkpoint_key=self.key)
         except LogChangedError:
-            return self.close_round(round)
+            return self.close_round(round, give_up=give_up)
         self._pending.pop(round, None)
         return entry
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from zkauction.protocol.audit import Auditor, AuditReport, audit_draw
 from zkauction.protocol.checkpoint import LogView
-from zkauction.protocol.log import Ledger, SigningKey, log_removed_unless_announced
+from zkauction.protocol.log import Ledger, SigningKey, announcing, remove_log_files
 from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, TrustedThirdParty
 from zkauction.protocol.bidder import Bidder
@@ -147,20 +147,21 @@ class LocalRun:
         cfg = {"seed": seed, "setting": setting.to_dict(), "participation": participation.to_dict(),
                "expected": expected, **(extra_config or {})}
         write_private(d / RUN_FILE, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        with log_removed_unless_announced(db):  # (an announcement its bidders refuse leaves no log behind)
-            with Ledger.open(db) as ledger:
-                Auctioneer(keys["auctioneer"], ledger, outcome).announce(
-                    n=setting.n, m=setting.m, support=setting.support, input_scale=input_scale, auction=auction,
-                    rounds=rounds, audits=audits, penalty=penalty, mode=mode,
-                    bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
-                    third_party=keys["third_party"].public_hex if mode == "ttp" else None, block=block,
-                )
-            run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
-            try:
-                run.register()
-            except BaseException:
-                run.close()
-                raise
+        with announcing(db) as ledger:  # (a refused announcement leaves no log behind)
+            Auctioneer(keys["auctioneer"], ledger, outcome).announce(
+                n=setting.n, m=setting.m, support=setting.support, input_scale=input_scale, auction=auction,
+                rounds=rounds, audits=audits, penalty=penalty, mode=mode,
+                bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
+                third_party=keys["third_party"].public_hex if mode == "ttp" else None, block=block,
+            )
+        run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
+        try:
+            run.register()
+        except BaseException:  # (an announcement its bidders refuse, e.g. for T = 10^20: no log behind either)
+            if len(run.ledger) == 1:  # only its own announcement, under the lock the run holds
+                remove_log_files(db)
+            run.close()
+            raise
         return run
 
     def register(self) -> None:

@@ -168,20 +168,34 @@ class ChainCheck:
     root: str = ""
 
 
+def remove_log_files(db: str | Path) -> None:
+    """Remove an SQLite log's files (the file a symlink names, its WAL and shared memory), never its
+    lock file; call it only while holding the writer's lock on a log this process just created and
+    that holds nothing of anyone else's (:func:`announcing`). A PostgreSQL URL: nothing."""
+    if is_postgres_url(db):
+        return
+    path = Path(db).resolve()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 @contextmanager
-def log_removed_unless_announced(db: str | Path) -> Iterator[None]:
-    """Around the announcement of a new SQLite log at ``db``: if it fails, the files it created are
-    removed (the log, its WAL and lock files), so that the corrected command starts afresh instead of
-    meeting an empty log. A PostgreSQL URL, or a file that already held something, is left alone."""
-    path = None if is_postgres_url(db) else Path(db)
-    created = path is not None and (not path.exists() or path.stat().st_size == 0)
+def announcing(db: str | Path, *, durable: bool = True) -> Iterator["Ledger"]:
+    """The log at ``db``, opened as its writer (the lock taken first: a log another writer holds
+    raises :class:`LogLockedError` and nothing is touched), for a first announcement. If the block
+    raises and the log held no entry when it was opened, its files are removed while the lock is
+    still held (:func:`remove_log_files`), so that the corrected command starts afresh instead of
+    meeting an empty log it refuses."""
+    ledger = Ledger.open(db, durable=durable)
+    empty = len(ledger) == 0
     try:
-        yield
+        yield ledger
     except BaseException:
-        if created:
-            for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        if empty:
+            remove_log_files(db)
         raise
+    finally:
+        ledger.close()
 
 
 ROUNDS_KEPT = 256  # a writer's checked round lookups kept in memory (a few blocks' worth)
@@ -355,6 +369,7 @@ class Ledger:
                 self.storage.append_many(built, (cp.size, cp.to_json()))
             except BaseException:  # nothing was stored: the tree goes back to what the storage holds
                 self.tree = merkle.MerkleTree.from_leaf_hashes(leaf_hash_of(e) for e in self.storage.scan(0))
+                self._rounds_seen.clear()  # (and no round looked up before is taken on trust)
                 raise
             for e, _ in built:
                 self._counted(e)

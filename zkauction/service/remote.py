@@ -52,6 +52,8 @@ class RemoteLog:
             parsed.port  # (a malformed port raises here)
         except (httpx.InvalidURL, ValueError, TypeError) as e:
             raise ProtocolError(f"{url}: not a server URL ({e}); expected e.g. http://127.0.0.1:8000") from None
+        if parsed.port is not None and not 1 <= parsed.port <= 65535:  # (httpx takes 99999 and wraps it)
+            raise ProtocolError(f"{url}: not a server URL (port {parsed.port} is not in 1..65535)")
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ProtocolError(f"{url}: not a server URL (http:// or https:// and a host, e.g. http://127.0.0.1:8000)")
         # TCP_NODELAY: a POST's body is written after its headers; Nagle would hold it for the server's ACK

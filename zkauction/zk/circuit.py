@@ -275,7 +275,7 @@ class Circuit:
         p = self.srs_path
         if not p.is_file():
             raise CircuitError(
-                f"SRS file {p} not found (the circuit was set up with SRS sha256 "
+                f"SRS file {p} {'is a folder, not a file' if p.is_dir() else 'not found'} (the circuit was set up with SRS sha256 "
                 f"{self.manifest['srs']['sha256'][:16]}...); pass --srs PATH or recompile"
             )
         if sha256_file(p) != self.manifest["srs"]["sha256"]:
