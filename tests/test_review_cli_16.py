@@ -333,3 +333,9 @@ def test_an_announcement_its_bidders_refuse_leaves_no_log(tmp_path):
 
 def test_penalty_names_a_negative_seed():
     _check(["penalty", str(CIRCUIT), "--rounds", "3", "--seed", "-1"], 2, "--seed")
+
+
+def test_a_participation_list_of_the_wrong_kind_is_named(tmp_path):
+    cfg = _config(tmp_path, "independent", '[participation]\nindependent = "x"\n')
+    _check(["train", str(cfg), "--out", str(tmp_path / "out"), "--no-progress", "--no-eval"], 2,
+           "participation: independent must be a list of numbers")

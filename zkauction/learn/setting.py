@@ -275,7 +275,10 @@ class ParticipationModel:
         if "independent" in d:
             if "profiles" in d:
                 raise SettingError("participation: give either 'independent' or 'profiles', not both")
-            model = cls.independent(d["independent"])
+            probs = d["independent"]
+            if not isinstance(probs, list) or any(isinstance(p, bool) or not isinstance(p, (int, float)) for p in probs):
+                raise SettingError(f"participation: independent must be a list of numbers in [0, 1], got {probs!r}")
+            model = cls.independent(probs)
         elif "profiles" in d:
             if "probabilities" not in d:
                 raise SettingError("participation: 'profiles' given without 'probabilities'")
