@@ -62,8 +62,6 @@ def start_service(db: str, state: Path, circuit_dir: Path, *, bidders: Optional[
             _usage(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
         if mode not in ("zk", "reveal"):
             _usage(f"--mode {mode!r}: the service runs zk or reveal")
-        if penalty is not None and not 0 <= penalty < math.inf:
-            _usage(f"--penalty {penalty}: must be a finite non-negative number")
         from zkauction.protocol.announcement import circuit_terms, penalty_problem
 
         problem = penalty_problem(penalty, rounds, circuit.support, circuit_terms(circuit)["output_scale"])

@@ -18,9 +18,19 @@ ATTACKERS = ("gradient", "grid", "network")
 
 _REALS = {"regret_weight": 0.0, "sqrt_regret_weight": 0.0, "teacher_temperature": 0.0,  # name: least value
           "misreport_lr": None, "distill_lr": None}  # None: positive
-_COUNTS = ("misreport_steps", "misreport_grid", "misreport_starts", "misreport_depth", "misreport_width",
-           "misreport_patience", "distill_iterations")
+_COUNTS = {name: 1 for name in ("dataset_size", "batch_size", "iterations", "log_every", "checkpoint_every", "threads")}
+_COUNTS.update({name: 0 for name in ("misreport_steps", "misreport_grid", "misreport_starts", "misreport_depth",
+                                     "misreport_width", "misreport_patience", "distill_iterations")})  # name: least value
 _EVALUATION_KEYS = ("n_revenue", "n_regret", "seed", "attack")
+
+
+def _integer(v: Any, least: int, below: int | None = None) -> bool:
+    """Whether ``v`` is an integer (not a bool) in [least, below)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least and (below is None or v < below)
+
+
+def _integer_kind(least: int) -> str:
+    return "a positive integer" if least else "a non-negative integer"
 
 
 def _check_train_values(cfg: "TrainConfig", source: str) -> None:
@@ -35,11 +45,11 @@ def _check_train_values(cfg: "TrainConfig", source: str) -> None:
         if not real(v) or (v <= 0 if least is None else v < least):
             want = "a positive finite number" if least is None else f"a finite number >= {least:g}"
             raise ConfigError(f"{source}: {name} must be {want}, got {v!r}")
-    for name in _COUNTS:
+    for name, least in _COUNTS.items():
         v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ConfigError(f"{source}: {name} must be a non-negative integer, got {v!r}")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**63:
+        if not _integer(v, least):
+            raise ConfigError(f"{source}: {name} must be {_integer_kind(least)}, got {v!r}")
+    if not _integer(cfg.seed, 0, 2**63):
         raise ConfigError(f"{source}: seed must be an integer in [0, 2^63), got {cfg.seed!r}")
     ev = cfg.evaluation
     if not isinstance(ev, dict):
@@ -48,10 +58,9 @@ def _check_train_values(cfg: "TrainConfig", source: str) -> None:
     if unknown:
         raise ConfigError(f"{source}.evaluation: unknown key(s) {unknown}; known: {list(_EVALUATION_KEYS)}")
     for name in ("n_revenue", "n_regret", "seed"):  # (these were refused only once training had finished)
-        v = ev.get(name, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "seed" else 1) or v >= 2**63:
-            raise ConfigError(f"{source}.evaluation: {name} must be a {'non-negative' if name == 'seed' else 'positive'} "
-                              f"integer, got {v!r}")
+        v, least = ev.get(name, 1), int(name != "seed")
+        if not _integer(v, least, 2**63):
+            raise ConfigError(f"{source}.evaluation: {name} must be {_integer_kind(least)}, got {v!r}")
     attack = ev.get("attack", {})
     known = {f.name for f in fields(AttackConfig)}
     if not isinstance(attack, dict) or set(attack) - known:
@@ -63,8 +72,7 @@ def _check_train_values(cfg: "TrainConfig", source: str) -> None:
         elif name == "refine":
             ok = isinstance(v, bool)
         else:  # counts (grid may be none: the default for the setting)
-            ok = (v is None and name == "grid") or (isinstance(v, int) and not isinstance(v, bool)
-                                                    and v >= (1 if name == "batch_size" else 0))
+            ok = (v is None and name == "grid") or _integer(v, int(name == "batch_size"))
         if not ok:
             raise ConfigError(f"{source}.evaluation.attack: {name} = {v!r} is not a valid value")
 
@@ -123,10 +131,6 @@ class TrainConfig:
         _check_train_values(cfg, source)
         if cfg.attacker not in ATTACKERS:
             raise ConfigError(f"{source}: attacker must be one of {list(ATTACKERS)}, got {cfg.attacker!r}")
-        for name in ("dataset_size", "batch_size", "iterations", "log_every", "checkpoint_every", "threads"):
-            value = getattr(cfg, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{source}: {name} must be a positive integer, got {value!r}")
         try:
             cfg.schedule()  # validates phases
         except ConfigError as e:

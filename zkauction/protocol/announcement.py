@@ -15,6 +15,7 @@ An announcement with ``block`` 1 omits the field, so its bytes (and its log id) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,8 @@ def penalty_problem(penalty: float | None, rounds: int, support: Any, output_sca
 
     if penalty is None:
         return None
+    if not 0 <= penalty < math.inf:  # (the reader refuses such an announcement: the log would be stuck)
+        return f"--penalty {penalty}: must be a finite non-negative number"
     needed = keep_threshold(rounds, round_gain_bound(support, output_scale))
     if not penalty > needed:
         return (f"--penalty {penalty:g} is not above {needed:g} (T x aRgt*, with the public checks' rounding), the least "

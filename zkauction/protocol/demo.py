@@ -11,7 +11,6 @@ bidder would, with the public artefacts, the log proof in the bundle and its own
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -94,8 +93,8 @@ def start_or_resume(
         raise ProtocolError("give --rounds T to start a run")
     if rounds < 1 or not 1 <= audits <= rounds:
         raise ProtocolError(f"--rounds {rounds}, --audits {audits}: need 1 <= k <= T")
-    if penalty is not None and not 0 <= penalty < math.inf:
-        raise ProtocolError(f"--penalty {penalty}: must be a finite non-negative number")
+    if penalty is not None and not penalty >= 0:
+        raise ProtocolError(f"--penalty {penalty}: must be a non-negative number")
     if not 1 <= block <= rounds:
         raise ProtocolError(f"--block {block}: need 1 <= block <= T = {rounds}")
     if mode not in ("zk", "reveal", "ttp"):

@@ -106,7 +106,7 @@ class Entry:
         """An entry from :meth:`to_dict` (``payload`` as the exact canonical text that was hashed)."""
         try:
             seq, rnd = d["seq"], d["round"]
-            if type(seq) is not int or not (rnd is None or type(rnd) is int):  # (never coerced: 1.5, true, 1e400)
+            if not _typed_seq_round(seq, rnd):  # (never coerced: 1.5, true, 1e400)
                 raise TypeError
             return cls(seq, rnd, str(d["kind"]), str(d["payload"]),
                        str(d["prev_hash"]), str(d["hash"]), str(d["signer"]), str(d["signature"]))
@@ -118,6 +118,11 @@ class Entry:
 _SIX_STR = (str,) * 6
 
 
+def _typed_seq_round(seq: Any, rnd: Any) -> bool:
+    """Whether a sequence number and a round have the types the log writes (int; int or None)."""
+    return type(seq) is int and (rnd is None or type(rnd) is int)
+
+
 def entry_of_row(r: tuple) -> Entry:
     """An entry from a stored row (seq, round, kind, payload, prev_hash, hash, signer, signature),
     refusing a value of another type than the log writes: never coerced. (A round stored as 1.5
@@ -125,7 +130,7 @@ def entry_of_row(r: tuple) -> Entry:
     ``round = 1`` lookup: a host could hide an entry from index lookups only, and two honest
     verifiers disagreed on one log.)"""
     seq, rnd = r[0], r[1]
-    if type(seq) is not int or not (rnd is None or type(rnd) is int) or tuple(map(type, r[2:8])) != _SIX_STR:
+    if not _typed_seq_round(seq, rnd) or tuple(map(type, r[2:8])) != _SIX_STR:
         raise LedgerError(f"stored entry {str(seq)[:20]}: a value of another type than the log writes "
                           f"(seq {type(seq).__name__}, round {type(rnd).__name__}): the log was written by something else")
     return Entry(seq, rnd, *r[2:8])
