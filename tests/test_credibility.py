@@ -165,3 +165,40 @@ def test_auction_gain_subtracts_the_auctions_revenue():
     lower = auction_gain(s, net=net, pool=2000)(np.random.default_rng(0), 10, 5)
     assert upper.shape == (10, 5) and (upper <= 2.0).all() and (upper >= 0).all()
     assert lower.mean() < upper.mean()
+
+
+def _enumerated_minimal_penalty(T, k, a, accounting):
+    """The definition, enumerated in exact rational arithmetic (what minimal_penalty computed before
+    it took a closed form for "keep" and floats with an exact re-check for "forfeit")."""
+    from fractions import Fraction
+
+    total, best, worst = math.comb(T, k), Fraction(0), 1
+    for w in range(1, T + 1):
+        miss = Fraction(math.comb(T - w, k), total)
+        need = w * Fraction(a) / (1 - miss) if accounting == "keep" else w * Fraction(a) * miss / (1 - miss)
+        if need > best:
+            best, worst = need, w
+    return float(best), worst
+
+
+@pytest.mark.parametrize("accounting", ["keep", "forfeit"])
+def test_minimal_penalty_equals_the_enumerated_definition(accounting):
+    for T in (1, 2, 3, 7, 12, 40, 61):
+        for k in sorted({1, 2, 3, T // 2 or 1, T - 1 or 1, T} & set(range(1, T + 1))):
+            for a in (0.0, 1e-300, 1 / 3, 2.5, 3e5):
+                r = minimal_penalty(T, k, a, accounting)
+                assert (r.minimal_penalty, r.worst_deviations) == _enumerated_minimal_penalty(T, k, a, accounting), (T, k, a)
+
+
+def test_minimal_penalty_for_a_million_rounds_is_in_closed_form():
+    # O(T) floats plus an exact re-check of the worst w (enumerating the binomials exactly took minutes)
+    keep, forfeit = minimal_penalty(10**6, 1000, 2.0, "keep"), minimal_penalty(10**6, 1000, 2.0, "forfeit")
+    assert (keep.minimal_penalty, keep.worst_deviations) == (2e6, 10**6)
+    assert forfeit.minimal_penalty == pytest.approx(2.0 * (10**6 - 1000) / 1000, rel=1e-12) and forfeit.worst_deviations == 1
+
+
+def test_a_simulation_above_the_memory_cap_is_refused():
+    from zkauction.protocol.credibility import MAX_SIMULATED_GAINS, CredibilityError
+
+    with pytest.raises(CredibilityError, match="above the cap"):
+        simulate("always", MAX_SIMULATED_GAINS // 2 + 1, 1, 1.0, constant_gain(1.0), trials=2)

@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
         audits: int = typer.Option(1, "--audits", help="k"),
         penalty: Optional[float] = typer.Option(None, "--penalty", help="penalty to simulate (default: the minimal one)"),
         accounting: str = typer.Option("keep", "--accounting", help="keep: a caught auctioneer keeps its gains; forfeit: section 4.1's algebra"),
-        trials: int = typer.Option(20000, "--trials", max=10**9, help="Monte-Carlo trials per strategy"),
+        trials: Optional[int] = typer.Option(None, "--trials", max=10**9, help="Monte-Carlo trials per strategy (default 20000, fewer where T x trials would pass the simulation's cap)"),
         plot: Optional[Path] = typer.Option(None, "--plot", help="write a plot of profit against penalty"),
         as_json: bool = typer.Option(False, "--json"),
         seed: int = typer.Option(0, "--seed", min=0),
@@ -188,8 +188,17 @@ def register(app: typer.Typer) -> None:
                 raise ValueError(f"--audits {audits}: audits k must be in [1, T={rounds}]")
             if penalty is not None and not 0 <= penalty < math.inf:
                 raise ValueError(f"--penalty {penalty}: must be a finite non-negative number")
-            if trials < 1:
-                raise ValueError(f"--trials {trials}: must be positive")
+            if trials is not None and trials < 2:
+                raise ValueError(f"--trials {trials}: must be at least 2")
+            cap = cr.MAX_SIMULATED_GAINS
+            if rounds > cap // 2:
+                raise ValueError(f"--rounds {rounds}: too many rounds to simulate (T x trials gains are held in memory, at most "
+                                 f"{cap:,}; T at most {cap // 2:,})")
+            if trials is None:
+                trials = min(20000, cap // rounds)
+            elif trials * rounds > cap:
+                raise ValueError(f"--trials {trials} x --rounds {rounds} = {trials * rounds:,} simulated gains, above the cap of "
+                                 f"{cap:,} held in memory: give --trials {cap // rounds} or fewer")
             setting, participation, net = _setting_source(source)
             a = cr.argt_bound(setting)
             # what a run of a circuit announces: outcomes on its grid, whose rounding the public checks allow
@@ -240,6 +249,8 @@ def register(app: typer.Typer) -> None:
             label = {"always": "always", "threshold": "threshold (A.2)"}.get(s.strategy, f"{s.mean_deviations:g} round(s)")
             typer.echo(f"  {label:<18} simulated {s.mean_profit:+.4f} +- {s.ci95:.4f} (95% CI), closed form {c:+.4f}, "
                        f"caught {s.catch_rate:.3f}")
+        if trials < 1000:
+            typer.echo(f"  ({trials} trials: rare catches are seldom sampled at this T; the closed forms are exact)")
         if plot is not None:
             typer.echo(f"plot -> {plot}")
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # annotations only: a bidder checks the announced penalty wit
 Accounting = Literal["keep", "forfeit"]
 ACCOUNTINGS = ("keep", "forfeit")
 STRATEGIES = ("always", "rounds", "threshold")
+MAX_SIMULATED_GAINS = 25_000_000  # trials x T per simulation: about 40 bytes each at the peak, so about 1 GB
 
 
 class CredibilityError(ZkAuctionError, ValueError):
@@ -116,10 +117,16 @@ def catch_probability(rounds: int, audits: int, deviations: int) -> float:
     return 1.0 - math.comb(rounds - deviations, audits) / math.comb(rounds, audits)
 
 
+def _miss_table(rounds: int, audits: int) -> np.ndarray:
+    """P(not caught | w deviations) = C(T-w, k) / C(T, k) for w = 0..T, by the recurrence
+    m_{w+1} = m_w (T-w-k) / (T-w) in floats: O(T), relative error about T * 1e-16."""
+    w = np.arange(rounds, dtype=np.float64)
+    return np.concatenate([[1.0], np.cumprod(np.clip((rounds - w - audits) / (rounds - w), 0.0, None))])
+
+
 def _catch_table(rounds: int, audits: int) -> np.ndarray:
-    """P(caught | w deviations) for w = 0..T, as exact ratios of binomials (floats at the end)."""
-    total = math.comb(rounds, audits)
-    return np.array([1.0 - math.comb(rounds - w, audits) / total for w in range(rounds + 1)])
+    """P(caught | w deviations) for w = 0..T."""
+    return 1.0 - _miss_table(rounds, audits)
 
 
 def penalty_needed(rounds: int, audits: int, deviations: int, gain: float, accounting: Accounting = "keep") -> float:
@@ -151,21 +158,32 @@ class PenaltyReport:
 def minimal_penalty(rounds: int, audits: int, argt: float, accounting: Accounting = "keep") -> PenaltyReport:
     """Exact minimal penalty for T rounds and k audits: the max over w = 1..T of the break-even
     penalty of deviating in w rounds with the largest per-round gain aRgt* (a smaller gain needs a
-    smaller penalty, since both accountings are linear in the gain)."""
+    smaller penalty, since both accountings are linear in the gain).
+
+    "keep" in closed form (:func:`keep_threshold`: T aRgt*, reached at w = T; with k = 1 every w
+    ties and the first, w = 1, is reported). "forfeit": the break-even penalty of every w in floats,
+    then the near-maximal ones (within 1e-9) again in exact rational arithmetic, so float noise
+    cannot pick the worst w or nudge the threshold; O(T) where enumerating binomials was O(T k)."""
     _check_tk(rounds, audits)
     _check_accounting(accounting)
     if not (math.isfinite(argt) and argt >= 0):
         raise CredibilityError(f"aRgt* must be a finite non-negative number, got {argt}")
-    # Exact rational arithmetic: in the "keep" accounting with k = 1 every w ties at T * aRgt*,
-    # and float noise must not pick the worst w or nudge the threshold.
     a = Fraction(argt)
+    if accounting == "keep" or argt == 0:
+        best = rounds * a if accounting == "keep" else Fraction(0)
+        worst = rounds if accounting == "keep" and audits > 1 and argt > 0 else 1
+        return PenaltyReport(rounds, audits, float(argt), accounting, float(best), worst, rounds * float(argt))
+    miss = _miss_table(rounds, audits)[1:]
+    w = np.arange(1, rounds + 1, dtype=np.float64)
+    need = w * miss / (1.0 - miss)  # 1 - miss >= k / T > 0
     total = math.comb(rounds, audits)
-    best, worst = Fraction(0), 1
-    for w in range(1, rounds + 1):
-        miss = Fraction(math.comb(rounds - w, audits), total)
-        need = w * a / (1 - miss) if accounting == "keep" else w * a * miss / (1 - miss)
-        if need > best:
-            best, worst = need, w
+    best, worst = Fraction(-1), 1
+    for i in np.flatnonzero(need >= need.max() * (1 - 1e-9)):
+        d = int(i) + 1
+        m = Fraction(math.comb(rounds - d, audits), total)
+        exact = d * a * m / (1 - m)
+        if exact > best:
+            best, worst = exact, d
     return PenaltyReport(rounds, audits, float(argt), accounting, float(best), worst, rounds * float(argt))
 
 
@@ -282,6 +300,8 @@ def simulate(
     _check_accounting(accounting)
     if trials < 2:
         raise CredibilityError(f"trials must be at least 2, got {trials}")
+    if trials * rounds > MAX_SIMULATED_GAINS:
+        raise CredibilityError(f"trials x T = {trials} x {rounds} gains to simulate, above the cap of {MAX_SIMULATED_GAINS:,}")
     rng = np.random.default_rng(seed)
     g = np.asarray(gains(rng, trials, rounds), dtype=float)
     if g.shape != (trials, rounds):
