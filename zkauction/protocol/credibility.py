@@ -176,6 +176,8 @@ def minimal_penalty(rounds: int, audits: int, argt: float, accounting: Accountin
     miss = _miss_table(rounds, audits)[1:]
     w = np.arange(1, rounds + 1, dtype=np.float64)
     need = w * miss / (1.0 - miss)  # 1 - miss >= k / T > 0
+    if need.max() == 0.0:  # k = T: every deviation is caught, and the gains are lost
+        return PenaltyReport(rounds, audits, float(argt), accounting, 0.0, 1, rounds * float(argt))
     total = math.comb(rounds, audits)
     best, worst = Fraction(-1), 1
     for i in np.flatnonzero(need >= need.max() * (1 - 1e-9)):
