@@ -23,8 +23,11 @@
 5. ``penalised`` (2x2): GemNet-style menus (Wang, Jiang and Parkes 2024) without their repair step:
    a network maps the other's bids to K lotteries with prices, over-allocation only penalised;
    evaluated as is (optimistic: over-allocated items count as sold).
+6. ``direct`` (2x2): the shipped full-menu AMA's 8 free boosts and bidder 2's weight searched
+   without gradients (Nelder-Mead on the hard-argmax revenue of a fixed sample, from the shipped
+   point and from perturbed ones), to see whether the softmax relaxation left revenue in the family.
 
-    .venv/bin/python benchmarks/frontier_probes.py                 # all five (about 15 minutes)
+    .venv/bin/python benchmarks/frontier_probes.py                 # fee, surcharge, bvcg, menus (about 15 minutes)
     .venv/bin/python benchmarks/frontier_probes.py --probes fee,bvcg   # keeps the others' results
     .venv/bin/python benchmarks/frontier_probes.py --report-only
 """
@@ -44,7 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MYERSON = {"2x2": 5 / 6, "5x10": 6.71875}
-PROBES = ("fee", "surcharge", "bvcg", "menus", "penalised")
+PROBES = ("fee", "surcharge", "bvcg", "menus", "penalised", "direct")
 
 
 def probe_fee(name: str, grid: int, n_fit: int, n_test: int) -> dict:
@@ -245,6 +248,45 @@ def probe_penalised(K: int, steps: int, mu: float, seed: int) -> dict:
             "over_allocated_share": float((over > 1e-3).float().mean()), "mean_over_allocation": float(over.mean())}
 
 
+def probe_direct(name: str, starts: int, n_fit: int, n_test: int, max_evals: int) -> dict:
+    """Nelder-Mead on the exact (hard-argmax) revenue of a full-menu 2x2 AMA: boosts relative to
+    the empty allocation's and log w2 (w1 = 1), on one fixed sample; each end point measured on a
+    fresh one. Start 0 is the shipped point, the others add N(0, 0.05) to it."""
+    from scipy.optimize import minimize
+
+    from zkauction.learn.checkpoint import load_auction
+
+    net = load_auction(ROOT / "trained" / name).eval()
+    if (net.setting.n, net.setting.m) != (2, 2) or net.menu_kind != "full" or net.entry_fee:
+        raise ValueError("the direct probe is for a 2x2 full-menu AMA without a fee")
+    menu = net.allocation_menu().detach().double().numpy()  # [K, n, m]
+    lam0 = net.boosts[0].detach().double().numpy()  # the both-present profile's boosts
+    rng = np.random.default_rng(0)
+    fit, test = rng.random((n_fit, 2, 2)), rng.random((n_test, 2, 2))
+
+    def revenue(x: np.ndarray, v: np.ndarray) -> float:
+        lam, w = np.concatenate([[0.0], x[:-1]]), np.array([1.0, np.exp(x[-1])])
+        wv = np.einsum("knm,bnm->bkn", menu, v) * w  # [B, K, n] weighted values
+        welfare = wv.sum(-1) + lam
+        k = welfare.argmax(1)
+        pay = 0.0
+        for i in range(2):  # Clarke payments of the affine maximizer
+            others = welfare - wv[:, :, i]
+            pay = pay + (others.max(1) - others[np.arange(len(k)), k]) / w[i]
+        return float(np.mean(pay))
+
+    x0 = np.concatenate([lam0[1:] - lam0[0], [float(net.log_weights[1] - net.log_weights[0])]])
+    out = {"net": name, "n_fit": n_fit, "n_test": n_test, "shipped_fit": revenue(x0, fit), "shipped_test": revenue(x0, test), "starts": []}
+    for s in range(starts):
+        t0 = time.process_time()
+        start = x0 + (rng.normal(0.0, 0.05, x0.shape) if s else 0.0)
+        r = minimize(lambda x: -revenue(x, fit), start, method="Nelder-Mead",
+                     options={"maxfev": max_evals, "xatol": 1e-5, "fatol": 1e-7})
+        out["starts"].append({"fit": -float(r.fun), "test": revenue(r.x, test), "w2": float(np.exp(r.x[-1])),
+                              "evaluations": int(r.nfev), "cpu_s": round(time.process_time() - t0, 1)})
+    return out
+
+
 def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     return [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(r) + " |" for r in rows), ""]
@@ -277,6 +319,13 @@ def report(res: dict) -> str:
                         [[str(r["menu_size"]), str(r["steps"]), str(r["mu"]), f"{r['revenue']:.4f} ± {r['revenue_stderr']:.4f}",
                           f"{100 * r['over_allocated_share']:.2f}%", f"{r['mean_over_allocation']:.5f}", str(r["train_seconds"])]
                          for r in res["penalised"]])
+    if "direct" in res:
+        r = res["direct"]
+        lines += _table(f"Derivative-free search over the shipped 2x2 AMA's boosts and weight ({r['n_fit']:,} profiles fitted, "
+                        f"{r['n_test']:,} held out; shipped: {r['shipped_fit']:.4f} fitted, {r['shipped_test']:.4f} held out)",
+                        ["start", "revenue fitted", "revenue held out", "w2", "evaluations", "CPU s"],
+                        [["shipped" if i == 0 else f"perturbed {i}", f"{x['fit']:.4f}", f"{x['test']:.4f}", f"{x['w2']:.3f}",
+                          str(x["evaluations"]), str(x["cpu_s"])] for i, x in enumerate(r["starts"])])
     if "menus" in res:
         r = res["menus"]
         lines += ["## Highest-bidder menus (2x2)", "",
@@ -287,7 +336,7 @@ def report(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--probes", default="fee,surcharge,bvcg,menus", help="comma-separated: fee, surcharge, bvcg, menus, penalised")
+    ap.add_argument("--probes", default="fee,surcharge,bvcg,menus", help="comma-separated: fee, surcharge, bvcg, menus, penalised, direct")
     ap.add_argument("--menu-steps", type=int, default=3000)
     ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the JSON")
     args = ap.parse_args()
@@ -323,6 +372,8 @@ def main() -> None:
         res["menus"] = probe_menus(32, args.menu_steps, 0)
     if "penalised" in probes:
         res["penalised"] = [probe_penalised(32, 6000, mu, 0) for mu in (2.0, 10.0)]
+    if "direct" in probes:
+        res["direct"] = probe_direct("ama_2x2_uniform", 3, 200_000, 1_000_000, 3000)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "frontier_probes.json").write_text(json.dumps(res, indent=2) + "\n")
     (RESULTS / "frontier_probes.md").write_text(report(res))
