@@ -226,7 +226,8 @@ def register(app: typer.Typer) -> None:
                                    gain_mean_when_deviating=float(hit.mean()) if len(hit) else 0.0),
             ]
             if plot is not None:
-                cr.plot_profit(rounds, audits, a, gains, plot, accounting=accounting, trials=max(200, trials // 10), seed=seed)
+                cr.plot_profit(rounds, audits, a, gains, plot, accounting=accounting, seed=seed,
+                               trials=min(max(200, trials // 10), cap // rounds))  # >= 2: T <= cap / 2
         except _user_errors() + (ValueError,) as e:
             _fail(e)
         if as_json:
@@ -250,7 +251,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  {label:<18} simulated {s.mean_profit:+.4f} +- {s.ci95:.4f} (95% CI), closed form {c:+.4f}, "
                        f"caught {s.catch_rate:.3f}")
         if trials < 1000:
-            typer.echo(f"  ({trials} trials: rare catches are seldom sampled at this T; the closed forms are exact)")
+            typer.echo(f"  ({trials} trials: rare catches are seldom sampled; the closed forms are exact)")
         if plot is not None:
             typer.echo(f"plot -> {plot}")
 
