@@ -202,3 +202,21 @@ def test_a_simulation_above_the_memory_cap_is_refused():
 
     with pytest.raises(CredibilityError, match="above the cap"):
         simulate("always", MAX_SIMULATED_GAINS // 2 + 1, 1, 1.0, constant_gain(1.0), trials=2)
+
+
+def test_the_penalty_command_keeps_every_simulation_within_the_cap(root, tmp_path, monkeypatch):
+    """--trials defaults to what fits under the cap, and --plot (a tenth of the trials, at least 200)
+    stays within it too: with the cap at 2,000 gains and T = 100, 200 plot trials would exceed it."""
+    from typer.testing import CliRunner
+
+    import zkauction.protocol.credibility as cr
+    from zkauction.cli import app
+
+    monkeypatch.setattr(cr, "MAX_SIMULATED_GAINS", 2000)
+    res = CliRunner().invoke(app, ["penalty", str(root / "configs" / "ama_2x2_uniform.toml"), "--rounds", "100",
+                                   "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+    assert "(20 trials, accounting 'keep'" in res.output and "rare catches are seldom sampled" in res.output
+    assert (tmp_path / "p.png").stat().st_size > 0
+    big = CliRunner().invoke(app, ["penalty", str(root / "configs" / "ama_2x2_uniform.toml"), "--rounds", "100", "--trials", "21"])
+    assert big.exit_code == 2 and "give --trials 20 or fewer" in big.output
