@@ -56,8 +56,7 @@ class Grid:
         self.k, self.n, self.h, self.p = k, bidders, 1.0 / k, (k + 1) ** 2
         self.aa, self.bb = np.meshgrid(np.arange(k + 1), np.arange(k + 1), indexing="ij")
         self.objective = self._objective()
-        self.stencil = self.ic_rows([(da, db) for da in range(-radius, radius + 1) for db in range(-radius, radius + 1)
-                                     if (da, db) != (0, 0) and math.gcd(da, db) == 1])
+        self.stencil = self.ic_rows(*self._stencil_pairs(radius))
 
     def ix(self, a, b):
         return a * (self.k + 1) + b
@@ -82,19 +81,22 @@ class Grid:
                     c[2 * p + t] += w * (b + 0.5 - cb) * h
         return c * self.n
 
-    def ic_rows(self, pairs_or_dirs, direct: bool = False) -> sp.csr_matrix:
-        """Rows U(t) + q(t).(t' - t) - U(t') <= 0, for stencil directions or explicit (t, t') pairs."""
-        k, h, p = self.k, self.h, self.p
-        if direct:
-            t = np.array([a for a, _ in pairs_or_dirs], dtype=int)
-            t2 = np.array([b for _, b in pairs_or_dirs], dtype=int)
-        else:
-            ts, t2s = [], []
-            for da, db in pairs_or_dirs:
+    def _stencil_pairs(self, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """(t, t') for every grid type t and every primitive direction of length at most ``radius``."""
+        k, ts, t2s = self.k, [], []
+        for da in range(-radius, radius + 1):
+            for db in range(-radius, radius + 1):
+                if (da, db) == (0, 0) or math.gcd(da, db) != 1:
+                    continue
                 m = (self.aa + da >= 0) & (self.aa + da <= k) & (self.bb + db >= 0) & (self.bb + db <= k)
                 ts.append(self.ix(self.aa[m], self.bb[m]))
                 t2s.append(self.ix(self.aa[m] + da, self.bb[m] + db))
-            t, t2 = np.concatenate(ts), np.concatenate(t2s)
+        return np.concatenate(ts), np.concatenate(t2s)
+
+    def ic_rows(self, t, t2) -> sp.csr_matrix:
+        """Rows U(t) + q(t).(t' - t) - U(t') <= 0 for the index pairs (t[i], t2[i])."""
+        k, h, p = self.k, self.h, self.p
+        t, t2 = np.asarray(t, dtype=int), np.asarray(t2, dtype=int)
         (a1, b1), (a2, b2) = np.divmod(t, k + 1), np.divmod(t2, k + 1)
         r = np.arange(len(t))
         vals = np.concatenate([np.ones(len(t)), (a2 - a1) * h, (b2 - b1) * h, -np.ones(len(t))])
@@ -170,7 +172,7 @@ def upper_bound(k: int, bidders: int, radius: int = 2, log=print, max_iterations
     ``max_iterations`` (0: until no cut is violated) still gives a valid, looser bound."""
     g = Grid(k, bidders, radius)
     sets = {tuple([a] * k) for a in range(k)}  # {v_j >= a/K}
-    rows, rhs, ic_pairs, ic_seen = [], [], [], set()
+    rows, rhs, ic_pairs = [], [], {}  # ic_pairs: the (t, t') imposed, in order
 
     def add(th) -> None:
         for item in (1, 2):
@@ -185,7 +187,7 @@ def upper_bound(k: int, bidders: int, radius: int = 2, log=print, max_iterations
         it += 1
         parts, b = [g.stencil, sp.csr_matrix(np.array(rows))], [np.zeros(g.stencil.shape[0]), np.array(rhs)]
         if ic_pairs:
-            parts.append(g.ic_rows(ic_pairs, direct=True))
+            parts.append(g.ic_rows(*zip(*ic_pairs)))
             b.append(np.zeros(len(ic_pairs)))
         res = linprog(-g.objective, A_ub=sp.vstack(parts).tocsr(), b_ub=np.concatenate(b),
                       bounds=[(0, None)] * g.p + [(0, 1)] * (2 * g.p), method="highs")
@@ -194,12 +196,11 @@ def upper_bound(k: int, bidders: int, radius: int = 2, log=print, max_iterations
         x, value = res.x, -res.fun
         cuts = [th for _, th in g.violated_sets(x) if th not in sets] if bidders > 1 else []
         new_ic, ic_viol = g.violated_ic(x)
-        new_ic = [pair for pair in new_ic if pair not in ic_seen]  # one already imposed: solver tolerance
-        ic_seen.update(new_ic)
+        new_ic = [pair for pair in new_ic if pair not in ic_pairs]  # one already imposed: solver tolerance
         for th in cuts:
             sets.add(th)
             add(th)
-        ic_pairs += new_ic
+        ic_pairs.update(dict.fromkeys(new_ic))
         log(f"  K={k} n={bidders} iteration {it}: bound {value:.5f}, +{len(cuts)} Border sets, "
             f"+{len(new_ic)} IC pairs (worst {ic_viol:.1e}), {time.process_time() - start:.0f} CPU s")
         converged = not cuts and not new_ic

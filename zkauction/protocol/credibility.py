@@ -117,16 +117,12 @@ def catch_probability(rounds: int, audits: int, deviations: int) -> float:
     return 1.0 - math.comb(rounds - deviations, audits) / math.comb(rounds, audits)
 
 
-def _miss_table(rounds: int, audits: int) -> np.ndarray:
-    """P(not caught | w deviations) = C(T-w, k) / C(T, k) for w = 0..T, by the recurrence
-    m_{w+1} = m_w (T-w-k) / (T-w) in floats: O(T), relative error about T * 1e-16."""
-    w = np.arange(rounds, dtype=np.float64)
-    return np.concatenate([[1.0], np.cumprod(np.clip((rounds - w - audits) / (rounds - w), 0.0, None))])
-
-
 def _catch_table(rounds: int, audits: int) -> np.ndarray:
-    """P(caught | w deviations) for w = 0..T."""
-    return 1.0 - _miss_table(rounds, audits)
+    """P(caught | w deviations) for w = 0..T: 1 - m_w, with the miss probability m_w = C(T-w, k) /
+    C(T, k) by the recurrence m_{w+1} = m_w (T-w-k) / (T-w) in floats: O(T), relative error about
+    T * 1e-16."""
+    w = np.arange(rounds, dtype=np.float64)
+    return 1.0 - np.concatenate([[1.0], np.cumprod(np.clip((rounds - w - audits) / (rounds - w), 0.0, None))])
 
 
 def penalty_needed(rounds: int, audits: int, deviations: int, gain: float, accounting: Accounting = "keep") -> float:
