@@ -47,7 +47,6 @@ from zkauction.protocol.local import LocalRun, run_rounds, simulated_bids  # noq
 from zkauction.protocol.demo import auction_info  # noqa: E402
 from zkauction.protocol.auctioneer import circuit_outcome_function  # noqa: E402
 from zkauction.protocol.state import read_state  # noqa: E402
-from zkauction.learn.setting import ParticipationModel  # noqa: E402
 
 T_GRID = (100, 1_000, 10_000, 100_000)
 K_GRID = (1, 2, 5)
@@ -111,7 +110,7 @@ def main() -> None:
         compile_auction(trained, args.circuit, dev_srs=True)
     circuit = Circuit.load(args.circuit)
     setting = circuit.auction_setting()
-    participation = ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n)
+    participation = circuit.participation_model()
     trained_dir = trained_dir_of(circuit, args.auction)
     net = load_auction(trained_dir) if trained_dir is not None and (trained_dir / "config.json").is_file() else None
     T = args.rounds

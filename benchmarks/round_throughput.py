@@ -41,7 +41,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zkauction.learn.setting import ParticipationModel  # noqa: E402
 from zkauction.protocol.auctioneer import circuit_outcome_function  # noqa: E402
 from zkauction.protocol.demo import auction_info, load_circuit  # noqa: E402
 from zkauction.protocol.local import LocalRun, simulated_bids  # noqa: E402
@@ -85,7 +84,7 @@ def evaluator_report(circuit, bids: dict[int, list[list[float]]]) -> dict[str, o
 def measure(circuit_dir: Path, T: int, tmp: Path, extra: dict[str, float] | None = None, block: int = 64) -> dict[str, object]:
     circuit = load_circuit(circuit_dir)
     setting = circuit.auction_setting()
-    participation = ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n)
+    participation = circuit.participation_model()
     t0 = time.perf_counter()
     outcome = circuit_outcome_function(circuit)  # built once (evaluator with its ezkl probes)
     build_s = time.perf_counter() - t0

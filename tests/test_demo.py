@@ -120,9 +120,7 @@ def _setting(circuit):
 
 
 def _participation(circuit):
-    from zkauction.learn.setting import ParticipationModel
-
-    return ParticipationModel.from_dict(circuit.manifest.get("participation", {}), circuit.n)
+    return circuit.participation_model()
 
 
 @pytest.mark.slow

@@ -291,14 +291,12 @@ def register(app: typer.Typer) -> None:
 
 def _setting_source(source: Path) -> tuple[Any, Any, Any]:
     """(setting, participation, net or None) from a trained folder, a circuit folder or a config."""
-    from zkauction.learn.setting import ParticipationModel
-
     if (source / "manifest.json").is_file():
         from zkauction.zk.circuit import Circuit
 
         circuit = Circuit.load(source, check_hashes=False)
         setting = circuit.auction_setting()
-        return setting, ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n), None
+        return setting, circuit.participation_model(), None
     if (source / "config.json").is_file():
         from zkauction.learn.checkpoint import load_auction
 

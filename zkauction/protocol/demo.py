@@ -57,7 +57,6 @@ def start_or_resume(
     from zkauction.protocol.local import LocalRun, RUN_FILE, private_dir
     from zkauction.protocol.auctioneer import circuit_outcome_function
     from zkauction.protocol.state import ProtocolError
-    from zkauction.learn.setting import ParticipationModel
 
     cfg_file = private_dir(db) / RUN_FILE
     if db.is_file() and not cfg_file.is_file():
@@ -106,7 +105,7 @@ def start_or_resume(
     if problem:
         raise ProtocolError(problem)
     setting = circuit.auction_setting()
-    participation = ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n)
+    participation = circuit.participation_model()
     return LocalRun.create(
         db, circuit_outcome_function(circuit), setting=setting, participation=participation,
         input_scale=circuit.input_scale, auction=auction_info(circuit), rounds=rounds, audits=audits,

@@ -96,7 +96,6 @@ def run_network_demo(
 ) -> dict[str, Any]:
     """Serve, bid from separate processes, audit in zk, verify from a monitor; returns the summary
     (also written to ``out/network/summary.json``)."""
-    from zkauction.learn.setting import ParticipationModel
     from zkauction.protocol.auctioneer import circuit_outcome_function
     from zkauction.protocol.audit import Auditor
     from zkauction.protocol.demo import INSECURE, demo_folders, print_report
@@ -117,7 +116,7 @@ def run_network_demo(
     timings["circuit_s"] = time.perf_counter() - t
     echo(f"      logrows {circuit.logrows}, input scale {circuit.input_scale}; WARNING: {INSECURE}")
     setting = circuit.auction_setting()
-    participation = ParticipationModel.from_dict(circuit.manifest.get("participation", {}), setting.n)
+    participation = circuit.participation_model()
 
     net = out / "network"
     shutil.rmtree(net, ignore_errors=True)

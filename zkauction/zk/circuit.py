@@ -193,6 +193,16 @@ class Circuit:
         except (ZkAuctionError, TypeError, ValueError, KeyError) as e:
             raise CircuitError(f"{self.dir / MANIFEST_FILE}: {e}") from None
 
+    def participation_model(self) -> Any:
+        """The manifest's participation model as a :class:`~zkauction.learn.setting.ParticipationModel`
+        (everyone always present when the manifest has none; a bad one is a :class:`CircuitError`)."""
+        from zkauction.learn.setting import ParticipationModel
+
+        try:
+            return ParticipationModel.from_dict(self.manifest.get("participation", {}), self.n)
+        except (ZkAuctionError, TypeError, ValueError, KeyError) as e:
+            raise CircuitError(f"{self.dir / MANIFEST_FILE}: {e}") from None
+
     @property
     def n(self) -> int:
         return int(self.manifest["n"])
