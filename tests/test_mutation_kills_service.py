@@ -561,7 +561,7 @@ def test_a_client_waiting_without_anything_to_resend_passes_a_refusal_on(tmp_pat
         resent = []
         calls = _status_then_reached(Refused(403, "forbidden"), times=2)
         c.remote.status = lambda *a, **k: calls()
-        c._wait(2, 0, resend=lambda: resent.append(1))  # with something to resend: logged, waits on
+        c._wait(2, 0, resend=lambda _: resent.append(1))  # with something to resend: logged, waits on
     finally:
         run.close()
 

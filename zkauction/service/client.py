@@ -176,14 +176,17 @@ class BidderClient:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def _wait(self, round: int, phase: int, resend: Callable[[], None] | None = None, poll: float = 10.0) -> dict[str, Any]:
+    def _wait(self, round: int, phase: int, resend: Callable[[dict[str, Any] | None], None] | None = None,
+              poll: float = 10.0) -> dict[str, Any]:
         """Wait until the run reaches (round, phase); ``resend`` is called after every reconnect or
-        unsatisfied wait of ``poll`` seconds (what the server may have lost in a restart)."""
-        lost, last_ok = False, time.monotonic()
+        unsatisfied wait of ``poll`` seconds (what the server may have lost in a restart), with the
+        status that wait ended on (None after a reconnect: not known)."""
+        lost, last_ok, s = False, time.monotonic(), None
         while True:
             try:
                 if lost and resend is not None:
-                    resend()
+                    resend(s)
+                s = None
                 s = self.remote.status(round, phase, wait=poll)
                 last_ok = time.monotonic()
                 lost = True  # an unsatisfied wait: send again, in case the server restarted meanwhile
@@ -215,7 +218,7 @@ class BidderClient:
             if bids is None or self.bidder.committed_bids(bids) is None:  # (bids that snap to all zeros are none)
                 self._retry(lambda: self._pass(r))
                 self.report.rounds_passed += 1
-                self._wait(r, 3, resend=lambda: self._pass_quietly(r))
+                self._wait(r, 3, resend=lambda _: self._pass_quietly(r))
                 continue
             try:
                 self._retry(lambda: b.commit(r, bids))
@@ -227,13 +230,13 @@ class BidderClient:
             self.report.rounds_bid += 1
             self._wait(r, 1)
             self._retry(lambda: self._open(r))
-            s = self._wait(r, 2, resend=lambda: self._open(r))
+            s = self._wait(r, 2, resend=lambda _: self._open(r))
             if s["round"] == r and s["phase"] == 2:
                 self._retry(lambda: self._dispute_if_rejected(r))
             # until the outcome: a restarted server lost the openings it held in memory, and may reject
             # this bidder for no_opening after it has opened; every 2 s, send the opening again if the run
             # is back in the opening phase, and dispute such a rejection before the dispute deadline
-            self._wait(r, 3, resend=lambda: self._deliver(r), poll=2.0)
+            self._wait(r, 3, resend=lambda status: self._deliver(r, status), poll=2.0)
             self._retry(lambda: b.check_outcome(r))
             self.report.outcomes_checked += 1
         T = ann.rounds
@@ -292,10 +295,12 @@ class BidderClient:
         self._disputed.add(r)
         self.report.disputes += 1
 
-    def _deliver(self, r: int) -> None:
-        """While waiting for round ``r``'s outcome: where the run is now decides (a restarted server is
-        back in the opening phase: the opening again; in the closing phase: a dispute if rejected)."""
-        s = self.remote.status()
+    def _deliver(self, r: int, s: dict[str, Any] | None = None) -> None:
+        """While waiting for round ``r``'s outcome: where the run is now (``s``, the status the last wait
+        ended on, or asked afresh) decides (a restarted server is back in the opening phase: the opening
+        again; in the closing phase: a dispute if rejected)."""
+        if s is None:
+            s = self.remote.status()
         if s["round"] == r and s["phase"] == 1:
             self._open(r)
         elif s["round"] == r and s["phase"] == 2:
