@@ -102,3 +102,14 @@ def test_the_command_writes_its_results_and_refuses_bad_grids(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dsic_gap.py"), "--grids", "2,x"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--grids" in bad.stderr
+
+
+def test_the_ama_search_reaches_the_dsic_optimum_at_k3_and_never_passes_it():
+    """At K = 3 an affine maximizer is a strategy-proof optimum (the line searches find it); a search
+    claiming more than the LP optimum would be a bug in one of them."""
+    s = dg.Setting((np.arange(3) + 0.5) / 3)
+    found = dg.best_ama(s, steps=7, restarts=1, candidates=60, log=lambda *a: None)
+    dsic = dg.dsic_optimum(s)["revenue"]
+    assert found["revenue"] == pytest.approx(dsic, abs=1e-7)
+    assert found["revenue"] <= dsic + 1e-9
+    assert dg.ama_revenue(s, np.array(found["boosts"]), found["weight2"]) == pytest.approx(found["revenue"], abs=1e-12)
