@@ -15,18 +15,21 @@ an item drawn uniformly from K points (the midpoints (i + 1/2)/K of U[0,1]'s K c
   t' of every type t against every s. Exact: no cut, no relaxation.
 - **BIC**: the best Bayesian IC and interim IR auction: the same ex-post allocations, but IC and IR
   on the interim allocation Q(t) = E_s a(t, s) and interim utility U(t) only.
-- **AMA**: the best affine maximizer over the nine deterministic outcomes (each item to bidder 1,
-  bidder 2 or nobody): boosts found by a grid search over the bidder- and item-symmetric ones, then
-  Nelder-Mead over all nine and bidder 2's weight, with exact revenue on the finite distribution
-  (ties broken toward revenue, which keeps an AMA strategy-proof: every tied outcome gives each
-  bidder the same utility).
+- **AMA**: the best affine maximizer found over the nine deterministic outcomes (each item to bidder
+  1, bidder 2 or nobody): a grid search over the bidder- and item-symmetric boosts, Nelder-Mead over
+  all nine and bidder 2's weight, exact line searches over each boost at its breakpoints, random
+  restarts (:func:`best_ama`). Its revenue is exact on the finite distribution, with the largest
+  payments that keep its allocation truthful there (:func:`least_utilities`), as the LPs' auctions
+  may charge; ties are broken toward revenue, which keeps an AMA strategy-proof (every tied outcome
+  gives each bidder the same utility). A search's best: the best AMA may earn a little more.
 - **item-wise**: each item sold by the optimal single-item auction for the discrete distribution
   (its DSIC LP with one item).
 
 A check: with values {1, 2} equally likely, Yao (EC 2017) proves the Bayesian optimum exceeds the
 dominant-strategy one by exactly 2%; the first row reproduces it.
 
-    python benchmarks/dsic_gap.py                       # K = 2..8 (about 40 CPU minutes)
+    python benchmarks/dsic_gap.py                       # K = 2..8 (about 15 CPU minutes)
+    python benchmarks/dsic_gap.py --grids 2,3,4,5,6,7,8,9  # the results file: K = 9 adds 16 (LPs only)
     python benchmarks/dsic_gap.py --grids 4,6 --no-ama  # LPs only
 """
 
