@@ -12,7 +12,9 @@ an item drawn uniformly from K points (the midpoints (i + 1/2)/K of U[0,1]'s K c
   and u(t2, t1) (an optimal auction can be taken bidder-symmetric: averaging an auction with its
   mirror image keeps every linear constraint and the revenue), so feasibility is
   a_j(t1, t2) + a_j(t2, t1) <= 1, and IC is u(t, s) >= u(t', s) + (t - t').a(t', s) for every report
-  t' of every type t against every s. Exact: no cut, no relaxation.
+  t' of every type t against every s. Exact: the IC rows start with each type's eight grid neighbours
+  and every violated row is added until none is (``--no-cuts``: all K^6 at once; the same optimum;
+  at every K here the neighbours alone already sufficed).
 - **BIC**: the best Bayesian IC and interim IR auction: the same ex-post allocations, but IC and IR
   on the interim allocation Q(t) = E_s a(t, s) and interim utility U(t) only.
 - **AMA**: the best affine maximizer found over the nine deterministic outcomes (each item to bidder
@@ -28,8 +30,8 @@ an item drawn uniformly from K points (the midpoints (i + 1/2)/K of U[0,1]'s K c
 A check: with values {1, 2} equally likely, Yao (EC 2017) proves the Bayesian optimum exceeds the
 dominant-strategy one by exactly 2%; the first row reproduces it.
 
-    python benchmarks/dsic_gap.py                       # K = 2..8 (about 15 CPU minutes)
-    python benchmarks/dsic_gap.py --grids 2,3,4,5,6,7,8,9  # the results file: K = 9 adds 16 (LPs only)
+    python benchmarks/dsic_gap.py                       # K = 2..8 (about 12 CPU minutes)
+    python benchmarks/dsic_gap.py --grids 2,3,4,5,6,7,8,9,10,11,12  # the results file
     python benchmarks/dsic_gap.py --grids 4,6 --no-ama  # LPs only
 """
 
@@ -102,17 +104,28 @@ def _feasibility_rows(t: int, a_col, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(2 * m, n))
 
 
-def dsic_lp(s: Setting) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, list]:
+def _dsic_ic_rows(s: Setting, ctx: np.ndarray, tt: np.ndarray, pp: np.ndarray, n: int) -> sp.csr_matrix:
+    """DSIC rows u(t', s2) - u(t, s2) + (t - t').a(t', s2) <= 0 for the triples (s2, t, t') = (ctx, tt, pp)."""
+    t, n_a = s.t, 2 * s.t * s.t
+    diff = s.types[tt] - s.types[pp]
+    cols = np.stack([n_a + pp * t + ctx, n_a + tt * t + ctx, 2 * (pp * t + ctx), 2 * (pp * t + ctx) + 1], axis=1)
+    vals = np.stack([np.ones(len(tt)), -np.ones(len(tt)), diff[:, 0], diff[:, 1]], axis=1)
+    rows = np.repeat(np.arange(len(tt)), 4)
+    return sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(len(tt), n))
+
+
+def dsic_lp(s: Setting, triples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, list]:
     """The DSIC LP as (c, A_ub, b_ub, bounds), minimising c.x: x holds a(t1, t2, j) at 2 (t1 T + t2) + j,
-    then u(t1, t2) at 2 T^2 + t1 T + t2 (bidder 1's allocation and utility; bidder 2's are the mirror)."""
+    then u(t1, t2) at 2 T^2 + t1 T + t2 (bidder 1's allocation and utility; bidder 2's are the mirror).
+    IC rows for every (opponent type s2, type t, report t') unless ``triples`` names a subset."""
     t = s.t
     n_a = 2 * t * t
-    prof = np.arange(t * t).reshape(t, t)
-    # IC for bidder 1 given bidder 2's type s2: the columns of u(., s2) and a(., s2)
-    u_idx = n_a + prof.T  # u_idx[s2, t1]
-    a_idx = np.stack([2 * prof.T, 2 * prof.T + 1], axis=2)  # a_idx[s2, t1, j]
     n = n_a + t * t
-    ic = _ic_rows(s.types, u_idx, a_idx, n)
+    if triples is None:
+        ctx, tt, pp = np.nonzero(np.broadcast_to(~np.eye(t, dtype=bool), (t, t, t)))
+        triples = (ctx, tt, pp)
+    ic = _dsic_ic_rows(s, *triples, n)
     feas = _feasibility_rows(t, lambda x, y, j: 2 * (x * t + y) + j, n)
     weight = np.outer(s.f, s.f)  # P(t1) P(t2)
     c = np.zeros(n)
@@ -124,14 +137,44 @@ def dsic_lp(s: Setting) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, list]:
     return c, a_ub, b_ub, [(0, 1)] * n_a + [(0, None)] * (t * t)
 
 
-def dsic_optimum(s: Setting) -> dict:
-    """The best bidder-symmetric dominant-strategy IC, ex-post IR auction (an exact LP)."""
-    c, a_ub, b_ub, bounds = dsic_lp(s)
-    # interior point (with crossover): 3 times faster than the simplex at K = 7, the same optimum
-    rev, x, cpu = _solve(c, a_ub, b_ub, bounds, method="highs-ipm")
-    n_a = 2 * s.t * s.t
-    return {"revenue": rev, "cpu_s": cpu, "rows": a_ub.shape[0], "columns": len(c),
-            "allocation": x[:n_a].reshape(s.t, s.t, 2), "utility": x[n_a:].reshape(s.t, s.t)}
+def dsic_violations(s: Setting, alloc: np.ndarray, util: np.ndarray) -> np.ndarray:
+    """V[s2, t, t'] = what type t gains by reporting t' against s2 (bidder 1's view; > 0: not truthful)."""
+    a = alloc.transpose(1, 0, 2)  # [s2, t', j]
+    u = util.T  # [s2, t]
+    return (u[:, None, :] - u[:, :, None] + np.einsum("tj,cpj->ctp", s.types, a)
+            - (s.types[None] * a).sum(axis=2)[:, None, :])
+
+
+def dsic_optimum(s: Setting, cuts: bool = False, tol: float = 1e-8, radius: int = 1, log=print) -> dict:
+    """The best bidder-symmetric dominant-strategy IC, ex-post IR auction (an exact LP). With ``cuts``,
+    IC rows start with each type's grid neighbours within ``radius`` steps per item (0: none) and every
+    violated row is added until none is: the same optimum with far fewer rows."""
+    started = time.process_time()
+    t = s.t
+    n_a = 2 * t * t
+    triples, rounds = None, 0
+    if cuts:
+        k = int(round(np.sqrt(t)))
+        ia, ib = np.divmod(np.arange(t), k)
+        near = ((np.abs(ia[:, None] - ia[None]) <= radius) & (np.abs(ib[:, None] - ib[None]) <= radius)
+                & ~np.eye(t, dtype=bool))
+        triples = np.nonzero(np.broadcast_to(near, (t, t, t)))
+    while True:
+        c, a_ub, b_ub, bounds = dsic_lp(s, triples)
+        # interior point (with crossover): 3 times faster than the simplex at K = 7, the same optimum
+        rev, x, _ = _solve(c, a_ub, b_ub, bounds, method="highs-ipm")
+        alloc, util = x[:n_a].reshape(t, t, 2), x[n_a:].reshape(t, t)
+        if not cuts:
+            break
+        rounds += 1
+        viol = dsic_violations(s, alloc, util)
+        new = np.nonzero(viol > tol)
+        log(f"      cuts round {rounds}: {a_ub.shape[0]} rows, revenue {rev:.6f}, {len(new[0])} violated")
+        if not len(new[0]):
+            break
+        triples = tuple(np.concatenate([old, add]) for old, add in zip(triples, new))
+    return {"revenue": rev, "cpu_s": time.process_time() - started, "rows": a_ub.shape[0], "columns": len(c),
+            "rounds": rounds, "allocation": alloc, "utility": util}
 
 
 def bic_optimum(s: Setting) -> dict:
@@ -340,14 +383,16 @@ def _simplex(x0: np.ndarray, step: float) -> np.ndarray:
     return np.vstack([x0] + [x0 + step * np.eye(len(x0))[i] for i in range(len(x0))])
 
 
-def run(label: str, s: Setting, ama: bool, restarts: int = 0, candidates: int = 300, log=print) -> dict:
+def run(label: str, s: Setting, ama: bool, restarts: int = 0, candidates: int = 300, cuts: bool = True,
+        log=print) -> dict:
     log(f"{label}: {s.t} types per bidder, {s.t ** 2} profiles")
-    d = dsic_optimum(s)
+    d = dsic_optimum(s, cuts=cuts, log=log)
     log(f"    DSIC {d['revenue']:.6f} ({d['rows']} rows, {d['cpu_s']:.1f} CPU s)")
     b = bic_optimum(s)
     log(f"    BIC  {b['revenue']:.6f} ({b['cpu_s']:.1f} CPU s)")
     row = {"setting": label, "values": s.values.tolist(), "types": s.t, "dsic": d["revenue"], "bic": b["revenue"],
-           "itemwise": itemwise_optimum(s), "dsic_rows": d["rows"], "dsic_cpu_s": round(d["cpu_s"], 2),
+           "itemwise": itemwise_optimum(s), "dsic_rows": d["rows"], "dsic_cut_rounds": d["rounds"],
+           "dsic_cpu_s": round(d["cpu_s"], 2),
            "bic_cpu_s": round(b["cpu_s"], 2)}
     if ama:
         a = best_ama(s, candidates=candidates, restarts=restarts, log=log)
@@ -373,7 +418,7 @@ def report(rows: list[dict], command: str) -> str:
         "grids reward charging at grid thresholds, one reason their revenues stand far above the continuum's",
         "(about 0.88 for 2x2 U[0,1]). Only ratios are compared across them.",
         "",
-        "| values | DSIC optimum | BIC optimum | BIC / DSIC | best AMA found | AMA / DSIC | same AMA, own payments | item-wise | DSIC LP rows | DSIC CPU s |",
+        "| values | DSIC optimum | BIC optimum | BIC / DSIC | best AMA found | AMA / DSIC | same AMA, own payments | item-wise | DSIC LP rows (final) | DSIC CPU s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -397,6 +442,8 @@ def main() -> None:
     ap.add_argument("--grids", default="2,3,4,5,6,7,8", help="comma-separated K: values (i + 1/2)/K, i < K (default 2..8)")
     ap.add_argument("--no-yao", action="store_true", help="skip the {1, 2} check row")
     ap.add_argument("--no-ama", action="store_true", help="skip the AMA search")
+    ap.add_argument("--no-cuts", action="store_true",
+                    help="impose every DSIC IC row at once (K^6 rows) instead of neighbours plus violated rows")
     ap.add_argument("--ama-max-k", type=int, default=8, help="search the AMA only for K up to this (default 8)")
     ap.add_argument("--restarts", type=int, default=6, help="random restarts of the AMA's line searches (default 6)")
     ap.add_argument("--candidates", type=int, default=120,
@@ -407,16 +454,17 @@ def main() -> None:
         grids = [int(g) for g in args.grids.split(",") if g.strip()]
     except ValueError:
         ap.error(f"--grids: not a comma-separated list of integers: {args.grids!r}")
-    if any(k < 1 or k > 12 for k in grids):
-        ap.error("--grids: each K must be between 1 and 12 (the DSIC LP has K^6 rows)")
+    if any(k < 1 or k > 16 for k in grids):
+        ap.error("--grids: each K must be between 1 and 16 (the DSIC LP has up to K^6 rows)")
     if args.restarts < 0 or args.candidates < 1:
         ap.error("--restarts must be >= 0 and --candidates >= 1")
     rows = []
     if not args.no_yao:
-        rows.append(run("{1, 2} (Yao)", Setting([1.0, 2.0]), not args.no_ama, args.restarts, args.candidates))
+        rows.append(run("{1, 2} (Yao)", Setting([1.0, 2.0]), not args.no_ama, args.restarts, args.candidates,
+                        not args.no_cuts))
     for k in grids:
         rows.append(run(f"K = {k}", Setting((np.arange(k) + 0.5) / k), not args.no_ama and k <= args.ama_max_k,
-                        args.restarts, args.candidates))
+                        args.restarts, args.candidates, not args.no_cuts))
     command = "python benchmarks/dsic_gap.py" + "".join(f" {a}" for a in os.sys.argv[1:])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

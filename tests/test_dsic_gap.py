@@ -113,3 +113,25 @@ def test_the_ama_search_reaches_the_dsic_optimum_at_k3_and_never_passes_it():
     assert found["revenue"] == pytest.approx(dsic, abs=1e-7)
     assert found["revenue"] <= dsic + 1e-9
     assert dg.ama_revenue(s, np.array(found["boosts"]), found["weight2"]) == pytest.approx(found["revenue"], abs=1e-12)
+
+
+def test_cutting_planes_reach_the_full_lps_optimum_and_leave_no_violated_row():
+    for values in ((np.arange(4) + 0.5) / 4, [1.0, 2.0, 4.5]):
+        s = dg.Setting(values)
+        full = dg.dsic_optimum(s)
+        for radius in (1, 0):  # neighbours first, or no IC row at all to start with
+            cut = dg.dsic_optimum(s, cuts=True, radius=radius, log=lambda *a: None)
+            assert cut["revenue"] == pytest.approx(full["revenue"], abs=1e-7)
+            assert dg.dsic_violations(s, cut["allocation"], cut["utility"]).max() <= 1e-7
+            assert cut["rows"] < full["rows"]
+        assert cut["rounds"] > 1  # from nothing, rows had to be added
+
+
+def test_violations_are_what_a_misreport_gains():
+    s = dg.Setting([0.2, 0.9])
+    rng = np.random.default_rng(3)
+    alloc, util = rng.random((s.t, s.t, 2)), rng.random((s.t, s.t))
+    v = dg.dsic_violations(s, alloc, util)
+    for c, t, p in itertools.product(range(s.t), repeat=3):
+        gain = s.types[t] @ alloc[p, c] - (s.types[p] @ alloc[p, c] - util[p, c]) - util[t, c]
+        assert v[c, t, p] == pytest.approx(gain, abs=1e-12)
