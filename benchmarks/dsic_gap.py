@@ -77,23 +77,13 @@ def _solve(c, a_ub, b_ub, bounds, a_eq=None, b_eq=None, method="highs") -> tuple
     return -res.fun, res.x, time.process_time() - started
 
 
-def _ic_rows(types: np.ndarray, u_index, a_index, n: int) -> sp.csr_matrix:
-    """Rows u(t') - u(t) + (t - t').a(t') <= 0 for every ordered pair t != t' of ``types``; u_index(t) and
-    a_index(t, j) give each block's column (arrays of shape (T,) and (T, 2), possibly one per context), of n."""
-    tt, pp = np.nonzero(~np.eye(len(types), dtype=bool))  # t truthful, p = t' reported
-    diff = types[tt] - types[pp]
-    u = np.atleast_2d(u_index)  # (contexts, T)
-    a = a_index if a_index.ndim == 3 else a_index[None]  # (contexts, T, 2)
-    rows_per = len(tt)
-    blocks = []
-    for c in range(u.shape[0]):
-        cols = np.stack([u[c, pp], u[c, tt], a[c, pp, 0], a[c, pp, 1]], axis=1)
-        vals = np.stack([np.ones(rows_per), -np.ones(rows_per), diff[:, 0], diff[:, 1]], axis=1)
-        blocks.append((cols, vals))
-    cols = np.concatenate([b[0] for b in blocks])
-    vals = np.concatenate([b[1] for b in blocks])
-    rows = np.repeat(np.arange(len(cols)), 4)
-    return sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(len(cols), n))
+def _ic_rows(diff: np.ndarray, u_report, u_true, a_report: np.ndarray, n: int) -> sp.csr_matrix:
+    """Rows u(t') - u(t) + (t - t').a(t') <= 0, one per misreport: ``diff`` (rows, 2) holds t - t', the
+    other arguments the columns of u(t'), u(t) and a(t', j) (rows, 2) among n."""
+    cols = np.stack([u_report, u_true, a_report[:, 0], a_report[:, 1]], axis=1)
+    vals = np.stack([np.ones(len(diff)), -np.ones(len(diff)), diff[:, 0], diff[:, 1]], axis=1)
+    rows = np.repeat(np.arange(len(diff)), 4)
+    return sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(len(diff), n))
 
 
 def _feasibility_rows(t: int, a_col, n: int) -> sp.csr_matrix:
@@ -103,16 +93,6 @@ def _feasibility_rows(t: int, a_col, n: int) -> sp.csr_matrix:
     rows = np.repeat(np.arange(2 * m), 2)
     cols = np.concatenate([np.stack([a_col(i1, i2, j), a_col(i2, i1, j)], axis=1).ravel() for j in range(2)])
     return sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(2 * m, n))
-
-
-def _dsic_ic_rows(s: Setting, ctx: np.ndarray, tt: np.ndarray, pp: np.ndarray, n: int) -> sp.csr_matrix:
-    """DSIC rows u(t', s2) - u(t, s2) + (t - t').a(t', s2) <= 0 for the triples (s2, t, t') = (ctx, tt, pp)."""
-    t, n_a = s.t, 2 * s.t * s.t
-    diff = s.types[tt] - s.types[pp]
-    cols = np.stack([n_a + pp * t + ctx, n_a + tt * t + ctx, 2 * (pp * t + ctx), 2 * (pp * t + ctx) + 1], axis=1)
-    vals = np.stack([np.ones(len(tt)), -np.ones(len(tt)), diff[:, 0], diff[:, 1]], axis=1)
-    rows = np.repeat(np.arange(len(tt)), 4)
-    return sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(len(tt), n))
 
 
 def dsic_lp(s: Setting, triples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -126,7 +106,9 @@ def dsic_lp(s: Setting, triples: tuple[np.ndarray, np.ndarray, np.ndarray] | Non
     if triples is None:
         ctx, tt, pp = np.nonzero(np.broadcast_to(~np.eye(t, dtype=bool), (t, t, t)))
         triples = (ctx, tt, pp)
-    ic = _dsic_ic_rows(s, *triples, n)
+    ctx, tt, pp = triples
+    ic = _ic_rows(s.types[tt] - s.types[pp], n_a + pp * t + ctx, n_a + tt * t + ctx,
+                  np.stack([2 * (pp * t + ctx), 2 * (pp * t + ctx) + 1], axis=1), n)
     feas = _feasibility_rows(t, lambda x, y, j: 2 * (x * t + y) + j, n)
     weight = np.outer(s.f, s.f)  # P(t1) P(t2)
     c = np.zeros(n)
@@ -186,7 +168,8 @@ def bic_optimum(s: Setting) -> dict:
     q0 = n_a  # Q(t, j) at q0 + 2 t + j, U(t) at q0 + 2 T + t
     u0 = q0 + 2 * t
     n = u0 + t
-    ic = _ic_rows(s.types, u0 + np.arange(t), np.stack([q0 + 2 * np.arange(t), q0 + 2 * np.arange(t) + 1], axis=1), n)
+    tt, pp = np.nonzero(~np.eye(t, dtype=bool))  # type tt does not report pp
+    ic = _ic_rows(s.types[tt] - s.types[pp], u0 + pp, u0 + tt, np.stack([q0 + 2 * pp, q0 + 2 * pp + 1], axis=1), n)
     feas = _feasibility_rows(t, a_col, n)
     # Q(t, j) - sum_s P(s) a(t, s, j) = 0
     rows, cols, vals = [], [], []
