@@ -483,7 +483,7 @@ def test_the_monitor_raises_an_invalid_audit_and_does_not_report_it_as_a_verdict
         run.answer_audit(run.reveal().rounds)
         run.auctioneer.checkpoint()
         assert not Auditor(run.ledger, outcome=honest).audit().valid  # the lie is real
-        with pytest.raises(MonitorAlert, match="the audit is not valid"):
+        with pytest.raises(MonitorAlert, match="the audit is invalid"):
             monitor_of(LogServer(run.ledger), outcome=honest).follow(interval=0.01, timeout=20)
     finally:
         run.close()

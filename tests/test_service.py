@@ -119,6 +119,9 @@ def test_an_honest_run_over_http_is_checked_by_every_party(tmp_path, circuit):
         r0, r1 = reports[0], reports[1]
         assert (r0.rounds_bid, r0.rounds_passed, r1.rounds_bid, r1.rounds_passed) == (3, 0, 2, 1)
         assert r0.proofs_verified == r0.audit_rounds and len(r0.audit_rounds) == 2 and r1.proofs_verified == r0.audit_rounds
+        # the SRS the proofs were verified against is labelled by its hash (the test circuit's dev SRS: untrusted)
+        assert r0.srs == report.verdict["srs"] and r0.srs["trusted"] is False and r0.srs["source"] == "untrusted"
+        assert r0.unconfirmed is None and r1.unconfirmed is None
         assert r0.consistency_checks > 3
         # the log holds commitments, never bids or salts; the outcome of round 2 has bidder 1 absent
         log = srv.engine.ledger

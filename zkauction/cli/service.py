@@ -99,6 +99,9 @@ def register(app: typer.Typer) -> None:
         dispute_s: float = typer.Option(30.0, "--dispute-s", help="after a no_opening rejection, how long the round waits "
                                         "for the bidder's published opening or abstention before it is void, seconds"),
         reveal_s: float = typer.Option(60.0, "--reveal-s", help="seed reveal deadline, seconds"),
+        answer_s: float = typer.Option(600.0, "--answer-s", help="from the close of the reveal phase to the last "
+                                       "audited round's answer (proving included), seconds; a verifier that waits "
+                                       "longer than all deadlines together takes silence for a breach"),
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port", help="port (0: any free port, printed)"),
         port_file: Optional[Path] = typer.Option(None, "--port-file", help="write the port here once listening"),
@@ -108,7 +111,8 @@ def register(app: typer.Typer) -> None:
         """Run the auctioneer as an HTTP service (the log's only writer; the web view at /)."""
         import socket
 
-        for name, v in (("--commit-s", commit_s), ("--open-s", open_s), ("--dispute-s", dispute_s), ("--reveal-s", reveal_s)):
+        for name, v in (("--commit-s", commit_s), ("--open-s", open_s), ("--dispute-s", dispute_s), ("--reveal-s", reveal_s),
+                        ("--answer-s", answer_s)):
             if not 0 < v < math.inf:
                 _usage(f"{name} {v}: must be a positive, finite number of seconds")
         if not 0 <= port <= 65535:
@@ -119,7 +123,8 @@ def register(app: typer.Typer) -> None:
             _usage("--state DIR is required with a PostgreSQL --db (the auctioneer's key and openings stay on this machine)")
         state = state or Path(db).with_name(Path(db).name + ".auctioneer")
         engine = start_service(db, state, circuit, bidders=bidders, rounds=rounds, audits=audits, penalty=penalty,
-                               mode=mode, deadlines={"commit_s": commit_s, "open_s": open_s, "dispute_s": dispute_s, "reveal_s": reveal_s},
+                               mode=mode, deadlines={"commit_s": commit_s, "open_s": open_s, "dispute_s": dispute_s, "reveal_s": reveal_s,
+                                                    "answer_s": answer_s},
                                durable=durable)
         import uvicorn
 
@@ -166,12 +171,22 @@ def register(app: typer.Typer) -> None:
         dispute: bool = typer.Option(True, "--dispute/--no-dispute", help="answer a no_opening rejection by "
                                      "publishing your opening on the log (default), or not: your bids stay off the "
                                      "public log and the round is void (nothing sold) at the server's dispute deadline"),
+        trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable); "
+                                              "any other SRS is labelled UNTRUSTED"),
         as_json: bool = typer.Option(False, "--json", help="print the client's report as JSON"),
     ) -> None:
         """Take part in the auction: register, commit/open each round, check outcomes, reveal, verify.
         Refuses an announcement in another mode than --mode, or (with --circuit) of other circuit terms,
-        or with a penalty too small to make deviating unprofitable."""
+        or with a penalty too small to make deviating unprofitable. Exit 1 when the log shows a breach,
+        the auctioneer falls silent past the announced deadlines, or the audit is unconfirmed (another
+        bidder never co-signed the log)."""
         from zkauction.service.client import BidderClient, parse_bids
+        from zkauction.zk.srs import check_pins
+
+        try:
+            pins = check_pins(trusted_srs)
+        except ValueError as e:
+            _usage(str(e))
 
         text = sys.stdin.read() if str(bids) == "-" else _text(bids)
         table = parse_bids(text, name="stdin" if str(bids) == "-" else str(bids))
@@ -186,7 +201,7 @@ def register(app: typer.Typer) -> None:
             circ = Circuit.load(circuit)
             expected.update(circuit_terms(circ))  # refuses an announcement of other scales, supports or n, m
         client = BidderClient(url, state, table.get, expected=expected, circuit=circ,
-                              log=lambda s: typer.echo(s, err=True), dispute=dispute)
+                              log=lambda s: typer.echo(s, err=True), dispute=dispute, trusted_srs=pins)
         m = client.bidder.announcement.m
         bad = next((r for r, b in table.items() if len(b) != m), None)
         if bad is not None:
@@ -198,6 +213,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"bidder {report.index}: bid in {report.rounds_bid} rounds, passed {report.rounds_passed}, "
                        f"checked {report.outcomes_checked} outcomes, verified proofs of rounds {report.proofs_verified}, "
                        f"kept checkpoint of size {report.checkpoint_size}")
+            if report.srs is not None:
+                from zkauction.zk.srs import SrsLabel
+
+                typer.echo(f"bidder {report.index}: {SrsLabel(**report.srs)}")
+            if report.unconfirmed:
+                typer.echo(f"bidder {report.index}: audit UNCONFIRMED: {report.unconfirmed}")
+        if report.unconfirmed:
+            raise typer.Exit(1)
 
     @app.command("monitor")
     def monitor_cmd(
@@ -205,11 +228,20 @@ def register(app: typer.Typer) -> None:
         state: Optional[Path] = typer.Option(None, "--state", help="keep the last checkpoint here across runs"),
         circuit: Optional[Path] = typer.Option(None, "--circuit", help="public artefacts to verify zk proofs"),
         timeout: Optional[float] = typer.Option(None, "--timeout", help="give up after this many seconds"),
+        trusted_srs: list[str] = typer.Option([], "--trusted-srs", help="SHA-256 of a ceremony SRS to trust (repeatable); "
+                                              "any other SRS is labelled UNTRUSTED"),
         as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     ) -> None:
         """Follow a server's log: check every entry, checkpoint and round; verify the audit. Exit 1 on
-        the first failure (named), 0 once the audit is valid."""
+        the first failure (named: a breach, a fork, a rollback, an unconfirmed audit, or a run standing
+        still longer than the announced deadlines together), 0 once the audit is valid."""
         from zkauction.service.monitor import Monitor
+        from zkauction.zk.srs import SrsLabel, check_pins
+
+        try:
+            pins = check_pins(trusted_srs)
+        except ValueError as e:
+            _usage(str(e))
 
         circ = outcome = None
         if circuit is not None:
@@ -218,7 +250,7 @@ def register(app: typer.Typer) -> None:
 
             circ = Circuit.load(circuit)
             outcome = circuit_outcome_function(circ)  # reveal mode: the audit recomputes the outcomes
-        mon = Monitor(url, state=state, circuit=circ, outcome=outcome, say=lambda s: typer.echo(s, err=True))
+        mon = Monitor(url, state=state, circuit=circ, outcome=outcome, trusted_srs=pins, say=lambda s: typer.echo(s, err=True))
         report = mon.follow(timeout=timeout)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), default=str))
@@ -227,3 +259,5 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"monitor: {report.entries} entries, {report.rounds_checked} rounds checked, "
                        f"{report.checkpoints} checkpoints ({report.consistency_checks} consistency proofs); "
                        f"audit {'VALID' if v.get('valid') else v}")
+            if v.get("srs"):
+                typer.echo(f"monitor: {SrsLabel(**v['srs'])}")

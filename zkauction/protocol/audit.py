@@ -11,6 +11,20 @@ the log's head, not a rejection's text, not the order of entries. If any registe
 revealed when the auctioneer closes the reveal phase, every round is audited: a withheld seed (a
 shill's, or a censored honest one) widens the audit, it never chooses it.
 
+**Valid needs every bidder's co-signature.** Each seed reveal carries the checkpoint its bidder
+accepted (:func:`check_cosigned`), so once every registered bidder has revealed, no bidder can have
+been shown another history of the rounds. A bidder whose seed is missing never co-signed this log:
+it went offline, or the auctioneer showed it another one (a split view that censors each honest
+bidder in the other's fork looks, in each fork, like an absent bidder). Such a log, every round
+checked and sound, is ``unconfirmed``, never ``valid``: no penalty is due on it alone, and the
+bidders it names are the ones to compare checkpoints with.
+
+**Silence is a breach once the announced deadlines pass.** The log has no trusted clock, so the
+verifier brings its own: ``Auditor.audit(overdue=True)`` (the bidder client and the monitor set it
+once :func:`liveness_limit_s` seconds pass by their clock without the run moving) turns a verdict
+that is still waiting on the auctioneer into ``invalid`` with the penalty due. Without it, a host
+that learnt the draw from the revealed seeds could stay silent whenever its lie was drawn.
+
 **Every round is checked, not only the audited ones** (:func:`check_round`; the reading's own
 breaches, such as one commitment logged for two bidders, in :func:`public_checks`): the close lists
 exactly the logged commitments, one outcome after it naming exactly those commitments (rejected
@@ -381,6 +395,34 @@ def announced_terms(ann: Announcement, circuit: Any) -> list[Breach]:
     return [Breach(0, None, f"{p} (the announced circuit's own terms)") for p in misstated_terms(ann, circuit)]
 
 
+def unconfirmed_reason(draw: AuditDraw) -> str:
+    """Why a log whose rounds all check out is not valid: the bidders that never co-signed it."""
+    who = ", ".join(map(str, draw.withheld))
+    return (f"bidder(s) {who} revealed no seed, so never co-signed this log: whether they were shown this log "
+            "(and not another history of the rounds, a split view) is unconfirmed; compare checkpoints with them")
+
+
+def liveness_limit_s(ann: Announcement) -> float | None:
+    """How long a verifier may see the run stand still before the auctioneer is silent: the sum of
+    the announced deadlines (every phase of an honest run ends within its own) plus a minute's grace
+    for a restart. None when the announcement states no deadlines (a run driven in one process)."""
+    try:
+        values = [float(v) for v in ann.deadlines.values()]
+    except (TypeError, ValueError):
+        return None
+    if not values or not all(v >= 0 and v < float("inf") for v in values):
+        return None
+    return sum(values) + LIVENESS_GRACE_S
+
+
+LIVENESS_GRACE_S = 60.0
+
+
+def _silent(why: str, ann: Announcement, draw: AuditDraw | None, size: int) -> AuditReport:
+    return AuditReport("invalid", f"the auctioneer is silent past the announced deadlines ({why})", draw, [],
+                       [Breach(None, None, f"no answer within the announced deadlines: {why}")], ann.penalty, None, size)
+
+
 class Auditor:
     """Anyone: computes the audit's verdict from the log. ``circuit`` (public artefacts suffice)
     verifies zk proofs, ``outcome`` recomputes outcomes in reveal mode; ``trusted_srs`` pins SRS
@@ -447,8 +489,11 @@ class Auditor:
         if v.get("valid") is not True:
             raise ProtocolError(str(v.get("reason", f"round {round}: the trusted third party rejected the outcome")))
 
-    def audit(self, state: LedgerState | None = None) -> AuditReport:
-        """The verdict: pending, valid, or invalid with the penalty due."""
+    def audit(self, state: LedgerState | None = None, *, overdue: bool = False) -> AuditReport:
+        """The verdict: pending, valid, unconfirmed (every round sound, but a bidder never co-signed
+        this log) or invalid with the penalty due. ``overdue``: the verifier's own clock says the
+        announced deadlines have passed (:func:`liveness_limit_s`), so waiting on the auctioneer is
+        its breach, not pending."""
         try:  # every entry's content, hash and signature, before anything is read from them
             self.ledger.verify_chain()
         except ChainError as e:
@@ -464,17 +509,24 @@ class Auditor:
             if breaches:
                 return AuditReport("invalid", f"{len(breaches)} breach(es) in the log", None, [], breaches,
                                    ann.penalty, None, st.size)
+            if overdue:
+                return _silent(f"{e}", ann, None, st.size)
             return AuditReport("pending", str(e), None, [], [], 0.0, None, st.size)
         answers = {"zk": st.proofs, "reveal": st.openings, "ttp": st.ttp_verdicts}[ann.mode]
         waiting = [r for r in draw.rounds if r not in answers]
         if waiting and not breaches:
-            return AuditReport("pending", f"waiting for the auctioneer's {ann.mode} answer for round(s) {waiting}",
-                               draw, [], [], 0.0, None, st.size)
+            why = f"waiting for the auctioneer's {ann.mode} answer for round(s) {waiting}"
+            if overdue:
+                return _silent(why, ann, draw, st.size)
+            return AuditReport("pending", why, draw, [], [], 0.0, None, st.size)
         verdicts = [self.check_audited_round(st, r) for r in draw.rounds]
         failed = [v.round for v in verdicts if not v.valid]
         if breaches or failed:
             why = "; ".join(filter(None, [f"audited round(s) {failed} failed" if failed else "",
                                           f"{len(breaches)} breach(es) in the log" if breaches else ""]))
             return AuditReport("invalid", why, draw, verdicts, breaches, ann.penalty, self.srs, st.size)
+        if draw.withheld:
+            return AuditReport("unconfirmed", unconfirmed_reason(draw) + f"; rounds {draw.rounds} verified ({ann.mode}) "
+                               "and every round's public checks hold on this log", draw, verdicts, [], 0.0, self.srs, st.size)
         return AuditReport("valid", f"rounds {draw.rounds} verified ({ann.mode}); every round's public checks hold",
                            draw, verdicts, [], 0.0, self.srs, st.size)

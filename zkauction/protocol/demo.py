@@ -385,5 +385,7 @@ def print_report(report: Any, echo: Any = print) -> None:
         echo(f"audit passed: {report.reason}; no penalty")
     elif report.status == "pending":
         echo(f"audit pending: {report.reason}")
+    elif report.status == "unconfirmed":
+        echo(f"audit UNCONFIRMED: {report.reason}; no penalty on this log alone")
     else:
         echo(f"AUDIT FAILED: {report.reason}; penalty due {report.penalty_due:g}")

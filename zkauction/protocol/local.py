@@ -113,9 +113,11 @@ class LocalRun:
     def create(cls, db: str | Path, outcome: OutcomeFunction, *, setting: Any, participation: Any, input_scale: int,
                auction: dict[str, Any], rounds: int, audits: int = 1, penalty: float | None = None, mode: str = "zk",
                seed: int = 0, circuit: Any = None, extra_config: dict[str, Any] | None = None, durable: bool = True,
-               trusted_srs: Sequence[str] = (), block: int = 1) -> "LocalRun":
+               trusted_srs: Sequence[str] = (), block: int = 1, deadlines: dict[str, float] | None = None) -> "LocalRun":
         """Generate every party's key, announce the auction, have every bidder register.
         ``block``: rounds per block (1: one round at a time; see zkauction.protocol.rounds.play_block).
+        ``deadlines``: what the announcement states (a run in one process keeps none; a verifier
+        takes silence past them for a breach, :func:`~zkauction.protocol.audit.liveness_limit_s`).
 
         ``penalty`` defaults to (T + 1) times the most a round can take within the public checks
         (:func:`~zkauction.protocol.announcement.default_penalty`), just above the least credible one."""
@@ -153,6 +155,7 @@ class LocalRun:
                 rounds=rounds, audits=audits, penalty=penalty, mode=mode,
                 bidders=[keys[f"bidder_{i}"].public_hex for i in range(setting.n)],
                 third_party=keys["third_party"].public_hex if mode == "ttp" else None, block=block,
+                deadlines=deadlines,
             )
         run = cls(db, outcome, circuit=circuit, durable=durable, trusted_srs=trusted_srs)
         try:

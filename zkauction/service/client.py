@@ -123,6 +123,8 @@ class ClientReport:
     checkpoint_size: int = 0
     consistency_checks: int = 0
     breaches: list[str] = field(default_factory=list)
+    srs: dict[str, Any] | None = None  # the label of the SRS the audit proofs were verified against
+    unconfirmed: str | None = None  # a bidder never co-signed the log: why the audit is not valid
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -133,7 +135,7 @@ class BidderClient:
 
     def __init__(self, url: str, state: str | Path, bids: BidSource, *, expected: dict[str, Any] | None = None,
                  circuit: Any = None, retry_for: float = 120.0, log: Callable[[str], None] | None = None,
-                 dispute: bool = True):
+                 dispute: bool = True, trusted_srs: Iterable[str] = ()):
         state = Path(state)
         if not (state / "key.pem").is_file():
             raise ProtocolError(f"{state}: no bidder state here (create it with `zkauction bidder init --state {state}`)")
@@ -146,6 +148,7 @@ class BidderClient:
         self.report = ClientReport(-1)  # the index once the announcement is read (retries count from here)
         self._disputed: set[int] = set()
         self.dispute = dispute
+        self.trusted_srs = list(trusted_srs)
         ann = self._retry(lambda: self._announcement())
         if self.key.public_hex not in ann.bidders:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
@@ -157,6 +160,9 @@ class BidderClient:
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
                              view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
         self.report.index = self.index
+        from zkauction.protocol.audit import liveness_limit_s
+
+        self.limit = liveness_limit_s(ann)  # how long the run may stand still before the auctioneer is silent
 
     def _announcement(self) -> Any:
         from zkauction.protocol.state import read_announcement
@@ -180,8 +186,16 @@ class BidderClient:
               poll: float = 10.0) -> dict[str, Any]:
         """Wait until the run reaches (round, phase); ``resend`` is called after every reconnect or
         unsatisfied wait of ``poll`` seconds (what the server may have lost in a restart), with the
-        status that wait ended on (None after a reconnect: not known)."""
+        status that wait ended on (None after a reconnect: not known).
+
+        From round 1 on, a run that stands still (the same round and phase) for longer than the
+        announced deadlines together (:func:`~zkauction.protocol.audit.liveness_limit_s`, by this
+        client's clock) is the auctioneer's silence: :class:`AuditFailed`, the penalty is due (a host
+        that learnt the audit draw from the revealed seeds could otherwise stay silent whenever its
+        lie was drawn, or stop before round T, and leave the verdict pending for ever)."""
         lost, last_ok, s = False, time.monotonic(), None
+        limit = self.limit if (round, phase) > (1, 0) else None
+        at, since = None, time.monotonic()
         while True:
             try:
                 if lost and resend is not None:
@@ -194,6 +208,11 @@ class BidderClient:
                     return s
                 if s.get("error"):
                     raise ProtocolError(f"the server's run stopped: {s['error']}")
+                if (s["round"], s["phase"]) != at:
+                    at, since = (s["round"], s["phase"]), time.monotonic()
+                elif limit is not None and time.monotonic() - since > limit:
+                    self._silent(f"the run has stood at round {at[0]}, phase {at[1]} for {time.monotonic() - since:.1f} s, "
+                                 f"longer than the announced deadlines together ({limit:g} s)")
             except Unavailable as e:
                 if time.monotonic() - last_ok > self.retry_for:
                     raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
@@ -249,6 +268,21 @@ class BidderClient:
             self.report.checkpoint_size = b._view.kept.size
             self.report.consistency_checks = b._view.checks
         return self.report
+
+    def _silent(self, why: str) -> None:
+        """The auctioneer stopped answering past the announced deadlines: the verdict any verifier with
+        this client's clock reaches on the log it holds (invalid, the penalty due)."""
+        from zkauction.protocol.audit import Auditor
+        from zkauction.service.remote import verified_replica
+
+        try:
+            replica = verified_replica(self.remote, self.bidder.sync())
+            verdict = Auditor(replica).audit(overdue=True)
+            self.report.breaches = [str(x) for x in verdict.breaches]
+            why = f"{why}; the verdict on the log it holds: {verdict.status}, {verdict.reason}"
+        except (ProtocolError, Unavailable, Refused) as e:  # (the log as it stands could not be read: said)
+            why = f"{why} (the log could not be read: {e})"
+        raise AuditFailed(f"bidder {self.index}: the auctioneer is silent: {why}: the penalty is due")
 
     def _check_played(self, r: int) -> None:
         """A round that got its outcome while this client was down (or whose commit phase it missed):
@@ -336,8 +370,13 @@ class BidderClient:
         self.report.breaches = [str(x) for x in breaches]
         if breaches:
             raise AuditFailed(f"bidder {self.index}: the log shows a breach by the auctioneer: {breaches[0]}")
-        rounds = audit_draw(st).rounds  # AuditError while the reveal phase is open in the log it holds
-        self.report.audit_rounds = rounds
+        draw = audit_draw(st)  # AuditError while the reveal phase is open in the log it holds
+        rounds = self.report.audit_rounds = draw.rounds
+        if draw.withheld:  # every round is checked; still, those bidders never co-signed this log
+            from zkauction.protocol.audit import unconfirmed_reason
+
+            self.report.unconfirmed = unconfirmed_reason(draw)
+            self.say(f"bidder {self.index}: audit UNCONFIRMED: {self.report.unconfirmed}")
         if self.circuit is None:
             return
         if ann.mode != "zk":
@@ -360,7 +399,11 @@ class BidderClient:
             if bundle.round_id != r:
                 raise ProtocolError(f"bidder {self.index}: the proof logged for round {r} names round {bundle.round_id!r}")
             try:
-                verify_bundle(bundle, self.circuit, expected_commitments=st.commitments_of(r), expected_outcome=st.outcome_of(r))
+                res = verify_bundle(bundle, self.circuit, expected_commitments=st.commitments_of(r),
+                                    expected_outcome=st.outcome_of(r), trusted_srs=self.trusted_srs)
             except VerificationError as e:
                 raise VerificationError(e.check, f"audited round {r}: {e.reason}") from None
             self.report.proofs_verified.append(r)
+            if self.report.srs is None:
+                self.report.srs = res.srs.to_dict()
+                self.say(f"bidder {self.index}: {res.srs}")

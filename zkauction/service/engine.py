@@ -60,7 +60,8 @@ PHASES = ("commit", "open", "closing", "done")
 FINAL_PHASES = ("reveal", "audit", "finished")
 BIDDER_KINDS = (REGISTRATION, BID_COMMITMENT, DISPUTE, ABSTENTION, SEED_REVEAL)
 PASS_DOMAIN = "zkauction-pass-v1"
-DEFAULT_DEADLINES = {"commit_s": 10.0, "open_s": 10.0, "dispute_s": 30.0, "reveal_s": 60.0}
+# answer_s: from the close of the reveal phase to the last audited round's answer (proving included)
+DEFAULT_DEADLINES = {"commit_s": 10.0, "open_s": 10.0, "dispute_s": 30.0, "reveal_s": 60.0, "answer_s": 600.0}
 
 
 def pass_message(log_id: str, round: int, bidder: int) -> bytes:

@@ -58,6 +58,8 @@ class Monitor:
         self._view: LogView | None = None
         self._checked = 0  # rounds whose public checks ran
         self._kept_checked = False  # whether the entries served extend the checkpoint kept from an earlier run
+        self._progress_at: tuple[int, ...] | None = None  # the run's progress last seen, and since when
+        self._progress_since = time.monotonic()
 
     def poll(self) -> bool:
         """Fetch what is new, check it; True once the audit has a verdict."""
@@ -138,13 +140,45 @@ class Monitor:
             return False
         report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs).audit()
         self.report.verdict = report.to_dict()
-        if not report.valid:
-            raise MonitorAlert(f"the audit is not valid: {report.to_dict().get('reason') or report.failed}")
+        if not report.valid:  # invalid, or unconfirmed (a bidder never co-signed this log)
+            raise MonitorAlert(f"the audit is {report.status}: {report.reason or report.failed}")
         return True
 
+    def progress(self) -> tuple[int, ...] | None:
+        """Where the run stands in the log (None before every bidder registered: the rounds have not
+        begun, and nothing is late yet). Entries that move no round, phase or answer do not count."""
+        st = self._reader.st if self._reader is not None else None
+        if st is None or not st.registered:
+            return None
+        answers = {"zk": st.proofs, "reveal": st.openings, "ttp": st.ttp_verdicts}.get(st.announcement.mode, {})
+        return (len(st.closes), sum(map(len, st.rejections.values())), len(st.outcomes), len(st.reveals),
+                int(st.reveals_closed is not None), len(answers))
+
+    def check_live(self, now: float | None = None) -> None:
+        """MonitorAlert once the run has stood still (:meth:`progress`) longer than the announced
+        deadlines together (:func:`~zkauction.protocol.audit.liveness_limit_s`) by this monitor's
+        clock: the auctioneer is silent, and the verdict on the log as it stands is invalid."""
+        now = time.monotonic() if now is None else now
+        at = self.progress()
+        if at is None or at != self._progress_at:
+            self._progress_at, self._progress_since = at, now
+            return
+        from zkauction.protocol.audit import Auditor, liveness_limit_s
+
+        limit = liveness_limit_s(self._reader.st.announcement)
+        if limit is not None and now - self._progress_since > limit:
+            report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome,
+                             trusted_srs=self.trusted_srs).audit(overdue=True)
+            self.report.verdict = report.to_dict()
+            if report.status == "valid":  # every answer is in, but no checkpoint the monitor accepted covers it
+                raise MonitorAlert(f"the auctioneer is silent: no signed checkpoint covers the {len(self.replica)} "
+                                   f"entries after {now - self._progress_since:.0f} s (limit {limit:g} s)")
+            raise MonitorAlert(f"the auctioneer is silent: the run has not moved for {now - self._progress_since:.0f} s, "
+                               f"longer than the announced deadlines together ({limit:g} s): {report.reason}")
+
     def follow(self, *, interval: float = 0.5, timeout: float | None = None, retry_for: float = 120.0) -> MonitorReport:
-        """Poll until the audit has a valid verdict (returns), a check fails (raises
-        :class:`MonitorAlert`) or ``timeout`` seconds pass (raises)."""
+        """Poll until the audit has a valid verdict (returns), a check fails or the run stands still
+        past the announced deadlines (raises :class:`MonitorAlert`) or ``timeout`` seconds pass (raises)."""
         start = last_ok = time.monotonic()
         while True:
             try:
@@ -153,6 +187,7 @@ class Monitor:
                         self._view.flush()
                     return self.report
                 last_ok = time.monotonic()
+                self.check_live()
             except Unavailable as e:
                 if time.monotonic() - last_ok > retry_for:
                     raise ProtocolError(f"the server has been unreachable for {retry_for:g} s: {e}") from None

@@ -114,7 +114,7 @@ def _verdict(engine: Any) -> dict[str, Any] | None:
     v = {"status": report.status, "reason": report.reason, "penalty_due": report.penalty_due,
          "breaches": len(report.breaches), "verdicts": {str(x.round): {"valid": x.valid, "reason": x.reason}
                                                          for x in report.verdicts}}
-    if report.status in ("valid", "invalid"):
+    if report.status in ("valid", "invalid", "unconfirmed"):  # final: the reveal phase is closed
         _VERDICTS[engine] = v
     return v
 
@@ -224,7 +224,7 @@ function render(s){
   if(!au){fill('audit','not drawn yet: the draw is made from the bidders\\' seeds after round '+num(a.rounds)+
     ' (revealed: '+num(s.reveals)+' of '+num(a.n)+')');}
   else{const d=au.draw;
-    const cls=au.status==='valid'?'ok':(au.status==='invalid'||au.status==='error')?'bad':'muted';
+    const cls=au.status==='valid'?'ok':(au.status==='invalid'||au.status==='unconfirmed'||au.status==='error')?'bad':'muted';
     const rows=au.rounds.map(r=>el('tr',{'data-round':r.round},el('td',{},num(r.round)),
       el('td',{'data-col':'answer',class:r.answer==='answered'?'ok':'muted'},
         r.answer+(r.seq!=null?' ('+au.answer_kind+' at entry '+num(r.seq)+')':'')),
@@ -259,7 +259,7 @@ function render(s){
         r.rejections.map(x=>'bidder '+num(x.bidder)+': '+String(x.reason)).join('; ')),
       el('td',{'data-col':'disputes'},[r.disputes.length?'dispute: bidder(s) '+list(r.disputes):'',
         r.abstentions.length?'abstained: bidder(s) '+list(r.abstentions):''].filter(x=>x).join('; ')))}));
-  return st.finished&&au&&(au.status==='valid'||au.status==='invalid');
+  return st.finished&&au&&(au.status==='valid'||au.status==='invalid'||au.status==='unconfirmed');
 }
 async function refresh(){  // one request at a time: the next poll is set once this one is answered
   let s;

@@ -1,0 +1,244 @@
+"""An eighth review played the cheating auctioneer once more and got around the audit twice:
+
+- **A split view that censors each honest bidder in the other's fork.** The host copies its log
+  after the registrations; fork A shows bidder 0 a log in which bidder 1 never bids and never
+  reveals its seed, fork B the mirror image. In each fork a seed is missing, so every round is
+  audited, and the host answers every round honestly for that fork: each fork was ``valid``, no
+  co-signature crossed forks, and every item was sold to both bidders. Now a log is valid only
+  when every registered bidder co-signed it (revealed its seed with the checkpoint it accepted):
+  each fork is ``unconfirmed``, naming the bidder to compare checkpoints with.
+- **Silence once the draw is known.** The host reads the draw off the revealed seeds before it
+  must close the reveal phase; when its lie is drawn it never answers, and the verdict stayed
+  ``pending`` with no penalty for ever (as it did for a host that stops before round T). Now the
+  announcement's deadlines bind: a verifier whose own clock says the run has stood still longer
+  than all of them together (``liveness_limit_s``) reaches ``invalid``, the penalty due: the
+  Auditor (``overdue=True``), the monitor and the bidder client.
+
+The same review found that the bidder client and the monitor verified proofs without labelling the
+SRS (``--trusted-srs``, the label in their reports: ``tests/test_service.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import pytest
+from test_mutation_kills_service import URL, LogServer, bidder_state, monitor_of, served_client  # noqa: F401
+from test_protocol import PARTICIPATION, SETTING, make_run, small_net, within_bids
+
+from zkauction.protocol.audit import Auditor, audit_draw, liveness_limit_s
+from zkauction.protocol.auctioneer import Auctioneer, OpeningStore, net_outcome_function
+from zkauction.protocol.bidder import Bidder
+from zkauction.protocol.local import LocalRun, private_dir
+from zkauction.protocol.log import Ledger, SigningKey
+from zkauction.protocol.rounds import play_round
+from zkauction.protocol.state import OUTCOME, read_state
+from zkauction.service.client import AuditFailed, BidderClient
+from zkauction.service.monitor import MonitorAlert
+from zkauction.zk.circuit import Outcome
+
+DEADLINES = {"commit_s": 1.0, "open_s": 1.0, "dispute_s": 1.0, "reveal_s": 1.0, "answer_s": 1.0}
+
+
+def second_price_with_reserve(bs, salts, reserve=0.25):
+    alloc, pay = [[0.0, 0.0], [0.0, 0.0]], [0.0, 0.0]
+    for j in range(2):
+        w, s = sorted(range(2), key=lambda i: -float(bs[i][j]))
+        if float(bs[w][j]) >= reserve:
+            alloc[w][j] = 1.0
+            pay[w] += max(reserve, float(bs[s][j]))
+    return Outcome(tuple(map(tuple, alloc)), tuple(pay))
+
+
+def test_a_split_view_that_censors_each_bidder_in_the_others_fork_is_never_valid(tmp_path):
+    T, fn = 4, second_price_with_reserve
+    run = make_run(tmp_path, rounds=T, audits=1)
+    d, src = private_dir(run.db), run.db
+    run.close()
+    rng = random.Random(1)
+    bids = {r: [[round(rng.uniform(0.3, 1), 3) for _ in range(2)] for _ in range(2)] for r in range(1, T + 1)}
+    akey = SigningKey.load(d / "auctioneer.pem")
+    for i in (0, 1):
+        db = tmp_path / f"fork{i}.db"
+        s, t = sqlite3.connect(src), sqlite3.connect(db)
+        s.backup(t), s.close(), t.close()
+        led = Ledger.open(db)
+        a = Auctioneer(akey, led, fn, store=OpeningStore())
+        b = Bidder(i, SigningKey.load(d / f"bidder_{i}.pem"), led, view_path=tmp_path / f"b{i}.json",
+                   secret=bytes.fromhex((d / f"bidder_{i}.secret").read_text().strip()))
+        for r in range(1, T + 1):  # the other honest bidder: censored in this fork
+            play_round(a, [b], r, [bids[r][j] if j == i else [0.0, 0.0] for j in range(2)])
+        b.reveal()
+        a.close_reveals()
+        for r in audit_draw(read_state(led)).rounds:
+            a.publish_openings(r)
+        report = Auditor(led, outcome=fn).audit()
+        # every round is sound for this fork, so no penalty on it alone; but not valid: the other
+        # bidder never co-signed it, and the verdict says whom to compare checkpoints with
+        assert report.status == "unconfirmed" and not report.valid and report.penalty_due == 0, report.to_dict()
+        assert report.rounds == list(range(1, T + 1)) and report.draw.withheld == [1 - i]
+        assert f"bidder(s) {1 - i} revealed no seed, so never co-signed this log" in report.reason
+        assert read_state(led).outcome_of(1).allocation[i] == (1.0, 1.0)  # (the item, sold in both forks)
+        led.close()
+
+
+def test_valid_needs_every_co_signature_and_a_lie_is_still_invalid_when_a_seed_is_missing(tmp_path):
+    with make_run(tmp_path / "a", rounds=3, audits=1) as run:
+        run.play()
+        assert run.audit().status == "valid"  # (every bidder revealed: every one co-signed this log)
+    with make_run(tmp_path / "b", rounds=3, audits=1) as run:
+        honest, lie = run.auctioneer.outcome, within_bids(run.auctioneer.outcome, share=1.0)
+        run.auctioneer.outcome = lambda b, s: (lie if len(run.ledger.entries(kind=OUTCOME)) == 1 else honest)(b, s)
+        run.play()
+        report = run.audit(withhold=[1])  # every round audited: the lie in round 2 is found
+        assert report.status == "invalid" and report.failed == [2] and report.penalty_due > 0, report.to_dict()
+
+
+def test_a_host_that_stays_silent_after_the_draw_or_stops_before_round_T_owes_the_penalty(tmp_path):
+    with make_run(tmp_path / "a", rounds=4, audits=1) as run:
+        run.play()
+        for b in run.bidders:
+            b.reveal()  # the host now knows the draw; whatever it is, it never closes the reveal phase
+        assert run.auditor().audit().status == "pending"  # (by the log alone: nothing is late)
+        report = run.auditor().audit(overdue=True)  # the verifier's clock: the deadlines have passed
+        assert report.status == "invalid" and report.penalty_due == read_state(run.ledger).announcement.penalty
+        assert "silent past the announced deadlines" in report.reason and "reveal phase is open" in report.reason
+        assert "no answer within the announced deadlines" in str(report.breaches[0])
+    with make_run(tmp_path / "b", rounds=4, audits=1) as run:
+        for r in (1, 2):  # then it stops: round T never comes, nor does the audit
+            play_round(run.auctioneer, run.bidders, r, run.bids_of_round(r))
+        report = run.auditor().audit(overdue=True)
+        assert report.status == "invalid" and "2 of 4 rounds played" in report.reason, report.to_dict()
+    with make_run(tmp_path / "c", rounds=2, audits=1) as run:  # answered in time: overdue changes nothing
+        run.play()
+        run.answer_audit(run.reveal().rounds)
+        assert run.auditor().audit(overdue=True).status == "valid"
+
+
+def test_the_liveness_limit_is_every_announced_deadline_together_plus_a_minute():
+    from zkauction.protocol.audit import LIVENESS_GRACE_S
+    from zkauction.protocol.state import Announcement
+
+    ann = Announcement.__new__(Announcement)
+    for deadlines, limit in ((DEADLINES, 5.0 + LIVENESS_GRACE_S), ({}, None), ({"commit_s": "x"}, None),
+                             ({"commit_s": float("inf")}, None), ({"commit_s": -1.0}, None)):
+        object.__setattr__(ann, "deadlines", deadlines)
+        assert liveness_limit_s(ann) == limit, deadlines
+
+
+def timed_run(tmp_path, rounds=3):
+    fn = net_outcome_function(small_net())
+    return LocalRun.create(tmp_path / "t.db", fn, setting=SETTING, participation=PARTICIPATION, input_scale=12,
+                           auction={"name": "test-net"}, rounds=rounds, audits=1, mode="reveal", seed=7,
+                           deadlines=DEADLINES)
+
+
+def test_the_monitor_names_a_run_that_stands_still_past_the_announced_deadlines(tmp_path):
+    run = timed_run(tmp_path)
+    try:
+        run.play()
+        for b in run.bidders:
+            b.reveal()
+        run.auctioneer.checkpoint()
+        mon = monitor_of(LogServer(run.ledger), outcome=run.outcome)
+        assert mon.poll() is False  # the reveal phase is open: no verdict yet
+        limit = liveness_limit_s(read_state(run.ledger).announcement)
+        mon.check_live(now=1000.0)
+        mon.check_live(now=1000.0 + limit - 1)  # within the deadlines: nothing said
+        with pytest.raises(MonitorAlert, match="the auctioneer is silent: the run has not moved for"):
+            mon.check_live(now=1000.0 + limit + 1)
+        assert mon.report.verdict["status"] == "invalid" and mon.report.verdict["penalty_due"] > 0
+        # a run that moves is not silent: each step starts the clock again
+        run.auctioneer.close_reveals()
+        run.auctioneer.checkpoint()
+        mon = monitor_of(LogServer(run.ledger), outcome=run.outcome)
+        mon.poll()
+        mon.check_live(now=2000.0)
+        run.answer_audit(audit_draw(read_state(run.ledger)).rounds)
+        run.auctioneer.checkpoint()
+        assert mon.poll() is True  # the verdict, valid
+        mon.check_live(now=2000.0 + limit + 1)
+    finally:
+        run.close()
+
+
+def test_the_monitor_does_not_time_a_run_whose_bidders_have_not_all_registered(tmp_path):
+    run = timed_run(tmp_path)
+    try:
+        mon = monitor_of(LogServer(run.ledger, size=2), outcome=run.outcome)  # the announcement, one registration
+        mon.poll()
+        assert mon.progress() is None
+        mon.check_live(now=0.0)
+        mon.check_live(now=10.0**6)
+    finally:
+        run.close()
+
+
+def test_the_bidder_client_takes_a_run_standing_still_for_the_auctioneers_silence(tmp_path, served_client):
+    run = timed_run(tmp_path)
+    try:
+        run.play()
+        run.auctioneer.checkpoint()
+        served_client.server = LogServer(run.ledger, status={"round": 4, "phase": 0})  # never closes the reveals
+        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "s0"), lambda r: None, retry_for=5)
+        assert c.limit == liveness_limit_s(read_state(run.ledger).announcement)
+        c.limit = 0.2  # (the announced 65 s, shortened for the test)
+        with pytest.raises(AuditFailed, match=r"the auctioneer is silent: the run has stood at round 4, phase 0 for .*"
+                                              r"verdict on the log it holds: invalid, .*the reveal phase is open.*"
+                                              r"the penalty is due"):
+            c._wait(4, 2, poll=0.01)
+        # before round 1 (registrations) nothing is late: the client waits as long as it is told to
+        served_client.server.status = {"round": 0, "phase": 0}
+        calls = []
+
+        def status():
+            calls.append(1)
+            return {"round": 0, "phase": 0} if len(calls) < 40 else {"round": 1, "phase": 0}
+
+        served_client.server.status = status
+        assert c._wait(1, 0, poll=0.01)["round"] == 1 and len(calls) == 40
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize("cmd", [["bidder", "run", "--url", "http://127.0.0.1:9", "--bids", "BIDS", "--state", "S"],
+                                 ["monitor", "http://127.0.0.1:9", "--timeout", "1"],
+                                 ["serve", "--circuit", "C", "--db", "DB", "--answer-s", "0"]])
+def test_the_new_options_refuse_bad_values_with_exit_2(tmp_path, cmd):
+    from test_review_cli_16 import _check
+
+    bids = tmp_path / "bids.csv"
+    bids.write_text("1,0.5,0.3\n")
+    cmd = [{"BIDS": str(bids), "S": str(tmp_path / "s"), "DB": str(tmp_path / "a.db"), "C": str(tmp_path)}.get(x, x)
+           for x in cmd]
+    if cmd[0] == "serve":
+        _check(cmd, 2, "--answer-s 0")
+    else:
+        _check(cmd + ["--trusted-srs", "abc"], 2, "--trusted-srs 'abc'", "64 hex")
+
+
+def test_an_entry_holding_an_integer_too_long_for_python_is_named_not_a_crash(tmp_path):
+    """storage.parse_json: json.loads raises a plain ValueError on an integer of more than 4,300
+    digits (valid JSON), which no verifier caught: an auctioneer that logged one after cheating left
+    the monitor, the bidder clients and ``zkauction audit`` without a verdict. Now it is unreadable
+    JSON like any other: the log does not verify, the verdict is invalid, the penalty due."""
+    from zkauction.protocol.entries import Statement, statement_hash
+    from zkauction.protocol.log import ChainError
+    from zkauction.protocol.storage import parse_json
+
+    with pytest.raises(ValueError, match="unreadable number"):
+        parse_json('{"zz":' + "9" * 5000 + "}")
+    with make_run(tmp_path, rounds=2, audits=1) as run:
+        run.play()
+        text = '{"zz":' + "9" * 5000 + "}"
+        k = run.auctioneer.key
+        sig = k.sign(bytes.fromhex(statement_hash(run.ledger.log_id, 3, "note", text, k.public_hex)))
+        run.ledger._place([Statement("note", 3, text, k.public_hex, sig)], None, None)  # what a host can store
+        with pytest.raises(ChainError, match="not valid JSON"):
+            run.ledger.verify_chain()
+        with pytest.raises(ChainError, match="not valid JSON"):
+            Ledger.in_memory().replicate(list(run.ledger.entries()))
+        assert run.ledger.get(len(run.ledger) - 1).fields == {}
+        report = run.auditor().audit()
+        assert report.status == "invalid" and "the log does not verify" in report.reason and report.penalty_due > 0
