@@ -242,3 +242,91 @@ def test_an_entry_holding_an_integer_too_long_for_python_is_named_not_a_crash(tm
         assert run.ledger.get(len(run.ledger) - 1).fields == {}
         report = run.auditor().audit()
         assert report.status == "invalid" and "the log does not verify" in report.reason and report.penalty_due > 0
+
+
+def overcharge(fn):
+    """``fn``'s outcome with every winner charged 1 more than its allocation is worth at the top of
+    the support: a breach of the public checks and of every winner's own check."""
+    def f(bids, salts):
+        out = fn(bids, salts)
+        return Outcome(out.allocation, tuple(p + (1.0 if sum(a) else 0.0) * (1 + sum(a))
+                                             for p, a in zip(out.payment, out.allocation)))
+    return f
+
+
+def test_a_monitor_that_stops_on_a_breach_keeps_the_checkpoint_that_covers_it(tmp_path):
+    """monitor.py poll: the checkpoint covering a breach lived in memory only (written every 64
+    entries or after a valid verdict), so a host that rolled its log back past the breach and played
+    the round again honestly got a valid verdict from the same monitor (same ``--state``). Now a
+    failed check writes it first: the rewritten log is a fork to the next run."""
+    from zkauction.protocol.log import SignedCheckpoint
+
+    fn = net_outcome_function(small_net())
+    run = LocalRun.create(tmp_path / "o.db", overcharge(fn), setting=SETTING, participation=PARTICIPATION,
+                          input_scale=12, auction={"name": "test-net"}, rounds=2, audits=1, mode="reveal", seed=7)
+    try:
+        run.auctioneer.checkpoint()
+        mon = monitor_of(LogServer(run.ledger), state=tmp_path / "mon", outcome=fn)
+        assert mon.poll() is False  # following the run from its start (its first checkpoint kept on disk)
+        with pytest.raises(Exception):
+            run.play()  # the bidders refuse the overcharge
+        run.auctioneer.checkpoint()
+        out = run.ledger.entries(kind=OUTCOME)[0]
+        with pytest.raises(MonitorAlert, match="breach"):
+            mon.follow(interval=0.01, timeout=20)
+        kept = SignedCheckpoint.load(tmp_path / "mon" / "monitor.checkpoint.json")
+        assert kept.size > out.seq  # on disk: the rollback past the outcome is now a fork or a rollback
+        # the bidder that refused the outcome pinned the checkpoint covering it too (Bidder.check_outcome)
+        winner = next(i for i, a in enumerate(out.data["allocation"]) if sum(a))
+        mine = SignedCheckpoint.load(private_dir(run.db) / f"bidder_{winner}.checkpoint.json")
+        assert mine.size > out.seq
+    finally:
+        run.close()
+
+
+def test_a_server_sending_pages_without_end_does_not_hold_its_reader(monkeypatch):
+    """remote.py entries: a server answering every page with fresh entries and "more" kept the
+    monitor in one poll past any timeout, memory growing. Now one call stops at the size the server
+    stated on its first page, and at MAX_ENTRIES_PER_CALL."""
+    import httpx
+
+    from zkauction.service import remote as remote_module
+    from zkauction.service.remote import RemoteLog
+
+    def junk(start, n):
+        return [dict(seq=q, round=None, kind="x", payload="{}", prev_hash="0" * 64, hash="0" * 64, signer="0" * 64,
+                     signature="0") for q in range(start, start + n)]
+
+    def endless(grows):
+        def handle(request):
+            s = int(request.url.params.get("start", 0))
+            return httpx.Response(200, json={"size": s + 100 if grows else 10**12, "more": True, "entries": junk(s, 100)})
+        return handle
+
+    r = RemoteLog(URL, client=httpx.Client(base_url=URL, transport=httpx.MockTransport(endless(True))))
+    assert len(r.entries()) == 100  # what the first page said the log held
+    monkeypatch.setattr(remote_module, "MAX_ENTRIES_PER_CALL", 1000)
+    r = RemoteLog(URL, client=httpx.Client(base_url=URL, transport=httpx.MockTransport(endless(False))))
+    assert len(r.entries()) == 1000
+
+
+@pytest.mark.parametrize("answer, where", [({"entries": [], "more": False}, "KeyError: 'size'"),
+                                           ([], "TypeError"),
+                                           ({"entries": [], "size": "abc", "more": False}, "ValueError"),
+                                           ({"entries": [5], "size": 1, "more": False}, "an entry must be an object")])
+def test_a_malformed_answer_from_the_server_is_named_not_a_crash(answer, where):
+    import httpx
+
+    from zkauction.errors import ZkAuctionError
+    from zkauction.protocol.state import ProtocolError
+    from zkauction.service.remote import RemoteLog
+
+    r = RemoteLog(URL, client=httpx.Client(base_url=URL, transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, json=answer if request.url.path != "/api/status" else {"round": "1"}))))
+    with pytest.raises(ZkAuctionError, match=where):  # (a ProtocolError, or a LedgerError naming the entry)
+        r.entries()
+    with pytest.raises(ProtocolError, match="round and phase must be integers"):
+        r.status()
+    for f in (r.latest_checkpoint, lambda: r.inclusion_proof(0), lambda: r.consistency_proof(1)):
+        with pytest.raises(ProtocolError, match="a malformed answer"):
+            f()

@@ -352,6 +352,17 @@ class Bidder:
         self.view.check_included(self.ledger, out.seq, out)
         if round not in self._openings:
             return "ok"
+        try:
+            verdict = self._judge_outcome(round, out)
+        except ProtocolError:  # the checkpoint that covers the breach, pinned on its own disk before it stops:
+            self.view.flush(durable=True)  # a host that rolls the log back and replays the round is then a fork
+            raise
+        if found is None:  # (a block's outcomes: check_outcomes writes once for all of them)
+            self.view.flush(durable=True)  # the outcome it checked, pinned on its own disk
+        return verdict
+
+    def _judge_outcome(self, round: int, out: Entry) -> str:
+        ann = self.announcement
         mine = self._commitments[round]
         try:
             used = out.data["commitments"][self.index] == mine and out.data["participants"][self.index] == 1
@@ -370,8 +381,6 @@ class Bidder:
             if ann.exclusion == "void" and left:  # (the public checks name it too; a bidder need not wait for them)
                 raise ProtocolError(f"round {round}: the outcome sells while bidder {left[0]}, whose commitment was closed "
                                     "in the round, is left out: the round must be void (the auctioneer's breach)")
-            if found is None:  # (a block's outcomes: check_outcomes writes once for all of them)
-                self.view.flush(durable=True)  # the outcome it checked, pinned on its own disk
             return "ok"
         rejections = [e for e in self.ledger.entries(kind=OPENING_REJECTED, round=round) if e.signer == ann.auctioneer]
         if any(e.fields.get("bidder") == self.index for e in rejections):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from zkauction.errors import ZkAuctionError
 from zkauction.protocol.checkpoint import CheckpointError, ForkError, LogView, check_log_extends
 from zkauction.protocol.log import Ledger
 from zkauction.protocol.state import ProtocolError, _Reader, read_announcement
@@ -62,7 +63,22 @@ class Monitor:
         self._progress_since = time.monotonic()
 
     def poll(self) -> bool:
-        """Fetch what is new, check it; True once the audit has a verdict."""
+        """Fetch what is new, check it; True once the audit has a verdict. On a failed check (a
+        breach, a fork, a rollback) the checkpoint this monitor accepted, which covers it, goes to
+        ``--state`` first: a host that then rolls its log back and replays the round honestly is a
+        fork to the monitor's next run, not a valid log (the eighth review)."""
+        try:
+            return self._poll()
+        except ZkAuctionError as e:
+            if not isinstance(e, Unavailable):
+                self._pin()
+            raise
+
+    def _pin(self) -> None:
+        if self._view is not None:
+            self._view.flush(durable=True)
+
+    def _poll(self) -> bool:
         r = self.replica
         new = self.remote.entries(start=len(r))
         r.replicate(new)  # ChainError names a bad entry
@@ -170,6 +186,7 @@ class Monitor:
             report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome,
                              trusted_srs=self.trusted_srs).audit(overdue=True)
             self.report.verdict = report.to_dict()
+            self._pin()
             if report.status == "valid":  # every answer is in, but no checkpoint the monitor accepted covers it
                 raise MonitorAlert(f"the auctioneer is silent: no signed checkpoint covers the {len(self.replica)} "
                                    f"entries after {now - self._progress_since:.0f} s (limit {limit:g} s)")
@@ -182,12 +199,14 @@ class Monitor:
         start = last_ok = time.monotonic()
         while True:
             try:
-                if self.poll():
+                done = self.poll()
+                if not done:
+                    self.check_live()
+                if done:
                     if self._view is not None:
                         self._view.flush()
                     return self.report
                 last_ok = time.monotonic()
-                self.check_live()
             except Unavailable as e:
                 if time.monotonic() - last_ok > retry_for:
                     raise ProtocolError(f"the server has been unreachable for {retry_for:g} s: {e}") from None

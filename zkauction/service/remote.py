@@ -12,12 +12,14 @@ auctioneer controls. Connection failures raise :class:`Unavailable` (the caller 
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import httpx
 
 from zkauction.protocol.checkpoint import ForkError
 from zkauction.protocol.log import Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement
+from zkauction.errors import ZkAuctionError
 from zkauction.protocol.state import ProtocolError
 
 
@@ -32,6 +34,9 @@ class Refused(ProtocolError):
         super().__init__(f"refused ({status}): {detail}")
         self.status = status
         self.detail = detail
+
+
+MAX_ENTRIES_PER_CALL = 50_000  # entries one RemoteLog.entries call collects (pages of the server's size)
 
 
 class _Storage:
@@ -87,9 +92,24 @@ class RemoteLog:
         except (ValueError, RecursionError):  # (a JSON answer nested too deep for the parser)
             raise Unavailable(f"{self.url}{path}: not a JSON answer") from None
 
+    @contextmanager
+    def _answer(self, path: str) -> Iterator[None]:
+        """Reading a server's answer: one of another shape (a field missing, a list for an object, a
+        size that is no number) is the server's fault, named, not a KeyError or TypeError escaping
+        the monitor and the clients as a crash (the eighth review)."""
+        try:
+            yield
+        except ZkAuctionError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise ProtocolError(f"{self.url}{path}: a malformed answer ({type(e).__name__}: {str(e)[:80]})") from None
+
     def status(self, round: int = 0, phase: int = 0, wait: float = 0.0) -> dict[str, Any]:
-        return self.request("GET", "/api/status", params={"round": round, "phase": phase, "wait": wait},
-                            timeout=wait + 30.0)
+        d = self.request("GET", "/api/status", params={"round": round, "phase": phase, "wait": wait},
+                         timeout=wait + 30.0)
+        if not isinstance(d, dict) or any(type(d.get(k)) is not int for k in ("round", "phase")):
+            raise ProtocolError(f"{self.url}/api/status: a malformed answer (round and phase must be integers)")
+        return d
 
     # ---------------------------------------------------------------- Ledger's reading interface
 
@@ -117,16 +137,26 @@ class RemoteLog:
         """The server's entries from ``start`` (to ``stop``), page by page. Every page must move on:
         entries in order after the last one, within ``stop``, each the next one when nothing is
         filtered, and a page saying ``more`` must hold some, else :class:`ProtocolError` (a server
-        that answered every page with entry 0 and "more" held its reader in an endless loop)."""
+        that answered every page with entry 0 and "more" held its reader in an endless loop).
+
+        One call returns at most the entries up to the size the server stated on its first page, and
+        at most :data:`MAX_ENTRIES_PER_CALL`: a server that kept sending fresh pages, each saying more
+        follow, held its reader past any timeout with memory growing (the eighth review); the caller
+        asks again from where this call ended (the monitor on its next poll, :func:`verified_replica`
+        until its checkpoint's size)."""
         out: list[Entry] = []
         first, last = start, start - 1
+        stated: int | None = None
         while True:
             params: dict[str, Any] = {"start": start}
             for k, v in (("stop", stop), ("kind", kind), ("round", round)):
                 if v is not None:
                     params[k] = v
             page = self.request("GET", "/api/log/entries", params=params)
-            got = [Entry.from_dict(d) for d in page["entries"]]
+            with self._answer("/api/log/entries"):
+                got = [Entry.from_dict(d) for d in page["entries"]]
+                size = int(page["size"])
+                more = bool(page.get("more"))
             for e in got:
                 if (type(e.seq) is not int or e.seq <= last or (stop is not None and e.seq >= stop)
                         or (kind is None and round is None and e.seq != last + 1)):
@@ -134,8 +164,9 @@ class RemoteLog:
                                         f"after {last}{'' if stop is None else f' (stop {stop})'}")
                 last = e.seq
             out.extend(got)
-            self._size = max(self._size, int(page["size"]))
-            if not page.get("more"):
+            self._size = max(self._size, size)
+            stated = size if stated is None else stated
+            if not more or last + 1 >= stated or len(out) >= MAX_ENTRIES_PER_CALL:
                 return out
             if not got:
                 raise ProtocolError(f"{self.url}: the server's page of entries from {start} is empty but says more follow")
@@ -158,22 +189,29 @@ class RemoteLog:
             if r.status == 404:
                 return None
             raise
-        self._size = int(d["size"])
-        self._cp = SignedCheckpoint.from_dict(d["checkpoint"])
+        with self._answer("/api/log/checkpoint"):
+            self._size = int(d["size"])
+            self._cp = SignedCheckpoint.from_dict(d["checkpoint"])
         return self._cp
 
     def root(self, size: int | None = None) -> str:
         if self._cp is not None and size == self._cp.size:
             return self._cp.root  # the server's own claim; what binds it is the consistency proof
-        return str(self.request("GET", "/api/log/consistency", params={"old": 0, "new": size})["root"])
+        d = self.request("GET", "/api/log/consistency", params={"old": 0, "new": size})
+        with self._answer("/api/log/consistency"):
+            return str(d["root"])
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> list[str]:
         params = {"seq": seq} if size is None else {"seq": seq, "size": size}
-        return [str(h) for h in self.request("GET", "/api/log/inclusion", params=params)["proof"]]
+        d = self.request("GET", "/api/log/inclusion", params=params)
+        with self._answer("/api/log/inclusion"):
+            return [str(h) for h in d["proof"]]
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
         params = {"old": old_size} if new_size is None else {"old": old_size, "new": new_size}
-        return [str(h) for h in self.request("GET", "/api/log/consistency", params=params)["proof"]]
+        d = self.request("GET", "/api/log/consistency", params=params)
+        with self._answer("/api/log/consistency"):
+            return [str(h) for h in d["proof"]]
 
     # ---------------------------------------------------------------- appends: signed here, placed there
 
@@ -185,7 +223,8 @@ class RemoteLog:
         log_id = self.log_id
         sts = [Statement.sign(key, log_id, kind, payload, rnd) for kind, payload, key, rnd, _u in items]
         got = self.request("POST", "/api/statements", json={"statements": [s.to_dict() for s in sts]})
-        entries = [Entry.from_dict(d) for d in got["entries"]]
+        with self._answer("/api/statements"):
+            entries = [Entry.from_dict(d) for d in got["entries"]]
         if len(entries) != len(sts):  # zip below stops at the shorter list
             raise ProtocolError(f"the server answered {len(sts)} statements with {len(entries)} entries")
         for s, e in zip(sts, entries):  # the server placed what was signed, nothing else
