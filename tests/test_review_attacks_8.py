@@ -1,4 +1,5 @@
-"""An eighth review played the cheating auctioneer once more and got around the audit twice:
+"""A sixteenth review (README, "A sixteenth review") played the cheating auctioneer once more and got
+around the audit twice:
 
 - **A split view that censors each honest bidder in the other's fork.** The host copies its log
   after the registrations; fork A shows bidder 0 a log in which bidder 1 never bids and never
