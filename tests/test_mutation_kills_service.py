@@ -25,7 +25,7 @@ from zkauction.protocol.entries import Statement
 from zkauction.protocol.local import LocalRun, private_dir
 from zkauction.protocol.log import Ledger, LedgerError, SignedCheckpoint, SigningKey, leaf_hash_of
 from zkauction.protocol.state import (ABSTENTION, BID_COMMITMENT, COMMITMENTS_CLOSED, DISPUTE, PROOF, REGISTRATION,
-                                      REVEALS_CLOSED, SEED_REVEAL, ProtocolError, read_state, unique_key)
+                                      REVEALS_CLOSED, SEED_REVEAL, ProtocolError, read_state, seed_commitment, unique_key)
 from zkauction.service import client as client_module
 from zkauction.service.client import BidderClient, init_state
 from zkauction.service.engine import Rejected, Status, announce, engine_for, pass_message
@@ -805,7 +805,21 @@ def test_a_seed_reveal_carrying_a_checkpoint_of_another_history_is_refused(tmp_p
         (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "11" * 32,
                                                                              "checkpoint": other.to_dict()}))
         refused(r, 400, "payload.checkpoint: not a checkpoint of this log")
+        # an honest one: the seed its registration committed to, under a checkpoint the auctioneer signed
+        engine.status = Status(0, 0)
+        (r,) = submit(engine, Statement.sign(k0, engine.log_id, REGISTRATION, {
+            "bidder": 0, "announcement": engine.log_id, "seed_commitment": seed_commitment(0, "11" * 32)}))
+        assert not isinstance(r, Exception), r
+        ours = engine.ledger.checkpoint(key)
+        engine.status = Status(3, 0)
         size = len(engine.ledger)
+        (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "22" * 32,
+                                                                             "checkpoint": ours.to_dict()}))
+        refused(r, 400, "must carry the seed of this bidder's registration")  # (the sixteenth review: never counted)
+        forged = {**ours.to_dict(), "signature": "00" * 64}
+        (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "11" * 32,
+                                                                             "checkpoint": forged}))
+        refused(r, 400, "checkpoint signed by the auctioneer")
         (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "11" * 32,
                                                                              "checkpoint": ours.to_dict()}))
         assert not isinstance(r, Exception) and len(engine.ledger) == size + 1, r

@@ -331,3 +331,42 @@ def test_a_malformed_answer_from_the_server_is_named_not_a_crash(answer, where):
     for f in (r.latest_checkpoint, lambda: r.inclusion_proof(0), lambda: r.consistency_proof(1)):
         with pytest.raises(ProtocolError, match="a malformed answer"):
             f()
+
+
+@pytest.mark.parametrize("mode", ["reveal", "zk"])
+def test_openings_published_for_a_round_not_drawn_or_in_zk_mode_are_the_auctioneers_breach(tmp_path, mode):
+    """state.py openings_entry: published openings reveal bids, so only the audited rounds', and only
+    in reveal mode (zk promises that no bid is ever published); the reader checked neither, so a host
+    could publish every round's bids on the signed log at no cost. Now each is a breach."""
+    from zkauction.protocol.state import OPENINGS
+
+    with make_run(tmp_path, mode=mode, rounds=4, audits=1) as run:
+        run.play()
+        draw = run.reveal()
+        r = next(q for q in range(1, 5) if q not in draw.rounds) if mode == "reveal" else draw.rounds[0]
+        bids, salts = run.auctioneer.round_inputs(r)
+        run.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, run.auctioneer.key, round=r)
+        st = read_state(run.ledger)
+        why = "the audit did not draw" if mode == "reveal" else "in zk mode, where no bid is ever published"
+        assert any(why in b.reason for b in st.breaches), st.breaches
+        assert r not in st.openings
+
+
+def test_the_server_admits_an_abstention_only_from_a_bidder_that_committed(tmp_path):
+    """engine.py _admissible: an abstention from a bidder with no commitment in the round was logged
+    and never counted (the web view listed it); the server admits only what the reader counts."""
+    from test_mutation_kills_service import fresh_engine, refused, submit
+
+    from zkauction.protocol.log import Statement
+    from zkauction.protocol.state import ABSTENTION
+    from zkauction.service.engine import Status
+    from zkauction.zk.circuit import Circuit
+
+    engine, (k0, k1) = fresh_engine(tmp_path, Circuit.load("circuits/ama_2x2_uniform"))
+    try:
+        engine.status = Status(1, 2)
+        (r,) = submit(engine, Statement.sign(k1, engine.log_id, ABSTENTION, {"bidder": 1}, round=1))
+        refused(r, 409, "bidder 1 has none")
+        assert len(engine.ledger) == 1
+    finally:
+        engine.close()

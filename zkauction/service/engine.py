@@ -239,6 +239,10 @@ class Engine:
                 raise Rejected(f"{st.kind} of round {st.round} only between its close and its outcome")
             # the reader counts a dispute only after the no_opening rejection it answers (an earlier one
             # would be logged, not counted, and an outcome honouring it a breach)
+            if st.kind == ABSTENTION and not any(e.signer == self.ann.bidders[i] and e.fields.get("bidder") == i
+                                                 for e in self.ledger.entries(kind=BID_COMMITMENT, round=st.round)):
+                # the reader counts an abstention only from a bidder that committed in the round
+                raise Rejected(f"an abstention of round {st.round} withdraws a commitment, and bidder {i} has none")
             if st.kind == DISPUTE and not rejected_no_opening(self.ledger, st.round, i, self.ann.auctioneer):
                 raise Rejected(f"a dispute of round {st.round} answers a no_opening rejection, and bidder {i} has none")
             if st.kind == DISPUTE:  # one that is not a valid opening cures nothing: never logged
@@ -257,11 +261,26 @@ class Engine:
             from zkauction.protocol.audit import cosigned_problem
 
             try:
-                ours = cosigned_problem(self.ledger, SignedCheckpoint.from_dict(d.get("checkpoint"))) is None
+                cp = SignedCheckpoint.from_dict(d.get("checkpoint"))
+                ours = cosigned_problem(self.ledger, cp) is None
             except (TypeError, ValueError, KeyError, LedgerError):
                 ours = False
             if not ours:
                 raise Rejected("payload.checkpoint: not a checkpoint of this log (size and root)", 400)
+            # and only a reveal the reader counts (the seed of the registration, a checkpoint the auctioneer
+            # signed covering the last outcome): one it does not count was logged and shown, never counted
+            from zkauction.protocol.state import seed_commitment
+
+            reg = next((e for e in self.ledger.entries(kind=REGISTRATION) if e.signer == self.ann.bidders[i]), None)
+            try:
+                cp.verify(self.ann.auctioneer)
+                seed_ok = reg is not None and seed_commitment(i, str(d.get("seed"))) == reg.fields.get("seed_commitment")
+            except (LedgerError, ValueError, TypeError):
+                seed_ok = False
+            last = max((e.seq for e in self.ledger.entries(kind=OUTCOME)), default=-1)
+            if not seed_ok or cp.size <= last or cp.log_id != self.log_id:
+                raise Rejected("payload: a seed reveal must carry the seed of this bidder's registration and a "
+                               "checkpoint signed by the auctioneer covering the last outcome", 400)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
