@@ -27,8 +27,8 @@ from zkauction.protocol.log import Ledger, LedgerError, SignedCheckpoint, Signin
 from zkauction.protocol.state import (ABSTENTION, BID_COMMITMENT, COMMITMENTS_CLOSED, DISPUTE, PROOF, REGISTRATION,
                                       REVEALS_CLOSED, SEED_REVEAL, ProtocolError, read_state, seed_commitment, unique_key)
 from zkauction.service import client as client_module
-from zkauction.service.client import BidderClient, init_state
-from zkauction.service.engine import Rejected, Status, announce, engine_for, pass_message
+from zkauction.service.client import AuditFailed, BidderClient, init_state
+from zkauction.service.engine import DEFAULT_DEADLINES, Rejected, Status, announce, engine_for, pass_message
 from zkauction.service.monitor import Monitor, MonitorAlert
 from zkauction.service.remote import Refused, RemoteLog, Unavailable, verified_replica
 from zkauction.zk.commitments import commit
@@ -97,7 +97,7 @@ def local_run(tmp_path, outcome=None, *, mode="reveal", rounds=3, audits=1, auct
     fn = net_outcome_function(small_net())
     return LocalRun.create(tmp_path / "l.db", outcome(fn) if outcome else fn, setting=SETTING, participation=PARTICIPATION,
                            input_scale=input_scale, auction=auction or {"name": "test-net"}, rounds=rounds, audits=audits,
-                           mode=mode, seed=7), fn
+                           mode=mode, seed=7, deadlines=DEFAULT_DEADLINES), fn  # (as served: bidders refuse none)
 
 
 def replica_of(ledger, upto):
@@ -533,10 +533,13 @@ def _status_then_reached(first, times=40):
 
 
 @pytest.mark.parametrize("answer, match", [
-    ({"round": 1, "phase": 0, "error": "ProtocolError: zk mode: the server needs the circuit"}, "the server's run stopped"),
+    ({"round": 0, "phase": 0, "error": "ProtocolError: zk mode: the server needs the circuit"}, "the server's run stopped"),
     (Unavailable("connection refused"), "unreachable for 0.3 s"),
 ])
 def test_a_waiting_client_stops_when_the_run_stopped_or_the_server_is_gone(tmp_path, served_client, answer, match):
+    """Before round 1 (where nothing is late) an unreachable server is an error after retry_for;
+    from round 1 on the client waits through it until the announced deadlines pass, then calls the
+    auctioneer silent (test_review_attacks_9.py)."""
     run, _ = local_run(tmp_path)
     try:
         served_client.server = LogServer(run.ledger)
@@ -544,20 +547,31 @@ def test_a_waiting_client_stops_when_the_run_stopped_or_the_server_is_gone(tmp_p
         calls = _status_then_reached(answer, times=20)
         c.remote.status = lambda *a, **k: calls()
         with pytest.raises(ProtocolError, match=match):
-            c._wait(2, 0)
+            c._wait(1, 0)
+        if not isinstance(answer, Exception):  # from round 1 on, a stopped run is the auctioneer's silence
+            calls = _status_then_reached(answer, times=20)
+            c.remote.status = lambda *a, **k: calls()
+            with pytest.raises(AuditFailed, match="the auctioneer is silent: the server.s run stopped at round 0"):
+                c._wait(2, 0)
     finally:
         run.close()
 
 
-def test_a_client_waiting_without_anything_to_resend_passes_a_refusal_on(tmp_path, served_client):
+def test_a_refused_status_is_waited_through_like_an_unreachable_server(tmp_path, served_client):
+    """A refused status request says nothing about the run: the client waits on (a seventeenth
+    review: with a resend to make, a 409 on every status spun the wait for ever, unclocked), until
+    retry_for before round 1, until the announced deadlines after (then the auctioneer is silent)."""
     run, _ = local_run(tmp_path)
     try:
         served_client.server = LogServer(run.ledger)
-        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: None, retry_for=5)
-        calls = _status_then_reached(Refused(403, "forbidden"))
+        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "b0"), lambda r: None, retry_for=0.3)
+        calls = _status_then_reached(Refused(403, "forbidden"), times=50)
         c.remote.status = lambda *a, **k: calls()
-        with pytest.raises(Refused, match="forbidden"):
-            c._wait(2, 0)
+        with pytest.raises(ProtocolError, match="unreachable for 0.3 s: refused \\(403\\): forbidden"):
+            c._wait(1, 0)
+        calls = _status_then_reached(Refused(403, "forbidden"), times=2)
+        c.remote.status = lambda *a, **k: calls()
+        assert c._wait(2, 0)["round"] == 99  # refused twice, then reached
         resent = []
         calls = _status_then_reached(Refused(403, "forbidden"), times=2)
         c.remote.status = lambda *a, **k: calls()

@@ -117,15 +117,30 @@ def test_a_host_that_stays_silent_after_the_draw_or_stops_before_round_T_owes_th
         assert run.auditor().audit(overdue=True).status == "valid"
 
 
-def test_the_liveness_limit_is_every_announced_deadline_together_plus_a_minute():
+def test_the_liveness_limit_fails_closed_and_bidders_refuse_deadlines_that_would_switch_it_off():
+    """A seventeenth review: liveness_limit_s failed open (None for a string, inf on overflow, any
+    size, unknown names added), so a host could switch every silence clock off in its own
+    announcement. Now malformed values count as the defaults and huge ones as a day, and bidders
+    refuse such announcements (deadlines_problem)."""
+    from zkauction.protocol.announcement import DEFAULT_DEADLINES, MAX_DEADLINE_S, deadlines_problem
     from zkauction.protocol.audit import LIVENESS_GRACE_S
     from zkauction.protocol.state import Announcement
 
     ann = Announcement.__new__(Announcement)
-    for deadlines, limit in ((DEADLINES, 5.0 + LIVENESS_GRACE_S), ({}, None), ({"commit_s": "x"}, None),
-                             ({"commit_s": float("inf")}, None), ({"commit_s": -1.0}, None)):
+    default = sum(DEFAULT_DEADLINES.values()) + LIVENESS_GRACE_S
+    for deadlines, limit in ((DEADLINES, 5.0 + LIVENESS_GRACE_S), ({}, default), ({"commit_s": "x"}, default),
+                             ({"commit_s": float("inf")}, default), ({"commit_s": -1.0}, default), ([1, 2], default),
+                             (None, default), ({"commit_s": 1e308, "answer_s": 1e308}, default - 610 + 2 * MAX_DEADLINE_S),
+                             ({"note": 10.0**12}, default)):
         object.__setattr__(ann, "deadlines", deadlines)
         assert liveness_limit_s(ann) == limit, deadlines
+    object.__setattr__(ann, "deadlines", DEADLINES)
+    assert liveness_limit_s(ann, answers=5) == 9.0 + LIVENESS_GRACE_S  # answer_s per audited round
+    assert deadlines_problem(DEFAULT_DEADLINES) is None and deadlines_problem(DEADLINES) is None
+    for bad, why in (([1], "must be an object"), ({"note": 1.0}, "none of"), ({"commit_s": "x"}, "number of seconds"),
+                     ({"answer_s": 1e12}, "number of seconds"), ({"open_s": 0}, "number of seconds"),
+                     ({"open_s": True}, "number of seconds")):
+        assert why in deadlines_problem(bad), bad
 
 
 def timed_run(tmp_path, rounds=3):
@@ -185,7 +200,7 @@ def test_the_bidder_client_takes_a_run_standing_still_for_the_auctioneers_silenc
         c = BidderClient(URL, bidder_state(run, 0, tmp_path / "s0"), lambda r: None, retry_for=5)
         assert c.limit == liveness_limit_s(read_state(run.ledger).announcement)
         c.limit = 0.2  # (the announced 65 s, shortened for the test)
-        with pytest.raises(AuditFailed, match=r"the auctioneer is silent: the run has stood at round 4, phase 0 for .*"
+        with pytest.raises(AuditFailed, match=r"the auctioneer is silent: the run has not gone past round 4, phase 0 for .*"
                                               r"verdict on the log it holds: invalid, .*the reveal phase is open.*"
                                               r"the penalty is due"):
             c._wait(4, 2, poll=0.01)
@@ -264,7 +279,8 @@ def test_a_monitor_that_stops_on_a_breach_keeps_the_checkpoint_that_covers_it(tm
 
     fn = net_outcome_function(small_net())
     run = LocalRun.create(tmp_path / "o.db", overcharge(fn), setting=SETTING, participation=PARTICIPATION,
-                          input_scale=12, auction={"name": "test-net"}, rounds=2, audits=1, mode="reveal", seed=7)
+                          input_scale=12, auction={"name": "test-net"}, rounds=2, audits=1, mode="reveal", seed=7,
+                          deadlines=DEADLINES)
     try:
         run.auctioneer.checkpoint()
         mon = monitor_of(LogServer(run.ledger), state=tmp_path / "mon", outcome=fn)

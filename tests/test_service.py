@@ -346,12 +346,16 @@ def test_the_monitor_names_an_announcement_misstating_the_circuits_terms_at_once
         srv.stop()
 
 
-def test_a_server_that_lies_in_the_outcome_is_named_by_the_monitor(tmp_path, circuit):
+def test_a_server_that_lies_in_the_outcome_is_named_by_the_monitor(tmp_path, circuit, monkeypatch):
     """The auctioneer's outcome function charges more than the allocated value allows (and gives
     an item twice): the public checks of that round name it, without any proof."""
+    from zkauction.service import client as client_module
+
     def lie(bids, salts):  # item 0 to both (free: no winner's own check sees it, the public checks do)
         return Outcome(((1.0, 1.0), (1.0, 0.0)), (0.0, 0.0))
 
+    # once the server is gone, a client waits out the announced deadlines (here 10 s) and calls it silent
+    monkeypatch.setattr(client_module, "liveness_limit_s", lambda ann, answers=1: 10.0)
     srv = make_service(tmp_path, circuit, n_rounds=2, outcome=lie)
     try:
         threads, reports, errors = run_clients(srv.url, tmp_path, circuit, lambda i, r: BIDS.get((i, r)), retry_for=1.0)
@@ -361,7 +365,7 @@ def test_a_server_that_lies_in_the_outcome_is_named_by_the_monitor(tmp_path, cir
     finally:
         srv.stop()
     for t in threads:  # the clients give up once the server is gone
-        t.join(30)
+        t.join(60)
         assert not t.is_alive()
 
 

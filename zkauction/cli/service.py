@@ -99,8 +99,8 @@ def register(app: typer.Typer) -> None:
         dispute_s: float = typer.Option(30.0, "--dispute-s", help="after a no_opening rejection, how long the round waits "
                                         "for the bidder's published opening or abstention before it is void, seconds"),
         reveal_s: float = typer.Option(60.0, "--reveal-s", help="seed reveal deadline, seconds"),
-        answer_s: float = typer.Option(600.0, "--answer-s", help="from the close of the reveal phase to the last "
-                                       "audited round's answer (proving included), seconds; a verifier that waits "
+        answer_s: float = typer.Option(600.0, "--answer-s", help="per audited round, from the close of the reveal "
+                                       "phase (proving included), seconds; a verifier that sees the run stand still "
                                        "longer than all deadlines together takes silence for a breach"),
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port", help="port (0: any free port, printed)"),
@@ -111,10 +111,12 @@ def register(app: typer.Typer) -> None:
         """Run the auctioneer as an HTTP service (the log's only writer; the web view at /)."""
         import socket
 
+        from zkauction.protocol.announcement import MAX_DEADLINE_S
+
         for name, v in (("--commit-s", commit_s), ("--open-s", open_s), ("--dispute-s", dispute_s), ("--reveal-s", reveal_s),
                         ("--answer-s", answer_s)):
-            if not 0 < v < math.inf:
-                _usage(f"{name} {v}: must be a positive, finite number of seconds")
+            if not 0 < v <= MAX_DEADLINE_S:  # (bidders refuse longer deadlines)
+                _usage(f"{name} {v}: must be a positive number of seconds, at most {MAX_DEADLINE_S:g} (a day)")
         if not 0 <= port <= 65535:
             _usage(f"--port {port}: not a port number")
         from zkauction.protocol.storage_pg import is_postgres_url as is_url

@@ -30,6 +30,43 @@ MODES = ("zk", "reveal", "ttp")
 EXCLUSIONS = ("void", "drop")
 
 
+# The deadlines an announcement states, in seconds, and the service's defaults: each phase of an
+# honest run ends within its own; answer_s is per audited round (proving included), from the close
+# of the reveal phase. A verifier takes a run that stands still longer for the auctioneer's silence.
+DEFAULT_DEADLINES = {"commit_s": 10.0, "open_s": 10.0, "dispute_s": 30.0, "reveal_s": 60.0, "answer_s": 600.0}
+MAX_DEADLINE_S = 86400.0  # a day: a bidder refuses an announcement with a longer deadline (or a malformed one)
+LIVENESS_GRACE_S = 60.0  # beyond the deadlines: a restart of the honest server
+
+
+def deadlines_problem(deadlines: Any) -> str | None:
+    """Why a bidder refuses these announced deadlines (None: it accepts them): an object of known
+    names, each a number of seconds in (0, MAX_DEADLINE_S]. A host that announced none, a string or
+    a century would otherwise have switched every verifier's silence clock off."""
+    if not isinstance(deadlines, dict):
+        return f"the announced deadlines must be an object of seconds, got {type(deadlines).__name__}"
+    for k, v in deadlines.items():
+        if k not in DEFAULT_DEADLINES:
+            return f"the announced deadlines name {str(k)[:40]!r}, which is none of {', '.join(DEFAULT_DEADLINES)}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_DEADLINE_S:
+            return f"the announced deadline {k} must be a number of seconds in (0, {MAX_DEADLINE_S:g}], got {str(v)[:40]}"
+    return None
+
+
+def liveness_limit_s(ann: "Announcement", answers: int = 1) -> float:
+    """How long a verifier may see the run stand still before the auctioneer is silent: every
+    announced deadline together (``answers`` audited rounds to answer), each missing one at its
+    default and each beyond MAX_DEADLINE_S at that, plus LIVENESS_GRACE_S for a restart. Fails
+    closed: missing or malformed deadlines count as the defaults (bidders refuse such an
+    announcement anyway, :func:`deadlines_problem`)."""
+    d = ann.deadlines if isinstance(ann.deadlines, dict) else {}
+    got = {}
+    for k, default in DEFAULT_DEADLINES.items():
+        v = d.get(k, default)
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v < math.inf
+        got[k] = min(float(v), MAX_DEADLINE_S) if ok else default
+    return sum(v for k, v in got.items() if k != "answer_s") + got["answer_s"] * max(1, answers) + LIVENESS_GRACE_S
+
+
 class ProtocolError(ZkAuctionError, ValueError):
     """A protocol step that cannot be taken (wrong order, wrong party, unknown round), with the reason."""
 

@@ -46,7 +46,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from zkauction.protocol.announcement import misstated_terms
+from zkauction.protocol.announcement import (  # noqa: F401  (liveness_limit_s: imported from here too)
+    LIVENESS_GRACE_S,
+    liveness_limit_s,
+    misstated_terms,
+)
 from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
 from zkauction.protocol.state import (
@@ -351,22 +355,6 @@ def unconfirmed_reason(draw: AuditDraw) -> str:
     who = ", ".join(map(str, draw.withheld))
     return (f"bidder(s) {who} revealed no seed, so never co-signed this log: whether they were shown this log "
             "(and not another history of the rounds, a split view) is unconfirmed; compare checkpoints with them")
-
-
-def liveness_limit_s(ann: Announcement) -> float | None:
-    """How long a verifier may see the run stand still before the auctioneer is silent: the sum of
-    the announced deadlines (every phase of an honest run ends within its own) plus a minute's grace
-    for a restart. None when the announcement states no deadlines (a run driven in one process)."""
-    try:
-        values = [float(v) for v in ann.deadlines.values()]
-    except (TypeError, ValueError):
-        return None
-    if not values or not all(v >= 0 and v < float("inf") for v in values):
-        return None
-    return sum(values) + LIVENESS_GRACE_S
-
-
-LIVENESS_GRACE_S = 60.0
 
 
 def _silent(why: str, ann: Announcement, draw: AuditDraw | None, size: int) -> AuditReport:

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from zkauction.errors import ZkAuctionError
+from zkauction.protocol.audit import liveness_limit_s
 from zkauction.protocol.bidder import Bidder
 from zkauction.protocol.log import SigningKey
 from zkauction.protocol.private import private_folder, write_private
-from zkauction.protocol.state import OUTCOME, ProtocolError, first_entry
+from zkauction.protocol.state import OUTCOME, AuditError, ProtocolError, first_entry
 from zkauction.service.engine import pass_message
 from zkauction.service.remote import Refused, RemoteLog, Unavailable
 
@@ -38,6 +40,10 @@ class AuditFailed(ProtocolError):
     """The log this bidder holds shows a breach: the auctioneer owes the penalty."""
 
     exit_code = 1
+
+
+class _NotAnswered(ProtocolError):
+    """The log this bidder holds does not (yet) show an audited round's answer."""
 
 
 class BidsFileError(ProtocolError):
@@ -152,6 +158,11 @@ class BidderClient:
         ann = self._retry(lambda: self._announcement())
         if self.key.public_hex not in ann.bidders:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
+        from zkauction.protocol.announcement import deadlines_problem
+
+        problem = deadlines_problem(ann.deadlines) or (None if ann.deadlines else "the announcement states no deadlines")
+        if problem:  # without them no verifier could ever call the auctioneer silent
+            raise ProtocolError(f"{problem}: not taking part")
         self.index = ann.bidders.index(self.key.public_hex)
         if circuit is not None:  # the terms the circuit fixes, from its own files, never the server's word
             from zkauction.protocol.announcement import circuit_terms
@@ -160,8 +171,6 @@ class BidderClient:
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
                              view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
         self.report.index = self.index
-        from zkauction.protocol.audit import liveness_limit_s
-
         self.limit = liveness_limit_s(ann)  # how long the run may stand still before the auctioneer is silent
 
     def _announcement(self) -> Any:
@@ -183,47 +192,53 @@ class BidderClient:
                 delay = min(delay * 2, 1.0)
 
     def _wait(self, round: int, phase: int, resend: Callable[[dict[str, Any] | None], None] | None = None,
-              poll: float = 10.0) -> dict[str, Any]:
+              poll: float = 10.0, limit: float | None | str = "announced") -> dict[str, Any]:
         """Wait until the run reaches (round, phase); ``resend`` is called after every reconnect or
         unsatisfied wait of ``poll`` seconds (what the server may have lost in a restart), with the
         status that wait ended on (None after a reconnect: not known).
 
-        From round 1 on, a run that stands still (the same round and phase) for longer than the
-        announced deadlines together (:func:`~zkauction.protocol.audit.liveness_limit_s`, by this
-        client's clock) is the auctioneer's silence: :class:`AuditFailed`, the penalty is due (a host
-        that learnt the audit draw from the revealed seeds could otherwise stay silent whenever its
-        lie was drawn, or stop before round T, and leave the verdict pending for ever)."""
+        From round 1 on, a run that does not move past the furthest point it reached (by the server's
+        status; a status going back and forth does not count) for ``limit`` seconds, by default the
+        announced deadlines together (:func:`~zkauction.protocol.audit.liveness_limit_s`, this
+        client's clock), is the auctioneer's silence: :class:`AuditFailed`, the penalty is due. A
+        host that learnt the audit draw from the revealed seeds could otherwise stay silent whenever
+        its lie was drawn, or stop before round T, and leave the verdict pending for ever. A server
+        that cannot be reached, or refuses to say where the run is, counts as standing still (before
+        round 1, where nothing is late, it is an error after ``retry_for`` seconds, as before)."""
+        if limit == "announced":
+            limit = self.limit if (round, phase) > (1, 0) else None
         lost, last_ok, s = False, time.monotonic(), None
-        limit = self.limit if (round, phase) > (1, 0) else None
-        at, since = None, time.monotonic()
+        furthest, since = None, time.monotonic()
         while True:
             try:
                 if lost and resend is not None:
-                    resend(s)
+                    try:
+                        resend(s)
+                    except Refused as e:
+                        self.say(f"bidder {self.index}: resend refused: {e}")
                 s = None
                 s = self.remote.status(round, phase, wait=poll)
                 last_ok = time.monotonic()
                 lost = True  # an unsatisfied wait: send again, in case the server restarted meanwhile
-                if (s["round"], s["phase"]) >= (round, phase):
+                at = (s["round"], s["phase"])
+                if at >= (round, phase):
                     return s
-                if s.get("error"):
-                    raise ProtocolError(f"the server's run stopped: {s['error']}")
-                if (s["round"], s["phase"]) != at:
-                    at, since = (s["round"], s["phase"]), time.monotonic()
-                elif limit is not None and time.monotonic() - since > limit:
-                    self._silent(f"the run has stood at round {at[0]}, phase {at[1]} for {time.monotonic() - since:.1f} s, "
-                                 f"longer than the announced deadlines together ({limit:g} s)")
-            except Unavailable as e:
-                if time.monotonic() - last_ok > self.retry_for:
+                if s.get("error"):  # from round 1 on, a run that stops is silent like one that stands still
+                    if limit is None:
+                        raise ProtocolError(f"the server's run stopped: {s['error']}")
+                    self._silent(f"the server's run stopped at round {at[0]}, phase {at[1]}: {str(s['error'])[:200]}")
+                if furthest is None or at > furthest:
+                    furthest, since = at, time.monotonic()
+            except (Unavailable, Refused) as e:  # (a refused status request says nothing either)
+                if limit is None and time.monotonic() - last_ok > self.retry_for:
                     raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
                 self.report.retries += 1
                 lost = True
                 time.sleep(0.2)
-            except Refused as e:
-                if resend is None:
-                    raise
-                self.say(f"bidder {self.index}: resend refused: {e}")
-                lost = False
+            if limit is not None and time.monotonic() - since > limit:
+                where = "no answer from the server" if furthest is None else f"round {furthest[0]}, phase {furthest[1]}"
+                self._silent(f"the run has not gone past {where} for {time.monotonic() - since:.1f} s, longer than "
+                             f"the announced deadlines together ({limit:g} s)")
 
     def run(self) -> ClientReport:
         b, ann = self.bidder, self.bidder.announcement
@@ -261,13 +276,43 @@ class BidderClient:
         T = ann.rounds
         self._wait(T + 1, 0)
         self._retry(b.reveal)
-        self._wait(T + 1, 2)
-        self._retry(self._verify_audit)
+        self._wait(T + 1, 1)
+        limit = liveness_limit_s(ann, self._rounds_to_answer())  # (answer_s per audited round)
+        self._wait(T + 1, 2, limit=limit)
+        self._final_audit(limit)
         if b._view is not None:
             b._view.flush()
             self.report.checkpoint_size = b._view.kept.size
             self.report.consistency_checks = b._view.checks
         return self.report
+
+    def _rounds_to_answer(self) -> int:
+        """How many rounds the auctioneer must answer, from the log this client holds (T, every round,
+        while that log does not show the draw: the most an honest server may have to prove)."""
+        from zkauction.protocol.audit import audit_draw
+        from zkauction.protocol.state import read_state
+        from zkauction.service.remote import verified_replica
+
+        try:
+            return len(audit_draw(read_state(verified_replica(self.remote, self.bidder.sync()))).rounds)
+        except ZkAuctionError:
+            return self.bidder.announcement.rounds
+
+    def _final_audit(self, limit: float | None) -> None:
+        """:meth:`_verify_audit`, waiting (up to ``limit``) while the log it holds does not yet show
+        what the server's status says is done (the reveal phase closed, every drawn round answered):
+        a host that says it is finished and never answers is silent, not an error."""
+        end = None if limit is None else time.monotonic() + limit
+        while True:
+            try:
+                return self._retry(self._verify_audit)
+            except (AuditError, _NotAnswered) as e:
+                if end is None:
+                    raise
+                if time.monotonic() > end:
+                    self._silent(f"the server says the audit is answered, but the log this bidder holds does not "
+                                 f"show it after {limit:g} s ({e})")
+                time.sleep(1.0)
 
     def _silent(self, why: str) -> None:
         """The auctioneer stopped answering past the announced deadlines: the verdict any verifier with
@@ -282,6 +327,8 @@ class BidderClient:
             why = f"{why}; the verdict on the log it holds: {verdict.status}, {verdict.reason}"
         except (ProtocolError, Unavailable, Refused) as e:  # (the log as it stands could not be read: said)
             why = f"{why} (the log could not be read: {e})"
+        if self.bidder._view is not None:  # what it holds, on its own disk first
+            self.bidder._view.flush(durable=True)
         raise AuditFailed(f"bidder {self.index}: the auctioneer is silent: {why}: the penalty is due")
 
     def _check_played(self, r: int) -> None:
@@ -350,6 +397,17 @@ class BidderClient:
                 raise
 
     def _verify_audit(self) -> None:
+        """:meth:`_check_audit`; when it finds a breach, the checkpoint covering it goes to this
+        bidder's disk first (a host that then drops the tail and answers honestly is a rollback or a
+        fork to the bidder's next run, the seventeenth review)."""
+        try:
+            self._check_audit()
+        except ZkAuctionError as e:
+            if not isinstance(e, (Unavailable, _NotAnswered, AuditError)) and self.bidder._view is not None:
+                self.bidder._view.flush(durable=True)
+            raise
+
+    def _check_audit(self) -> None:
         """Every audited round, read from the log the kept checkpoint commits to (a verified replica,
         the protocol's reader: the server's answers to filtered queries are not evidence): the draw
         from the seed reveals that count, and (zk mode, with the circuit) each drawn round's proof
@@ -385,7 +443,10 @@ class BidderClient:
 
             outcome = circuit_outcome_function(self.circuit) if ann.mode == "reveal" else None
             auditor = Auditor(replica, circuit=self.circuit, outcome=outcome)
+            answers = st.openings if ann.mode == "reveal" else st.ttp_verdicts
             for r in rounds:
+                if r not in answers:
+                    raise _NotAnswered(f"bidder {self.index}: audited round {r} has no {ann.mode} answer in the log it holds")
                 v = auditor.check_audited_round(st, r)
                 if not v.valid:
                     raise AuditFailed(f"bidder {self.index}: audited round {r} fails ({ann.mode}): {v.reason}")
@@ -394,7 +455,7 @@ class BidderClient:
 
         for r in rounds:
             if r not in st.proofs or r not in st.outcomes:
-                raise ProtocolError(f"bidder {self.index}: audited round {r} has no proof in the log it holds")
+                raise _NotAnswered(f"bidder {self.index}: audited round {r} has no proof in the log it holds")
             bundle = ProofBundle.from_dict(st.proofs[r].data)
             if bundle.round_id != r:
                 raise ProtocolError(f"bidder {self.index}: the proof logged for round {r} names round {bundle.round_id!r}")

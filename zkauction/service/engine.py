@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from zkauction.protocol.announcement import DEFAULT_DEADLINES  # (answer_s: per audited round)
 from zkauction.protocol.auctioneer import Auctioneer, OpeningStore
 from zkauction.protocol.bidder import SignedOpening
 from zkauction.protocol.log import Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement, canonical_json, verify_signature
@@ -60,8 +61,6 @@ PHASES = ("commit", "open", "closing", "done")
 FINAL_PHASES = ("reveal", "audit", "finished")
 BIDDER_KINDS = (REGISTRATION, BID_COMMITMENT, DISPUTE, ABSTENTION, SEED_REVEAL)
 PASS_DOMAIN = "zkauction-pass-v1"
-# answer_s: from the close of the reveal phase to the last audited round's answer (proving included)
-DEFAULT_DEADLINES = {"commit_s": 10.0, "open_s": 10.0, "dispute_s": 30.0, "reveal_s": 60.0, "answer_s": 600.0}
 
 
 def pass_message(log_id: str, round: int, bidder: int) -> bytes:

@@ -92,6 +92,11 @@ class Monitor:
             bad = announced_terms(ann, self.circuit)  # the terms the circuit fixes, from its own files
             if bad:
                 raise MonitorAlert(f"breach: {bad[0]}")
+            from zkauction.protocol.announcement import deadlines_problem
+
+            problem = deadlines_problem(ann.deadlines) or (None if ann.deadlines else "the announcement states no deadlines")
+            if problem:  # (its silence clock runs on the default deadlines: liveness_limit_s fails closed)
+                self.say(f"monitor: {problem}; no bidder client takes part in such an auction")
             self._reader = _Reader(ann, first)
             self._view = LogView(ann.auctioneer, self.state_path, log_id=first.hash)
         for e in new:
@@ -182,7 +187,7 @@ class Monitor:
         from zkauction.protocol.audit import Auditor, liveness_limit_s
 
         limit = liveness_limit_s(self._reader.st.announcement)
-        if limit is not None and now - self._progress_since > limit:
+        if now - self._progress_since > limit:
             report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome,
                              trusted_srs=self.trusted_srs).audit(overdue=True)
             self.report.verdict = report.to_dict()

@@ -11,7 +11,9 @@ auctioneer controls. Connection failures raise :class:`Unavailable` (the caller 
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -21,6 +23,7 @@ from zkauction.protocol.checkpoint import ForkError
 from zkauction.protocol.log import Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement
 from zkauction.errors import ZkAuctionError
 from zkauction.protocol.state import ProtocolError
+from zkauction.protocol.storage import parse_json
 
 
 class Unavailable(ProtocolError):
@@ -37,6 +40,8 @@ class Refused(ProtocolError):
 
 
 MAX_ENTRIES_PER_CALL = 50_000  # entries one RemoteLog.entries call collects (pages of the server's size)
+MAX_ENTRIES_SECONDS = 120.0  # and the time it takes: the caller asks again from where it ended
+MAX_ANSWER_BYTES = 256 * 2**20  # one answer (a page of 1,000 entries with proofs is a few MB)
 
 
 class _Storage:
@@ -64,6 +69,7 @@ class RemoteLog:
         # TCP_NODELAY: a POST's body is written after its headers; Nagle would hold it for the server's ACK
         nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self.http = client or httpx.Client(base_url=self.url, timeout=timeout, transport=nodelay)
+        self.timeout = timeout
         self.storage = _Storage(self)
         self._first: Entry | None = None
         self._size = 0
@@ -75,20 +81,34 @@ class RemoteLog:
     # ---------------------------------------------------------------- HTTP
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
+        """One request, read in full within twice its time limit (httpx's limit is per read: a host
+        sending one byte a second held the monitor and the clients for ever, no silence clock ever
+        reached, the seventeenth review) and within MAX_ANSWER_BYTES."""
+        limit = 2 * float(kw.get("timeout") or self.timeout)
+        end = time.monotonic() + limit
         try:
-            r = self.http.request(method, path, **kw)
+            with self.http.stream(method, path, **kw) as r:
+                body, size = [], 0
+                for chunk in r.iter_bytes():
+                    body.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise Unavailable(f"{self.url}{path}: an answer larger than {MAX_ANSWER_BYTES} bytes")
+                    if time.monotonic() > end:
+                        raise Unavailable(f"{self.url}{path}: the answer took longer than {limit:g} s")
+                status, text = r.status_code, b"".join(body).decode("utf-8", "replace")
         except httpx.TransportError as e:
             raise Unavailable(f"{self.url}: {type(e).__name__}: {e}") from None
-        if r.status_code >= 500:
-            raise Unavailable(f"{self.url}{path}: server error {r.status_code}: {r.text[:200]}")
-        if r.status_code >= 400:
+        if status >= 500:
+            raise Unavailable(f"{self.url}{path}: server error {status}: {text[:200]}")
+        if status >= 400:
             try:
-                detail = r.json().get("detail", r.text)
+                detail = json.loads(text).get("detail", text)
             except (ValueError, RecursionError, AttributeError):
-                detail = r.text[:200]
-            raise Refused(r.status_code, detail)
+                detail = text[:200]
+            raise Refused(status, detail)
         try:
-            return r.json()
+            return parse_json(text)
         except (ValueError, RecursionError):  # (a JSON answer nested too deep for the parser)
             raise Unavailable(f"{self.url}{path}: not a JSON answer") from None
 
@@ -106,7 +126,7 @@ class RemoteLog:
 
     def status(self, round: int = 0, phase: int = 0, wait: float = 0.0) -> dict[str, Any]:
         d = self.request("GET", "/api/status", params={"round": round, "phase": phase, "wait": wait},
-                         timeout=wait + 30.0)
+                         timeout=wait + self.timeout)
         if not isinstance(d, dict) or any(type(d.get(k)) is not int for k in ("round", "phase")):
             raise ProtocolError(f"{self.url}/api/status: a malformed answer (round and phase must be integers)")
         return d
@@ -147,6 +167,7 @@ class RemoteLog:
         out: list[Entry] = []
         first, last = start, start - 1
         stated: int | None = None
+        end = time.monotonic() + MAX_ENTRIES_SECONDS
         while True:
             params: dict[str, Any] = {"start": start}
             for k, v in (("stop", stop), ("kind", kind), ("round", round)):
@@ -166,7 +187,7 @@ class RemoteLog:
             out.extend(got)
             self._size = max(self._size, size)
             stated = size if stated is None else stated
-            if not more or last + 1 >= stated or len(out) >= MAX_ENTRIES_PER_CALL:
+            if not more or last + 1 >= stated or len(out) >= MAX_ENTRIES_PER_CALL or time.monotonic() > end:
                 return out
             if not got:
                 raise ProtocolError(f"{self.url}: the server's page of entries from {start} is empty but says more follow")
