@@ -249,3 +249,45 @@ def test_bidders_and_monitors_refuse_an_announcement_that_switches_the_silence_c
             mon.check_live(now=10.0**6)
     finally:
         run.close()
+
+
+def test_a_breach_no_checkpoint_covered_yet_is_kept_and_its_drop_named_on_the_next_run(tmp_path):
+    """monitor.py _pin(tail=True): the monitor reads (and alerts on) entries no checkpoint covers
+    yet, and kept only its checkpoint: a host that served a breaching entry before signing a
+    checkpoint over it, then dropped it and played on honestly, got 'valid' from the same --state.
+    Now the hashes of that tail go to --state too (monitor.evidence.json), and the next run names the
+    log that does not hold them."""
+    from zkauction.protocol.state import COMMITMENTS_CLOSED, OUTCOME
+    from zkauction.service.monitor import MonitorAlert
+
+    run, fn = local_run(tmp_path, rounds=2)
+    try:
+        run.play()
+        run.answer_audit(run.reveal().rounds)
+        run.auctioneer.checkpoint()
+        s = run.ledger.entries(kind=OUTCOME, round=1)[0].seq + 1  # the honest log goes on at entry s
+        cheat = replica_of(run.ledger, s)
+        cheat.checkpoint(run.auctioneer.key)  # a checkpoint of the honest prefix (size s)
+        close = run.ledger.entries(kind=COMMITMENTS_CLOSED, round=1)[0]
+        cheat.append(COMMITMENTS_CLOSED, close.data, run.auctioneer.key, round=1)  # the breach, signed, no checkpoint
+        mon = monitor_of(LogServer(cheat), state=tmp_path / "mon", outcome=fn)
+        with pytest.raises(MonitorAlert, match="a second close of round 1"):
+            mon.follow(interval=0.01, timeout=10)
+        assert SignedCheckpoint.load(tmp_path / "mon" / "monitor.checkpoint.json").size == s
+        assert (tmp_path / "mon" / "monitor.evidence.json").is_file()
+        mon2 = monitor_of(LogServer(run.ledger), state=tmp_path / "mon", outcome=fn)
+        with pytest.raises(MonitorAlert, match=f"fork: entry {s} is not the one this monitor saw signed"):
+            mon2.follow(interval=0.01, timeout=20)  # (before: valid, the breach forgotten)
+        # a finished log that ends before entries the monitor saw signed: a rollback
+        import json
+
+        (tmp_path / "mon2").mkdir(mode=0o700)
+        (tmp_path / "mon2" / "monitor.evidence.json").write_text(json.dumps({str(len(run.ledger) + 3): "ab" * 32}))
+        mon3 = monitor_of(LogServer(run.ledger), state=tmp_path / "mon2", outcome=fn)
+        with pytest.raises(MonitorAlert, match=f"rollback: the log ends at {len(run.ledger)} entries; this monitor saw"):
+            mon3.follow(interval=0.01, timeout=20)
+        (tmp_path / "mon2" / "monitor.evidence.json").write_text("[1, 2]")
+        with pytest.raises(ProtocolError, match="not this monitor's evidence"):
+            monitor_of(LogServer(run.ledger), state=tmp_path / "mon2", outcome=fn)
+    finally:
+        run.close()

@@ -61,6 +61,18 @@ class Monitor:
         self._kept_checked = False  # whether the entries served extend the checkpoint kept from an earlier run
         self._progress_at: tuple[int, ...] | None = None  # the run's progress last seen, and since when
         self._progress_since = time.monotonic()
+        # signed entries it saw beyond any checkpoint when it stopped on a failed check (--state): the
+        # log must hold each at its place on a later run, or the host dropped them (a fork)
+        self.evidence_path = None if state is None else Path(state) / "monitor.evidence.json"
+        self._evidence: dict[int, str] = {}
+        if self.evidence_path is not None and self.evidence_path.is_file():
+            import json
+
+            try:
+                self._evidence = {int(k): str(v) for k, v in json.loads(self.evidence_path.read_text()).items()}
+            except (ValueError, TypeError, AttributeError):
+                raise ProtocolError(f"{self.evidence_path}: not this monitor's evidence (a JSON object of entry "
+                                    "numbers and hashes)") from None
 
     def poll(self) -> bool:
         """Fetch what is new, check it; True once the audit has a verdict. On a failed check (a
@@ -71,12 +83,30 @@ class Monitor:
             return self._poll()
         except ZkAuctionError as e:
             if not isinstance(e, Unavailable):
-                self._pin()
+                self._pin(tail=True)
             raise
 
-    def _pin(self) -> None:
+    def _pin(self, tail: bool = False) -> None:
+        """The kept checkpoint to ``--state``; with ``tail``, also the hashes of the entries it read
+        beyond it (signed, verified on arrival): a host that drops a breach no checkpoint covered yet
+        and plays on honestly is named on the next run (the seventeenth review)."""
         if self._view is not None:
             self._view.flush(durable=True)
+        if tail and self.evidence_path is not None and self._view is not None and self._view.kept is not None:
+            from zkauction.protocol.private import write_private
+            import json
+
+            seen = {e.seq: e.hash for e in self.replica.entries(start=self._view.kept.size)}
+            if seen:
+                self._evidence.update(seen)
+                write_private(self.evidence_path, json.dumps({str(k): v for k, v in sorted(self._evidence.items())}),
+                              durable=True)
+
+    def _check_evidence(self) -> None:
+        for seq, h in self._evidence.items():
+            if seq < len(self.replica) and self.replica.get(seq).hash != h:
+                raise MonitorAlert(f"fork: entry {seq} is not the one this monitor saw signed on an earlier run "
+                                   f"({self.evidence_path.name})")
 
     def _poll(self) -> bool:
         r = self.replica
@@ -103,6 +133,7 @@ class Monitor:
             if e.seq > 0:
                 self._reader.read(e)
         self._check_checkpoint()
+        self._check_evidence()
         st = self._reader.st
         if st.breaches:
             raise MonitorAlert(f"breach: {st.breaches[0]}")
@@ -153,6 +184,9 @@ class Monitor:
         # accepted covers them all (else the server could show it a tail it never commits to)
         if self._view is None or self._view.kept is None or self._view.kept.size != len(self.replica):
             return False
+        if self._evidence and max(self._evidence) >= len(self.replica):
+            raise MonitorAlert(f"rollback: the log ends at {len(self.replica)} entries; this monitor saw signed entries "
+                               f"up to {max(self._evidence)} on an earlier run ({self.evidence_path.name})")
         from zkauction.protocol.audit import Auditor, audit_draw
 
         draw = audit_draw(st)
@@ -191,7 +225,7 @@ class Monitor:
             report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome,
                              trusted_srs=self.trusted_srs).audit(overdue=True)
             self.report.verdict = report.to_dict()
-            self._pin()
+            self._pin(tail=True)
             if report.status == "valid":  # every answer is in, but no checkpoint the monitor accepted covers it
                 raise MonitorAlert(f"the auctioneer is silent: no signed checkpoint covers the {len(self.replica)} "
                                    f"entries after {now - self._progress_since:.0f} s (limit {limit:g} s)")
