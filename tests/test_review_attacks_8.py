@@ -22,6 +22,7 @@ SRS (``--trusted-srs``, the label in their reports: ``tests/test_service.py``).
 from __future__ import annotations
 
 import random
+import shutil
 import sqlite3
 
 import pytest
@@ -191,13 +192,25 @@ def test_the_monitor_does_not_time_a_run_whose_bidders_have_not_all_registered(t
         run.close()
 
 
+def client(run, tmp_path, limit=0.2, retry_for=5.0, keep_checkpoint=False):
+    """Bidder 0's client against the served log, its silence limit shortened for a test (None: the
+    announced one)."""
+    s = bidder_state(run, 0, tmp_path / "s0")
+    if keep_checkpoint:
+        shutil.copy(private_dir(run.db) / "bidder_0.checkpoint.json", s / "checkpoint.json")
+    c = BidderClient(URL, s, lambda r: None, retry_for=retry_for)
+    if limit is not None:
+        c.limit = limit
+    return c
+
+
 def test_the_bidder_client_takes_a_run_standing_still_for_the_auctioneers_silence(tmp_path, served_client):
     run = timed_run(tmp_path)
     try:
         run.play()
         run.auctioneer.checkpoint()
         served_client.server = LogServer(run.ledger, status={"round": 4, "phase": 0})  # never closes the reveals
-        c = BidderClient(URL, bidder_state(run, 0, tmp_path / "s0"), lambda r: None, retry_for=5)
+        c = client(run, tmp_path, limit=None)
         assert c.limit == liveness_limit_s(read_state(run.ledger).announcement)
         c.limit = 0.2  # (the announced 65 s, shortened for the test)
         with pytest.raises(AuditFailed, match=r"the auctioneer is silent: the run has not gone past round 4, phase 0 for .*"

@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 from test_mutation_kills_service import URL, LogServer, bidder_state, local_run, monitor_of, replica_of, served_client  # noqa: F401
-from test_review_attacks_8 import timed_run
+from test_review_attacks_8 import client, timed_run
 
 from zkauction.errors import ZkAuctionError
 from zkauction.protocol.audit import audit_draw, liveness_limit_s
@@ -25,15 +25,6 @@ from zkauction.protocol.state import OPENINGS, ProtocolError, read_state
 from zkauction.service.client import AuditFailed, BidderClient
 from zkauction.service.monitor import Monitor
 from zkauction.service.remote import RemoteLog
-
-
-def client(run, tmp_path, limit=0.2, retry_for=5.0, keep_checkpoint=False):
-    s = bidder_state(run, 0, tmp_path / "s0")
-    if keep_checkpoint:
-        shutil.copy(private_dir(run.db) / "bidder_0.checkpoint.json", s / "checkpoint.json")
-    c = BidderClient(URL, s, lambda r: None, retry_for=retry_for)
-    c.limit = limit  # (the announced deadlines together, shortened for the test)
-    return c
 
 
 def test_a_status_going_back_and_forth_does_not_restart_the_clients_clock(tmp_path, served_client):

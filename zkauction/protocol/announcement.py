@@ -44,12 +44,18 @@ def deadlines_problem(deadlines: Any) -> str | None:
     a century would otherwise have switched every verifier's silence clock off."""
     if not isinstance(deadlines, dict):
         return f"the announced deadlines must be an object of seconds, got {type(deadlines).__name__}"
+    if not deadlines:
+        return "the announcement states no deadlines"
     for k, v in deadlines.items():
         if k not in DEFAULT_DEADLINES:
             return f"the announced deadlines name {str(k)[:40]!r}, which is none of {', '.join(DEFAULT_DEADLINES)}"
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_DEADLINE_S:
+        if not _positive_seconds(v) or v > MAX_DEADLINE_S:
             return f"the announced deadline {k} must be a number of seconds in (0, {MAX_DEADLINE_S:g}], got {str(v)[:40]}"
     return None
+
+
+def _positive_seconds(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v < math.inf
 
 
 def liveness_limit_s(ann: "Announcement", answers: int = 1) -> float:
@@ -62,8 +68,7 @@ def liveness_limit_s(ann: "Announcement", answers: int = 1) -> float:
     got = {}
     for k, default in DEFAULT_DEADLINES.items():
         v = d.get(k, default)
-        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v < math.inf
-        got[k] = min(float(v), MAX_DEADLINE_S) if ok else default
+        got[k] = min(float(v), MAX_DEADLINE_S) if _positive_seconds(v) else default
     return sum(v for k, v in got.items() if k != "answer_s") + got["answer_s"] * max(1, answers) + LIVENESS_GRACE_S
 
 

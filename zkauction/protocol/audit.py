@@ -451,8 +451,7 @@ class Auditor:
             if overdue:
                 return _silent(f"{e}", ann, None, st.size)
             return AuditReport("pending", str(e), None, [], [], 0.0, None, st.size)
-        answers = {"zk": st.proofs, "reveal": st.openings, "ttp": st.ttp_verdicts}[ann.mode]
-        waiting = [r for r in draw.rounds if r not in answers]
+        waiting = [r for r in draw.rounds if r not in st.answers]
         if waiting and not breaches:
             why = f"waiting for the auctioneer's {ann.mode} answer for round(s) {waiting}"
             if overdue:

@@ -177,6 +177,12 @@ class LedgerState:
         return self.announcement_entry.hash
 
     @property
+    def answers(self) -> dict[int, Entry]:
+        """The audit answers of the announced mode, by round: proofs (zk), published openings
+        (reveal) or the third party's verdicts (ttp)."""
+        return {"zk": self.proofs, "reveal": self.openings, "ttp": self.ttp_verdicts}.get(self.announcement.mode, {})
+
+    @property
     def registered(self) -> bool:
         return len(self.registrations) == self.announcement.n
 

@@ -55,7 +55,7 @@ def parse_json(text: str) -> Any:
     signed by the auctioneer left every verifier without a verdict (the twelfth review). The bound is
     the same at any stack depth, so every path reads the same entries as JSON. An integer longer than
     Python's limit on integer strings (4,300 digits) raised a plain ValueError that no verifier caught
-    either (the eighth review): it is a JSONDecodeError too."""
+    either (the sixteenth review): it is a JSONDecodeError too."""
     if isinstance(text, str) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
         depth = 0
         for m in _JSON_TOKEN.finditer(text):
@@ -70,7 +70,7 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         raise
-    except ValueError as e:  # an integer of more than 4,300 digits (Python's int limit): the eighth review
+    except ValueError as e:  # an integer of more than 4,300 digits (Python's int limit): the sixteenth review
         raise json.JSONDecodeError(f"unreadable number: {str(e)[:80]}", text if isinstance(text, str) else "", 0) from None
 
 

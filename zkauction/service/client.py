@@ -160,7 +160,7 @@ class BidderClient:
             raise ProtocolError("the announcement does not name this bidder's key: not taking part")
         from zkauction.protocol.announcement import deadlines_problem
 
-        problem = deadlines_problem(ann.deadlines) or (None if ann.deadlines else "the announcement states no deadlines")
+        problem = deadlines_problem(ann.deadlines)
         if problem:  # without them no verifier could ever call the auctioneer silent
             raise ProtocolError(f"{problem}: not taking part")
         self.index = ann.bidders.index(self.key.public_hex)
@@ -286,15 +286,21 @@ class BidderClient:
             self.report.consistency_checks = b._view.checks
         return self.report
 
+    def _held_log(self) -> tuple[Any, Any]:
+        """The log its kept checkpoint commits to (synced first), as a verified replica, and its reading."""
+        from zkauction.protocol.state import read_state
+        from zkauction.service.remote import verified_replica
+
+        replica = verified_replica(self.remote, self.bidder.sync())
+        return replica, read_state(replica)
+
     def _rounds_to_answer(self) -> int:
         """How many rounds the auctioneer must answer, from the log this client holds (T, every round,
         while that log does not show the draw: the most an honest server may have to prove)."""
         from zkauction.protocol.audit import audit_draw
-        from zkauction.protocol.state import read_state
-        from zkauction.service.remote import verified_replica
 
         try:
-            return len(audit_draw(read_state(verified_replica(self.remote, self.bidder.sync()))).rounds)
+            return len(audit_draw(self._held_log()[1]).rounds)
         except ZkAuctionError:
             return self.bidder.announcement.rounds
 
@@ -318,11 +324,10 @@ class BidderClient:
         """The auctioneer stopped answering past the announced deadlines: the verdict any verifier with
         this client's clock reaches on the log it holds (invalid, the penalty due)."""
         from zkauction.protocol.audit import Auditor
-        from zkauction.service.remote import verified_replica
 
         try:
-            replica = verified_replica(self.remote, self.bidder.sync())
-            verdict = Auditor(replica).audit(overdue=True)
+            replica, st = self._held_log()
+            verdict = Auditor(replica).audit(st, overdue=True)
             self.report.breaches = [str(x) for x in verdict.breaches]
             why = f"{why}; the verdict on the log it holds: {verdict.status}, {verdict.reason}"
         except (ProtocolError, Unavailable, Refused) as e:  # (the log as it stands could not be read: said)
@@ -415,12 +420,9 @@ class BidderClient:
         round as any auditor checks it: recomputed on its published openings, or the announced third
         party's verdict."""
         from zkauction.protocol.audit import announced_terms, audit_draw, check_cosigned, public_checks
-        from zkauction.protocol.state import read_state
-        from zkauction.service.remote import verified_replica
 
-        b, ann = self.bidder, self.bidder.announcement
-        replica = verified_replica(self.remote, b.sync())
-        st = read_state(replica)
+        ann = self.bidder.announcement
+        replica, st = self._held_log()
         # every round's public checks too, on the copy the kept checkpoint commits to: a rejection or an
         # outcome the server showed this client during the run is judged here against the real log; and
         # the checkpoints the other bidders co-signed in their seed reveals (a split view shows there)
@@ -443,9 +445,8 @@ class BidderClient:
 
             outcome = circuit_outcome_function(self.circuit) if ann.mode == "reveal" else None
             auditor = Auditor(replica, circuit=self.circuit, outcome=outcome)
-            answers = st.openings if ann.mode == "reveal" else st.ttp_verdicts
             for r in rounds:
-                if r not in answers:
+                if r not in st.answers:
                     raise _NotAnswered(f"bidder {self.index}: audited round {r} has no {ann.mode} answer in the log it holds")
                 v = auditor.check_audited_round(st, r)
                 if not v.valid:

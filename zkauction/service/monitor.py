@@ -78,7 +78,7 @@ class Monitor:
         """Fetch what is new, check it; True once the audit has a verdict. On a failed check (a
         breach, a fork, a rollback) the checkpoint this monitor accepted, which covers it, goes to
         ``--state`` first: a host that then rolls its log back and replays the round honestly is a
-        fork to the monitor's next run, not a valid log (the eighth review)."""
+        fork to the monitor's next run, not a valid log (the sixteenth review)."""
         try:
             return self._poll()
         except ZkAuctionError as e:
@@ -124,7 +124,7 @@ class Monitor:
                 raise MonitorAlert(f"breach: {bad[0]}")
             from zkauction.protocol.announcement import deadlines_problem
 
-            problem = deadlines_problem(ann.deadlines) or (None if ann.deadlines else "the announcement states no deadlines")
+            problem = deadlines_problem(ann.deadlines)
             if problem:  # (its silence clock runs on the default deadlines: liveness_limit_s fails closed)
                 self.say(f"monitor: {problem}; no bidder client takes part in such an auction")
             self._reader = _Reader(ann, first)
@@ -177,7 +177,6 @@ class Monitor:
         self.report.consistency_checks = view.checks
 
     def _audit_done(self, st: Any) -> bool:
-        ann = st.announcement
         if st.reveals_closed is None:
             return False
         # the verdict reads every entry of the replica: it waits until a signed checkpoint this monitor
@@ -190,8 +189,7 @@ class Monitor:
         from zkauction.protocol.audit import Auditor, audit_draw
 
         draw = audit_draw(st)
-        answered = {"zk": st.proofs, "reveal": st.openings, "ttp": st.ttp_verdicts}[ann.mode]
-        if not all(r in answered for r in draw.rounds):
+        if not all(r in st.answers for r in draw.rounds):
             return False
         report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs).audit()
         self.report.verdict = report.to_dict()
@@ -205,9 +203,8 @@ class Monitor:
         st = self._reader.st if self._reader is not None else None
         if st is None or not st.registered:
             return None
-        answers = {"zk": st.proofs, "reveal": st.openings, "ttp": st.ttp_verdicts}.get(st.announcement.mode, {})
         return (len(st.closes), sum(map(len, st.rejections.values())), len(st.outcomes), len(st.reveals),
-                int(st.reveals_closed is not None), len(answers))
+                int(st.reveals_closed is not None), len(st.answers))
 
     def check_live(self, now: float | None = None) -> None:
         """MonitorAlert once the run has stood still (:meth:`progress`) longer than the announced
@@ -238,13 +235,11 @@ class Monitor:
         start = last_ok = time.monotonic()
         while True:
             try:
-                done = self.poll()
-                if not done:
-                    self.check_live()
-                if done:
+                if self.poll():
                     if self._view is not None:
                         self._view.flush()
                     return self.report
+                self.check_live()
                 last_ok = time.monotonic()
             except Unavailable as e:
                 if time.monotonic() - last_ok > retry_for:

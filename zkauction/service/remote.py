@@ -116,7 +116,7 @@ class RemoteLog:
     def _answer(self, path: str) -> Iterator[None]:
         """Reading a server's answer: one of another shape (a field missing, a list for an object, a
         size that is no number) is the server's fault, named, not a KeyError or TypeError escaping
-        the monitor and the clients as a crash (the eighth review)."""
+        the monitor and the clients as a crash (the sixteenth review)."""
         try:
             yield
         except ZkAuctionError:
@@ -161,7 +161,7 @@ class RemoteLog:
 
         One call returns at most the entries up to the size the server stated on its first page, and
         at most :data:`MAX_ENTRIES_PER_CALL`: a server that kept sending fresh pages, each saying more
-        follow, held its reader past any timeout with memory growing (the eighth review); the caller
+        follow, held its reader past any timeout with memory growing (the sixteenth review); the caller
         asks again from where this call ended (the monitor on its next poll, :func:`verified_replica`
         until its checkpoint's size)."""
         out: list[Entry] = []
