@@ -30,7 +30,7 @@ from zkauction.service import client as client_module
 from zkauction.service.client import AuditFailed, BidderClient, init_state
 from zkauction.service.engine import DEFAULT_DEADLINES, Rejected, Status, announce, engine_for, pass_message
 from zkauction.service.monitor import Monitor, MonitorAlert
-from zkauction.service.remote import Refused, RemoteLog, Unavailable, verified_replica
+from zkauction.service.remote import Malformed, Refused, RemoteLog, Unavailable, verified_replica
 from zkauction.zk.commitments import commit
 
 URL = "http://auctioneer.test"
@@ -295,15 +295,18 @@ def test_an_opening_without_an_open_commitment_is_a_400_not_a_server_error(tmp_p
 # -------------------------------------------------------------- RemoteLog: what the server's answers mean
 
 
-@pytest.mark.parametrize("answer, raised, status", [
-    (httpx.Response(503, text="overloaded"), Unavailable, None),
-    (httpx.Response(403, json={"detail": "no"}), Refused, 403),
-    (httpx.Response(200, text="<html>a captive portal</html>"), Unavailable, None),
-    ("connect", Unavailable, None),
+@pytest.mark.parametrize("answer, method, raised, status", [
+    (httpx.Response(503, text="overloaded"), "GET", Unavailable, None),
+    (httpx.Response(403, json={"detail": "no"}), "POST", Refused, 403),
+    (httpx.Response(403, json={"detail": "no"}), "GET", Unavailable, None),
+    (httpx.Response(404, json={"detail": "no"}), "GET", Unavailable, None),
+    (httpx.Response(200, text="<html>a captive portal</html>"), "GET", Malformed, None),
+    ("connect", "GET", Unavailable, None),
 ])
-def test_remote_answers_are_classified_retry_or_refusal(answer, raised, status):
-    """A 5xx, a non-JSON answer and a connection failure are Unavailable (the clients retry); a 4xx
-    is Refused (they stop)."""
+def test_remote_answers_are_classified_retry_or_refusal(answer, method, raised, status):
+    """A 5xx, a non-JSON answer, a connection failure and a refused read are Unavailable (the
+    clients retry; from round 1 on, until the deadlines pass); a 4xx to a submission is Refused (the
+    server's decision on it)."""
     def handle(request):
         if answer == "connect":
             raise httpx.ConnectError("connection refused", request=request)
@@ -311,14 +314,15 @@ def test_remote_answers_are_classified_retry_or_refusal(answer, raised, status):
 
     remote = RemoteLog(URL, client=httpx.Client(base_url=URL, transport=httpx.MockTransport(handle)))
     with pytest.raises(raised) as e:
-        remote.request("GET", "/api/status")
+        remote.request(method, "/api/status")
     if status is not None:
         assert e.value.status == status
+    assert raised is Refused or not isinstance(e.value, Refused)
 
 
 def test_a_refusal_to_serve_an_entry_or_checkpoint_is_not_read_as_absence(tmp_path):
-    """A 404 means "no such entry / no checkpoint yet"; any other refusal is passed on, not taken
-    for an empty log (a bidder would then, e.g., decide it has not registered)."""
+    """A 404 means "no such entry / no checkpoint yet"; any other refusal is no answer (retried),
+    not taken for an empty log (a bidder would then, e.g., decide it has not registered)."""
     run, _ = local_run(tmp_path)
     try:
         remote = LogServer(run.ledger).remote()
@@ -332,7 +336,7 @@ def test_a_refusal_to_serve_an_entry_or_checkpoint_is_not_read_as_absence(tmp_pa
 
         remote = RemoteLog(URL, client=httpx.Client(base_url=URL, transport=httpx.MockTransport(forbidden)))
         for ask in (lambda: remote.storage.get(3), lambda: remote.latest_checkpoint()):
-            with pytest.raises(Refused, match="forbidden"):
+            with pytest.raises(Unavailable, match="refused to serve the log \\(403\\): forbidden"):
                 ask()
     finally:
         run.close()

@@ -153,6 +153,7 @@ class BidderClient:
         self.say = log or (lambda s: None)
         self.report = ClientReport(-1)  # the index once the announcement is read (retries count from here)
         self._disputed: set[int] = set()
+        self._begun = False  # whether the run reached round 1 (from there on, no answer is timed as silence)
         self.dispute = dispute
         self.trusted_srs = list(trusted_srs)
         ann = self._retry(lambda: self._announcement())
@@ -178,14 +179,24 @@ class BidderClient:
 
         return read_announcement(self.remote)[0]
 
-    def _retry(self, step: Callable[[], Any]) -> Any:
-        end = time.monotonic() + self.retry_for
-        delay = 0.05
+    def _retry(self, step: Callable[[], Any], limit: float | None = None) -> Any:
+        """``step``, again while the server gives no usable answer (:class:`Unavailable`: unreachable,
+        a refused read, a malformed answer): before round 1 for ``retry_for`` seconds, then an error;
+        from round 1 on until the announced deadlines pass (``limit``, by default :attr:`limit`), then
+        the auctioneer is silent (the eighteenth review: a host that went dark between two status
+        waits ended the client with "unreachable", exit 2, no penalty)."""
+        start, delay = time.monotonic(), 0.05
         while True:
             try:
                 return step()
             except Unavailable as e:
-                if time.monotonic() > end:
+                waited = time.monotonic() - start
+                if self._begun:
+                    lim = self.limit if limit is None else limit
+                    if waited > lim:
+                        self._silent(f"no usable answer from the server for {waited:.1f} s, longer than the "
+                                     f"announced deadlines together ({lim:g} s): {e}")
+                elif waited > self.retry_for:
                     raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
                 self.report.retries += 1
                 time.sleep(delay)
@@ -222,6 +233,7 @@ class BidderClient:
                 lost = True  # an unsatisfied wait: send again, in case the server restarted meanwhile
                 at = (s["round"], s["phase"])
                 if at >= (round, phase):
+                    self._begun = self._begun or at >= (1, 0)
                     return s
                 if s.get("error"):  # from round 1 on, a run that stops is silent like one that stands still
                     if limit is None:
@@ -311,7 +323,7 @@ class BidderClient:
         end = None if limit is None else time.monotonic() + limit
         while True:
             try:
-                return self._retry(self._verify_audit)
+                return self._retry(self._verify_audit, limit)
             except (AuditError, _NotAnswered) as e:
                 if end is None:
                     raise

@@ -231,7 +231,10 @@ class Monitor:
 
     def follow(self, *, interval: float = 0.5, timeout: float | None = None, retry_for: float = 120.0) -> MonitorReport:
         """Poll until the audit has a valid verdict (returns), a check fails or the run stands still
-        past the announced deadlines (raises :class:`MonitorAlert`) or ``timeout`` seconds pass (raises)."""
+        past the announced deadlines (raises :class:`MonitorAlert`) or ``timeout`` seconds pass (raises).
+        A server that gives no usable answer (:class:`Unavailable`) is waited for: before the run
+        began for ``retry_for`` seconds (then an error), after it began like a run standing still,
+        until the deadlines pass (then the auctioneer is silent; the eighteenth review)."""
         start = last_ok = time.monotonic()
         while True:
             try:
@@ -241,8 +244,10 @@ class Monitor:
                     return self.report
                 self.check_live()
                 last_ok = time.monotonic()
-            except Unavailable as e:
-                if time.monotonic() - last_ok > retry_for:
+            except Unavailable as e:  # (unreachable, a refused read, a malformed answer: no answer)
+                if self.progress() is not None:  # the run began: timed like a run standing still
+                    self.check_live()
+                elif time.monotonic() - last_ok > retry_for:
                     raise ProtocolError(f"the server has been unreachable for {retry_for:g} s: {e}") from None
             if timeout is not None and time.monotonic() - start > timeout:
                 raise ProtocolError(f"no verdict after {timeout:g} s (log size {len(self.replica)}, "

@@ -27,7 +27,15 @@ from zkauction.protocol.storage import parse_json
 
 
 class Unavailable(ProtocolError):
-    """The server cannot be reached (or answered 5xx): retry later."""
+    """No usable answer: the server cannot be reached, answered 5xx, refused to serve the public log
+    or answered something malformed (:class:`Malformed`). Retried; from round 1 on, past the
+    announced deadlines, it is the auctioneer's silence (the eighteenth review: a refused or malformed
+    read ended the monitor and the clients at once, exit 2, no penalty)."""
+
+
+class Malformed(Unavailable):
+    """The server answered, but not in the API's shape (a field missing, a list for an object, entries
+    out of order): named, and no answer."""
 
 
 class Refused(ProtocolError):
@@ -106,11 +114,14 @@ class RemoteLog:
                 detail = json.loads(text).get("detail", text)
             except (ValueError, RecursionError, AttributeError):
                 detail = text[:200]
+            if method == "GET" and not (status == 404 and path.startswith(("/api/log/entry/", "/api/log/checkpoint"))):
+                # a read: refusing it is no answer (404 says only that an entry or a checkpoint is not there yet)
+                raise Unavailable(f"{self.url}{path}: the server refused to serve the log ({status}): {str(detail)[:200]}")
             raise Refused(status, detail)
         try:
             return parse_json(text)
         except (ValueError, RecursionError):  # (a JSON answer nested too deep for the parser)
-            raise Unavailable(f"{self.url}{path}: not a JSON answer") from None
+            raise Malformed(f"{self.url}{path}: a malformed answer (not JSON)") from None
 
     @contextmanager
     def _answer(self, path: str) -> Iterator[None]:
@@ -119,16 +130,18 @@ class RemoteLog:
         the monitor and the clients as a crash (the sixteenth review)."""
         try:
             yield
-        except ZkAuctionError:
+        except Unavailable:
             raise
+        except ZkAuctionError as e:  # (an entry of the wrong shape: Entry.from_dict's LedgerError)
+            raise Malformed(f"{self.url}{path}: a malformed answer ({str(e)[:200]})") from None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-            raise ProtocolError(f"{self.url}{path}: a malformed answer ({type(e).__name__}: {str(e)[:80]})") from None
+            raise Malformed(f"{self.url}{path}: a malformed answer ({type(e).__name__}: {str(e)[:80]})") from None
 
     def status(self, round: int = 0, phase: int = 0, wait: float = 0.0) -> dict[str, Any]:
         d = self.request("GET", "/api/status", params={"round": round, "phase": phase, "wait": wait},
                          timeout=wait + self.timeout)
         if not isinstance(d, dict) or any(type(d.get(k)) is not int for k in ("round", "phase")):
-            raise ProtocolError(f"{self.url}/api/status: a malformed answer (round and phase must be integers)")
+            raise Malformed(f"{self.url}/api/status: a malformed answer (round and phase must be integers)")
         return d
 
     # ---------------------------------------------------------------- Ledger's reading interface
@@ -137,11 +150,13 @@ class RemoteLog:
         if seq == 0 and self._first is not None:
             return self._first
         try:
-            e = Entry.from_dict(self.request("GET", f"/api/log/entry/{seq}"))
+            d = self.request("GET", f"/api/log/entry/{seq}")
         except Refused as r:
             if r.status == 404:
                 return None
             raise
+        with self._answer(f"/api/log/entry/{seq}"):
+            e = Entry.from_dict(d)
         if seq == 0:
             self._first = e
         return e
@@ -181,7 +196,7 @@ class RemoteLog:
             for e in got:
                 if (type(e.seq) is not int or e.seq <= last or (stop is not None and e.seq >= stop)
                         or (kind is None and round is None and e.seq != last + 1)):
-                    raise ProtocolError(f"{self.url}: the server's entries from {first} are not in order: entry {e.seq!r} "
+                    raise Malformed(f"{self.url}: the server's entries from {first} are not in order: entry {e.seq!r} "
                                         f"after {last}{'' if stop is None else f' (stop {stop})'}")
                 last = e.seq
             out.extend(got)
@@ -190,7 +205,7 @@ class RemoteLog:
             if not more or last + 1 >= stated or len(out) >= MAX_ENTRIES_PER_CALL or time.monotonic() > end:
                 return out
             if not got:
-                raise ProtocolError(f"{self.url}: the server's page of entries from {start} is empty but says more follow")
+                raise Malformed(f"{self.url}: the server's page of entries from {start} is empty but says more follow")
             start = last + 1
 
     def __iter__(self) -> Iterator[Entry]:
