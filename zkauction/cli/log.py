@@ -43,7 +43,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     """Every check ``log verify`` makes, in order; returns a report, raises nothing for a failed
     check (``ok`` False and ``failure`` naming the first one)."""
     from zkauction.protocol.audit import check_cosigned, public_checks
-    from zkauction.protocol.checkpoint import CheckpointError, check_log_extends
+    from zkauction.protocol.checkpoint import CheckpointError, ForkError, check_log_extends, equivocation
     from zkauction.protocol.log import ChainError
     from zkauction.protocol.state import ProtocolError, read_state
 
@@ -81,6 +81,15 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
         try:
             check_log_extends(ledger, since)  # first: another log (re-keyed) is named as such
             since.verify(st.announcement.auctioneer)
+        except ForkError as e:  # signed by the auctioneer too? then it signed two histories: the penalty
+            try:
+                why = equivocation(ledger, since, st.announcement.auctioneer)
+            except CheckpointError:
+                why = None
+            if why:
+                report["penalty_due"] = st.announcement.penalty
+                return failed("consistency", f"{why}: the penalty {st.announcement.penalty:g} is due")
+            return failed("consistency", str(e))
         except CheckpointError as e:
             return failed("consistency", str(e))
         passed("consistency", f"extends the kept checkpoint of size {since.size}")

@@ -48,6 +48,12 @@ from zkauction.zk import commitments
 from zkauction.zk.commitments import Opening
 
 
+class NotCovered(ProtocolError):
+    """What a step needs (a close, an outcome, round T's outcome) is not yet in a checkpoint this
+    bidder holds. Not yet, not never: a networked client waits for it on its silence clock (a host
+    whose unsigned status ran ahead of its signed log stopped an honest client with this error,
+    exit 2, no penalty: the eighteenth review)."""
+
 
 @dataclass(frozen=True)
 class SignedOpening:
@@ -313,7 +319,7 @@ class Bidder:
         close = (found[round] if found and round in found
                  else first_entry(self.ledger, COMMITMENTS_CLOSED, round, self.announcement.auctioneer))
         if close is None or close.seq >= self.view.kept.size:
-            raise ProtocolError(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
+            raise NotCovered(f"round {round}: the commitments are not closed in a checkpoint bidder {self.index} holds; "
                                 f"{then}")
         self.view.check_included(self.ledger, close.seq, close)
         listed = close.fields.get("commitments")
@@ -348,7 +354,7 @@ class Bidder:
             self.sync()
         out = found[round] if found and round in found else first_entry(self.ledger, OUTCOME, round, ann.auctioneer)
         if out is None or out.seq >= self.view.kept.size:
-            raise ProtocolError(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
+            raise NotCovered(f"round {round}: no outcome covered by a checkpoint bidder {self.index} holds")
         self.view.check_included(self.ledger, out.seq, out)
         if round not in self._openings:
             return "ok"
@@ -440,7 +446,7 @@ class Bidder:
         for q in block_of(ann, ann.rounds):  # round T (in blocks: every round of the last block)
             out = first_entry(self.ledger, OUTCOME, q, ann.auctioneer)
             if out is None or out.seq >= cp.size:
-                raise ProtocolError(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {q}")
+                raise NotCovered(f"bidder {self.index}: not revealing the audit seed before a checkpoint covers round {q}")
             # the outcome itself, not the host's word for its position: once the seed is out, the host knows the draw
             self.view.check_included(self.ledger, out.seq, out)
         if first_entry(self.ledger, SEED_REVEAL, None, self.key.public_hex) is not None:

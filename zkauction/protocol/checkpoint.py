@@ -79,6 +79,21 @@ def check_log_extends(ledger: Ledger, kept: SignedCheckpoint) -> None:
         raise ForkError(f"the log's first {kept.size} entries are not the ones of the checkpoint kept (fork or rewrite)")
 
 
+def equivocation(ledger: Ledger, cp: SignedCheckpoint, auctioneer: str) -> str | None:
+    """``cp``, a checkpoint held outside the log (a bidder's, a monitor's, another fork's), against the
+    log read in full: the reason it proves that ``auctioneer`` signed two histories of this log (its
+    root is not the root of the log's first ``cp.size`` entries), else None (consistent, or beyond the
+    log's end: nothing said about entries not given). Raises :class:`CheckpointError` for a checkpoint
+    that is no evidence about this log (another log's, not signed by its auctioneer)."""
+    if len(ledger) == 0 or cp.log_id != ledger.log_id:
+        raise LogIdentityError(f"a checkpoint of the log {cp.log_id[:16]}... is no evidence about this log")
+    cp.verify(auctioneer)
+    if cp.size > len(ledger) or ledger.root(cp.size) == cp.root:
+        return None
+    return (f"the auctioneer signed a checkpoint of size {cp.size} (root {cp.root[:16]}...) that is not the root of "
+            f"this log's first {cp.size} entries: two histories of one log (a fork or a rewrite)")
+
+
 class LogView:
     """One party's view of the log: the operator it trusts to sign checkpoints, the log id it
     registered in, and the last checkpoint it accepted (persisted 0600 at ``path`` if given).

@@ -14,10 +14,6 @@ the step again; openings and passes, which the server keeps in memory only, are 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,11 +22,13 @@ from typing import Any, Callable, Iterable
 
 from zkauction.errors import ZkAuctionError
 from zkauction.protocol.audit import liveness_limit_s
-from zkauction.protocol.bidder import Bidder
+from zkauction.protocol.bidder import Bidder, NotCovered
+from zkauction.protocol.checkpoint import ForkError
 from zkauction.protocol.log import SigningKey
 from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.state import OUTCOME, AuditError, ProtocolError, first_entry
 from zkauction.service.engine import pass_message
+from zkauction.service.bids import BidsFileError, parse_bids  # noqa: F401  (imported from here too)
 from zkauction.service.remote import Refused, RemoteLog, Unavailable
 
 BidSource = Callable[[int], "list[float] | None"]
@@ -46,10 +44,6 @@ class _NotAnswered(ProtocolError):
     """The log this bidder holds does not (yet) show an audited round's answer."""
 
 
-class BidsFileError(ProtocolError):
-    """A bids file that cannot be used, naming the line and field."""
-
-
 def init_state(state: str | Path) -> str:
     """Create a bidder's state folder (key and secret) if it has none; return its public key."""
     d = private_folder(Path(state))
@@ -57,61 +51,6 @@ def init_state(state: str | Path) -> str:
         SigningKey.generate().save(d / "key.pem")
         write_private(d / "secret", secrets.token_hex(32) + "\n")
     return SigningKey.load(d / "key.pem").public_hex
-
-
-def parse_bids(text: str, *, name: str = "bids", m: int | None = None) -> dict[int, list[float]]:
-    """Bids per round from CSV (``round,b1,...,bm``; a header line starting ``round`` is skipped) or
-    JSONL (``{"round": r, "bids": [b1, ..., bm]}``). Rounds not listed are rounds without a bid."""
-    out: dict[int, list[float]] = {}
-    lines = text.splitlines()
-    jsonl = next((l.lstrip().startswith("{") for l in lines if l.strip()), False)
-    rows: Iterable[tuple[int, Any, Any]]
-    if jsonl:
-        def rows_jsonl() -> Iterable[tuple[int, Any, Any]]:
-            for no, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise BidsFileError(f"{name}, line {no}: not JSON ({e.msg})") from None
-                if not isinstance(d, dict) or "round" not in d or "bids" not in d:
-                    raise BidsFileError(f"{name}, line {no}: expected an object with 'round' and 'bids'")
-                yield no, d["round"], d["bids"]
-        rows = rows_jsonl()
-    else:
-        def rows_csv() -> Iterable[tuple[int, Any, Any]]:
-            for no, rec in enumerate(csv.reader(io.StringIO(text)), 1):
-                if not rec or not "".join(rec).strip() or (no == 1 and rec[0].strip().lower() == "round"):
-                    continue
-                yield no, rec[0].strip(), rec[1:]
-        rows = rows_csv()
-    for no, r, bids in rows:
-        try:
-            if isinstance(r, (float, bool)):
-                raise ValueError
-            rnd = int(r)
-            if rnd < 1:
-                raise ValueError
-        except (TypeError, ValueError, OverflowError):
-            raise BidsFileError(f"{name}, line {no}, field round: {str(r)[:40]!r} is not a round number (1, 2, ...)") from None
-        if not isinstance(bids, list):
-            raise BidsFileError(f"{name}, line {no}, field bids: expected a list of numbers")
-        vals = []
-        for j, b in enumerate(bids):
-            try:
-                v = float(b)
-                if isinstance(b, bool) or not math.isfinite(v):
-                    raise ValueError
-            except (TypeError, ValueError, OverflowError):
-                raise BidsFileError(f"{name}, line {no}, field bid {j + 1}: {str(b)[:40]!r} is not a finite number") from None
-            vals.append(v)
-        if m is not None and len(vals) != m:
-            raise BidsFileError(f"{name}, line {no}, field bids: {len(vals)} bids, the auction has {m} items")
-        if rnd in out:
-            raise BidsFileError(f"{name}, line {no}, field round: round {rnd} is listed twice")
-        out[rnd] = vals
-    return out
 
 
 @dataclass
@@ -154,6 +93,7 @@ class BidderClient:
         self.report = ClientReport(-1)  # the index once the announcement is read (retries count from here)
         self._disputed: set[int] = set()
         self._begun = False  # whether the run reached round 1 (from there on, no answer is timed as silence)
+        self._replica: Any = None  # the log its kept checkpoint commits to, as far as read (_held_log)
         self.dispute = dispute
         self.trusted_srs = list(trusted_srs)
         ann = self._retry(lambda: self._announcement())
@@ -189,14 +129,16 @@ class BidderClient:
         while True:
             try:
                 return step()
-            except Unavailable as e:
+            except (Unavailable, NotCovered) as e:  # (NotCovered: the log does not show it yet)
                 waited = time.monotonic() - start
-                if self._begun:
+                if self._begun or limit is not None:
                     lim = self.limit if limit is None else limit
                     if waited > lim:
                         self._silent(f"no usable answer from the server for {waited:.1f} s, longer than the "
                                      f"announced deadlines together ({lim:g} s): {e}")
                 elif waited > self.retry_for:
+                    if isinstance(e, NotCovered):
+                        raise
                     raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
                 self.report.retries += 1
                 time.sleep(delay)
@@ -241,7 +183,7 @@ class BidderClient:
                     self._silent(f"the server's run stopped at round {at[0]}, phase {at[1]}: {str(s['error'])[:200]}")
                 if furthest is None or at > furthest:
                     furthest, since = at, time.monotonic()
-            except (Unavailable, Refused) as e:  # (a refused status request says nothing either)
+            except (Unavailable, Refused, NotCovered) as e:  # (a refused status request says nothing either)
                 if limit is None and time.monotonic() - last_ok > self.retry_for:
                     raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
                 self.report.retries += 1
@@ -253,6 +195,39 @@ class BidderClient:
                              f"the announced deadlines together ({limit:g} s)")
 
     def run(self) -> ClientReport:
+        """The whole run (see the module docstring). A server whose log is not an extension of the
+        checkpoint this bidder kept is a fork; if the auctioneer signed both histories, that is its
+        breach with the penalty due (:class:`AuditFailed`, :meth:`_fork`)."""
+        try:
+            return self._run()
+        except ForkError as e:
+            self._fork(e)
+            raise
+
+    def _fork(self, e: ForkError) -> None:
+        """The log the server serves now, read in full under its newest checkpoint, with the checkpoint
+        this bidder kept as evidence (:func:`~zkauction.protocol.checkpoint.equivocation`): two histories
+        the auctioneer signed are :class:`AuditFailed`, else ``e`` stands (the eighteenth review: a
+        split view was only ever a fork to the bidder, never a verdict)."""
+        from zkauction.protocol.audit import Auditor
+        from zkauction.service.remote import verified_replica
+
+        kept = self.bidder.view.kept
+        try:
+            cp = self.remote.latest_checkpoint()
+            if cp is None or kept is None:
+                return
+            cp.verify(self.bidder.announcement.auctioneer)
+            replica = verified_replica(self.remote, cp, deadline=time.monotonic() + min(self.limit, 60.0))
+            report = Auditor(replica, checkpoints=[kept]).audit()
+        except ZkAuctionError:
+            return
+        if any("two histories of one log" in str(x) for x in report.breaches):
+            self.report.breaches = [str(x) for x in report.breaches]
+            raise AuditFailed(f"bidder {self.index}: {e}; the auctioneer signed the checkpoint this bidder kept (size "
+                              f"{kept.size}) and one of another history of the same log: the penalty is due") from None
+
+    def _run(self) -> ClientReport:
         b, ann = self.bidder, self.bidder.announcement
         self._retry(b.register)
         for r in range(1, ann.rounds + 1):
@@ -262,7 +237,7 @@ class BidderClient:
                 continue
             bids = self.bids(r)
             if bids is None or self.bidder.committed_bids(bids) is None:  # (bids that snap to all zeros are none)
-                self._retry(lambda: self._pass(r))
+                self._retry(lambda: self._pass_quietly(r))  # (409: the commit phase is over, as good as passed)
                 self.report.rounds_passed += 1
                 self._wait(r, 3, resend=lambda _: self._pass_quietly(r))
                 continue
@@ -298,13 +273,15 @@ class BidderClient:
             self.report.consistency_checks = b._view.checks
         return self.report
 
-    def _held_log(self) -> tuple[Any, Any]:
-        """The log its kept checkpoint commits to (synced first), as a verified replica, and its reading."""
+    def _held_log(self, deadline: float | None = None) -> tuple[Any, Any]:
+        """The log its kept checkpoint commits to (synced first), as a verified replica, and its reading:
+        the replica of an earlier call extended, read by ``deadline`` (``time.monotonic()``, else
+        :class:`Unavailable`; a host slow-walking its pages held the verdict for hours)."""
         from zkauction.protocol.state import read_state
         from zkauction.service.remote import verified_replica
 
-        replica = verified_replica(self.remote, self.bidder.sync())
-        return replica, read_state(replica)
+        self._replica = verified_replica(self.remote, self.bidder.sync(), self._replica, deadline)
+        return self._replica, read_state(self._replica)
 
     def _rounds_to_answer(self) -> int:
         """How many rounds the auctioneer must answer, from the log this client holds (T, every round,
@@ -312,7 +289,7 @@ class BidderClient:
         from zkauction.protocol.audit import audit_draw
 
         try:
-            return len(audit_draw(self._held_log()[1]).rounds)
+            return len(audit_draw(self._held_log(time.monotonic() + self.limit)[1]).rounds)
         except ZkAuctionError:
             return self.bidder.announcement.rounds
 
@@ -323,7 +300,7 @@ class BidderClient:
         end = None if limit is None else time.monotonic() + limit
         while True:
             try:
-                return self._retry(self._verify_audit, limit)
+                return self._retry(lambda: self._verify_audit(end), limit)
             except (AuditError, _NotAnswered) as e:
                 if end is None:
                     raise
@@ -338,7 +315,7 @@ class BidderClient:
         from zkauction.protocol.audit import Auditor
 
         try:
-            replica, st = self._held_log()
+            replica, st = self._held_log(time.monotonic() + min(self.limit, 60.0))
             verdict = Auditor(replica).audit(st, overdue=True)
             self.report.breaches = [str(x) for x in verdict.breaches]
             why = f"{why}; the verdict on the log it holds: {verdict.status}, {verdict.reason}"
@@ -413,18 +390,18 @@ class BidderClient:
             if e.status != 409:  # 409: the opening phase is over (the outcome or a rejection decides)
                 raise
 
-    def _verify_audit(self) -> None:
+    def _verify_audit(self, deadline: float | None = None) -> None:
         """:meth:`_check_audit`; when it finds a breach, the checkpoint covering it goes to this
         bidder's disk first (a host that then drops the tail and answers honestly is a rollback or a
         fork to the bidder's next run, the seventeenth review)."""
         try:
-            self._check_audit()
+            self._check_audit(deadline)
         except ZkAuctionError as e:
             if not isinstance(e, (Unavailable, _NotAnswered, AuditError)) and self.bidder._view is not None:
                 self.bidder._view.flush(durable=True)
             raise
 
-    def _check_audit(self) -> None:
+    def _check_audit(self, deadline: float | None = None) -> None:
         """Every audited round, read from the log the kept checkpoint commits to (a verified replica,
         the protocol's reader: the server's answers to filtered queries are not evidence): the draw
         from the seed reveals that count, and (zk mode, with the circuit) each drawn round's proof
@@ -434,7 +411,7 @@ class BidderClient:
         from zkauction.protocol.audit import announced_terms, audit_draw, check_cosigned, public_checks
 
         ann = self.bidder.announcement
-        replica, st = self._held_log()
+        replica, st = self._held_log(deadline)
         # every round's public checks too, on the copy the kept checkpoint commits to: a rejection or an
         # outcome the server showed this client during the run is judged here against the real log; and
         # the checkpoints the other bidders co-signed in their seed reveals (a split view shows there)

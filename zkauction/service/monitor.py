@@ -150,12 +150,16 @@ class Monitor:
     def _check_checkpoint(self) -> None:
         r, view = self.replica, self._view
         if view.kept is not None and not self._kept_checked:  # (kept from an earlier run, --state)
+            if len(r) < view.kept.size and len(self.remote) > len(r):
+                return  # one read ends at 50,000 entries or 120 s: the rest on the next poll (a server that
+                # states more than it ever serves stands still: its silence, by check_live)
             if len(r) < view.kept.size:  # the server served every entry it has: fewer than it signed for
                 raise MonitorAlert(f"rollback: the server serves {len(r)} entries, fewer than the {view.kept.size} of "
                                    "the checkpoint this monitor holds")
             try:
                 check_log_extends(r, view.kept)
             except CheckpointError as e:  # another log (re-keyed) or not an extension of it (fork)
+                self._fork_verdict(view.kept)
                 raise MonitorAlert(f"fork: {e}") from None
             self._kept_checked = True
         cp = self.remote.latest_checkpoint()
@@ -172,9 +176,24 @@ class Monitor:
         try:
             view.accept(cp, proof)
         except ForkError as e:
+            self._fork_verdict(view.kept)
             raise MonitorAlert(f"fork: {e}") from None
         self.report.checkpoints += 1
         self.report.consistency_checks = view.checks
+
+    def _fork_verdict(self, kept: Any) -> None:
+        """The served log is not an extension of the checkpoint this monitor kept: if the auctioneer
+        signed both (same log id), that is two histories of one log, and the verdict on the served
+        log with the kept checkpoint as evidence is invalid, the penalty due (report.verdict)."""
+        from zkauction.protocol.audit import Auditor
+
+        try:
+            report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs,
+                             checkpoints=[kept]).audit()
+        except (CheckpointError, ProtocolError):  # another log (re-keyed): no evidence about this one
+            return
+        if report.status == "invalid":
+            self.report.verdict = report.to_dict()
 
     def _audit_done(self, st: Any) -> bool:
         if st.reveals_closed is None:
@@ -203,8 +222,15 @@ class Monitor:
         st = self._reader.st if self._reader is not None else None
         if st is None or not st.registered:
             return None
+        answers = len(st.answers)
+        if st.reveals_closed is not None:  # the draw is known: only answers to it move the audit (a junk
+            from zkauction.protocol.audit import AuditError, audit_draw  # "proof" of an undrawn round reset
+            try:                                                          # the clock, the eighteenth review)
+                answers = len(set(audit_draw(st).rounds) & set(st.answers))
+            except AuditError:
+                pass
         return (len(st.closes), sum(map(len, st.rejections.values())), len(st.outcomes), len(st.reveals),
-                int(st.reveals_closed is not None), len(st.answers))
+                int(st.reveals_closed is not None), answers)
 
     def check_live(self, now: float | None = None) -> None:
         """MonitorAlert once the run has stood still (:meth:`progress`) longer than the announced

@@ -168,7 +168,7 @@ class RemoteLog:
         return e
 
     def entries(self, kind: str | None = None, round: int | None = None, start: int = 0,
-                stop: int | None = None) -> list[Entry]:
+                stop: int | None = None, deadline: float | None = None) -> list[Entry]:
         """The server's entries from ``start`` (to ``stop``), page by page. Every page must move on:
         entries in order after the last one, within ``stop``, each the next one when nothing is
         filtered, and a page saying ``more`` must hold some, else :class:`ProtocolError` (a server
@@ -183,6 +183,7 @@ class RemoteLog:
         first, last = start, start - 1
         stated: int | None = None
         end = time.monotonic() + MAX_ENTRIES_SECONDS
+        end = end if deadline is None else min(end, deadline)
         while True:
             params: dict[str, Any] = {"start": start}
             for k, v in (("stop", stop), ("kind", kind), ("round", round)):
@@ -272,15 +273,24 @@ class RemoteLog:
         return self.request("POST", path, json=body)
 
 
-def verified_replica(remote: RemoteLog, cp: SignedCheckpoint) -> Ledger:
+def verified_replica(remote: RemoteLog, cp: SignedCheckpoint, replica: Ledger | None = None,
+                     deadline: float | None = None) -> Ledger:
     """The log that ``cp`` (a checkpoint the caller accepted) commits to, as an in-memory replica:
     its first ``cp.size`` entries fetched in full, each checked (sequence, link, hash, signature) and
     their Merkle root equal to ``cp``'s. What is read from it (with the protocol's reader, first entry
     counts) is then what every verifier holding the same checkpoint reads, not what filtered queries,
-    which the server answers as it likes (another round's entry, a forged payload), returned."""
-    r = Ledger.in_memory()
+    which the server answers as it likes (another round's entry, a forged payload), returned.
+
+    ``replica``: one built by an earlier call under a checkpoint that ``cp`` extends (a prefix of
+    this log), extended in place rather than fetched again; ``deadline`` (``time.monotonic()``):
+    past it, :class:`Unavailable` (what arrived stays in ``replica``). A host sending one entry a page,
+    each page just inside its time limit, held a client for hours per reading of the whole log (the
+    eighteenth review)."""
+    r = Ledger.in_memory() if replica is None or len(replica) > cp.size else replica
     while len(r) < cp.size:
-        got = remote.entries(start=len(r), stop=cp.size)
+        if deadline is not None and time.monotonic() > deadline:
+            raise Unavailable(f"{remote.url}: {len(r)} of the {cp.size} entries of the checkpoint arrived in time")
+        got = remote.entries(start=len(r), stop=cp.size, deadline=deadline)
         if not got:
             break
         r.replicate(got[: cp.size - len(r)])  # ChainError names a bad entry
