@@ -833,7 +833,7 @@ def test_a_seed_reveal_carrying_a_checkpoint_of_another_history_is_refused(tmp_p
         size = len(engine.ledger)
         (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "22" * 32,
                                                                              "checkpoint": ours.to_dict()}))
-        refused(r, 400, "must carry the seed of this bidder's registration")  # (the sixteenth review: never counted)
+        refused(r, 400, "revealed seed does not match its registration")  # (the sixteenth review: never counted)
         forged = {**ours.to_dict(), "signature": "00" * 64}
         (r,) = submit(engine, Statement.sign(k0, engine.log_id, SEED_REVEAL, {"bidder": 0, "seed": "11" * 32,
                                                                              "checkpoint": forged}))

@@ -266,20 +266,15 @@ class Engine:
                 ours = False
             if not ours:
                 raise Rejected("payload.checkpoint: not a checkpoint of this log (size and root)", 400)
-            # and only a reveal the reader counts (the seed of the registration, a checkpoint the auctioneer
-            # signed covering the last outcome): one it does not count was logged and shown, never counted
-            from zkauction.protocol.state import seed_commitment
+            # and only a reveal the reader counts: the reader's own rule (reveal.py), not a restatement of it
+            from zkauction.protocol.reveal import seed_reveal_problem
 
             reg = next((e for e in self.ledger.entries(kind=REGISTRATION) if e.signer == self.ann.bidders[i]), None)
-            try:
-                cp.verify(self.ann.auctioneer)
-                seed_ok = reg is not None and seed_commitment(i, str(d.get("seed"))) == reg.fields.get("seed_commitment")
-            except (LedgerError, ValueError, TypeError):
-                seed_ok = False
             last = max((e.seq for e in self.ledger.entries(kind=OUTCOME)), default=-1)
-            if not seed_ok or cp.size <= last or cp.log_id != self.log_id:
-                raise Rejected("payload: a seed reveal must carry the seed of this bidder's registration and a "
-                               "checkpoint signed by the auctioneer covering the last outcome", 400)
+            problem = seed_reveal_problem(self.ann, self.log_id, None if reg is None else reg.fields.get("seed_commitment"),
+                                          last, {**d, "bidder": i})
+            if problem:
+                raise Rejected(f"payload: bidder {i}'s {problem}", 400)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
