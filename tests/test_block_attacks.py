@@ -465,13 +465,14 @@ def test_batch_signed_statements_and_openings_replay_into_no_other_round_block_o
 
 
 def announce_again(a: Auctioneer, **change) -> Ledger:
-    """A new in-memory log where ``a`` announces its auction again (same keys), with ``change``."""
+    """A new in-memory log where ``a`` announces its auction again (same keys and nonce: a deliberate copy), with
+    ``change``."""
     ann = a.announcement()
     led = Ledger.in_memory()
     Auctioneer(a.key, led, HONEST).announce(**{
         "n": ann.n, "m": ann.m, "support": ann.support, "input_scale": ann.input_scale, "auction": ann.auction,
         "rounds": ann.rounds, "audits": ann.audits, "penalty": ann.penalty, "mode": ann.mode, "bidders": ann.bidders,
-        "third_party": ann.third_party, "deadlines": ann.deadlines, "block": ann.block, **change})
+        "third_party": ann.third_party, "deadlines": ann.deadlines, "block": ann.block, "nonce": ann.nonce, **change})
     return led
 
 

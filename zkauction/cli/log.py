@@ -83,7 +83,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
             since.verify(st.announcement.auctioneer)
         except ForkError as e:  # signed by the auctioneer too? then it signed two histories: the penalty
             try:
-                why = equivocation(ledger, since, st.announcement.auctioneer)
+                why = equivocation(ledger, since, st.announcement.auctioneer, cp.size)  # (cp: the log's own, verified)
             except CheckpointError:
                 why = None
             if why:

@@ -58,13 +58,13 @@ def _positive_seconds(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v < math.inf
 
 
-def liveness_limit_s(ann: "Announcement", answers: int = 1) -> float:
+def liveness_limit_s(ann: "Announcement | None", answers: int = 1) -> float:
     """How long a verifier may see the run stand still before the auctioneer is silent: every
     announced deadline together (``answers`` audited rounds to answer), each missing one at its
     default and each beyond MAX_DEADLINE_S at that, plus LIVENESS_GRACE_S for a restart. Fails
     closed: missing or malformed deadlines count as the defaults (bidders refuse such an
     announcement anyway, :func:`deadlines_problem`)."""
-    d = ann.deadlines if isinstance(ann.deadlines, dict) else {}
+    d = ann.deadlines if ann is not None and isinstance(ann.deadlines, dict) else {}  # (None: the defaults)
     got = {}
     for k, default in DEFAULT_DEADLINES.items():
         v = d.get(k, default)
@@ -93,6 +93,8 @@ class Announcement:
     deadlines: dict[str, Any]
     block: int = 1
     exclusion: str = "drop"  # absent from a logged announcement: one from before "void" (EXCLUSIONS)
+    nonce: str | None = None  # fresh per announcement (Auctioneer.announce): the same auction announced again is
+    # another log id, so a checkpoint of an abandoned attempt is no evidence against it (absent: logs from before)
 
     def term(self, key: str) -> Any:
         """One announced term: a field of the announcement (``input_scale``, ``support``, ``rounds``...)
@@ -107,6 +109,8 @@ class Announcement:
             del d["block"]
         if self.exclusion == "drop":  # (so is one announced before "void" existed)
             del d["exclusion"]
+        if self.nonce is None:  # (and one announced before nonces)
+            del d["nonce"]
         return d
 
     @classmethod
@@ -114,8 +118,8 @@ class Announcement:
         if not isinstance(d, dict) or d.get("format") != PROTOCOL_FORMAT:
             raise ProtocolError(f"announcement: format {d.get('format') if isinstance(d, dict) else d!r}, expected {PROTOCOL_FORMAT!r}")
         try:
-            a = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k not in ("block", "exclusion")}, block=d.get("block", 1),
-                    exclusion=d.get("exclusion", "drop"))
+            a = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k not in ("block", "exclusion", "nonce")},
+                    block=d.get("block", 1), exclusion=d.get("exclusion", "drop"), nonce=d.get("nonce"))
         except KeyError as e:
             raise ProtocolError(f"announcement: missing field {e.args[0]!r}") from None
         if a.mode not in MODES:
@@ -129,6 +133,9 @@ class Announcement:
         problem = support_problem(a.n, a.m, a.support)
         if problem:
             raise ProtocolError(f"announcement: {problem}")
+        if a.nonce is not None and not (isinstance(a.nonce, str) and len(a.nonce) == 32
+                                        and all(c in "0123456789abcdef" for c in a.nonce)):
+            raise ProtocolError(f"announcement: nonce {str(a.nonce)[:40]!r} (need 32 lower-case hex digits)")
         if a.exclusion not in EXCLUSIONS:
             raise ProtocolError(f"announcement: exclusion {a.exclusion!r}, expected one of {EXCLUSIONS}")
         if isinstance(a.penalty, bool) or not isinstance(a.penalty, (int, float)) or not 0 <= a.penalty < float("inf"):

@@ -12,6 +12,7 @@ bidder's published opening or abstention), and logs each outcome with a check-an
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
@@ -172,7 +173,10 @@ class Auctioneer:
     def announce(self, *, n: int, m: int, support: Sequence[Sequence[Sequence[float]]], input_scale: int,
                  auction: dict[str, Any], rounds: int, audits: int, penalty: float, mode: str, bidders: Sequence[str],
                  third_party: str | None = None, deadlines: dict[str, Any] | None = None, block: int = 1,
-                 exclusion: str = "void") -> Entry:
+                 exclusion: str = "void", nonce: str | None = None) -> Entry:
+        """Announce the auction as entry 0 of an empty log. ``nonce``: by default a fresh one, so that
+        the same auction announced again is another log (a deliberate copy, the same nonce, is the same
+        log id, and two histories under it the auctioneer's equivocation)."""
         if len(self.ledger):
             raise ProtocolError("the log already holds an auction: announce on an empty log")
         if mode not in MODES:
@@ -183,7 +187,7 @@ class Auctioneer:
             rounds=rounds, audits=audits, penalty=float(penalty), mode=mode, n=n, m=m, input_scale=input_scale,
             support=[[list(map(float, p)) for p in row] for row in support], auction=dict(auction),
             auctioneer=self.key.public_hex, bidders=list(bidders), third_party=third_party, deadlines=dict(deadlines or {}),
-            block=block, exclusion=exclusion,
+            block=block, exclusion=exclusion, nonce=secrets.token_hex(16) if nonce is None else nonce,
         )
         Announcement.from_dict(ann.to_dict())
         e = self.ledger.append(ANNOUNCEMENT, ann.to_dict(), self.key, unique=ANNOUNCEMENT, checkpoint_key=self.key)

@@ -51,7 +51,7 @@ from zkauction.protocol.announcement import (  # noqa: F401  (liveness_limit_s: 
     liveness_limit_s,
     misstated_terms,
 )
-from zkauction.protocol.checkpoint import equivocation
+from zkauction.protocol.checkpoint import attested_size, equivocation
 from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
 from zkauction.protocol.state import (
@@ -442,7 +442,18 @@ class Auditor:
         """The verdict: pending, valid, unconfirmed (every round sound, but a bidder never co-signed
         this log) or invalid with the penalty due. ``overdue``: the verifier's own clock says the
         announced deadlines have passed (:func:`liveness_limit_s`), so waiting on the auctioneer is
-        its breach, not pending."""
+        its breach, not pending. A checkpoint given (``checkpoints``) that the auctioneer signed
+        beyond what the log given holds leaves any verdict but invalid pending (overdue: silent)."""
+        self._unheld: list[int] = []
+        report = self._audit(state, overdue)
+        if self._unheld and report.status != "invalid":
+            why = f"the log given is not the log of a checkpoint of size {max(self._unheld)} the auctioneer signed"
+            ann = read_announcement(self.ledger)[0]
+            return _silent(why, ann, report.draw, report.log_size) if overdue else AuditReport(
+                "pending", why, report.draw, report.verdicts, [], 0.0, report.srs, report.log_size)
+        return report
+
+    def _audit(self, state: LedgerState | None, overdue: bool) -> AuditReport:
         try:  # every entry's content, hash and signature, before anything is read from them
             self.ledger.verify_chain()
         except ChainError as e:
@@ -452,14 +463,14 @@ class Auditor:
         st = state or read_state(self.ledger)
         ann = st.announcement
         breaches = announced_terms(ann, self.circuit) + public_checks(st) + check_cosigned(self.ledger, st)
-        # checkpoints other parties kept: one the auctioneer signed over another history proves a fork
-        # (the split view censoring each bidder in the other's fork was unconfirmed for ever: the eighteenth review)
+        # checkpoints other parties kept: one the auctioneer signed over another history than the part of
+        # this log it vouched for proves a fork (the split view censoring each bidder in the other's fork
+        # was unconfirmed for ever: the eighteenth review); one the log given does not hold leaves it pending
+        own = self.ledger.latest_checkpoint()
+        attested = attested_size(self.ledger, self.checkpoints + ([own] if own else []), ann.auctioneer)
         breaches += [Breach(None, None, why) for cp in self.checkpoints
-                     if (why := equivocation(self.ledger, cp, ann.auctioneer))]
-        beyond = max((cp.size for cp in self.checkpoints), default=0)
-        if beyond > st.size and not breaches:  # entries the auctioneer signed for and did not give
-            why = f"the log given ends at {st.size} entries, before a checkpoint of size {beyond} the auctioneer signed"
-            return _silent(why, ann, None, st.size) if overdue else AuditReport("pending", why, None, [], [], 0.0, None, st.size)
+                     if (why := equivocation(self.ledger, cp, ann.auctioneer, attested))]
+        self._unheld = [cp.size for cp in self.checkpoints if cp.size > attested]
         try:
             draw = audit_draw(st)
         except AuditError as e:

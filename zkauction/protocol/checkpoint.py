@@ -79,19 +79,38 @@ def check_log_extends(ledger: Ledger, kept: SignedCheckpoint) -> None:
         raise ForkError(f"the log's first {kept.size} entries are not the ones of the checkpoint kept (fork or rewrite)")
 
 
-def equivocation(ledger: Ledger, cp: SignedCheckpoint, auctioneer: str) -> str | None:
+def attested_size(ledger: Ledger, checkpoints: list[SignedCheckpoint], auctioneer: str) -> int:
+    """How much of ``ledger`` the auctioneer vouched for: the largest size of a checkpoint among
+    ``checkpoints`` it signed for this log whose root is the root of the log's entries up to that size
+    (0: none). Entries beyond it are whatever the file or the server holds, re-placeable by anyone:
+    statements are signed without their place in the log."""
+    best = 0
+    for cp in checkpoints:
+        try:
+            if cp.log_id == ledger.log_id and cp.size <= len(ledger) and ledger.root(cp.size) == cp.root:
+                cp.verify(auctioneer)
+                best = max(best, cp.size)
+        except CheckpointError:
+            continue
+    return best
+
+
+def equivocation(ledger: Ledger, cp: SignedCheckpoint, auctioneer: str, attested: int) -> str | None:
     """``cp``, a checkpoint held outside the log (a bidder's, a monitor's, another fork's), against the
-    log read in full: the reason it proves that ``auctioneer`` signed two histories of this log (its
-    root is not the root of the log's first ``cp.size`` entries), else None (consistent, or beyond the
-    log's end: nothing said about entries not given). Raises :class:`CheckpointError` for a checkpoint
-    that is no evidence about this log (another log's, not signed by its auctioneer)."""
+    log's first ``attested`` entries, which a checkpoint the auctioneer signed vouches for
+    (:func:`attested_size`): the reason ``cp`` proves that ``auctioneer`` signed two histories of this
+    log (its root is not the root of the log's first ``cp.size`` entries), else None (consistent, or
+    beyond the attested part: nothing proven about entries anyone could have placed). Raises
+    :class:`CheckpointError` for a checkpoint that is no evidence about this log (another log's, not
+    signed by its auctioneer)."""
     if len(ledger) == 0 or cp.log_id != ledger.log_id:
         raise LogIdentityError(f"a checkpoint of the log {cp.log_id[:16]}... is no evidence about this log")
     cp.verify(auctioneer)
-    if cp.size > len(ledger) or ledger.root(cp.size) == cp.root:
+    if cp.size > attested or ledger.root(cp.size) == cp.root:
         return None
     return (f"the auctioneer signed a checkpoint of size {cp.size} (root {cp.root[:16]}...) that is not the root of "
-            f"this log's first {cp.size} entries: two histories of one log (a fork or a rewrite)")
+            f"the first {cp.size} entries of this log, which its checkpoint of size {attested} vouches for: two "
+            "histories of one log (a fork or a rewrite)")
 
 
 class LogView:

@@ -23,13 +23,13 @@ from typing import Any, Callable, Iterable
 from zkauction.errors import ZkAuctionError
 from zkauction.protocol.audit import liveness_limit_s
 from zkauction.protocol.bidder import Bidder, NotCovered
-from zkauction.protocol.checkpoint import ForkError
+from zkauction.protocol.checkpoint import CheckpointError, ForkError
 from zkauction.protocol.log import SigningKey
 from zkauction.protocol.private import private_folder, write_private
 from zkauction.protocol.state import OUTCOME, AuditError, ProtocolError, first_entry
 from zkauction.service.engine import pass_message
 from zkauction.service.bids import BidsFileError, parse_bids  # noqa: F401  (imported from here too)
-from zkauction.service.remote import Refused, RemoteLog, Unavailable
+from zkauction.service.remote import Malformed, Refused, RemoteLog, Unavailable
 
 BidSource = Callable[[int], "list[float] | None"]
 
@@ -112,6 +112,8 @@ class BidderClient:
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
                              view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
         self.report.index = self.index
+        kept = self.bidder.view.kept  # restarted past the registrations (the announcement and n of them): begun
+        self._begun = kept is not None and kept.size > 1 + ann.n
         self.limit = liveness_limit_s(ann)  # how long the run may stand still before the auctioneer is silent
 
     def _announcement(self) -> Any:
@@ -129,7 +131,11 @@ class BidderClient:
         while True:
             try:
                 return step()
-            except (Unavailable, NotCovered) as e:  # (NotCovered: the log does not show it yet)
+            except (Unavailable, NotCovered, CheckpointError) as e:  # (NotCovered: the log does not show it yet)
+                if isinstance(e, CheckpointError) and not (self._begun or limit is not None):
+                    raise  # (before round 1: a log this bidder must refuse, refused)
+                if isinstance(e, ForkError):
+                    self._fork(e)  # two histories the auctioneer signed: AuditFailed; else no answer (a garbled proof)
                 waited = time.monotonic() - start
                 if self._begun or limit is not None:
                     lim = self.limit if limit is None else limit
@@ -137,7 +143,7 @@ class BidderClient:
                         self._silent(f"no usable answer from the server for {waited:.1f} s, longer than the "
                                      f"announced deadlines together ({lim:g} s): {e}")
                 elif waited > self.retry_for:
-                    if isinstance(e, NotCovered):
+                    if not isinstance(e, Unavailable):
                         raise
                     raise ProtocolError(f"the server has been unreachable for {self.retry_for:g} s: {e}") from None
                 self.report.retries += 1
@@ -219,7 +225,7 @@ class BidderClient:
                 return
             cp.verify(self.bidder.announcement.auctioneer)
             replica = verified_replica(self.remote, cp, deadline=time.monotonic() + min(self.limit, 60.0))
-            report = Auditor(replica, checkpoints=[kept]).audit()
+            report = Auditor(replica, checkpoints=[kept, cp]).audit()  # (cp vouches for the replica)
         except ZkAuctionError:
             return
         if any("two histories of one log" in str(x) for x in report.breaches):
@@ -280,7 +286,11 @@ class BidderClient:
         from zkauction.protocol.state import read_state
         from zkauction.service.remote import verified_replica
 
-        self._replica = verified_replica(self.remote, self.bidder.sync(), self._replica, deadline)
+        try:
+            self._replica = verified_replica(self.remote, self.bidder.sync(), self._replica, deadline)
+        except (Malformed, CheckpointError):
+            self._replica = None  # (not extended from a read that failed: read afresh next time)
+            raise
         return self._replica, read_state(self._replica)
 
     def _rounds_to_answer(self) -> int:
@@ -319,7 +329,7 @@ class BidderClient:
             verdict = Auditor(replica).audit(st, overdue=True)
             self.report.breaches = [str(x) for x in verdict.breaches]
             why = f"{why}; the verdict on the log it holds: {verdict.status}, {verdict.reason}"
-        except (ProtocolError, Unavailable, Refused) as e:  # (the log as it stands could not be read: said)
+        except ZkAuctionError as e:  # (the log as it stands could not be read, whatever the host served: said)
             why = f"{why} (the log could not be read: {e})"
         if self.bidder._view is not None:  # what it holds, on its own disk first
             self.bidder._view.flush(durable=True)
@@ -441,14 +451,17 @@ class BidderClient:
                 if not v.valid:
                     raise AuditFailed(f"bidder {self.index}: audited round {r} fails ({ann.mode}): {v.reason}")
             return
-        from zkauction.zk.bundle import ProofBundle, VerificationError, verify_bundle
+        from zkauction.zk.bundle import BundleError, ProofBundle, VerificationError, verify_bundle
 
         for r in rounds:
             if r not in st.proofs or r not in st.outcomes:
                 raise _NotAnswered(f"bidder {self.index}: audited round {r} has no proof in the log it holds")
-            bundle = ProofBundle.from_dict(st.proofs[r].data)
+            try:  # (the auctioneer's signed answer: an unreadable one fails the round, as for every auditor)
+                bundle = ProofBundle.from_dict(st.proofs[r].data)
+            except BundleError as e:
+                raise AuditFailed(f"bidder {self.index}: audited round {r}: unreadable proof bundle: {e}") from None
             if bundle.round_id != r:
-                raise ProtocolError(f"bidder {self.index}: the proof logged for round {r} names round {bundle.round_id!r}")
+                raise AuditFailed(f"bidder {self.index}: the proof logged for round {r} names round {bundle.round_id!r}")
             try:
                 res = verify_bundle(bundle, self.circuit, expected_commitments=st.commitments_of(r),
                                     expected_outcome=st.outcome_of(r), trusted_srs=self.trusted_srs)

@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 from zkauction.errors import ZkAuctionError
 from zkauction.protocol.checkpoint import CheckpointError, ForkError, LogView, check_log_extends
-from zkauction.protocol.log import Ledger
+from zkauction.protocol.log import ChainError, Ledger
 from zkauction.protocol.state import ProtocolError, _Reader, read_announcement
-from zkauction.service.remote import RemoteLog, Unavailable
+from zkauction.service.remote import Malformed, RemoteLog, Unavailable
 
 
 class MonitorAlert(ProtocolError):
@@ -59,6 +59,14 @@ class Monitor:
         self._view: LogView | None = None
         self._checked = 0  # rounds whose public checks ran
         self._kept_checked = False  # whether the entries served extend the checkpoint kept from an earlier run
+        self._resumed_size = 0  # the size of a checkpoint kept from an earlier run: a log served short of it is timed
+        if self.state_path is not None and self.state_path.is_file():
+            from zkauction.protocol.checkpoint import SignedCheckpoint
+
+            try:
+                self._resumed_size = SignedCheckpoint.load(self.state_path).size
+            except ZkAuctionError:
+                pass  # (LogView names an unreadable one)
         self._progress_at: tuple[int, ...] | None = None  # the run's progress last seen, and since when
         self._progress_since = time.monotonic()
         # signed entries it saw beyond any checkpoint when it stopped on a failed check (--state): the
@@ -110,10 +118,15 @@ class Monitor:
 
     def _poll(self) -> bool:
         r = self.replica
-        new = self.remote.entries(start=len(r))
-        r.replicate(new)  # ChainError names a bad entry
+        new, before, garbled = self.remote.entries(start=len(r)), len(r), None
+        try:
+            r.replicate(new)
+        except ChainError as e:  # entries that do not chain or verify: no answer (timed), evidence of nothing;
+            new, garbled = new[: len(r) - before], e  # those before it are kept (and read below)
         self.report.entries = len(r)
         if not len(r):
+            if garbled is not None:
+                raise Malformed(f"{self.remote.url}: the server's first entry does not verify: {garbled}")
             return False
         if self._reader is None:
             ann, first = read_announcement(r)
@@ -132,6 +145,8 @@ class Monitor:
         for e in new:
             if e.seq > 0:
                 self._reader.read(e)
+        if garbled is not None:
+            raise Malformed(f"{self.remote.url}: the server's entries from {len(r)} do not verify: {garbled}")
         self._check_checkpoint()
         self._check_evidence()
         st = self._reader.st
@@ -159,16 +174,26 @@ class Monitor:
             try:
                 check_log_extends(r, view.kept)
             except CheckpointError as e:  # another log (re-keyed) or not an extension of it (fork)
-                self._fork_verdict(view.kept)
+                self._fork_verdict(view.kept, self.remote.latest_checkpoint())
                 raise MonitorAlert(f"fork: {e}") from None
             self._kept_checked = True
         cp = self.remote.latest_checkpoint()
         if cp is None:
             return
+        try:  # (one signed by nobody is no checkpoint: no answer, timed)
+            cp.verify(self._reader.st.announcement.auctioneer)
+        except CheckpointError as e:
+            raise Malformed(f"{self.remote.url}: the server's checkpoint is not the auctioneer's: {e}") from None
         if cp.size > len(r):  # signed after our fetch: checked on the next poll
             return
         if r.root(cp.size) != cp.root:
-            raise MonitorAlert(f"fork: the server's signed checkpoint of size {cp.size} is not the root of the entries it served")
+            if view.kept is not None and cp.size <= view.kept.size:  # two histories it signed, both in hand
+                self._fork_verdict(view.kept, cp)
+                raise MonitorAlert(f"fork: the server's signed checkpoint of size {cp.size} is not the root of the entries "
+                                   f"of the checkpoint of size {view.kept.size} this monitor holds")
+            # a tail served that its own signed checkpoint does not cover: evidence of nothing, no answer
+            raise Malformed(f"{self.remote.url}: the server's signed checkpoint of size {cp.size} is not the root of "
+                            "the entries it served")
         if view.kept is not None and cp.size < view.kept.size:
             raise MonitorAlert(f"rollback: the server's newest checkpoint covers {cp.size} entries, "
                                f"this monitor holds one of {view.kept.size}")
@@ -176,21 +201,22 @@ class Monitor:
         try:
             view.accept(cp, proof)
         except ForkError as e:
-            self._fork_verdict(view.kept)
+            self._fork_verdict(view.kept, cp)
             raise MonitorAlert(f"fork: {e}") from None
         self.report.checkpoints += 1
         self.report.consistency_checks = view.checks
 
-    def _fork_verdict(self, kept: Any) -> None:
-        """The served log is not an extension of the checkpoint this monitor kept: if the auctioneer
-        signed both (same log id), that is two histories of one log, and the verdict on the served
-        log with the kept checkpoint as evidence is invalid, the penalty due (report.verdict)."""
+    def _fork_verdict(self, *cps: Any) -> None:
+        """The served log and a checkpoint this monitor holds disagree: if the auctioneer signed one
+        that vouches for the served entries and another over a different history of them (same log
+        id), the verdict on the served log with both as evidence is invalid, the penalty due
+        (report.verdict)."""
         from zkauction.protocol.audit import Auditor
 
         try:
             report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs,
-                             checkpoints=[kept]).audit()
-        except (CheckpointError, ProtocolError):  # another log (re-keyed): no evidence about this one
+                             checkpoints=[c for c in cps if c is not None]).audit()
+        except ZkAuctionError:  # another log (re-keyed), or the server gone: no evidence about this one
             return
         if report.status == "invalid":
             self.report.verdict = report.to_dict()
@@ -220,12 +246,15 @@ class Monitor:
         """Where the run stands in the log (None before every bidder registered: the rounds have not
         begun, and nothing is late yet). Entries that move no round, phase or answer do not count."""
         st = self._reader.st if self._reader is not None else None
+        if len(self.replica) < self._resumed_size:  # resumed on a checkpoint it kept, the log served short of it
+            return ("short", len(self.replica))
         if st is None or not st.registered:
             return None
-        answers = len(st.answers)
-        if st.reveals_closed is not None:  # the draw is known: only answers to it move the audit (a junk
-            from zkauction.protocol.audit import AuditError, audit_draw  # "proof" of an undrawn round reset
-            try:                                                          # the clock, the eighteenth review)
+        answers = 0  # only answers to the draw move the audit, so none before it is closed (a junk "proof"
+        if st.reveals_closed is not None:  # of an undrawn round reset the clock: the eighteenth review)
+            from zkauction.protocol.audit import AuditError, audit_draw
+
+            try:
                 answers = len(set(audit_draw(st).rounds) & set(st.answers))
             except AuditError:
                 pass
@@ -243,6 +272,13 @@ class Monitor:
             return
         from zkauction.protocol.audit import Auditor, liveness_limit_s
 
+        if self._reader is None or not self._reader.st.registered:  # resumed, and the log served stands short of it
+            limit = liveness_limit_s(self._reader.st.announcement if self._reader else None)
+            if now - self._progress_since > limit:
+                self._pin(tail=True)
+                raise MonitorAlert(f"the auctioneer is silent: the server serves {len(self.replica)} entries, short of the "
+                                   f"checkpoint this monitor holds, for {now - self._progress_since:.0f} s (limit {limit:g} s)")
+            return
         limit = liveness_limit_s(self._reader.st.announcement)
         if now - self._progress_since > limit:
             report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome,

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 import httpx
 
 from zkauction.protocol.checkpoint import ForkError
-from zkauction.protocol.log import Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement
+from zkauction.protocol.log import ChainError, Entry, Ledger, LedgerError, SignedCheckpoint, SigningKey, Statement
 from zkauction.errors import ZkAuctionError
 from zkauction.protocol.state import ProtocolError
 from zkauction.protocol.storage import parse_json
@@ -293,7 +293,10 @@ def verified_replica(remote: RemoteLog, cp: SignedCheckpoint, replica: Ledger | 
         got = remote.entries(start=len(r), stop=cp.size, deadline=deadline)
         if not got:
             break
-        r.replicate(got[: cp.size - len(r)])  # ChainError names a bad entry
+        try:
+            r.replicate(got[: cp.size - len(r)])
+        except ChainError as e:  # entries that do not chain or verify: no answer, evidence of nothing
+            raise Malformed(f"{remote.url}: the server's entries from {len(r)} do not verify: {e}") from None
     if len(r) != cp.size or r.root(cp.size) != cp.root:
         raise ForkError(f"the {len(r)} entries the server served are not the log of the checkpoint of size {cp.size} kept")
     return r
