@@ -426,3 +426,67 @@ def test_an_unreadable_proof_of_the_drawn_round_is_the_clients_verdict_not_an_er
             c._final_audit(0.5)
     finally:
         run.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Found while fixing the first: the same re-placing framed the honest auctioneer without any other
+# party's checkpoint. The Auditor and `log verify` judged every entry of the log given, so a copy with
+# two entries after its last checkpoint swapped (an outcome before its close) was the auctioneer's
+# breach; and a copy with one signature damaged (the entry hash does not cover it) "did not verify":
+# invalid, the penalty due. Now only the entries a checkpoint the auctioneer signed vouches for are
+# judged, and a failure that checkpoint does not pin is a damaged copy (pending), not evidence.
+
+
+def _placed(entries):
+    """A ledger holding ``entries`` exactly as given (hashes and signatures untouched)."""
+    r = Ledger.in_memory()
+    for e in entries:
+        r.storage.append_many([(e, None)])
+        r.tree.append(leaf_hash_of(e))
+        r._head = e.hash
+    return r
+
+
+def test_a_log_replaced_after_its_checkpoint_shows_no_breach_of_the_honest_auctioneer(tmp_path):
+    from zkauction.cli.log import verify_log
+    from zkauction.protocol.audit import public_checks
+    from zkauction.protocol.state import COMMITMENTS_CLOSED, OUTCOME, read_state
+
+    run, fn = local_run(tmp_path, rounds=3)
+    try:
+        run.play()
+        honest = run.ledger
+        close2, out2 = honest.entries(kind=COMMITMENTS_CLOSED, round=2)[0], honest.entries(kind=OUTCOME, round=2)[0]
+        kept = SignedCheckpoint.sign(run.auctioneer.key, honest.log_id, close2.seq, honest.root(close2.seq))
+        es = honest.entries()[: out2.seq + 1]
+        es[close2.seq], es[out2.seq] = es[out2.seq], es[close2.seq]  # round 2's outcome before its close
+        forged = _rechain(es)
+        forged.storage.put_checkpoint(kept.size, kept.to_json())
+        assert public_checks(read_state(forged))  # read in full, the copy shows the auctioneer's breach
+        report = Auditor(forged, outcome=fn).audit()  # (before: invalid, the penalty due)
+        assert report.status == "pending" and not report.breaches, report.to_dict()
+        got = verify_log(forged)  # (before: LOG INVALID, "public checks")
+        assert got["ok"] and got["not_vouched_for"] == len(forged) - kept.size, got
+    finally:
+        run.close()
+
+
+def test_a_copy_with_a_damaged_signature_is_no_evidence_against_the_auctioneer(tmp_path):
+    run, fn = local_run(tmp_path, rounds=2)
+    try:
+        run.play()
+        run.answer_audit(run.reveal().rounds)
+        final = run.auctioneer.checkpoint()
+        es = run.ledger.entries()
+        q = next(e.seq for e in es if e.signer == run.auctioneer.key.public_hex and e.seq > 0)
+        e = es[q]
+        es[q] = Entry(e.seq, e.round, e.kind, e.payload, e.prev_hash, e.hash, e.signer, "00" * 64)
+        copy = _placed(es)
+        copy.storage.put_checkpoint(final.size, final.to_json())
+        assert copy.root(final.size) == final.root  # the checkpoint still vouches for every entry's hash
+        report = Auditor(copy, outcome=fn).audit()  # (before: invalid, "the log does not verify", penalty due)
+        assert report.status == "pending" and "damaged copy" in report.reason, report.to_dict()
+        # where the checkpoint pins the failure (content that hashes to the signed leaf), it is evidence
+        assert Auditor(run.ledger, outcome=fn).audit().status == "valid"
+    finally:
+        run.close()

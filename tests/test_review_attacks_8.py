@@ -264,6 +264,7 @@ def test_an_entry_holding_an_integer_too_long_for_python_is_named_not_a_crash(tm
         k = run.auctioneer.key
         sig = k.sign(bytes.fromhex(statement_hash(run.ledger.log_id, 3, "note", text, k.public_hex)))
         run.ledger._place([Statement("note", 3, text, k.public_hex, sig)], None, None)  # what a host can store
+        run.ledger.checkpoint(k)  # (and sign for: evidence only where a checkpoint of the auctioneer's covers it)
         with pytest.raises(ChainError, match="not valid JSON"):
             run.ledger.verify_chain()
         with pytest.raises(ChainError, match="not valid JSON"):
@@ -374,7 +375,8 @@ def test_openings_published_for_a_round_not_drawn_or_in_zk_mode_are_the_auctione
         draw = run.reveal()
         r = next(q for q in range(1, 5) if q not in draw.rounds) if mode == "reveal" else draw.rounds[0]
         bids, salts = run.auctioneer.round_inputs(r)
-        run.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, run.auctioneer.key, round=r)
+        run.ledger.append(OPENINGS, {"bids": bids, "salts": salts}, run.auctioneer.key, round=r,
+                          checkpoint_key=run.auctioneer.key)
         st = read_state(run.ledger)
         why = "the audit did not draw" if mode == "reveal" else "in zk mode, where no bid is ever published"
         assert any(why in b.reason for b in public_checks(st)), public_checks(st)

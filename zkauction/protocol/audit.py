@@ -53,6 +53,7 @@ from zkauction.protocol.announcement import (  # noqa: F401  (liveness_limit_s: 
 )
 from zkauction.protocol.checkpoint import attested_size, equivocation
 from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
+from zkauction.protocol.entries import pinned_failure
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
 from zkauction.protocol.state import (
     Announcement,
@@ -74,6 +75,7 @@ from zkauction.protocol.draw import (  # noqa: F401  (the draw lives in draw.py;
     audit_draw,
     draw_digest,
     select_audit_rounds,
+    unconfirmed_reason,
 )
 from zkauction.zk import commitments
 from zkauction.zk.circuit import Outcome
@@ -351,15 +353,6 @@ def announced_terms(ann: Announcement, circuit: Any) -> list[Breach]:
     return [Breach(0, None, f"{p} (the announced circuit's own terms)") for p in misstated_terms(ann, circuit)]
 
 
-def unconfirmed_reason(draw: AuditDraw) -> str:
-    """Why a log whose rounds all check out is not valid: the bidders that never co-signed it."""
-    who = ", ".join(map(str, draw.withheld))
-    return (f"bidder(s) {who} revealed no seed, so never co-signed this log: whether they were shown this log "
-            "(and not another history of the rounds, a split view) is unconfirmed; compare checkpoints with them "
-            "(`zkauction log verify --since THEIRS`, or theirs in a monitor's --state: one the auctioneer signed over "
-            "another history makes the log invalid)")
-
-
 def _silent(why: str, ann: Announcement, draw: AuditDraw | None, size: int) -> AuditReport:
     return AuditReport("invalid", f"the auctioneer is silent past the announced deadlines ({why})", draw, [],
                        [Breach(None, None, f"no answer within the announced deadlines: {why}")], ann.penalty, None, size)
@@ -446,31 +439,34 @@ class Auditor:
         beyond what the log given holds leaves any verdict but invalid pending (overdue: silent)."""
         self._unheld: list[int] = []
         report = self._audit(state, overdue)
-        if self._unheld and report.status != "invalid":
-            why = f"the log given is not the log of a checkpoint of size {max(self._unheld)} the auctioneer signed"
-            ann = read_announcement(self.ledger)[0]
-            return _silent(why, ann, report.draw, report.log_size) if overdue else AuditReport(
-                "pending", why, report.draw, report.verdicts, [], 0.0, report.srs, report.log_size)
-        return report
+        if not self._unheld or report.status == "invalid":
+            return report
+        why = f"the log given is not the log of a checkpoint of size {max(self._unheld)} the auctioneer signed"
+        return _silent(why, read_announcement(self.ledger)[0], report.draw, report.log_size) if overdue else \
+            AuditReport("pending", why, report.draw, report.verdicts, [], 0.0, report.srs, report.log_size)
 
     def _audit(self, state: LedgerState | None, overdue: bool) -> AuditReport:
-        try:  # every entry's content, hash and signature, before anything is read from them
-            self.ledger.verify_chain()
-        except ChainError as e:
-            ann, _ = read_announcement(self.ledger)
-            return AuditReport("invalid", f"the log does not verify: {e}", None, [], [Breach(e.seq, None, str(e))],
-                               ann.penalty, None, len(self.ledger))
-        st = state or read_state(self.ledger)
-        ann = st.announcement
-        breaches = announced_terms(ann, self.circuit) + public_checks(st) + check_cosigned(self.ledger, st)
-        # checkpoints other parties kept: one the auctioneer signed over another history than the part of
-        # this log it vouched for proves a fork (the split view censoring each bidder in the other's fork
-        # was unconfirmed for ever: the eighteenth review); one the log given does not hold leaves it pending
+        # only entries a checkpoint the auctioneer signed vouches for are its log (statements are signed without
+        # their place: anyone can re-place them after it); other parties' checkpoints count (one over another
+        # history of that part proves a fork, one the log given does not hold leaves the verdict pending)
+        ann, _ = read_announcement(self.ledger)
         own = self.ledger.latest_checkpoint()
         attested = attested_size(self.ledger, self.checkpoints + ([own] if own else []), ann.auctioneer)
-        breaches += [Breach(None, None, why) for cp in self.checkpoints
-                     if (why := equivocation(self.ledger, cp, ann.auctioneer, attested))]
         self._unheld = [cp.size for cp in self.checkpoints if cp.size > attested]
+        if not attested:  # (overdue: a host that never signed a checkpoint of the log it announced is silent)
+            why = "no checkpoint the auctioneer signed vouches for the log given"
+            return _silent(why, ann, None, 0) if overdue else AuditReport("pending", why, None, [], [], 0.0)
+        log = self.ledger if attested == len(self.ledger) else Ledger.in_memory()
+        try:  # every entry's content, hash and signature, before anything is read from them
+            log.verify_chain() if log is self.ledger else log.replicate(self.ledger.entries(stop=attested))
+        except ChainError as e:  # the auctioneer's only where its checkpoint pins the failure (else a damaged copy)
+            if pinned_failure(self.ledger.get(e.seq), e):
+                return AuditReport("invalid", f"the log does not verify: {e}", None, [], [Breach(e.seq, None, str(e))],
+                                   ann.penalty, None, len(self.ledger))
+            return AuditReport("pending", f"the log given is a damaged copy: {e}", None, [], [], 0.0, None, len(self.ledger))
+        st = state or read_state(log)
+        breaches = announced_terms(ann, self.circuit) + public_checks(st) + check_cosigned(log, st)
+        breaches += [Breach(None, None, why) for cp in self.checkpoints if (why := equivocation(log, cp, ann.auctioneer, attested))]
         try:
             draw = audit_draw(st)
         except AuditError as e:

@@ -66,3 +66,12 @@ def audit_draw(st: LedgerState) -> AuditDraw:
                          f"bidder(s) {', '.join(map(str, withheld))} revealed no seed: every round is audited")
     digest = draw_digest(st.log_id, {i: str(st.reveals[i].data["seed"]) for i in revealed})
     return AuditDraw(select_audit_rounds(digest, ann.rounds, ann.audits), digest.hex(), revealed, [], None)
+
+
+def unconfirmed_reason(draw: AuditDraw) -> str:
+    """Why a log whose rounds all check out is not valid: the bidders that never co-signed it."""
+    who = ", ".join(map(str, draw.withheld))
+    return (f"bidder(s) {who} revealed no seed, so never co-signed this log: whether they were shown this log "
+            "(and not another history of the rounds, a split view) is unconfirmed; compare checkpoints with them "
+            "(`zkauction log verify --since THEIRS`, or theirs in a monitor's --state: one the auctioneer signed over "
+            "another history makes the log invalid)")

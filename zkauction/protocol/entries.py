@@ -342,3 +342,15 @@ def check_entry(entry: Entry, expected_seq: int | None = None, expected_prev: st
     statement = statement_hash("" if seq == 0 else log_id, entry.round, entry.kind, entry.payload, entry.signer)
     if not verify_signature(entry.signer, bytes.fromhex(statement), entry.signature):
         raise ChainError(seq, f"signature by {entry.signer[:16]}... does not verify")
+
+
+def pinned_failure(entry: Entry, err: ChainError) -> bool:
+    """Whether ``err``, the chain check failing at ``entry``, is in what a checkpoint covering it pins:
+    the entry's content hashes to its stored hash (the Merkle leaf) and the failure is not the
+    signature (which the hash does not cover). Else a copy of the log was damaged after the fact
+    (anyone holding a file can do that): no evidence against its signer."""
+    try:
+        same = entry_hash(entry.seq, entry.round, entry.kind, entry.payload, entry.prev_hash, entry.signer) == entry.hash
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return False
+    return same and not err.reason.startswith("signature")

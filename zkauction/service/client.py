@@ -112,8 +112,14 @@ class BidderClient:
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
                              view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
         self.report.index = self.index
-        kept = self.bidder.view.kept  # restarted past the registrations (the announcement and n of them): begun
-        self._begun = kept is not None and kept.size > 1 + ann.n
+        self._begun = False  # restarted past the registrations (the announcement and n of them): begun
+        if (state / "checkpoint.json").is_file():
+            from zkauction.protocol.checkpoint import SignedCheckpoint
+
+            try:
+                self._begun = SignedCheckpoint.load(state / "checkpoint.json").size > 1 + ann.n
+            except ZkAuctionError:
+                pass  # (the bidder's LogView names an unreadable one)
         self.limit = liveness_limit_s(ann)  # how long the run may stand still before the auctioneer is silent
 
     def _announcement(self) -> Any:
@@ -326,7 +332,7 @@ class BidderClient:
 
         try:
             replica, st = self._held_log(time.monotonic() + min(self.limit, 60.0))
-            verdict = Auditor(replica).audit(st, overdue=True)
+            verdict = Auditor(replica, checkpoints=[k for k in [self.bidder.view.kept] if k]).audit(st, overdue=True)
             self.report.breaches = [str(x) for x in verdict.breaches]
             why = f"{why}; the verdict on the log it holds: {verdict.status}, {verdict.reason}"
         except ZkAuctionError as e:  # (the log as it stands could not be read, whatever the host served: said)

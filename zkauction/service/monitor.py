@@ -206,6 +206,10 @@ class Monitor:
         self.report.checkpoints += 1
         self.report.consistency_checks = view.checks
 
+    def _held(self) -> list[Any]:
+        """The checkpoint this monitor accepted: what vouches for its replica to the Auditor."""
+        return [] if self._view is None or self._view.kept is None else [self._view.kept]
+
     def _fork_verdict(self, *cps: Any) -> None:
         """The served log and a checkpoint this monitor holds disagree: if the auctioneer signed one
         that vouches for the served entries and another over a different history of them (same log
@@ -236,7 +240,8 @@ class Monitor:
         draw = audit_draw(st)
         if not all(r in st.answers for r in draw.rounds):
             return False
-        report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs).audit()
+        report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome, trusted_srs=self.trusted_srs,
+                         checkpoints=self._held()).audit()
         self.report.verdict = report.to_dict()
         if not report.valid:  # invalid, or unconfirmed (a bidder never co-signed this log)
             raise MonitorAlert(f"the audit is {report.status}: {report.reason or report.failed}")
@@ -282,7 +287,7 @@ class Monitor:
         limit = liveness_limit_s(self._reader.st.announcement)
         if now - self._progress_since > limit:
             report = Auditor(self.replica, circuit=self.circuit, outcome=self.outcome,
-                             trusted_srs=self.trusted_srs).audit(overdue=True)
+                             trusted_srs=self.trusted_srs, checkpoints=self._held()).audit(overdue=True)
             self.report.verdict = report.to_dict()
             self._pin(tail=True)
             if report.status == "valid":  # every answer is in, but no checkpoint the monitor accepted covers it

@@ -207,7 +207,7 @@ def run_network_demo(
     echo("[5/5] the audit's verdict, computed by the monitor from its verified replica")
     if mon._view is not None:
         mon._view.flush()
-    report = Auditor(mon.replica, circuit=circuit, outcome=outcome).audit()
+    report = Auditor(mon.replica, circuit=circuit, outcome=outcome, checkpoints=mon._held()).audit()
     print_report(report, echo)
     st = read_state(mon.replica)
     outs = [st.outcomes[r].data for r in range(1, rounds + 1)]
