@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import typer
 
+from zkauction.errors import ZkAuctionError
+
 DB_HELP = "the log: an SQLite file, or a postgresql://USER@HOST/DB?log=NAME URL"
 log_app = typer.Typer(help="Read and verify a transparency log (read-only).", no_args_is_help=True)
 
@@ -39,6 +41,21 @@ def db_name(db: str | Path) -> str:
     return redact_url(db) if is_postgres_url(db) else str(db)
 
 
+def _pinned(ledger: Any, err: Any, since: Any) -> bool:
+    """Whether the chain failure ``err`` lies in entries a checkpoint the announced auctioneer signed
+    (the log's stored one, or ``since``) vouches for, and that checkpoint pins it."""
+    from zkauction.protocol.checkpoint import attested_size
+    from zkauction.protocol.entries import pinned_failure
+    from zkauction.protocol.state import read_announcement
+
+    try:
+        ann, _ = read_announcement(ledger)
+        cps = [c for c in (ledger.latest_checkpoint(), since) if c is not None]
+        return err.seq < attested_size(ledger, cps, ann.auctioneer) and pinned_failure(ledger.storage.get(err.seq), err)
+    except ZkAuctionError:
+        return False
+
+
 def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     """Every check ``log verify`` makes, in order; returns a report, raises nothing for a failed
     check (``ok`` False and ``failure`` naming the first one)."""
@@ -57,10 +74,16 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
         report["failure"] = f"{name}: {detail}"
         return report
 
-    # 1. the chain: every entry's hash, link and signature
+    # 1. the chain: every entry's hash, link and signature; a failure that no checkpoint the auctioneer
+    #    signed pins (entries.pinned_failure: a signature, which the entry hash does not cover, or an entry
+    #    after the checkpoint) is a damaged copy, not evidence against it (the twentieth review)
     try:
         chain = ledger.verify_chain()
     except ChainError as e:
+        if not _pinned(ledger, e, since):
+            report["damaged"] = True
+            return failed("chain", f"{e} (a damaged copy: no checkpoint the auctioneer signed pins this; not evidence "
+                                   "against it)")
         return failed("chain", str(e))
     passed("chain", f"{chain.n_entries} entries, root {chain.root[:16]}...")
     # 2. the announcement, and the newest checkpoint: signed by the announced auctioneer, same log,
@@ -172,7 +195,8 @@ def verify_cmd(
     else:
         for c in report["checks"]:
             typer.echo(f"  {'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
-        typer.echo("log verified" if report["ok"] else f"LOG INVALID: {report['failure']}")
+        typer.echo("log verified" if report["ok"] else f"COPY DAMAGED: {report['failure']}" if report.get("damaged")
+                   else f"LOG INVALID: {report['failure']}")
     if not report["ok"]:
         raise typer.Exit(1)
 

@@ -460,7 +460,7 @@ class Auditor:
         try:  # every entry's content, hash and signature, before anything is read from them
             log.verify_chain() if log is self.ledger else log.replicate(self.ledger.entries(stop=attested))
         except ChainError as e:  # the auctioneer's only where its checkpoint pins the failure (else a damaged copy)
-            if pinned_failure(self.ledger.get(e.seq), e):
+            if pinned_failure(self.ledger.storage.get(e.seq), e):
                 return AuditReport("invalid", f"the log does not verify: {e}", None, [], [Breach(e.seq, None, str(e))],
                                    ann.penalty, None, len(self.ledger))
             return AuditReport("pending", f"the log given is a damaged copy: {e}", None, [], [], 0.0, None, len(self.ledger))

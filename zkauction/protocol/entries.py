@@ -344,11 +344,13 @@ def check_entry(entry: Entry, expected_seq: int | None = None, expected_prev: st
         raise ChainError(seq, f"signature by {entry.signer[:16]}... does not verify")
 
 
-def pinned_failure(entry: Entry, err: ChainError) -> bool:
+def pinned_failure(entry: Entry | None, err: ChainError) -> bool:
     """Whether ``err``, the chain check failing at ``entry``, is in what a checkpoint covering it pins:
     the entry's content hashes to its stored hash (the Merkle leaf) and the failure is not the
     signature (which the hash does not cover). Else a copy of the log was damaged after the fact
     (anyone holding a file can do that): no evidence against its signer."""
+    if entry is None or entry.seq != err.seq:  # (an entry missing from the copy, or out of place: damage)
+        return False
     try:
         same = entry_hash(entry.seq, entry.round, entry.kind, entry.payload, entry.prev_hash, entry.signer) == entry.hash
     except (UnicodeEncodeError, TypeError, ValueError):

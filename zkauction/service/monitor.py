@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zkauction.errors import ZkAuctionError
-from zkauction.protocol.checkpoint import CheckpointError, ForkError, LogView, check_log_extends
+from zkauction.protocol.checkpoint import CheckpointError, ForkError, LogIdentityError, LogView, check_log_extends
 from zkauction.protocol.log import ChainError, Ledger
 from zkauction.protocol.state import ProtocolError, _Reader, read_announcement
 from zkauction.service.remote import Malformed, RemoteLog, Unavailable
@@ -169,13 +169,14 @@ class Monitor:
                 return  # one read ends at 50,000 entries or 120 s: the rest on the next poll (a server that
                 # states more than it ever serves stands still: its silence, by check_live)
             if len(r) < view.kept.size:  # the server served every entry it has: fewer than it signed for
-                raise MonitorAlert(f"rollback: the server serves {len(r)} entries, fewer than the {view.kept.size} of "
-                                   "the checkpoint this monitor holds")
+                raise Malformed(f"rollback: the server serves {len(r)} entries, fewer than the {view.kept.size} of the "
+                                "checkpoint this monitor holds")
             try:
                 check_log_extends(r, view.kept)
-            except CheckpointError as e:  # another log (re-keyed) or not an extension of it (fork)
-                self._fork_verdict(view.kept, self.remote.latest_checkpoint())
+            except LogIdentityError as e:  # another log (re-keyed): this monitor's state is not about it
                 raise MonitorAlert(f"fork: {e}") from None
+            except CheckpointError as e:  # not an extension of it: a fork, if proven; else no answer (timed)
+                self._fork_or_no_answer(str(e), view.kept, self.remote.latest_checkpoint())
             self._kept_checked = True
         cp = self.remote.latest_checkpoint()
         if cp is None:
@@ -188,27 +189,35 @@ class Monitor:
             return
         if r.root(cp.size) != cp.root:
             if view.kept is not None and cp.size <= view.kept.size:  # two histories it signed, both in hand
-                self._fork_verdict(view.kept, cp)
-                raise MonitorAlert(f"fork: the server's signed checkpoint of size {cp.size} is not the root of the entries "
-                                   f"of the checkpoint of size {view.kept.size} this monitor holds")
+                self._fork_or_no_answer(f"the server's signed checkpoint of size {cp.size} is not the root of the "
+                                        f"entries of the checkpoint of size {view.kept.size} this monitor holds", view.kept, cp)
             # a tail served that its own signed checkpoint does not cover: evidence of nothing, no answer
             raise Malformed(f"{self.remote.url}: the server's signed checkpoint of size {cp.size} is not the root of "
                             "the entries it served")
-        if view.kept is not None and cp.size < view.kept.size:
-            raise MonitorAlert(f"rollback: the server's newest checkpoint covers {cp.size} entries, "
-                               f"this monitor holds one of {view.kept.size}")
+        if view.kept is not None and cp.size < view.kept.size:  # (an older one: no answer, timed; the twentieth review)
+            raise Malformed(f"rollback: the server's newest checkpoint covers {cp.size} entries, "
+                            f"this monitor holds one of {view.kept.size}")
         proof = r.consistency_proof(view.kept.size, cp.size) if view.kept is not None and view.kept.size else []
         try:
             view.accept(cp, proof)
         except ForkError as e:
-            self._fork_verdict(view.kept, cp)
-            raise MonitorAlert(f"fork: {e}") from None
+            self._fork_or_no_answer(str(e), view.kept, cp)
         self.report.checkpoints += 1
         self.report.consistency_checks = view.checks
 
     def _held(self) -> list[Any]:
         """The checkpoint this monitor accepted: what vouches for its replica to the Auditor."""
         return [] if self._view is None or self._view.kept is None else [self._view.kept]
+
+    def _fork_or_no_answer(self, why: str, *cps: Any) -> None:
+        """A fork proven by two checkpoints the auctioneer signed (:meth:`_fork_verdict`) is its breach
+        (:class:`MonitorAlert`, the verdict invalid); one the host's choice of checkpoint leaves
+        unproven (it served an older one, or a log cut at it) is no answer, timed to its silence (the
+        twentieth review: it ended the monitor with "fork", no verdict)."""
+        self._fork_verdict(*cps)
+        if self.report.verdict is not None:
+            raise MonitorAlert(f"fork: {why}")
+        raise Malformed(f"{self.remote.url}: {why} (not proven by two checkpoints the auctioneer signed: no answer)")
 
     def _fork_verdict(self, *cps: Any) -> None:
         """The served log and a checkpoint this monitor holds disagree: if the auctioneer signed one
