@@ -6,7 +6,9 @@ played the attack against the code before the fix (a review helper wrote them) a
 
 from __future__ import annotations
 
+import random
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from test_protocol import PARTICIPATION, SETTING, make_run
 from zkauction.protocol.audit import Auditor, audit_draw, liveness_limit_s, public_checks
 from zkauction.protocol.auctioneer import outcome_inputs
 from zkauction.protocol.local import LocalRun
+from zkauction.protocol.log import Ledger
 from zkauction.protocol.rounds import play_round
 from zkauction.protocol.state import COMMITMENTS_CLOSED, OUTCOME, PROOF, read_state, unique_key
 
@@ -171,39 +174,25 @@ def test_junk_proofs_of_undrawn_rounds_do_not_reset_the_monitors_silence_clock(t
 
 # 3. The split view stays `unconfirmed` even once the bidders compare checkpoints -----------------
 
-def test_a_split_view_is_invalid_once_a_verifier_holds_both_forks_signed_checkpoints(tmp_path, served_client):
-    """The sixteenth review's split view (each honest bidder shown a fork in which the other never
-    bid nor revealed; every item sold in both forks: 6.0 against 5.4 for one honest log) is now
-    `unconfirmed` in each fork, "no penalty on it alone; compare checkpoints with them". Compare
-    them: bidder 1 hands its kept checkpoint (signed by the auctioneer, same log id) to a verifier
-    of fork 0. The two signed checkpoints are a self-contained proof that the auctioneer signed two
-    histories of one log; yet no verifier turns it into a verdict: Auditor.audit() has no way to
-    take it and says `unconfirmed`, penalty 0; the monitor given it in --state stops with
-    "fork: ..." and no verdict (report.verdict None); `log verify --since` prints FAIL consistency,
-    no penalty. So the double sale is never `invalid`. Secure: equivocation (two auctioneer-signed
-    checkpoints of one log id that are not one history) is `invalid`, the penalty due."""
-    import random
-    import sqlite3
-
-    from test_mutation_kills_service import monitor_of
+def split_view(tmp_path, T=4):
+    """The sixteenth review's split view: two forks of one log, each signed by the auctioneer, bidder i
+    shown fork i (the other never bids nor reveals); returns (forks, kept checkpoints, outcome fn, dbs)."""
     from test_review_attacks_8 import second_price_with_reserve
 
+    from zkauction.protocol.announcement import DEFAULT_DEADLINES
     from zkauction.protocol.auctioneer import Auctioneer, OpeningStore
     from zkauction.protocol.bidder import Bidder
     from zkauction.protocol.local import private_dir
-    from zkauction.protocol.log import Ledger, SigningKey
-    from zkauction.service.monitor import MonitorAlert
+    from zkauction.protocol.log import SigningKey
 
-    T, fn = 4, second_price_with_reserve
-    from zkauction.protocol.announcement import DEFAULT_DEADLINES
-
-    run = make_run(tmp_path, rounds=T, audits=1, deadlines=DEFAULT_DEADLINES)  # (as served: bidders refuse none)
+    fn = second_price_with_reserve
+    run = make_run(tmp_path, rounds=T, audits=1, deadlines=DEFAULT_DEADLINES)
     d, src = private_dir(run.db), run.db
     run.close()
     rng = random.Random(1)
     bids = {r: [[round(rng.uniform(0.3, 1), 3) for _ in range(2)] for _ in range(2)] for r in range(1, T + 1)}
     akey = SigningKey.load(d / "auctioneer.pem")
-    forks, kept = [], []
+    forks, kept, dbs = [], [], []
     for i in (0, 1):
         db = tmp_path / f"fork{i}.db"
         s, t = sqlite3.connect(src), sqlite3.connect(db)
@@ -222,6 +211,30 @@ def test_a_split_view_is_invalid_once_a_verifier_holds_both_forks_signed_checkpo
         b.sync()
         forks.append(led)
         kept.append(b.view.kept)
+        dbs.append(db)
+    return forks, kept, fn, dbs
+
+
+def test_a_split_view_is_invalid_once_a_verifier_holds_both_forks_signed_checkpoints(tmp_path, served_client):
+    """The sixteenth review's split view (each honest bidder shown a fork in which the other never
+    bid nor revealed; every item sold in both forks: 6.0 against 5.4 for one honest log) is now
+    `unconfirmed` in each fork, "no penalty on it alone; compare checkpoints with them". Compare
+    them: bidder 1 hands its kept checkpoint (signed by the auctioneer, same log id) to a verifier
+    of fork 0. The two signed checkpoints are a self-contained proof that the auctioneer signed two
+    histories of one log; yet no verifier turns it into a verdict: Auditor.audit() has no way to
+    take it and says `unconfirmed`, penalty 0; the monitor given it in --state stops with
+    "fork: ..." and no verdict (report.verdict None); `log verify --since` prints FAIL consistency,
+    no penalty. So the double sale is never `invalid`. Secure: equivocation (two auctioneer-signed
+    checkpoints of one log id that are not one history) is `invalid`, the penalty due."""
+    from test_mutation_kills_service import monitor_of
+
+    from zkauction.protocol.local import private_dir
+    from zkauction.protocol.log import SigningKey
+    from zkauction.service.monitor import MonitorAlert
+
+    T = 4
+    forks, kept, fn, _ = split_view(tmp_path, T)
+    d = private_dir(tmp_path / "a.db")
     try:
         assert kept[0].log_id == kept[1].log_id  # one log id, two signed histories
         assert Auditor(forks[0], outcome=fn).audit().status == "unconfirmed"

@@ -6,71 +6,17 @@ the fix (comments marked "(before") and the defence now."""
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import time
 
 import pytest
 from test_mutation_kills_service import LogServer, local_run, monitor_of  # noqa: F401
-from test_protocol import make_run
+from test_review_attacks_11 import split_view
+from test_review_attacks_12 import _placed
 
-from zkauction.errors import ZkAuctionError
-from zkauction.protocol.audit import Auditor, audit_draw, liveness_limit_s
-from zkauction.protocol.log import Entry, Ledger, SignedCheckpoint, leaf_hash_of
-from zkauction.protocol.rounds import play_round
-from zkauction.protocol.state import ProtocolError, read_state
+from zkauction.protocol.audit import Auditor
+from zkauction.protocol.log import Ledger, SignedCheckpoint
+from zkauction.protocol.state import ProtocolError
 from zkauction.service.monitor import MonitorAlert
-
-
-def _placed(entries):
-    """A ledger holding ``entries`` exactly as given (hashes and signatures untouched)."""
-    r = Ledger.in_memory()
-    for e in entries:
-        r.storage.append_many([(e, None)])
-        r.tree.append(leaf_hash_of(e))
-        r._head = e.hash
-    return r
-
-
-def _split_view(tmp_path, T=4):
-    """The sixteenth review's split view (test_review_attacks_11): two forks of one log, each signed
-    by the auctioneer, bidder i shown fork i; returns (forks, kept checkpoints, outcome fn, dbs)."""
-    from test_review_attacks_8 import second_price_with_reserve
-
-    from zkauction.protocol.announcement import DEFAULT_DEADLINES
-    from zkauction.protocol.auctioneer import Auctioneer, OpeningStore
-    from zkauction.protocol.bidder import Bidder
-    from zkauction.protocol.local import private_dir
-    from zkauction.protocol.log import SigningKey
-
-    fn = second_price_with_reserve
-    run = make_run(tmp_path, rounds=T, audits=1, deadlines=DEFAULT_DEADLINES)
-    d, src = private_dir(run.db), run.db
-    run.close()
-    rng = random.Random(1)
-    bids = {r: [[round(rng.uniform(0.3, 1), 3) for _ in range(2)] for _ in range(2)] for r in range(1, T + 1)}
-    akey = SigningKey.load(d / "auctioneer.pem")
-    forks, kept, dbs = [], [], []
-    for i in (0, 1):
-        db = tmp_path / f"fork{i}.db"
-        s, t = sqlite3.connect(src), sqlite3.connect(db)
-        s.backup(t), s.close(), t.close()
-        led = Ledger.open(db)
-        a = Auctioneer(akey, led, fn, store=OpeningStore())
-        b = Bidder(i, SigningKey.load(d / f"bidder_{i}.pem"), led, view_path=tmp_path / f"b{i}.json",
-                   secret=bytes.fromhex((d / f"bidder_{i}.secret").read_text().strip()))
-        for r in range(1, T + 1):
-            play_round(a, [b], r, [bids[r][j] if j == i else [0.0, 0.0] for j in range(2)])
-        b.reveal()
-        a.close_reveals()
-        for r in audit_draw(read_state(led)).rounds:
-            a.publish_openings(r)
-        a.checkpoint()
-        b.sync()
-        forks.append(led)
-        kept.append(b.view.kept)
-        dbs.append(db)
-    return forks, kept, fn, dbs
 
 
 def _stored_checkpoints(db):
@@ -111,7 +57,7 @@ def _verdict_of(mon):
 
 @pytest.mark.parametrize("served", ["fork with its previous checkpoint", "fork cut at its previous checkpoint"])
 def test_a_monitor_holding_the_other_forks_checkpoint_is_not_dismissed_by_a_stale_checkpoint(tmp_path, served):
-    forks, kept, fn, dbs = _split_view(tmp_path)
+    forks, kept, fn, dbs = split_view(tmp_path)
     try:
         assert kept[0].log_id == kept[1].log_id and kept[0].root != kept[1].root  # two signed histories
         # the documented remedy works when the host serves its newest checkpoint (test_review_attacks_11)

@@ -112,8 +112,7 @@ class BidderClient:
         self.bidder = Bidder(self.index, self.key, self.remote, secret=bytes.fromhex((state / "secret").read_text().strip()),
                              view_path=state / "checkpoint.json", expected=expected, record_path=state / "logs.json")
         self.report.index = self.index
-        self._begun = False  # restarted past the registrations (the announcement and n of them): begun
-        if (state / "checkpoint.json").is_file():
+        if (state / "checkpoint.json").is_file():  # restarted past the registrations (the announcement, n of them)
             from zkauction.protocol.checkpoint import SignedCheckpoint
 
             try:
