@@ -119,12 +119,11 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     # 4. every round's public checks and the bidders' co-signed checkpoints, on the entries the checkpoint
     #    vouches for (statements are signed without their place: anyone can re-place those after it)
     if cp.size < len(ledger):
-        from zkauction.protocol.log import Ledger
+        from zkauction.protocol.checkpoint import vouched_prefix
 
-        prefix = Ledger.in_memory()
-        prefix.replicate(ledger.entries(stop=cp.size))
         report["not_vouched_for"] = len(ledger) - cp.size
-        ledger, st = prefix, read_state(prefix)
+        ledger = vouched_prefix(ledger, cp.size)
+        st = read_state(ledger)
     breaches = public_checks(st) + check_cosigned(ledger, st)
     if breaches:
         report["breaches"] = [str(b) for b in breaches]

@@ -51,7 +51,7 @@ from zkauction.protocol.announcement import (  # noqa: F401  (liveness_limit_s: 
     liveness_limit_s,
     misstated_terms,
 )
-from zkauction.protocol.checkpoint import attested_size, equivocation
+from zkauction.protocol.checkpoint import attested_size, equivocation, vouched_prefix
 from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
 from zkauction.protocol.entries import pinned_failure
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
@@ -437,28 +437,26 @@ class Auditor:
         announced deadlines have passed (:func:`liveness_limit_s`), so waiting on the auctioneer is
         its breach, not pending. A checkpoint given (``checkpoints``) that the auctioneer signed
         beyond what the log given holds leaves any verdict but invalid pending (overdue: silent)."""
-        self._unheld: list[int] = []
-        report = self._audit(state, overdue)
-        if not self._unheld or report.status == "invalid":
-            return report
-        why = f"the log given is not the log of a checkpoint of size {max(self._unheld)} the auctioneer signed"
-        return _silent(why, read_announcement(self.ledger)[0], report.draw, report.log_size) if overdue else \
-            AuditReport("pending", why, report.draw, report.verdicts, [], 0.0, report.srs, report.log_size)
-
-    def _audit(self, state: LedgerState | None, overdue: bool) -> AuditReport:
         # only entries a checkpoint the auctioneer signed vouches for are its log (statements are signed without
         # their place: anyone can re-place them after it); other parties' checkpoints count (one over another
         # history of that part proves a fork, one the log given does not hold leaves the verdict pending)
         ann, _ = read_announcement(self.ledger)
         own = self.ledger.latest_checkpoint()
         attested = attested_size(self.ledger, self.checkpoints + ([own] if own else []), ann.auctioneer)
-        self._unheld = [cp.size for cp in self.checkpoints if cp.size > attested]
+        unheld = [cp.size for cp in self.checkpoints if cp.size > attested]
+        report = self._audit(state, overdue, ann, attested)
+        if not unheld or report.status == "invalid":
+            return report
+        why = f"the log given is not the log of a checkpoint of size {max(unheld)} the auctioneer signed"
+        return _silent(why, ann, report.draw, report.log_size) if overdue else \
+            AuditReport("pending", why, report.draw, report.verdicts, [], 0.0, report.srs, report.log_size)
+
+    def _audit(self, state: LedgerState | None, overdue: bool, ann: Announcement, attested: int) -> AuditReport:
         if not attested:  # (overdue: a host that never signed a checkpoint of the log it announced is silent)
             why = "no checkpoint the auctioneer signed vouches for the log given"
             return _silent(why, ann, None, 0) if overdue else AuditReport("pending", why, None, [], [], 0.0)
-        log = self.ledger if attested == len(self.ledger) else Ledger.in_memory()
         try:  # every entry's content, hash and signature, before anything is read from them
-            log.verify_chain() if log is self.ledger else log.replicate(self.ledger.entries(stop=attested))
+            log = vouched_prefix(self.ledger, attested)
         except ChainError as e:  # the auctioneer's only where its checkpoint pins the failure (else a damaged copy)
             if pinned_failure(self.ledger.storage.get(e.seq), e):
                 return AuditReport("invalid", f"the log does not verify: {e}", None, [], [Breach(e.seq, None, str(e))],

@@ -95,6 +95,18 @@ def attested_size(ledger: Ledger, checkpoints: list[SignedCheckpoint], auctionee
     return best
 
 
+def vouched_prefix(ledger: Ledger, size: int) -> Ledger:
+    """The log's first ``size`` entries (those a checkpoint vouches for, :func:`attested_size`), every
+    entry checked: ``ledger`` itself when it holds no more (its chain verified), else an in-memory
+    replica of them. Raises :class:`ChainError` naming the first bad entry."""
+    if size == len(ledger):
+        ledger.verify_chain()
+        return ledger
+    prefix = Ledger.in_memory()
+    prefix.replicate(ledger.entries(stop=size))
+    return prefix
+
+
 def equivocation(ledger: Ledger, cp: SignedCheckpoint, auctioneer: str, attested: int) -> str | None:
     """``cp``, a checkpoint held outside the log (a bidder's, a monitor's, another fork's), against the
     log's first ``attested`` entries, which a checkpoint the auctioneer signed vouches for
