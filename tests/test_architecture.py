@@ -19,7 +19,7 @@ MAX_LINES = 500
 # (the ZkAuctionError base) is below every layer: it imports nothing and any layer may import it.
 LAYERS = {"errors": set(), "learn": {"errors"}, "zk": {"learn", "errors"}, "protocol": {"zk", "learn", "errors"},
           "service": {"protocol", "zk", "learn", "errors"}, "cli": {"service", "protocol", "zk", "learn", "errors"}}
-BASE_MODULES = {"zkauction.errors": "errors"}  # single-module layers
+BASE_MODULES = {"zkauction.errors": "errors", "zkauction.jsontext": "errors"}  # single modules below every layer
 EXAMPLE_PROOF = ROOT / "circuits" / "ama_2x2_uniform" / "example_proof.json"
 
 

@@ -41,6 +41,16 @@ def db_name(db: str | Path) -> str:
     return redact_url(db) if is_postgres_url(db) else str(db)
 
 
+def _signed(cp: Any, auctioneer: str) -> bool:
+    from zkauction.protocol.checkpoint import CheckpointError
+
+    try:
+        cp.verify(auctioneer)
+        return True
+    except CheckpointError:
+        return False
+
+
 def _pinned(ledger: Any, err: Any, since: Any) -> bool:
     """Whether the chain failure ``err`` lies in entries a checkpoint the announced auctioneer signed
     (the log's stored one, or ``since``) vouches for, and that checkpoint pins it."""
@@ -60,7 +70,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     """Every check ``log verify`` makes, in order; returns a report, raises nothing for a failed
     check (``ok`` False and ``failure`` naming the first one)."""
     from zkauction.protocol.audit import check_cosigned, public_checks
-    from zkauction.protocol.checkpoint import CheckpointError, ForkError, check_log_extends, equivocation
+    from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, vouched_prefix
     from zkauction.protocol.log import ChainError
     from zkauction.protocol.state import ProtocolError, read_state
 
@@ -86,48 +96,70 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
                                    "against it)")
         return failed("chain", str(e))
     passed("chain", f"{chain.n_entries} entries, root {chain.root[:16]}...")
-    # 2. the announcement, and the newest checkpoint: signed by the announced auctioneer, same log,
-    #    and the entries hash to its root
+    # 2. the announcement; a checkpoint the caller brought must be this log's, signed by its auctioneer
+    #    (else it is no evidence about the log, and the caller's usage error: the twenty-first review)
     try:
         st = read_state(ledger)
-        cp = ledger.latest_checkpoint()
-        if cp is None:
-            return failed("checkpoint", "the log has no signed checkpoint")
-        cp.verify(st.announcement.auctioneer)
-        check_log_extends(ledger, cp)
-    except (ProtocolError, CheckpointError) as e:
-        return failed("checkpoint", str(e))
-    report["checkpoint"] = cp.to_dict()
-    passed("checkpoint", f"size {cp.size}, root {cp.root[:16]}..., signed by the announced auctioneer")
-    # 3. consistency with a checkpoint the caller kept
+    except ProtocolError as e:
+        return failed("announcement", str(e))
+    auctioneer = st.announcement.auctioneer
     if since is not None:
+        if since.log_id != ledger.log_id:  # (the re-keyed log: the caller's is another; no verdict on this one)
+            report["another_log"] = True
+            return failed("consistency", f"the log is {ledger.log_id[:16]}..., not the log {since.log_id[:16]}... of the "
+                                         "checkpoint kept")
         try:
-            check_log_extends(ledger, since)  # first: another log (re-keyed) is named as such
-            since.verify(st.announcement.auctioneer)
-        except ForkError as e:  # signed by the auctioneer too? then it signed two histories: the penalty
-            try:
-                why = equivocation(ledger, since, st.announcement.auctioneer, cp.size)  # (cp: the log's own, verified)
-            except CheckpointError:
-                why = None
-            if why:
-                report["penalty_due"] = st.announcement.penalty
-                return failed("consistency", f"{why}: the penalty {st.announcement.penalty:g} is due")
-            return failed("consistency", str(e))
+            since.verify(auctioneer)
         except CheckpointError as e:
-            return failed("consistency", str(e))
+            report["usage"] = True
+            return failed("consistency", f"the checkpoint given is no evidence about this log: {e}")
+    # 3. what the auctioneer's checkpoints (the log's newest, and the caller's) vouch for: the entries
+    #    they pin; two of its checkpoints over two histories are its equivocation (the penalty). Entries
+    #    that no checkpoint of its pins are a copy anyone could have made (statements are signed without
+    #    their place), so a copy short of or off its checkpoints is damaged, not evidence against it
+    cp = ledger.latest_checkpoint()
+    held = [c for c in (cp, since) if c is not None]
+    attested = attested_size(ledger, held, auctioneer)
+    for c in held:
+        try:
+            why = equivocation(ledger, c, auctioneer, attested)
+        except CheckpointError:  # (the log's own checkpoint, not signed by its auctioneer: a damaged copy)
+            continue
+        if why:
+            report["penalty_due"] = st.announcement.penalty
+            return failed("consistency", f"{why}: the penalty {st.announcement.penalty:g} is due")
+    if cp is None and since is None:
+        return failed("checkpoint", "the log has no signed checkpoint")
+    if not attested:
+        report["damaged"] = True
+        return failed("checkpoint", f"no checkpoint the auctioneer signed vouches for these {len(ledger)} entries (a copy short of its "
+                      "checkpoint, re-placed, or with a checkpoint not the auctioneer's): not evidence against it")
+    if cp is not None and cp.size <= attested and _signed(cp, auctioneer):  # (so the root at its size is its own)
+        report["checkpoint"] = cp.to_dict()
+        passed("checkpoint", f"size {cp.size}, root {cp.root[:16]}..., signed by the announced auctioneer")
+    if since is not None and since.size <= attested:
         passed("consistency", f"extends the kept checkpoint of size {since.size}")
     # 4. every round's public checks and the bidders' co-signed checkpoints, on the entries the checkpoint
     #    vouches for (statements are signed without their place: anyone can re-place those after it)
-    if cp.size < len(ledger):
-        from zkauction.protocol.checkpoint import vouched_prefix
-
-        report["not_vouched_for"] = len(ledger) - cp.size
-        ledger = vouched_prefix(ledger, cp.size)
+    if attested < len(ledger):
+        report["not_vouched_for"] = len(ledger) - attested
+        ledger = vouched_prefix(ledger, attested)
         st = read_state(ledger)
     breaches = public_checks(st) + check_cosigned(ledger, st)
     if breaches:
         report["breaches"] = [str(b) for b in breaches]
         return failed("public checks", str(breaches[0]))
+    short = [c for c in held if c.size > attested]  # nothing against the auctioneer in what is pinned
+    if short:
+        report["damaged"] = True
+        c = short[0]
+        why = (f"the log has {len(ledger)} entries, fewer than the {c.size} of the checkpoint" if c.size > len(ledger) else
+               f"the log's first {c.size} entries are not the ones of the checkpoint")
+        return failed("checkpoint" if c is cp else "consistency",
+                      f"{why} {'it holds' if c is cp else 'kept'}: rolled back or truncated, or a fork or rewrite, by its "
+                      f"host or in this copy; the first {attested} entries, which a checkpoint the auctioneer signed "
+                      "vouches for, hold no breach (ask for the log again: a host that serves none extending its "
+                      "checkpoints is silent once the deadlines pass, `zkauction audit`)")
     tail = f"; {report['not_vouched_for']} entries after the checkpoint not judged" if "not_vouched_for" in report else ""
     passed("public checks", f"{st.rounds_done} of {st.announcement.rounds} rounds, {len(st.reveals)} co-signed checkpoints{tail}")
     report["ok"] = True
@@ -189,12 +221,15 @@ def verify_cmd(
         report = verify_log(ledger, kept)
     finally:
         ledger.close()
+    if report.get("usage"):  # a checkpoint of another log, or not its auctioneer's: no verdict either way
+        _fail(f"--since {since}: {report['failure'].removeprefix('consistency: ')}")
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         for c in report["checks"]:
             typer.echo(f"  {'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
         typer.echo("log verified" if report["ok"] else f"COPY DAMAGED: {report['failure']}" if report.get("damaged")
+                   else f"ANOTHER LOG: {report['failure']}" if report.get("another_log")
                    else f"LOG INVALID: {report['failure']}")
     if not report["ok"]:
         raise typer.Exit(1)

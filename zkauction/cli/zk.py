@@ -192,7 +192,7 @@ def find_circuit(manifest_sha256: str, name: str) -> Path | None:
 
 def check_against_log(bundle: object, db: str | Path, round: int | None, since: Path | None, circuit: object = None) -> None:
     """The bundle against the log database (read-only): inclusion and consistency, O(log n)."""
-    from zkauction.protocol.bundle_log import check_bundle_against_ledger
+    from zkauction.protocol.bundle_log import KeptNotEvidence, check_bundle_against_ledger
     from zkauction.protocol.checkpoint import SignedCheckpoint
     from zkauction.protocol.log import Ledger, LedgerError
     from zkauction.zk.bundle import VerificationError
@@ -204,6 +204,8 @@ def check_against_log(bundle: object, db: str | Path, round: int | None, since: 
         _fail(f"{e}")
     try:
         check_bundle_against_ledger(bundle, ledger, round, kept=kept, circuit=circuit)
+    except KeptNotEvidence as e:
+        _fail(f"--since {since}: {e}")
     except LedgerError as e:
         raise VerificationError("ledger", str(e)) from None
     finally:

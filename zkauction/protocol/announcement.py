@@ -138,8 +138,9 @@ class Announcement:
             raise ProtocolError(f"announcement: nonce {str(a.nonce)[:40]!r} (need 32 lower-case hex digits)")
         if a.exclusion not in EXCLUSIONS:
             raise ProtocolError(f"announcement: exclusion {a.exclusion!r}, expected one of {EXCLUSIONS}")
-        if isinstance(a.penalty, bool) or not isinstance(a.penalty, (int, float)) or not 0 <= a.penalty < float("inf"):
-            raise ProtocolError(f"announcement: penalty {a.penalty!r} (need a finite non-negative number)")
+        if isinstance(a.penalty, bool) or not isinstance(a.penalty, (int, float)) or not 0 <= a.penalty < 1e300:
+            # (an integer no float holds, 10**400, crashed every report of the penalty due: the twenty-first review)
+            raise ProtocolError(f"announcement: penalty {str(a.penalty)[:40]!r} (need a finite non-negative number below 1e300)")
         if a.mode == "ttp" and not a.third_party:
             raise ProtocolError("announcement: mode 'ttp' without the trusted third party's key")
         return a

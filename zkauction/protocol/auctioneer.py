@@ -457,6 +457,7 @@ class TrustedThirdParty:
 
     def audit_round(self, round: int, bids: Sequence[Sequence[float]], salts: Sequence[str]) -> Any:
         from zkauction.protocol.audit import Verdict, check_round, check_round_openings
+        from zkauction.protocol.entries import outcome_digest
         from zkauction.protocol.state import TTP_VERDICT, round_state
 
         st = round_state(self.ledger, round)
@@ -471,5 +472,8 @@ class TrustedThirdParty:
         except ProtocolError as e:
             v = Verdict(round, "ttp", False, str(e))
         if first_entry(self.ledger, TTP_VERDICT, round, self.key.public_hex) is None:
-            self.ledger.append(TTP_VERDICT, v.to_dict(), self.key, round=round, unique=unique_key(TTP_VERDICT, round))
+            # the outcome judged, by the hash of its signed payload: a verdict on an outcome shown in another copy
+            # of the log (a fork the host served the third party) is no verdict on the logged one (the twenty-first review)
+            payload = {**v.to_dict(), "outcome_sha256": outcome_digest(st.outcomes[round])}
+            self.ledger.append(TTP_VERDICT, payload, self.key, round=round, unique=unique_key(TTP_VERDICT, round))
         return v

@@ -53,7 +53,7 @@ from zkauction.protocol.announcement import (  # noqa: F401  (liveness_limit_s: 
 )
 from zkauction.protocol.checkpoint import attested_size, equivocation, vouched_prefix
 from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
-from zkauction.protocol.entries import pinned_failure
+from zkauction.protocol.entries import outcome_digest, pinned_failure
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
 from zkauction.protocol.state import (
     Announcement,
@@ -430,6 +430,10 @@ class Auditor:
         v = st.ttp_verdicts[round].data
         if v.get("valid") is not True:
             raise ProtocolError(str(v.get("reason", f"round {round}: the trusted third party rejected the outcome")))
+        if v.get("outcome_sha256") != outcome_digest(st.outcomes[round]):
+            raise ProtocolError(f"round {round}: the trusted third party's verdict is not on the logged outcome (it names "
+                                f"{str(v.get('outcome_sha256'))[:16]}..., not {outcome_digest(st.outcomes[round])[:16]}...: "
+                                "another outcome was shown to it)")
 
     def audit(self, state: LedgerState | None = None, *, overdue: bool = False) -> AuditReport:
         """The verdict: pending, valid, unconfirmed (every round sound, but a bidder never co-signed

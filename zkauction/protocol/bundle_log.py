@@ -18,7 +18,7 @@ from typing import Any
 from zkauction.protocol import merkle
 from zkauction.protocol.announcement import misstated_terms
 from zkauction.protocol.checkpoint import CheckpointError, SignedCheckpoint, check_log_extends
-from zkauction.protocol.log import ChainError, Entry, Ledger, LedgerError, check_entry, leaf_hash_of
+from zkauction.protocol.log import ChainError, CheckpointSignatureError, Entry, Ledger, LedgerError, check_entry, leaf_hash_of
 from zkauction.protocol.state import ANNOUNCEMENT, OUTCOME, Announcement, ProtocolError, read_announcement, round_state
 from zkauction.zk.bundle import ProofBundle, VerificationError
 from zkauction.zk.circuit import Outcome
@@ -121,6 +121,13 @@ def check_announced_terms(ann: Announcement, circuit: Any, check: str) -> None:
         raise VerificationError(check, f"{problems[0]}: the auctioneer announced the circuit with other terms")
 
 
+class KeptNotEvidence(CheckpointSignatureError):
+    """The caller's kept checkpoint is of this log but not signed by its auctioneer: no evidence, a usage
+    error (exit 2), not a failed check of the bundle."""
+
+    exit_code = 2
+
+
 def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None = None,
                                 kept: SignedCheckpoint | None = None, circuit: Any = None) -> int:
     """Check a proof bundle against a log: the bundle's log proof (or, without one, the log's
@@ -137,6 +144,11 @@ def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None =
         raise VerificationError("ledger", f"the bundle is for round {bundle.round_id}, not round {round}")
     try:
         ann, first = read_announcement(ledger)
+        if kept is not None and kept.log_id == ledger.log_id:  # (another log's: named below, "not the log")
+            try:
+                kept.verify(ann.auctioneer)
+            except CheckpointError as e:  # anyone's word: no verdict on this log either way (the twenty-first review)
+                raise KeptNotEvidence(f"the checkpoint kept is no evidence about this log: {e}") from None
         if circuit is not None:
             check_announced_terms(ann, circuit, "ledger")
         if bundle.log is not None:
@@ -153,6 +165,8 @@ def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None =
         if not isinstance(r, int):
             raise VerificationError("ledger", f"the bundle names no round (round_id {r!r})")
         st = round_state(ledger, r)  # every entry of the round hash- and signature-checked
+    except KeptNotEvidence:
+        raise
     except (LedgerError, ProtocolError) as e:
         raise VerificationError("ledger", str(e)) from None
     if r not in st.outcomes:

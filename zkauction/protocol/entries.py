@@ -55,6 +55,12 @@ BATCH_DOMAIN = b"zkauction-signature-batch-v1\x00"  # a batch signature signs th
 MAX_BATCH = 2**20  # the most messages one batch signature covers (a path of at most 20 hashes)
 
 
+def outcome_digest(e: Entry) -> str:
+    """The SHA-256 of an entry's signed payload (its canonical text): what a third party's verdict
+    names of the outcome it judged, so that it is a verdict on that outcome only."""
+    return hashlib.sha256(e.payload.encode()).hexdigest()
+
+
 class ChainError(LedgerError):
     """The chain check failed at entry ``seq`` (the first bad one) for ``reason``."""
 

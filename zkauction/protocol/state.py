@@ -19,7 +19,8 @@ The log of one auction (the paper's Algorithm 1, made credible against the aucti
    absent from its outcome, so a shill's withdrawal after seeing the openings never pays.
 4. After round T: ``seed_reveal`` (bidders; each carries the checkpoint the bidder holds, covering
    round T, as a co-signature of the log it saw), ``reveals_closed`` (auctioneer), then the audited
-   rounds' ``proof`` (zk), ``openings`` (reveal) or ``ttp_verdict`` (trusted third party).
+   rounds' ``proof`` (zk), ``openings`` (reveal) or ``ttp_verdict`` (trusted third party, naming
+   the outcome it judged by its hash). The auctioneer's entries carry only the protocol's fields.
 
 Nothing in the log is a verdict: the audit draw, the public checks and the audit's verdict are
 functions of the log (:mod:`zkauction.protocol.audit`) that every verifier computes. Entries that
@@ -34,14 +35,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from zkauction.protocol.log import (
-    GENESIS_HASH,
-    ChainError,
-    Entry,
-    Ledger,
-    canonical_json,
-    check_entry,
-)
+from zkauction.protocol.log import GENESIS_HASH, ChainError, Entry, Ledger, canonical_json, check_entry
 from zkauction.protocol.announcement import (  # noqa: F401  (re-exported: the protocol's public names)
     MODES, PROTOCOL_FORMAT, Announcement, ProtocolError, block_of, previous_block,
 )
@@ -201,6 +195,15 @@ class _Skip(Exception):
     """An entry left out of the state (its reason is already recorded)."""
 
 
+# The fields of the entries the auctioneer writes once bids are in, and of a rejection's evidence: any other
+# is a channel nobody reads, for what must stay sealed (bids in an outcome: the twenty-first review).
+AUCTIONEER_FIELDS = {
+    COMMITMENTS_CLOSED: {"commitments"}, OPENING_REJECTED: {"bidder", "reason", "evidence"},
+    OUTCOME: {"participants", "commitments", "allocation", "payment"}, REVEALS_CLOSED: set(), OPENINGS: {"bids", "salts"},
+}
+EVIDENCE_FIELDS = {"bids", "salt", "signature"}
+
+
 def _writers(ann: Announcement) -> dict[str, str]:
     return {
         ANNOUNCEMENT: "auctioneer", REGISTRATION: "bidder", BID_COMMITMENT: "bidder", COMMITMENTS_CLOSED: "auctioneer",
@@ -268,6 +271,7 @@ class _Reader:
             if e.kind not in (ANNOUNCEMENT, REGISTRATION) and not self.st.registered and self.blame == "auctioneer":
                 self.bad(f"{e.kind} logged before every bidder registered "
                          f"(registered: {sorted(self.st.registrations)} of {self.ann.n})")
+            self.extra_fields(e, d)
             self.handlers[e.kind](e, d)
         except _Skip:
             pass
@@ -276,6 +280,19 @@ class _Reader:
                 self.bad(f"malformed {e.kind} payload ({str(err)[:200]})")
             except _Skip:
                 pass
+
+    def extra_fields(self, e: Entry, d: dict[str, Any]) -> None:
+        """A field not in AUCTIONEER_FIELDS is the auctioneer's breach (the entry still counts)."""
+        extra = sorted(set(d) - AUCTIONEER_FIELDS[e.kind]) if e.kind in AUCTIONEER_FIELDS else []
+        ev = d.get("evidence") if e.kind == OPENING_REJECTED else None
+        if ev is not None and d.get("reason") not in EVIDENCE_REASONS:
+            extra.append("evidence (for a reason that takes none)")
+        elif isinstance(ev, dict):
+            extra += [f"evidence.{k}" for k in sorted(set(ev) - EVIDENCE_FIELDS)]
+        if extra and self.blame == "auctioneer":
+            self.st.breaches.append(Breach(e.seq, e.round, f"{e.kind} (round {e.round}) carries fields the protocol does not "
+                                           f"define ({', '.join(str(k)[:40] for k in extra[:5])}): a channel for what must "
+                                           "stay sealed"))
 
     # One handler per kind ---------------------------------------------------------------------
 

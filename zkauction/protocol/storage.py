@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 from zkauction.errors import ZkAuctionError
+from zkauction.jsontext import MAX_JSON_DEPTH, parse_json  # noqa: F401 (re-exported: the log's reader)
 
 
 class LedgerError(ZkAuctionError, ValueError):
@@ -44,34 +44,6 @@ class DuplicateEntryError(LedgerError):
     """An entry whose uniqueness key (e.g. one outcome per round) is already taken."""
 
 
-MAX_JSON_DEPTH = 64  # far above any payload the protocol writes (an announcement nests 5 deep)
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def parse_json(text: str) -> Any:
-    """``json.loads`` of a payload or checkpoint another party wrote, refusing nesting deeper than
-    :data:`MAX_JSON_DEPTH` with :class:`json.JSONDecodeError`: the parser recurses, and a payload
-    nested thousands deep (valid JSON) raised RecursionError, which no verifier caught, so one entry
-    signed by the auctioneer left every verifier without a verdict (the twelfth review). The bound is
-    the same at any stack depth, so every path reads the same entries as JSON. An integer longer than
-    Python's limit on integer strings (4,300 digits) raised a plain ValueError that no verifier caught
-    either (the sixteenth review): it is a JSONDecodeError too."""
-    if isinstance(text, str) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
-        depth = 0
-        for m in _JSON_TOKEN.finditer(text):
-            c = m.group()
-            if c == "[" or c == "{":
-                depth += 1
-                if depth > MAX_JSON_DEPTH:
-                    raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", text, m.start())
-            elif c == "]" or c == "}":
-                depth -= 1
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        raise
-    except ValueError as e:  # an integer of more than 4,300 digits (Python's int limit): the sixteenth review
-        raise json.JSONDecodeError(f"unreadable number: {str(e)[:80]}", text if isinstance(text, str) else "", 0) from None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any, Iterable
 
+from zkauction.jsontext import parse_json
 from zkauction.protocol.state import ProtocolError
 
 
@@ -28,7 +29,7 @@ def parse_bids(text: str, *, name: str = "bids", m: int | None = None) -> dict[i
                 if not line.strip():
                     continue
                 try:
-                    d = json.loads(line)
+                    d = parse_json(line)
                 except json.JSONDecodeError as e:
                     raise BidsFileError(f"{name}, line {no}: not JSON ({e.msg})") from None
                 if not isinstance(d, dict) or "round" not in d or "bids" not in d:

@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 import ezkl
 
 from zkauction.errors import ZkAuctionError
+from zkauction.jsontext import parse_json
 from zkauction.zk.circuit import (
     MANIFEST_FILE,
     SETTINGS_FILE,
@@ -142,7 +143,7 @@ class ProofBundle:
         if not path.is_file():
             raise BundleError(f"proof bundle not found: {path}")
         try:
-            d = json.loads(path.read_text())
+            d = parse_json(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BundleError(f"{path}: not valid JSON: {e}") from None
         try:

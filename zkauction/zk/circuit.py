@@ -57,6 +57,7 @@ from typing import Any, Callable, Iterator
 import ezkl
 
 from zkauction.errors import ZkAuctionError
+from zkauction.jsontext import parse_json
 
 MANIFEST_FORMAT = "zkauction-circuit/1"
 MANIFEST_FILE = "manifest.json"
@@ -167,7 +168,7 @@ class Circuit:
         if not mf.is_file():
             raise CircuitError(f"{path}: no {MANIFEST_FILE} (not a compiled circuit folder; run `zkauction compile`)")
         try:
-            manifest = json.loads(mf.read_text())
+            manifest = parse_json(mf.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CircuitError(f"{mf}: not valid JSON: {e}") from None
         if not isinstance(manifest, dict):
