@@ -125,7 +125,7 @@ def test_append_scan_get_last_agree_with_the_reference(backend, key):
     ref = MemoryStorage()
     s = backend.open()
     try:
-        assert s.last() is None and s.get(0) is None and list(s.scan()) == [] and s.latest_checkpoint() is None
+        assert s.last() is None and s.get(0) is None and list(s.scan()) == [] and s.recent_checkpoints(1) == []
         s.append_many([])  # nothing to do
         for batch in ([(e, None) for e in es[:4]], [(e, f"k/{e.seq}") for e in es[4:]]):
             s.append_many(batch)
@@ -158,7 +158,7 @@ def test_a_taken_uniqueness_key_is_refused_with_nothing_written(backend, key):
             s.append_many([(es[1], None), (es[2], "outcome/0")], checkpoint=(3, "cp-3"))
         with pytest.raises(DuplicateEntryError):  # twice in one batch
             s.append_many([(es[1], "a"), (es[2], "a")])
-        assert list(s.scan()) == es[:1] and s.last() == es[0] and s.latest_checkpoint() is None
+        assert list(s.scan()) == es[:1] and s.last() == es[0] and s.recent_checkpoints(1) == []
         s.append_many([(es[1], "outcome/1"), (es[2], None)])  # the log goes on
         assert list(s.scan()) == es[:3]
     finally:
@@ -182,7 +182,7 @@ def test_a_batch_is_all_or_nothing_with_its_checkpoint(backend, key):
         gap = Entry(**{**es[3].to_dict(), "seq": 4})
         with pytest.raises(LedgerError, match="cannot append entry 4: the log has 3"):  # a gap inside a batch
             s.append_many([(es[2], "k2"), (gap, None)], checkpoint=(4, "x"))
-        assert list(s.scan()) == es[:2] and s.latest_checkpoint() is None
+        assert list(s.scan()) == es[:2] and s.recent_checkpoints(1) == []
         s.append_many([(es[2], "k2"), (es[3], None)])  # k2 was not kept by the refused batch
         assert list(s.scan()) == es[:4]
     finally:
@@ -194,17 +194,17 @@ def test_a_checkpoint_is_stored_in_the_same_transaction_and_the_newest_wins(back
     s = backend.open()
     try:
         s.append_many([(e, None) for e in es[:3]], checkpoint=(3, "cp-3"))
-        assert s.latest_checkpoint() == "cp-3"
+        assert s.recent_checkpoints(1) == ["cp-3"]
         s.put_checkpoint(3, "cp-3b")  # the same size again: replaced
         s.put_checkpoint(2, "cp-2")  # an older size: stored, not the latest
-        assert s.latest_checkpoint() == "cp-3b"
+        assert s.recent_checkpoints(1) == ["cp-3b"]
         s.append_many([(e, None) for e in es[3:]], checkpoint=(6, "cp-6"))
-        assert s.latest_checkpoint() == "cp-6"
+        assert s.recent_checkpoints(1) == ["cp-6"]
     finally:
         s.close()
     r = backend.open(writer=False)
     try:
-        assert r.latest_checkpoint() == "cp-6" and list(r.scan()) == es
+        assert r.recent_checkpoints(1) == ["cp-6"] and list(r.scan()) == es
     finally:
         r.close()
 
@@ -275,12 +275,12 @@ def test_a_reader_creates_nothing_cannot_write_and_sees_one_snapshot(backend, ke
             w.append_many([(e, None) for e in es[3:]], checkpoint=(7, "cp-7"))
             # the reader's entries and checkpoint are all of the log it opened
             assert list(r.scan()) == es[:3] and r.last() == es[2] and r.get(3) is None
-            assert r.latest_checkpoint() == "cp-3"
+            assert r.recent_checkpoints(1) == ["cp-3"]
         finally:
             r.close()
         r = backend.open(writer=False)  # reopening gives the newer view
         try:
-            assert list(r.scan()) == es and r.latest_checkpoint() == "cp-7"
+            assert list(r.scan()) == es and r.recent_checkpoints(1) == ["cp-7"]
         finally:
             r.close()
     finally:

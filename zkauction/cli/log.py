@@ -68,90 +68,102 @@ def _pinned(ledger: Any, err: Any, since: Any) -> bool:
 
 def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     """Every check ``log verify`` makes, in order; returns a report, raises nothing for a failed
-    check (``ok`` False and ``failure`` naming the first one)."""
+    check (``ok`` False and ``failure`` naming the first one). Only the entries a checkpoint the
+    announced auctioneer signed pins (its newest stored, and ``since``) are judged: statements are
+    signed without their place, so anyone holding a copy can re-place, cut or damage the rest. A
+    breach among them is ``LOG INVALID``; a copy that fails elsewhere is ``damaged`` (not evidence
+    against the auctioneer: the twentieth to twenty-second reviews)."""
     from zkauction.protocol.audit import check_cosigned, public_checks
-    from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, vouched_prefix
+    from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, pinned_log
+    from zkauction.protocol.entries import pinned_failure
     from zkauction.protocol.log import ChainError
-    from zkauction.protocol.state import ProtocolError, read_state
+    from zkauction.protocol.state import ProtocolError, read_announcement, read_state
 
     report: dict[str, Any] = {"ok": False, "entries": len(ledger), "checks": []}
 
     def passed(name: str, detail: str) -> None:
         report["checks"].append({"check": name, "ok": True, "detail": detail})
 
-    def failed(name: str, detail: str) -> dict[str, Any]:
+    def failed(name: str, detail: str, damaged: bool = False) -> dict[str, Any]:
         report["checks"].append({"check": name, "ok": False, "detail": detail})
         report["failure"] = f"{name}: {detail}"
+        if damaged:
+            report["damaged"] = True
         return report
 
-    # 1. the chain: every entry's hash, link and signature; a failure that no checkpoint the auctioneer
-    #    signed pins (entries.pinned_failure: a signature, which the entry hash does not cover, or an entry
-    #    after the checkpoint) is a damaged copy, not evidence against it (the twentieth review)
+    def damaged_copy(e: Any, why: str = "no checkpoint the auctioneer signed pins this") -> dict[str, Any]:
+        return failed("chain", f"{e} (a damaged copy: {why}; not evidence against it)", damaged=True)
+
+    # 1. the chain of the whole copy: a failure a checkpoint of the auctioneer's pins is its own at once;
+    #    any other is damage to this copy, named after the entries that are pinned were judged
+    damage = None
     try:
         chain = ledger.verify_chain()
+        passed("chain", f"{chain.n_entries} entries, root {chain.root[:16]}...")
     except ChainError as e:
-        if not _pinned(ledger, e, since):
-            report["damaged"] = True
-            return failed("chain", f"{e} (a damaged copy: no checkpoint the auctioneer signed pins this; not evidence "
-                                   "against it)")
-        return failed("chain", str(e))
-    passed("chain", f"{chain.n_entries} entries, root {chain.root[:16]}...")
+        if _pinned(ledger, e, since):
+            return failed("chain", str(e))
+        damage = e
     # 2. the announcement; a checkpoint the caller brought must be this log's, signed by its auctioneer
     #    (else it is no evidence about the log, and the caller's usage error: the twenty-first review)
     try:
-        st = read_state(ledger)
-    except ProtocolError as e:
-        return failed("announcement", str(e))
-    auctioneer = st.announcement.auctioneer
+        ann, _ = read_announcement(ledger)
+    except (ProtocolError, ChainError) as e:
+        return damaged_copy(damage) if damage is not None else failed("announcement", str(e))
     if since is not None:
         if since.log_id != ledger.log_id:  # (the re-keyed log: the caller's is another; no verdict on this one)
             report["another_log"] = True
             return failed("consistency", f"the log is {ledger.log_id[:16]}..., not the log {since.log_id[:16]}... of the "
                                          "checkpoint kept")
         try:
-            since.verify(auctioneer)
+            since.verify(ann.auctioneer)
         except CheckpointError as e:
             report["usage"] = True
             return failed("consistency", f"the checkpoint given is no evidence about this log: {e}")
-    # 3. what the auctioneer's checkpoints (the log's newest, and the caller's) vouch for: the entries
-    #    they pin; two of its checkpoints over two histories are its equivocation (the penalty). Entries
-    #    that no checkpoint of its pins are a copy anyone could have made (statements are signed without
-    #    their place), so a copy short of or off its checkpoints is damaged, not evidence against it
+    # 3. what the auctioneer's checkpoints (the log's newest, and the caller's) pin; two of them over two
+    #    histories are its equivocation (the penalty); entries no checkpoint of its pins are evidence of nothing
     cp = ledger.latest_checkpoint()
     held = [c for c in (cp, since) if c is not None]
-    attested = attested_size(ledger, held, auctioneer)
+    attested = attested_size(ledger, held, ann.auctioneer)
     for c in held:
         try:
-            why = equivocation(ledger, c, auctioneer, attested)
+            why = equivocation(ledger, c, ann.auctioneer, attested)
         except CheckpointError:  # (the log's own checkpoint, not signed by its auctioneer: a damaged copy)
             continue
         if why:
-            report["penalty_due"] = st.announcement.penalty
-            return failed("consistency", f"{why}: the penalty {st.announcement.penalty:g} is due")
-    if cp is None and since is None:
-        return failed("checkpoint", "the log has no signed checkpoint")
+            report["penalty_due"] = ann.penalty
+            return failed("consistency", f"{why}: the penalty {ann.penalty:g} is due")
+    if not attested and damage is not None:
+        return damaged_copy(damage)
     if not attested:
-        report["damaged"] = True
-        return failed("checkpoint", f"no checkpoint the auctioneer signed vouches for these {len(ledger)} entries (a copy short of its "
-                      "checkpoint, re-placed, or with a checkpoint not the auctioneer's): not evidence against it")
-    if cp is not None and cp.size <= attested and _signed(cp, auctioneer):  # (so the root at its size is its own)
+        return failed("checkpoint", f"no checkpoint the auctioneer signed vouches for these {len(ledger)} entries (none "
+                      "stored, a copy short of its checkpoint, re-placed, or with a checkpoint not the auctioneer's): not "
+                      "evidence against it", damaged=True)
+    if cp is not None and cp.size <= attested and _signed(cp, ann.auctioneer):  # (so the root at its size is its own)
         report["checkpoint"] = cp.to_dict()
         passed("checkpoint", f"size {cp.size}, root {cp.root[:16]}..., signed by the announced auctioneer")
     if since is not None and since.size <= attested:
         passed("consistency", f"extends the kept checkpoint of size {since.size}")
-    # 4. every round's public checks and the bidders' co-signed checkpoints, on the entries the checkpoint
-    #    vouches for (statements are signed without their place: anyone can re-place those after it)
-    if attested < len(ledger):
-        report["not_vouched_for"] = len(ledger) - attested
-        ledger = vouched_prefix(ledger, attested)
-        st = read_state(ledger)
-    breaches = public_checks(st) + check_cosigned(ledger, st)
+    # 4. the pinned entries: chain (a failure there is the auctioneer's where its checkpoint pins it; a spoiled
+    #    signature, which the leaf does not cover, is read past: the content and signer are pinned), then every
+    #    round's public checks and the bidders' co-signed checkpoints
+    try:
+        log, spoiled = pinned_log(ledger, attested)
+    except ChainError as e:
+        return failed("chain", str(e)) if pinned_failure(ledger.storage.get(e.seq), e) else damaged_copy(e)
+    st = read_state(log)
+    breaches = public_checks(st) + check_cosigned(log, st)
     if breaches:
         report["breaches"] = [str(b) for b in breaches]
         return failed("public checks", str(breaches[0]))
-    short = [c for c in held if c.size > attested]  # nothing against the auctioneer in what is pinned
+    passed("public checks", f"{st.rounds_done} of {st.announcement.rounds} rounds, {len(st.reveals)} co-signed "
+                            f"checkpoints, in the first {attested} entries")
+    # 5. the rest of the copy: what nothing pins is only checked, never held against the auctioneer
+    if spoiled or damage is not None:
+        return damaged_copy(spoiled or damage, "a checkpoint pins an entry's content, not its signature" if spoiled
+                            else "no checkpoint the auctioneer signed pins this")
+    short = [c for c in held if c.size > attested]
     if short:
-        report["damaged"] = True
         c = short[0]
         why = (f"the log has {len(ledger)} entries, fewer than the {c.size} of the checkpoint" if c.size > len(ledger) else
                f"the log's first {c.size} entries are not the ones of the checkpoint")
@@ -159,9 +171,9 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
                       f"{why} {'it holds' if c is cp else 'kept'}: rolled back or truncated, or a fork or rewrite, by its "
                       f"host or in this copy; the first {attested} entries, which a checkpoint the auctioneer signed "
                       "vouches for, hold no breach (ask for the log again: a host that serves none extending its "
-                      "checkpoints is silent once the deadlines pass, `zkauction audit`)")
-    tail = f"; {report['not_vouched_for']} entries after the checkpoint not judged" if "not_vouched_for" in report else ""
-    passed("public checks", f"{st.rounds_done} of {st.announcement.rounds} rounds, {len(st.reveals)} co-signed checkpoints{tail}")
+                      "checkpoints is silent once the deadlines pass, `zkauction audit`)", damaged=True)
+    if attested < len(ledger):
+        report["not_vouched_for"] = len(ledger) - attested
     report["ok"] = True
     return report
 

@@ -51,7 +51,7 @@ from zkauction.protocol.announcement import (  # noqa: F401  (liveness_limit_s: 
     liveness_limit_s,
     misstated_terms,
 )
-from zkauction.protocol.checkpoint import attested_size, equivocation, vouched_prefix
+from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, pinned_log
 from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
 from zkauction.protocol.entries import outcome_digest, pinned_failure
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
@@ -345,12 +345,10 @@ class AuditReport:
 
 
 def announced_terms(ann: Announcement, circuit: Any) -> list[Breach]:
-    """The announcement against the circuit it names, the verifier's copy (None checks nothing):
-    each term it misstates (:func:`~zkauction.protocol.announcement.misstated_terms`) is the
-    auctioneer's breach at entry 0."""
-    if circuit is None:
-        return []
-    return [Breach(0, None, f"{p} (the announced circuit's own terms)") for p in misstated_terms(ann, circuit)]
+    """Each term the announcement misstates against the verifier's copy of its circuit (None checks
+    nothing; :func:`~zkauction.protocol.announcement.misstated_terms`): a breach at entry 0."""
+    terms = misstated_terms(ann, circuit) if circuit is not None else []
+    return [Breach(0, None, f"{p} (the announced circuit's own terms)") for p in terms]
 
 
 def _silent(why: str, ann: Announcement, draw: AuditDraw | None, size: int) -> AuditReport:
@@ -430,10 +428,8 @@ class Auditor:
         v = st.ttp_verdicts[round].data
         if v.get("valid") is not True:
             raise ProtocolError(str(v.get("reason", f"round {round}: the trusted third party rejected the outcome")))
-        if v.get("outcome_sha256") != outcome_digest(st.outcomes[round]):
-            raise ProtocolError(f"round {round}: the trusted third party's verdict is not on the logged outcome (it names "
-                                f"{str(v.get('outcome_sha256'))[:16]}..., not {outcome_digest(st.outcomes[round])[:16]}...: "
-                                "another outcome was shown to it)")
+        if "outcome_sha256" in v and v["outcome_sha256"] != outcome_digest(st.outcomes[round]):  # (none: an older verdict)
+            raise ProtocolError(f"round {round}: the trusted third party's verdict is on another outcome than the logged one")
 
     def audit(self, state: LedgerState | None = None, *, overdue: bool = False) -> AuditReport:
         """The verdict: pending, valid, unconfirmed (every round sound, but a bidder never co-signed
@@ -441,34 +437,38 @@ class Auditor:
         announced deadlines have passed (:func:`liveness_limit_s`), so waiting on the auctioneer is
         its breach, not pending. A checkpoint given (``checkpoints``) that the auctioneer signed
         beyond what the log given holds leaves any verdict but invalid pending (overdue: silent)."""
-        # only entries a checkpoint the auctioneer signed vouches for are its log (statements are signed without
-        # their place: anyone can re-place them after it); other parties' checkpoints count (one over another
-        # history of that part proves a fork, one the log given does not hold leaves the verdict pending)
+        # only what a checkpoint the auctioneer signed pins is its log (statements are signed without their place)
         ann, _ = read_announcement(self.ledger)
         own = self.ledger.latest_checkpoint()
         attested = attested_size(self.ledger, self.checkpoints + ([own] if own else []), ann.auctioneer)
         unheld = [cp.size for cp in self.checkpoints if cp.size > attested]
-        report = self._audit(state, overdue, ann, attested)
+        report = self._audit(state, overdue, ann, attested, own)
         if not unheld or report.status == "invalid":
             return report
         why = f"the log given is not the log of a checkpoint of size {max(unheld)} the auctioneer signed"
         return _silent(why, ann, report.draw, report.log_size) if overdue else \
             AuditReport("pending", why, report.draw, report.verdicts, [], 0.0, report.srs, report.log_size)
 
-    def _audit(self, state: LedgerState | None, overdue: bool, ann: Announcement, attested: int) -> AuditReport:
+    def _audit(self, state: LedgerState | None, overdue: bool, ann: Announcement, attested: int,
+               own: SignedCheckpoint | None) -> AuditReport:
         if not attested:  # (overdue: a host that never signed a checkpoint of the log it announced is silent)
             why = "no checkpoint the auctioneer signed vouches for the log given"
             return _silent(why, ann, None, 0) if overdue else AuditReport("pending", why, None, [], [], 0.0)
         try:  # every entry's content, hash and signature, before anything is read from them
-            log = vouched_prefix(self.ledger, attested)
+            log, spoiled = pinned_log(self.ledger, attested)
         except ChainError as e:  # the auctioneer's only where its checkpoint pins the failure (else a damaged copy)
             if pinned_failure(self.ledger.storage.get(e.seq), e):
                 return AuditReport("invalid", f"the log does not verify: {e}", None, [], [Breach(e.seq, None, str(e))],
                                    ann.penalty, None, len(self.ledger))
-            return AuditReport("pending", f"the log given is a damaged copy: {e}", None, [], [], 0.0, None, len(self.ledger))
-        st = state or read_state(log)
+            why = f"the log given is a damaged copy: {e}"  # (overdue: the host served no sound log in time)
+            return _silent(why, ann, None, 0) if overdue else AuditReport("pending", why, None, [], [], 0.0, None, len(self.ledger))
+        st = state if state is not None and spoiled is None else read_state(log)
         breaches = announced_terms(ann, self.circuit) + public_checks(st) + check_cosigned(log, st)
         breaches += [Breach(None, None, why) for cp in self.checkpoints if (why := equivocation(log, cp, ann.auctioneer, attested))]
+        try:  # the log's own stored checkpoint over another history of what the others pin: its equivocation too
+            breaches += [Breach(None, None, why)] if own and (why := equivocation(log, own, ann.auctioneer, attested)) else []
+        except CheckpointError:  # (not the auctioneer's: a damaged copy's row, evidence of nothing)
+            pass
         try:
             draw = audit_draw(st)
         except AuditError as e:
@@ -490,6 +490,9 @@ class Auditor:
             why = "; ".join(filter(None, [f"audited round(s) {failed} failed" if failed else "",
                                           f"{len(breaches)} breach(es) in the log" if breaches else ""]))
             return AuditReport("invalid", why, draw, verdicts, breaches, ann.penalty, self.srs, st.size)
+        if spoiled:  # nothing against the auctioneer in what it pinned, but no sound copy to pass
+            why = f"the log given is a damaged copy ({spoiled}); the entries its checkpoint pins show no breach"
+            return _silent(why, ann, draw, st.size) if overdue else AuditReport("pending", why, draw, [], [], 0.0)
         if draw.withheld:
             return AuditReport("unconfirmed", unconfirmed_reason(draw) + f"; rounds {draw.rounds} verified ({ann.mode}) "
                                "and every round's public checks hold on this log", draw, verdicts, [], 0.0, self.srs, st.size)

@@ -31,6 +31,7 @@ from zkauction.protocol import merkle
 from zkauction.protocol.log import (  # noqa: F401  (the checkpoint format lives with the log)
     CHECKPOINT_HEADER,
     CheckpointError,
+    ChainError,
     CheckpointSignatureError,
     Ledger,
     SignedCheckpoint,
@@ -105,6 +106,24 @@ def vouched_prefix(ledger: Ledger, size: int) -> Ledger:
     prefix = Ledger.in_memory()
     prefix.replicate(ledger.entries(stop=size))
     return prefix
+
+
+def pinned_log(ledger: Ledger, size: int) -> tuple[Ledger, str | None]:
+    """:func:`vouched_prefix` and None; or, where only signatures fail among those entries, the entries
+    read without them and the first failure. A checkpoint pins each entry's content and signer, not its
+    signature (the Merkle leaf does not cover it), so anyone holding a copy can spoil one; read as
+    pinned, the entries are what the auctioneer vouched for, a breach among them its own (a host that
+    spoiled one signature of its log was pending for ever: the twenty-second review). A verdict it
+    passes needs the signatures. Raises :class:`ChainError` for any other failure."""
+    try:
+        return vouched_prefix(ledger, size), None
+    except ChainError as e:
+        if not e.reason.startswith("signature"):
+            raise
+        spoiled = str(e)
+    prefix = Ledger.in_memory()
+    prefix.replicate(ledger.entries(stop=size), signatures=False)
+    return prefix, spoiled
 
 
 def equivocation(ledger: Ledger, cp: SignedCheckpoint, auctioneer: str, attested: int) -> str | None:

@@ -198,8 +198,9 @@ class _Skip(Exception):
 # The fields of the entries the auctioneer writes once bids are in, and of a rejection's evidence: any other
 # is a channel nobody reads, for what must stay sealed (bids in an outcome: the twenty-first review).
 AUCTIONEER_FIELDS = {
-    COMMITMENTS_CLOSED: {"commitments"}, OPENING_REJECTED: {"bidder", "reason", "evidence"},
-    OUTCOME: {"participants", "commitments", "allocation", "payment"}, REVEALS_CLOSED: set(), OPENINGS: {"bids", "salts"},
+    COMMITMENTS_CLOSED: {"commitments"}, OPENING_REJECTED: {"bidder", "reason", "evidence"}, REVEALS_CLOSED: set(),
+    OUTCOME: {"participants", "commitments", "allocation", "payment"}, OPENINGS: {"bids", "salts"},
+    PROOF: {"format", "round_id", "circuit_name", "ezkl_version", "manifest_sha256", "vk_sha256", "commitments", "outcome", "proof", "log"},
 }
 EVIDENCE_FIELDS = {"bids", "salt", "signature"}
 
@@ -412,7 +413,8 @@ class _Reader:
             self.bad(f"{what} for round {r} before the reveal phase closed")
 
     def proof(self, e: Entry, d: dict[str, Any]) -> None:
-        # a proof reveals nothing: the auctioneer may prove any round once its outcome is logged
+        # a proof reveals nothing: the auctioneer may prove any round once its outcome is logged (`zkauction prove`,
+        # in any mode); it holds a proof bundle's fields only (AUCTIONEER_FIELDS)
         if e.round not in self.st.outcomes:
             self.bad(f"a proof for round {e.round} before its outcome")
         self.st.proofs.setdefault(e.round, e)

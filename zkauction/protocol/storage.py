@@ -131,7 +131,7 @@ class Storage(Protocol):
 
     def put_checkpoint(self, size: int, text: str) -> None: ...
 
-    def latest_checkpoint(self) -> str | None: ...
+    def recent_checkpoints(self, limit: int) -> list[str]: ...
 
     def close(self) -> None: ...
 
@@ -173,8 +173,8 @@ class MemoryStorage:
     def put_checkpoint(self, size: int, text: str) -> None:
         self._checkpoints[size] = text
 
-    def latest_checkpoint(self) -> str | None:
-        return self._checkpoints[max(self._checkpoints)] if self._checkpoints else None
+    def recent_checkpoints(self, limit: int) -> list[str]:
+        return [self._checkpoints[k] for k in sorted(self._checkpoints, reverse=True)[:limit]]
 
     def close(self) -> None:
         pass
@@ -342,13 +342,13 @@ class SQLiteStorage:
             except sqlite3.DatabaseError as e:
                 raise LedgerError(f"{self.path}: cannot store the checkpoint of size {size}: {e}") from None
 
-    def latest_checkpoint(self) -> str | None:
+    def recent_checkpoints(self, limit: int) -> list[str]:
         with self._lock:
             try:
-                r = self._db.execute("SELECT checkpoint FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+                rows = self._db.execute("SELECT checkpoint FROM checkpoints ORDER BY size DESC LIMIT ?", (limit,)).fetchall()
             except sqlite3.DatabaseError:
-                return None
-        return None if r is None else r[0]
+                return []
+        return [r[0] for r in rows]
 
     def close(self) -> None:
         with self._lock:

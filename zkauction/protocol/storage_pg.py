@@ -296,9 +296,8 @@ class PostgresStorage:
             except self._pg.Error as e:
                 raise LedgerError(f"{self._where()}: cannot store the checkpoint of size {size}: {_first_line(e)}") from None
 
-    def latest_checkpoint(self) -> str | None:
-        rows = self._fetch(f"SELECT checkpoint FROM {self._s}.checkpoints ORDER BY size DESC LIMIT 1")
-        return rows[0][0] if rows else None
+    def recent_checkpoints(self, limit: int) -> list[str]:
+        return [r[0] for r in self._fetch(f"SELECT checkpoint FROM {self._s}.checkpoints ORDER BY size DESC LIMIT {int(limit)}")]
 
     def close(self) -> None:
         """Release the writer's lock (before returning, so the log can be reopened at once) and close
