@@ -133,8 +133,13 @@ def test_a_stored_hash_that_is_not_hex_is_named_when_the_log_is_read(key):
     storage = MemoryStorage()
     storage.append_many([(entries[0], None), (entries[1], None),
                          (Entry(**{**entries[2].to_dict(), "hash": "zz" * 32}), None)])
-    with pytest.raises(ChainError, match="ledger entry 2: the stored hash is not 32 bytes of hex"):
-        Ledger(storage)
+    with pytest.raises(ChainError, match="ledger entry 2: "):
+        Ledger(storage, verify=True)  # a writer refuses it
+    reader = Ledger(storage)  # a reader stops before it and names it, as damage at its place
+    assert "ledger entry 2: the stored hash is not 32 bytes of hex" in str(reader.unreadable)
+    assert len(reader) == 2 and len(reader.entries()) == 2
+    with pytest.raises(ChainError, match="ledger entry 2: "):
+        reader.verify_chain()
     # and a payload that is not Unicode text (a lone surrogate from a JSON file) is a chain error too
     e = entries[1]
     with pytest.raises(ChainError, match="ledger entry 1: .*surrogate"):

@@ -27,19 +27,23 @@ def _cli(args):
     return r, crashed
 
 
-@pytest.fixture(scope="module")
-def honest_log(tmp_path_factory):
-    """A finished honest run (reveal mode, 2 rounds): its database and its newest signed checkpoint."""
-    tmp = tmp_path_factory.mktemp("honest")
+def finished_honest_run(tmp):
+    """A finished honest run (reveal mode, 2 rounds): its database, its newest signed checkpoint, the
+    auction and the auctioneer's key."""
     run, fn = local_run(tmp / "run", rounds=2)
     try:
         run.play()
         run.answer_audit(run.reveal().rounds)
         run.auctioneer.checkpoint()
         assert Auditor(run.ledger, outcome=fn).audit().status == "valid"
-        return Path(run.db), run.ledger.latest_checkpoint(), fn
+        return Path(run.db), run.ledger.latest_checkpoint(), fn, run.auctioneer.key
     finally:
         run.close()
+
+
+@pytest.fixture(scope="module")
+def honest_log(tmp_path_factory):
+    return finished_honest_run(tmp_path_factory.mktemp("honest"))[:3]
 
 
 # ------------------------------------------------------------------------------------------------

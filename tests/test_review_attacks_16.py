@@ -154,18 +154,9 @@ def test_an_unreadable_checkpoint_row_does_not_hide_the_breach_the_callers_check
 
 @pytest.fixture(scope="module")
 def honest(tmp_path_factory):
-    from test_mutation_kills_service import local_run
+    from test_review_attacks_15 import finished_honest_run
 
-    tmp = tmp_path_factory.mktemp("honest")
-    run, fn = local_run(tmp / "run", rounds=2)
-    try:
-        run.play()
-        run.answer_audit(run.reveal().rounds)
-        run.auctioneer.checkpoint()
-        assert Auditor(run.ledger, outcome=fn).audit().status == "valid"
-        return Path(run.db), run.ledger.latest_checkpoint(), fn, run.auctioneer.key
-    finally:
-        run.close()
+    return finished_honest_run(tmp_path_factory.mktemp("honest"))
 
 
 @pytest.mark.parametrize("sql", ["DELETE FROM checkpoints", "DROP TABLE checkpoints"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from zkauction.protocol.log import Ledger, SigningKey
+from zkauction.protocol.log import ChainError, Ledger, SigningKey
 from zkauction.protocol.storage import (
     DuplicateEntryError,
     Entry,
@@ -354,8 +354,13 @@ def test_the_read_only_log_commands_take_either_backend(backend, key):
 
     from zkauction.cli import app
 
-    with backend.ledger() as ledger:
-        ledger.append("announcement", {"auction": {"name": "x"}}, key)
+    from zkauction.protocol.announcement import DEFAULT_DEADLINES, Announcement
+
+    ann = Announcement(rounds=2, audits=1, penalty=1.0, mode="reveal", n=1, m=1, input_scale=12, support=[[[0.0, 1.0]]],
+                       auction={"name": "x"}, auctioneer=key.public_hex, bidders=[SigningKey.generate().public_hex],
+                       third_party=None, deadlines=dict(DEFAULT_DEADLINES), exclusion="void", nonce="ab" * 16)
+    with backend.ledger() as ledger:  # (`log checkpoint` prints a checkpoint its announced auctioneer signed)
+        ledger.append("announcement", ann.to_dict(), key)
         fill(ledger, key, 3)
         cp = ledger.checkpoint(key)
     cli = CliRunner()
@@ -425,8 +430,14 @@ def test_a_round_stored_as_another_type_is_refused_not_hidden_from_lookups(backe
         with pg_admin() as conn:
             conn.execute(f'ALTER TABLE "{backend.log}".entries ALTER COLUMN round TYPE NUMERIC')
         why = "not a zkauction log \\(column types \\{'round': 'numeric'\\}"
-    with pytest.raises(LedgerError, match=why):
-        backend.ledger(writer=False)
+    if backend.name == "sqlite":  # a reader stops before the row (replay and lookups alike), and names it
+        with backend.ledger(writer=False) as reader:
+            assert len(reader) == 1 and [e.seq for e in reader.entries()] == [0] and reader.entries(round=1) == []
+            with pytest.raises(ChainError, match=why):
+                reader.verify_chain()
+    else:
+        with pytest.raises(LedgerError, match=why):
+            backend.ledger(writer=False)
     with pytest.raises(LedgerError, match=why):
         backend.ledger()
 

@@ -41,26 +41,16 @@ def db_name(db: str | Path) -> str:
     return redact_url(db) if is_postgres_url(db) else str(db)
 
 
-def _signed(cp: Any, auctioneer: str) -> bool:
-    from zkauction.protocol.checkpoint import CheckpointError
-
-    try:
-        cp.verify(auctioneer)
-        return True
-    except CheckpointError:
-        return False
-
-
 def _pinned(ledger: Any, err: Any, since: Any) -> bool:
     """Whether the chain failure ``err`` lies in entries a checkpoint the announced auctioneer signed
     (the log's stored one, or ``since``) vouches for, and that checkpoint pins it."""
-    from zkauction.protocol.checkpoint import attested_size
+    from zkauction.protocol.checkpoint import attested_size, stored_checkpoint
     from zkauction.protocol.entries import pinned_failure
     from zkauction.protocol.state import read_announcement
 
     try:
-        ann, _ = read_announcement(ledger)
-        cps = [c for c in (ledger.latest_checkpoint(), since) if c is not None]
+        ann, _ = read_announcement(ledger, signatures=False)
+        cps = [c for c in (stored_checkpoint(ledger, ann.auctioneer), since) if c is not None]
         return err.seq < attested_size(ledger, cps, ann.auctioneer) and pinned_failure(ledger.storage.get(err.seq), err)
     except ZkAuctionError:
         return False
@@ -74,7 +64,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     breach among them is ``LOG INVALID``; a copy that fails elsewhere is ``damaged`` (not evidence
     against the auctioneer: the twentieth to twenty-second reviews)."""
     from zkauction.protocol.audit import check_cosigned, public_checks
-    from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, pinned_log
+    from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, pinned_log, stored_checkpoint
     from zkauction.protocol.entries import pinned_failure
     from zkauction.protocol.log import ChainError
     from zkauction.protocol.state import ProtocolError, read_announcement, read_state
@@ -106,8 +96,8 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
         damage = e
     # 2. the announcement; a checkpoint the caller brought must be this log's, signed by its auctioneer
     #    (else it is no evidence about the log, and the caller's usage error: the twenty-first review)
-    try:
-        ann, _ = read_announcement(ledger)
+    try:  # (its signature: with the entries a checkpoint pins, below)
+        ann, _ = read_announcement(ledger, signatures=False)
     except (ProtocolError, ChainError) as e:
         return damaged_copy(damage) if damage is not None else failed("announcement", str(e))
     if since is not None:
@@ -122,7 +112,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
             return failed("consistency", f"the checkpoint given is no evidence about this log: {e}")
     # 3. what the auctioneer's checkpoints (the log's newest, and the caller's) pin; two of them over two
     #    histories are its equivocation (the penalty); entries no checkpoint of its pins are evidence of nothing
-    cp = ledger.latest_checkpoint()
+    cp = stored_checkpoint(ledger, ann.auctioneer)  # (rows of junk, another log's or anyone else's: evidence of nothing)
     held = [c for c in (cp, since) if c is not None]
     attested = attested_size(ledger, held, ann.auctioneer)
     for c in held:
@@ -139,7 +129,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
         return failed("checkpoint", f"no checkpoint the auctioneer signed vouches for these {len(ledger)} entries (none "
                       "stored, a copy short of its checkpoint, re-placed, or with a checkpoint not the auctioneer's): not "
                       "evidence against it", damaged=True)
-    if cp is not None and cp.size <= attested and _signed(cp, ann.auctioneer):  # (so the root at its size is its own)
+    if cp is not None and cp.size <= attested:  # (signed, so the root at its size is its own)
         report["checkpoint"] = cp.to_dict()
         passed("checkpoint", f"size {cp.size}, root {cp.root[:16]}..., signed by the announced auctioneer")
     if since is not None and since.size <= attested:
@@ -151,7 +141,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
         log, spoiled = pinned_log(ledger, attested)
     except ChainError as e:
         return failed("chain", str(e)) if pinned_failure(ledger.storage.get(e.seq), e) else damaged_copy(e)
-    st = read_state(log)
+    st = read_state(log, signatures=spoiled is None)
     breaches = public_checks(st) + check_cosigned(log, st)
     if breaches:
         report["breaches"] = [str(b) for b in breaches]
@@ -200,11 +190,16 @@ def register(app: typer.Typer) -> None:
 
 @log_app.command("checkpoint")
 def checkpoint_cmd(db: str = typer.Option(..., "--db", help=DB_HELP)) -> None:
-    """Print the log's newest signed checkpoint as JSON (keep it: `log verify --since` checks later
-    views against it)."""
+    """Print the log's newest checkpoint signed by its announced auctioneer as JSON (keep it: `log
+    verify --since` checks later views against it). Rows of another log or signer are passed over."""
+    from zkauction.protocol.checkpoint import stored_checkpoint
+    from zkauction.protocol.state import ProtocolError, read_announcement
+
     ledger = _open(db)
     try:
-        cp = ledger.latest_checkpoint()
+        cp = stored_checkpoint(ledger, read_announcement(ledger, signatures=False)[0].auctioneer)
+    except ProtocolError as e:
+        _fail(f"{db_name(db)}: {e}", 1)
     finally:
         ledger.close()
     if cp is None:

@@ -51,7 +51,7 @@ from zkauction.protocol.announcement import (  # noqa: F401  (liveness_limit_s: 
     liveness_limit_s,
     misstated_terms,
 )
-from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, pinned_log
+from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, pinned_log, stored_checkpoint
 from zkauction.protocol.credibility import DEFAULT_TOLERANCE, output_step, public_tolerance
 from zkauction.protocol.entries import outcome_digest, pinned_failure
 from zkauction.protocol.log import ChainError, Ledger, LedgerError, SignedCheckpoint, verify_signature
@@ -438,8 +438,8 @@ class Auditor:
         its breach, not pending. A checkpoint given (``checkpoints``) that the auctioneer signed
         beyond what the log given holds leaves any verdict but invalid pending (overdue: silent)."""
         # only what a checkpoint the auctioneer signed pins is its log (statements are signed without their place)
-        ann, _ = read_announcement(self.ledger)
-        own = self.ledger.latest_checkpoint()
+        ann, _ = read_announcement(self.ledger, signatures=False)  # (its signature is checked with what it pins)
+        own = stored_checkpoint(self.ledger, ann.auctioneer)
         attested = attested_size(self.ledger, self.checkpoints + ([own] if own else []), ann.auctioneer)
         unheld = [cp.size for cp in self.checkpoints if cp.size > attested]
         report = self._audit(state, overdue, ann, attested, own)
@@ -462,7 +462,7 @@ class Auditor:
                                    ann.penalty, None, len(self.ledger))
             why = f"the log given is a damaged copy: {e}"  # (overdue: the host served no sound log in time)
             return _silent(why, ann, None, 0) if overdue else AuditReport("pending", why, None, [], [], 0.0, None, len(self.ledger))
-        st = state if state is not None and spoiled is None else read_state(log)
+        st = state if state is not None and spoiled is None else read_state(log, signatures=spoiled is None)
         breaches = announced_terms(ann, self.circuit) + public_checks(st) + check_cosigned(log, st)
         breaches += [Breach(None, None, why) for cp in self.checkpoints if (why := equivocation(log, cp, ann.auctioneer, attested))]
         try:  # the log's own stored checkpoint over another history of what the others pin: its equivocation too

@@ -100,12 +100,27 @@ def vouched_prefix(ledger: Ledger, size: int) -> Ledger:
     """The log's first ``size`` entries (those a checkpoint vouches for, :func:`attested_size`), every
     entry checked: ``ledger`` itself when it holds no more (its chain verified), else an in-memory
     replica of them. Raises :class:`ChainError` naming the first bad entry."""
-    if size == len(ledger):
+    if size == len(ledger) and ledger.unreadable is None:  # (else rows it could not read follow: not these)
         ledger.verify_chain()
         return ledger
     prefix = Ledger.in_memory()
     prefix.replicate(ledger.entries(stop=size))
     return prefix
+
+
+def stored_checkpoint(ledger: Ledger, auctioneer: str) -> SignedCheckpoint | None:
+    """The newest checkpoint stored with the log (among its 64 newest rows) that is this log's and
+    signed by ``auctioneer``: a row of junk, of another log or signed by anyone else is evidence of
+    nothing (the twenty-third review: one at the largest size changed what `log verify` reported)."""
+    for text in ledger.storage.recent_checkpoints(64):
+        try:
+            cp = SignedCheckpoint.from_json(text)
+            if cp.log_id == ledger.log_id:
+                cp.verify(auctioneer)
+                return cp
+        except CheckpointError:
+            continue
+    return None
 
 
 def pinned_log(ledger: Ledger, size: int) -> tuple[Ledger, str | None]:

@@ -222,17 +222,24 @@ class Ledger:
         # other process appends); a reader always asks the storage, which may have grown
         self._rounds_seen: OrderedDict[int, list[Entry]] = OrderedDict()
         self._keep_rounds = ROUNDS_KEPT if getattr(storage, "writer", True) else 0
+        # a reader stops at the first row it cannot read (a host's junk after its checkpoints hid what they
+        # pin from every offline verifier: the twenty-third review); verify_chain names it, as damage
+        self.unreadable: ChainError | None = None
         prev = log_id = GENESIS_HASH
-        for e in storage.scan(0):
+        try:
+            for e in storage.scan(0):
+                if verify:
+                    check_entry(e, self.tree.size, prev, log_id=log_id)
+                try:
+                    self.tree.append(leaf_hash_of(e))
+                except (ValueError, TypeError):  # merkle.MerkleError is a ValueError
+                    raise ChainError(e.seq, "the stored hash is not 32 bytes of hex") from None
+                prev, log_id = e.hash, (e.hash if self.tree.size == 1 else log_id)
+                self._counted(e)
+        except LedgerError as err:  # (ChainError is one)
             if verify:
-                check_entry(e, self.tree.size, prev, log_id=log_id)
-            prev = e.hash
-            log_id = e.hash if self.tree.size == 0 else log_id
-            try:
-                self.tree.append(leaf_hash_of(e))
-            except (ValueError, TypeError):  # merkle.MerkleError is a ValueError
-                raise ChainError(e.seq, "the stored hash is not 32 bytes of hex") from None
-            self._counted(e)
+                raise
+            self.unreadable = err if isinstance(err, ChainError) else ChainError(self.tree.size, f"unreadable row: {err}")
         self._head = prev
 
     def _counted(self, e: Entry) -> None:
@@ -398,13 +405,14 @@ class Ledger:
         (so exactly the entries that read found), else :class:`LedgerError` (a damaged or doctored index would
         otherwise hide an entry from every lookup, e.g. ``zkauction verify --db``, that a replay,
         e.g. ``zkauction log verify``, sees). A lookup of both reads the round and keeps the kind."""
+        bound = len(self) if self.unreadable is not None else None  # (a reader of a damaged file: the rows it read)
         if (kind is None and round is None) or start or stop is not None:
-            return list(self.storage.scan(start, kind, round, stop))
+            return list(self.storage.scan(start, kind, round, stop if stop is not None else bound))
         seen = self._rounds_seen.get(round) if round is not None else None
         if seen is not None:
             self._rounds_seen.move_to_end(round)
             return list(seen) if kind is None else [e for e in seen if e.kind == kind]
-        got = list(self.storage.scan(0, None if round is not None else kind, round))
+        got = list(self.storage.scan(0, None if round is not None else kind, round, bound))
         what, want = (f"round {round}", self._per_round[round]) if round is not None else (f"kind {kind!r}", self._per_kind[kind])
         last = -1
         for e in got:
@@ -450,11 +458,16 @@ class Ledger:
         """Replay the whole chain. Returns a :class:`ChainCheck`, or raises :class:`ChainError`
         naming the first entry whose sequence number, link, hash or signature fails."""
         prev, n, tree, log_id = GENESIS_HASH, 0, merkle.MerkleTree(), GENESIS_HASH
-        for entry in self.storage.scan(0):
-            check_entry(entry, n, prev, log_id=log_id)
-            tree.append(leaf_hash_of(entry))
-            prev, n = entry.hash, n + 1
-            log_id = entry.hash if n == 1 else log_id
+        try:
+            for entry in self.storage.scan(0):
+                check_entry(entry, n, prev, log_id=log_id)
+                tree.append(leaf_hash_of(entry))
+                prev, n = entry.hash, n + 1
+                log_id = entry.hash if n == 1 else log_id
+        except ChainError:
+            raise
+        except LedgerError as e:  # a row of another type than the log writes
+            raise ChainError(n, f"unreadable row: {e}") from None
         return ChainCheck(n, prev, tree.root().hex())
 
     # Signed checkpoints (the operator signs; everyone keeps the last one it accepted).

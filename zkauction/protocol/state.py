@@ -450,14 +450,14 @@ def rejected_no_opening(ledger: Ledger, round: int, bidder: int, auctioneer: str
                for e in ledger.entries(kind=OPENING_REJECTED, round=round))
 
 
-def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
+def read_announcement(ledger: Ledger, signatures: bool = True) -> tuple[Announcement, Entry]:
     first = ledger.storage.get(0)
     if first is None:
         raise ProtocolError("the log is empty: no auction has been announced")
     if first.kind != ANNOUNCEMENT:
         raise ProtocolError(f"ledger entry 0 is a {first.kind!r}, expected the auction announcement")
     try:  # the announcement is what every party registers for: its content must hash to its id
-        check_entry(first, 0, GENESIS_HASH, log_id="")
+        check_entry(first, 0, GENESIS_HASH, log_id="", signatures=signatures)  # (False: pinned, checkpoint.pinned_log)
     except ChainError as e:
         raise ProtocolError(f"the announcement does not verify: {e}") from None
     ann = Announcement.from_dict(first.data)
@@ -466,12 +466,12 @@ def read_announcement(ledger: Ledger) -> tuple[Announcement, Entry]:
     return ann, first
 
 
-def read_state(ledger: Ledger, *, stop: int | None = None) -> LedgerState:
+def read_state(ledger: Ledger, *, stop: int | None = None, signatures: bool = True) -> LedgerState:
     """Replay the log (its first ``stop`` entries) into a :class:`LedgerState`.
 
     Raises :class:`ProtocolError` only for a log without a valid announcement; everything else that
     breaks the rules is recorded in ``breaches`` (the auctioneer's) or ``notes`` (others')."""
-    ann, first = read_announcement(ledger)
+    ann, first = read_announcement(ledger, signatures)
     reader = _Reader(ann, first)
     for e in ledger.entries(start=1, stop=stop):
         reader.read(e)
