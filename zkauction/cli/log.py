@@ -51,7 +51,7 @@ def _pinned(ledger: Any, err: Any, since: Any) -> bool:
     try:
         ann, _ = read_announcement(ledger, signatures=False)
         cps = [c for c in (stored_checkpoint(ledger, ann.auctioneer), since) if c is not None]
-        return err.seq < attested_size(ledger, cps, ann.auctioneer) and pinned_failure(ledger.storage.get(err.seq), err)
+        return err.seq < attested_size(ledger, cps, ann.auctioneer) and pinned_failure(getattr(err, "entry", None), err)
     except ZkAuctionError:
         return False
 
@@ -138,9 +138,9 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     #    signature, which the leaf does not cover, is read past: the content and signer are pinned), then every
     #    round's public checks and the bidders' co-signed checkpoints
     try:
-        log, spoiled = pinned_log(ledger, attested)
+        log, spoiled = pinned_log(ledger, attested, verified=damage is None)  # (step 1 verified the whole chain)
     except ChainError as e:
-        return failed("chain", str(e)) if pinned_failure(ledger.storage.get(e.seq), e) else damaged_copy(e)
+        return failed("chain", str(e)) if pinned_failure(getattr(e, "entry", None), e) else damaged_copy(e)
     st = read_state(log, signatures=spoiled is None)
     breaches = public_checks(st) + check_cosigned(log, st)
     if breaches:

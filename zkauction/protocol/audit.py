@@ -457,7 +457,7 @@ class Auditor:
         try:  # every entry's content, hash and signature, before anything is read from them
             log, spoiled = pinned_log(self.ledger, attested)
         except ChainError as e:  # the auctioneer's only where its checkpoint pins the failure (else a damaged copy)
-            if pinned_failure(self.ledger.storage.get(e.seq), e):
+            if pinned_failure(getattr(e, "entry", None), e):  # (the row that failed, read at its place)
                 return AuditReport("invalid", f"the log does not verify: {e}", None, [], [Breach(e.seq, None, str(e))],
                                    ann.penalty, None, len(self.ledger))
             why = f"the log given is a damaged copy: {e}"  # (overdue: the host served no sound log in time)

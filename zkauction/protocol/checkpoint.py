@@ -33,7 +33,9 @@ from zkauction.protocol.log import (  # noqa: F401  (the checkpoint format lives
     CheckpointError,
     ChainError,
     CheckpointSignatureError,
+    Entry,
     Ledger,
+    LedgerError,
     SignedCheckpoint,
 )
 from zkauction.protocol.private import write_private
@@ -96,15 +98,37 @@ def attested_size(ledger: Ledger, checkpoints: list[SignedCheckpoint], auctionee
     return best
 
 
-def vouched_prefix(ledger: Ledger, size: int) -> Ledger:
+def vouched_prefix(ledger: Ledger, size: int, *, signatures: bool = True, verified: bool = False) -> Ledger:
     """The log's first ``size`` entries (those a checkpoint vouches for, :func:`attested_size`), every
-    entry checked: ``ledger`` itself when it holds no more (its chain verified), else an in-memory
-    replica of them. Raises :class:`ChainError` naming the first bad entry."""
-    if size == len(ledger) and ledger.unreadable is None:  # (else rows it could not read follow: not these)
-        ledger.verify_chain()
-        return ledger
-    prefix = Ledger.in_memory()
-    prefix.replicate(ledger.entries(stop=size))
+    entry checked: ``ledger`` itself when it holds no more and its chain verifies, else an in-memory
+    replica of its first ``size`` rows in the Merkle tree's order, each read at its place (a row's
+    stored sequence number is content its hash pins: a copy's renumbered, duplicated or fractional
+    rows framed or stopped the verifiers, the twenty-fifth review). Raises :class:`ChainError` naming
+    the first bad entry (``.entry``: the row that failed, where there is one). ``verified``: the
+    caller has just verified the whole chain (not again)."""
+    if size == len(ledger) and ledger.unreadable is None and signatures:  # (else rows it could not read follow)
+        try:
+            if not verified:
+                ledger.verify_chain()
+            return ledger
+        except ChainError:
+            pass  # (read by place below, to name the failure the same way)
+    prefix, place, rows = Ledger.in_memory(), 0, ledger.storage.scan(0)
+    try:
+        while place < size and (e := next(rows, None)) is not None:  # (not a row further: it may be unreadable)
+            e = e if e.seq == place else Entry(place, e.round, e.kind, e.payload, e.prev_hash, e.hash, e.signer, e.signature)
+            try:
+                prefix.replicate([e], signatures=signatures)
+            except ChainError as err:
+                err.entry = e
+                raise
+            place += 1
+    except ChainError:
+        raise
+    except LedgerError as err:  # a row of another type than the log writes
+        raise ChainError(place, f"unreadable row: {err}") from None
+    if place < size:
+        raise ChainError(place, f"missing: the copy holds {place} of the {size} entries a checkpoint pins")
     return prefix
 
 
@@ -123,7 +147,7 @@ def stored_checkpoint(ledger: Ledger, auctioneer: str) -> SignedCheckpoint | Non
     return None
 
 
-def pinned_log(ledger: Ledger, size: int) -> tuple[Ledger, str | None]:
+def pinned_log(ledger: Ledger, size: int, *, verified: bool = False) -> tuple[Ledger, str | None]:
     """:func:`vouched_prefix` and None; or, where only signatures fail among those entries, the entries
     read without them and the first failure. A checkpoint pins each entry's content and signer, not its
     signature (the Merkle leaf does not cover it), so anyone holding a copy can spoil one; read as
@@ -131,14 +155,12 @@ def pinned_log(ledger: Ledger, size: int) -> tuple[Ledger, str | None]:
     spoiled one signature of its log was pending for ever: the twenty-second review). A verdict it
     passes needs the signatures. Raises :class:`ChainError` for any other failure."""
     try:
-        return vouched_prefix(ledger, size), None
+        return vouched_prefix(ledger, size, verified=verified), None
     except ChainError as e:
         if not e.reason.startswith("signature"):
             raise
         spoiled = str(e)
-    prefix = Ledger.in_memory()
-    prefix.replicate(ledger.entries(stop=size), signatures=False)
-    return prefix, spoiled
+    return vouched_prefix(ledger, size, signatures=False), spoiled
 
 
 def equivocation(ledger: Ledger, cp: SignedCheckpoint, auctioneer: str, attested: int) -> str | None:

@@ -138,7 +138,7 @@ class SignedCheckpoint:
     def from_json(cls, text: str) -> "SignedCheckpoint":
         try:
             return cls.from_dict(parse_json(text))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, TypeError) as e:  # (TypeError: a stored value that is not text)
             raise CheckpointError(f"checkpoint is not valid JSON: {e}") from None
 
     @classmethod
@@ -460,7 +460,11 @@ class Ledger:
         prev, n, tree, log_id = GENESIS_HASH, 0, merkle.MerkleTree(), GENESIS_HASH
         try:
             for entry in self.storage.scan(0):
-                check_entry(entry, n, prev, log_id=log_id)
+                try:
+                    check_entry(entry, n, prev, log_id=log_id)
+                except ChainError as err:
+                    err.entry = entry  # (the row that failed, which storage.get(err.seq) need not return)
+                    raise
                 tree.append(leaf_hash_of(entry))
                 prev, n = entry.hash, n + 1
                 log_id = entry.hash if n == 1 else log_id
