@@ -62,7 +62,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     announced auctioneer signed pins (its newest stored, and ``since``) are judged: statements are
     signed without their place, so anyone holding a copy can re-place, cut or damage the rest. A
     breach among them is ``LOG INVALID``; a copy that fails elsewhere is ``damaged`` (not evidence
-    against the auctioneer: the twentieth to twenty-second reviews)."""
+    against the auctioneer: the twentieth to twenty-fifth reviews)."""
     from zkauction.protocol.audit import check_cosigned, public_checks
     from zkauction.protocol.checkpoint import CheckpointError, attested_size, equivocation, pinned_log, stored_checkpoint
     from zkauction.protocol.entries import pinned_failure
@@ -118,7 +118,7 @@ def verify_log(ledger: Any, since: Any = None) -> dict[str, Any]:
     for c in held:
         try:
             why = equivocation(ledger, c, ann.auctioneer, attested)
-        except CheckpointError:  # (the log's own checkpoint, not signed by its auctioneer: a damaged copy)
+        except CheckpointError:  # (held are this log's and signed: not expected, and evidence of nothing)
             continue
         if why:
             report["penalty_due"] = ann.penalty
