@@ -293,21 +293,27 @@ def ls_cmd(
 def round_summary(ledger: Any, r: int) -> dict[str, Any]:
     """One round as every verifier sees it: commitments, rejections, outcome, public checks, audit."""
     from zkauction.protocol.audit import audit_draw, check_round
-    from zkauction.protocol.state import AuditError, ProtocolError, read_state, round_state
+    from zkauction.protocol.checkpoint import attested_size, stored_checkpoint
+    from zkauction.protocol.state import AuditError, ProtocolError, read_announcement, read_state, round_state
 
-    st = round_state(ledger, r)
-    ann = st.announcement
+    # only the entries the log's checkpoint (signed by its auctioneer) pins: anyone holding the file can
+    # add or re-place the rest, which `log verify` does not judge either (the twenty-sixth review)
+    ann, _ = read_announcement(ledger)
     if not 1 <= r <= ann.rounds:
         raise ProtocolError(f"--round {r}: the auction has rounds 1..{ann.rounds}")
+    pinned = attested_size(ledger, [c for c in [stored_checkpoint(ledger, ann.auctioneer)] if c], ann.auctioneer)
+    st = round_state(ledger, r, stop=pinned)
     out = st.outcomes.get(r)
     summary: dict[str, Any] = {
         "round": r, "commitments": st.commitments.get(r, {}), "closed": r in st.closes,
         "rejections": st.rejections.get(r, {}), "published_openings": sorted(st.disputes.get(r, {})),
         "outcome": None if out is None else {k: out.data[k] for k in ("participants", "allocation", "payment")},
-        "public_checks": [str(b) for b in st.breaches + check_round(st, r)] if out is not None else ["pending: no outcome yet"],
+        "public_checks": [] if not pinned else [str(b) for b in st.breaches + check_round(st, r)] if out is not None
+        else ["pending: no outcome yet"],
+        "pinned_entries": pinned,  # (0: not judged, no checkpoint the auctioneer signed pins this copy)
     }
     try:
-        draw = audit_draw(read_state(ledger))
+        draw = audit_draw(read_state(ledger, stop=pinned))
         summary["audited"] = r in draw.rounds
     except AuditError as e:
         summary["audited"] = f"not drawn yet ({e})"
@@ -343,5 +349,7 @@ def show_cmd(
         o = s["outcome"]
         typer.echo(f"  outcome: participants {o['participants']}, allocation {o['allocation']}, payment {o['payment']}")
     checks = s["public_checks"]
-    typer.echo("  public checks: " + ("all hold" if not checks else "; ".join(checks)))
+    typer.echo("  public checks: " + ("not judged (no checkpoint the auctioneer signed pins this copy's entries: "
+                                      "`zkauction log verify`)" if not s["pinned_entries"] else
+                                      "all hold" if not checks else "; ".join(checks)))
     typer.echo(f"  audited: {s['audited']}; proof logged: {s['proof_logged']}")

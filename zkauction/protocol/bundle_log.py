@@ -17,7 +17,9 @@ from typing import Any
 
 from zkauction.protocol import merkle
 from zkauction.protocol.announcement import misstated_terms
-from zkauction.protocol.checkpoint import CheckpointError, SignedCheckpoint, check_log_extends
+from zkauction.protocol.checkpoint import (
+    CheckpointError, SignedCheckpoint, attested_size, check_log_extends, stored_checkpoint,
+)
 from zkauction.protocol.log import ChainError, CheckpointSignatureError, Entry, Ledger, LedgerError, check_entry, leaf_hash_of
 from zkauction.protocol.state import ANNOUNCEMENT, OUTCOME, Announcement, ProtocolError, read_announcement, round_state
 from zkauction.zk.bundle import ProofBundle, VerificationError
@@ -164,13 +166,18 @@ def check_bundle_against_ledger(bundle: Any, ledger: Ledger, round: int | None =
         r = bundle.round_id
         if not isinstance(r, int):
             raise VerificationError("ledger", f"the bundle names no round (round_id {r!r})")
-        st = round_state(ledger, r)  # every entry of the round hash- and signature-checked
+        # every entry of the round hash- and signature-checked, of those a checkpoint of the auctioneer's pins (the
+        # rest anyone holding the file can add or re-place: statements are signed without their place)
+        held = [c for c in (cp, kept, stored_checkpoint(ledger, ann.auctioneer)) if c is not None]
+        st = round_state(ledger, r, stop=attested_size(ledger, held, ann.auctioneer))
     except KeptNotEvidence:
         raise
     except (LedgerError, ProtocolError) as e:
         raise VerificationError("ledger", str(e)) from None
-    if r not in st.outcomes:
-        raise VerificationError("ledger", f"round {r}: no outcome is logged for this round")
+    if r not in st.outcomes:  # (one logged after what the checkpoints pin is not covered)
+        logged = any(e.signer == ann.auctioneer for e in ledger.entries(kind=OUTCOME, round=r))
+        raise VerificationError("ledger", f"round {r}: the outcome is not covered by the checkpoint" if logged else
+                                f"round {r}: no outcome is logged for this round")
     out = st.outcomes[r]
     if out.seq >= cp.size:
         raise VerificationError("ledger", f"round {r}: the outcome is not covered by the checkpoint")

@@ -478,19 +478,20 @@ def read_state(ledger: Ledger, *, stop: int | None = None, signatures: bool = Tr
     return reader.st
 
 
-def round_state(ledger: Ledger, round: int) -> LedgerState:
+def round_state(ledger: Ledger, round: int, stop: int | None = None) -> LedgerState:
     """The state of one round only (its entries, the registrations and the previous round's
-    outcome), read with index lookups: what checking one round costs, at any length of the log."""
+    outcome), read with index lookups: what checking one round costs, at any length of the log.
+    ``stop``: only entries before it (those a checkpoint of the auctioneer's pins: the twenty-sixth review)."""
     ann, first = read_announcement(ledger)
-    reader = _Reader(ann, first)
-    for e in ledger.entries(kind=REGISTRATION):
+    reader, pinned = _Reader(ann, first), lambda es: [e for e in es if stop is None or e.seq < stop]
+    for e in pinned(ledger.entries(kind=REGISTRATION)):
         check_entry(e, log_id=first.hash)
         reader.read(e)
     for q in previous_block(ann, round):  # taken as given: only their existence orders this round
-        prev = [e for e in ledger.entries(kind=OUTCOME, round=q) if e.signer == ann.auctioneer][:1]
+        prev = [e for e in pinned(ledger.entries(kind=OUTCOME, round=q)) if e.signer == ann.auctioneer][:1]
         reader.st.outcomes.update({q: e for e in prev})
-    closed = [e for e in ledger.entries(kind=REVEALS_CLOSED) if e.signer == ann.auctioneer][:1]
-    for e in sorted(ledger.entries(round=round) + closed, key=lambda e: e.seq):
+    closed = [e for e in pinned(ledger.entries(kind=REVEALS_CLOSED)) if e.signer == ann.auctioneer][:1]
+    for e in sorted(pinned(ledger.entries(round=round)) + closed, key=lambda e: e.seq):
         check_entry(e, log_id=first.hash)  # content, hash and signature of every entry this round's checks rely on
         if e.kind == REVEALS_CLOSED:  # taken as given too: it orders disputes and proofs
             reader.st.reveals_closed = e
