@@ -136,9 +136,8 @@ def stored_checkpoint(ledger: Ledger, auctioneer: str) -> SignedCheckpoint | Non
     """The newest checkpoint stored with the log (among its 64 newest rows) that is this log's and
     signed by ``auctioneer``: a row of junk, of another log or signed by anyone else is evidence of
     nothing (the twenty-third review: one at the largest size changed what `log verify` reported)."""
-    for text in ledger.storage.recent_checkpoints(64):
+    for cp in ledger.stored_checkpoints():
         try:
-            cp = SignedCheckpoint.from_json(text)
             if cp.log_id == ledger.log_id:
                 cp.verify(auctioneer)
                 return cp

@@ -482,14 +482,17 @@ class Ledger:
         self.storage.put_checkpoint(cp.size, cp.to_json())
         return cp
 
-    def latest_checkpoint(self) -> SignedCheckpoint | None:
-        """The newest readable checkpoint stored with the log (among its 64 newest rows), or None. A row
+    def stored_checkpoints(self) -> Iterator[SignedCheckpoint]:
+        """The readable checkpoints stored with the log, newest first (among its 64 newest rows). A row
         that is not a checkpoint (a host's junk, at the largest size) is passed over, not raised: it
         left every verifier without a verdict (the twenty-second review). Whose signature it carries,
         and whether the log holds it, is each verifier's to check."""
         for text in self.storage.recent_checkpoints(64):
             try:
-                return SignedCheckpoint.from_json(text)
+                yield SignedCheckpoint.from_json(text)
             except CheckpointError:
                 continue
-        return None
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The newest readable checkpoint stored with the log (:meth:`stored_checkpoints`), or None."""
+        return next(self.stored_checkpoints(), None)
